@@ -1,0 +1,88 @@
+package httpapi
+
+import (
+	"net/http"
+)
+
+// authorizationServerMetadata is the RFC 8414 document. Optional fields are
+// omitted rather than null.
+type authorizationServerMetadata struct {
+	Issuer                                     string   `json:"issuer"`
+	AuthorizationEndpoint                      string   `json:"authorization_endpoint"`
+	TokenEndpoint                              string   `json:"token_endpoint"`
+	RegistrationEndpoint                       string   `json:"registration_endpoint"`
+	RevocationEndpoint                         string   `json:"revocation_endpoint"`
+	JWKSURI                                    string   `json:"jwks_uri"`
+	ScopesSupported                            []string `json:"scopes_supported,omitempty"`
+	ResponseTypesSupported                     []string `json:"response_types_supported"`
+	ResponseModesSupported                     []string `json:"response_modes_supported"`
+	GrantTypesSupported                        []string `json:"grant_types_supported"`
+	TokenEndpointAuthMethodsSupported          []string `json:"token_endpoint_auth_methods_supported"`
+	RevocationEndpointAuthMethodsSupported     []string `json:"revocation_endpoint_auth_methods_supported"`
+	CodeChallengeMethodsSupported              []string `json:"code_challenge_methods_supported"`
+	AuthorizationResponseIssParameterSupported bool     `json:"authorization_response_iss_parameter_supported"`
+}
+
+func (s *Server) metadata() authorizationServerMetadata {
+	authMethods := []string{"client_secret_basic", "client_secret_post", "none"}
+	return authorizationServerMetadata{
+		Issuer:                                     s.opts.Issuer,
+		AuthorizationEndpoint:                      s.endpoint("/authorize"),
+		TokenEndpoint:                              s.endpoint("/token"),
+		RegistrationEndpoint:                       s.endpoint("/register"),
+		RevocationEndpoint:                         s.endpoint("/revoke"),
+		JWKSURI:                                    s.endpoint("/jwks.json"),
+		ScopesSupported:                            s.opts.ScopesSupported,
+		ResponseTypesSupported:                     []string{"code"},
+		ResponseModesSupported:                     []string{"query"},
+		GrantTypesSupported:                        []string{"authorization_code", "refresh_token"},
+		TokenEndpointAuthMethodsSupported:          authMethods,
+		RevocationEndpointAuthMethodsSupported:     authMethods,
+		CodeChallengeMethodsSupported:              []string{"S256"},
+		AuthorizationResponseIssParameterSupported: true,
+	}
+}
+
+// handleMetadata serves the RFC 8414 document at every well-known alias.
+func (s *Server) handleMetadata(w http.ResponseWriter, r *http.Request) {
+	writeCacheableJSON(w, s.metadata())
+}
+
+// protectedResourceMetadata is the RFC 9728 document for the MCP server.
+type protectedResourceMetadata struct {
+	Resource               string   `json:"resource"`
+	AuthorizationServers   []string `json:"authorization_servers"`
+	ScopesSupported        []string `json:"scopes_supported,omitempty"`
+	BearerMethodsSupported []string `json:"bearer_methods_supported"`
+}
+
+func (s *Server) handleResourceMetadata(w http.ResponseWriter, r *http.Request) {
+	writeCacheableJSON(w, protectedResourceMetadata{
+		Resource:               s.opts.Resource,
+		AuthorizationServers:   []string{s.opts.Issuer},
+		ScopesSupported:        s.opts.ScopesSupported,
+		BearerMethodsSupported: []string{"header"},
+	})
+}
+
+// handleJWKS serves the public keys of our signing key ring.
+func (s *Server) handleJWKS(w http.ResponseWriter, r *http.Request) {
+	doc, err := s.jwks.JWKS(r.Context())
+	if err != nil {
+		s.writeJSONError(w, r, err)
+		return
+	}
+	h := w.Header()
+	h.Set("Content-Type", "application/jwk-set+json")
+	// Short caching: verifiers refetch soon after a key rotation.
+	h.Set("Cache-Control", "public, max-age=300")
+	_, _ = w.Write(doc)
+}
+
+// writeCacheableJSON writes a public document that changes only with the
+// configuration.
+func writeCacheableJSON(w http.ResponseWriter, v any) {
+	w.Header().Set("Cache-Control", "public, max-age=3600")
+	w.Header().Set("Content-Type", "application/json")
+	_ = jsonEncoder(w).Encode(v)
+}

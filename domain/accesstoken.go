@@ -1,0 +1,55 @@
+package domain
+
+import (
+	"slices"
+	"time"
+)
+
+// AccessToken is the content of an access token oidcproxy issues (an RFC
+// 9068 JWT once encoded by the token adapter).
+type AccessToken struct {
+	Issuer    string
+	Subject   string
+	Audience  string
+	ClientID  string
+	Scopes    []string
+	GrantID   string
+	JTI       string
+	IssuedAt  time.Time
+	NotBefore time.Time
+	ExpiresAt time.Time
+	// KeyID names the signing key; set by the issuer and the verifier.
+	KeyID string
+}
+
+// HasScopes reports whether the token carries every scope in required.
+func (t AccessToken) HasScopes(required []string) bool {
+	for _, s := range required {
+		if !slices.Contains(t.Scopes, s) {
+			return false
+		}
+	}
+	return true
+}
+
+// ConsentMode decides when the proxy shows its consent page.
+type ConsentMode string
+
+// The consent modes.
+const (
+	// ConsentAlways shows the page on every authorization (the default: with
+	// dynamic registration any site can register a client, so the user must
+	// see who is asking, or the proxy becomes a confused deputy).
+	ConsentAlways ConsentMode = "always"
+	// ConsentRemember skips the page when this browser approved the same
+	// client for the same scopes before.
+	ConsentRemember ConsentMode = "remember"
+	// ConsentOff never shows the page. Only safe when registration is closed
+	// to trusted clients.
+	ConsentOff ConsentMode = "off"
+)
+
+// Valid reports whether m is a known consent mode.
+func (m ConsentMode) Valid() bool {
+	return m == ConsentAlways || m == ConsentRemember || m == ConsentOff
+}

@@ -1,0 +1,76 @@
+package domain
+
+import (
+	"slices"
+	"time"
+)
+
+// ApplicationType is the OpenID Connect Registration application_type,
+// which decides the redirect URI rules.
+type ApplicationType string
+
+// The application types of OpenID Connect Dynamic Client Registration 1.0.
+const (
+	// ApplicationNative is a desktop, CLI or mobile app (and the default,
+	// because most MCP clients register without an application_type).
+	ApplicationNative ApplicationType = "native"
+	// ApplicationWeb is a browser-based or server-side web application.
+	ApplicationWeb ApplicationType = "web"
+)
+
+// AuthMethod is a token endpoint authentication method (RFC 7591).
+type AuthMethod string
+
+// The token endpoint authentication methods oidcproxy supports for its own
+// clients.
+const (
+	AuthNone              AuthMethod = "none"
+	AuthClientSecretBasic AuthMethod = "client_secret_basic"
+	AuthClientSecretPost  AuthMethod = "client_secret_post"
+)
+
+// Grant types and the one response type oidcproxy accepts.
+const (
+	GrantAuthorizationCode = "authorization_code"
+	GrantRefreshToken      = "refresh_token"
+	ResponseTypeCode       = "code"
+)
+
+// Client is an OAuth client registered with oidcproxy. Confidential clients
+// have a SecretHash; the secret itself is shown once at registration and
+// never stored.
+type Client struct {
+	ID                      string
+	SecretHash              []byte
+	Name                    string
+	RedirectURIs            []string
+	ApplicationType         ApplicationType
+	TokenEndpointAuthMethod AuthMethod
+	GrantTypes              []string
+	ResponseTypes           []string
+	Scope                   string
+	ClientURI               string
+	LogoURI                 string
+	Contacts                []string
+	SoftwareID              string
+	SoftwareVersion         string
+	CreatedAt               time.Time
+}
+
+// IsPublic reports whether the client has no secret and authenticates with
+// PKCE alone.
+func (c Client) IsPublic() bool { return c.TokenEndpointAuthMethod == AuthNone }
+
+// AllowsGrant reports whether the client registered the grant type.
+func (c Client) AllowsGrant(grantType string) bool {
+	return slices.Contains(c.GrantTypes, grantType)
+}
+
+// DisplayName is the name to show on the consent page: the registered name,
+// or the client id when the client gave none.
+func (c Client) DisplayName() string {
+	if c.Name != "" {
+		return c.Name
+	}
+	return c.ID
+}

@@ -1,0 +1,141 @@
+package domain
+
+import "time"
+
+// Lifetimes fixed by the protocol design rather than configuration.
+const (
+	// TransactionTTL bounds an authorization from /authorize to the callback
+	// (the user must consent and log in upstream within it).
+	TransactionTTL = 10 * time.Minute
+	// CodeTTL is the lifetime of an authorization code; RFC 6749 4.1.2
+	// recommends at most ten minutes, a few minutes is plenty for clients.
+	CodeTTL = 5 * time.Minute
+)
+
+// Transaction is an authorization in progress: what the MCP client asked for
+// and the secrets oidcproxy uses toward the upstream IdP. It is stored under
+// the hash of its ID; the raw ID travels in the consent URL and, after
+// consent, as the upstream state.
+type Transaction struct {
+	ID               string // SHA-256 of the raw id, base64url
+	ClientID         string
+	RedirectURI      string
+	State            string // the client's state, echoed back verbatim
+	CodeChallenge    string // the client's S256 challenge
+	Scopes           []string
+	Resource         string
+	UpstreamVerifier string // our PKCE verifier toward the IdP
+	Nonce            string // our OpenID nonce toward the IdP
+	CSRFHash         string // hash of the CSRF token of the latest consent render
+	Approved         bool   // consent given; the transaction now waits for the callback
+	BindingHash      string // hash of the browser-binding secret set at approval
+	CreatedAt        time.Time
+	ExpiresAt        time.Time
+}
+
+// Expired reports whether the transaction may no longer be used.
+func (t Transaction) Expired(now time.Time) bool { return !now.Before(t.ExpiresAt) }
+
+// Identity is who the upstream IdP says the user is, taken from a verified
+// ID token.
+type Identity struct {
+	Subject       string
+	Issuer        string
+	Email         string
+	EmailVerified bool
+	Name          string
+	// Claims holds the remaining verified ID-token claims worth keeping
+	// (for identity headers and introspection); bounded by the provider.
+	Claims map[string]any
+}
+
+// UpstreamTokens is what the IdP's token endpoint returned. It exists only
+// in memory: before it reaches a store it is sealed, and it never leaves
+// oidcproxy toward a client.
+type UpstreamTokens struct {
+	AccessToken  string    `json:"access_token,omitempty"`
+	TokenType    string    `json:"token_type,omitempty"`
+	RefreshToken string    `json:"refresh_token,omitempty"`
+	IDToken      string    `json:"id_token,omitempty"`
+	Expiry       time.Time `json:"expiry,omitzero"`
+	Scope        string    `json:"scope,omitempty"`
+}
+
+// Grant is what a user authorized a client to do, and what every token
+// issued for that authorization hangs on: deleting the grant revokes every
+// access and refresh token derived from it.
+type Grant struct {
+	ID                 string
+	ClientID           string
+	Subject            string
+	Identity           Identity
+	Scopes             []string
+	Resource           string
+	SealedUpstream     []byte    // UpstreamTokens, sealed with the grant id as associated data
+	UpstreamExpiry     time.Time // expiry of the upstream access token; zero if unknown
+	HasUpstreamRefresh bool
+	CreatedAt          time.Time
+	ExpiresAt          time.Time
+}
+
+// Expired reports whether the grant may no longer be used.
+func (g Grant) Expired(now time.Time) bool { return !now.Before(g.ExpiresAt) }
+
+// AuthorizationCode is a one-time code handed to the client after the
+// callback. It is stored under its hash and is single use: the store marks it
+// redeemed atomically, and keeps the redeemed record until it expires so that
+// a replay can be recognised and the grant revoked.
+type AuthorizationCode struct {
+	Hash          string
+	ClientID      string
+	RedirectURI   string
+	CodeChallenge string
+	GrantID       string
+	Scopes        []string
+	Resource      string
+	IssuedAt      time.Time
+	ExpiresAt     time.Time
+	RedeemedAt    time.Time // zero until redeemed
+}
+
+// Redeemed reports whether the code was used (or burned) before.
+func (c AuthorizationCode) Redeemed() bool { return !c.RedeemedAt.IsZero() }
+
+// RefreshToken is an opaque refresh token, stored under its hash. Rotation
+// marks the old token and records its successor; the rotated record stays
+// until it expires, so that its reuse is recognised as theft.
+type RefreshToken struct {
+	Hash          string
+	GrantID       string
+	ClientID      string
+	Scopes        []string
+	IssuedAt      time.Time
+	ExpiresAt     time.Time
+	RotatedAt     time.Time // zero while this is the live token of its grant
+	SuccessorHash string
+}
+
+// Rotated reports whether the token was already exchanged for a successor.
+func (r RefreshToken) Rotated() bool { return !r.RotatedAt.IsZero() }
+
+// SigningKey is one key of oidcproxy's signing key ring. The private key is
+// sealed; the public JWK is stored in the clear for JWKS.
+type SigningKey struct {
+	ID            string // kid
+	Algorithm     string // JWS alg, e.g. ES256
+	SealedPrivate []byte
+	PublicJWK     []byte
+	CreatedAt     time.Time
+	// NotAfter is when the key stops signing (zero while it is the active
+	// key); RemoveAfter is when it may leave JWKS because every token it
+	// signed has expired.
+	NotAfter    time.Time
+	RemoveAfter time.Time
+}
+
+// BindingName derives, from the upstream state, a short name that tells
+// concurrent flows in one browser apart (it becomes part of the binding
+// cookie's name). The state is public, so its hash prefix reveals nothing.
+func BindingName(upstreamState string) string {
+	return HashToken(upstreamState)[:16]
+}

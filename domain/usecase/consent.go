@@ -1,0 +1,128 @@
+package usecase
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+
+	"github.com/oidcproxy/oidcproxy/domain"
+	"github.com/oidcproxy/oidcproxy/ports"
+)
+
+// ConsentHandler renders and decides the consent step.
+type ConsentHandler struct{ d Deps }
+
+var _ ports.Consent = (*ConsentHandler)(nil)
+
+// errUnknownTransaction is shown as a page: the link is stale or forged.
+func errUnknownTransaction(cause error) error {
+	return noRedirect(domain.ErrInvalidRequest("this authorization request is unknown, already used or expired; start again from your application")).WithCause(cause)
+}
+
+// Show issues a fresh CSRF token for this render (only the latest render's
+// token is accepted) and returns what the page shows.
+func (h *ConsentHandler) Show(ctx context.Context, transactionID string) (ports.ConsentView, error) {
+	if transactionID == "" {
+		return ports.ConsentView{}, errUnknownTransaction(nil)
+	}
+	csrf := h.d.Random.Token()
+	var txn domain.Transaction
+	err := h.d.Store.UpdateTransaction(ctx, domain.HashToken(transactionID), h.d.Clock.Now().UTC(), func(t *domain.Transaction) error {
+		if t.Approved {
+			return domain.ErrNotFound
+		}
+		t.CSRFHash = domain.HashToken(csrf)
+		txn = *t
+		return nil
+	})
+	if errors.Is(err, domain.ErrNotFound) {
+		return ports.ConsentView{}, errUnknownTransaction(err)
+	}
+	if err != nil {
+		return ports.ConsentView{}, noRedirect(domain.ErrServerError(fmt.Errorf("consent: update transaction: %w", err)))
+	}
+	client, err := h.d.Store.GetClient(ctx, txn.ClientID)
+	if err != nil {
+		// A client deleted mid-flow: nothing sensible to show.
+		return ports.ConsentView{}, errUnknownTransaction(err)
+	}
+	host := ""
+	if u, err := url.Parse(txn.RedirectURI); err == nil {
+		host = u.Host
+		if host == "" {
+			host = u.Scheme + ":"
+		}
+	}
+	return ports.ConsentView{
+		TransactionID: transactionID,
+		CSRFToken:     csrf,
+		ClientID:      client.ID,
+		ClientName:    client.DisplayName(),
+		ClientURI:     client.ClientURI,
+		RedirectURI:   txn.RedirectURI,
+		RedirectHost:  host,
+		Scopes:        txn.Scopes,
+		Resource:      txn.Resource,
+		ExpiresAt:     txn.ExpiresAt,
+	}, nil
+}
+
+// Decide consumes the transaction (single use, whatever the answer) after
+// checking the CSRF token of the latest render. Approval moves it under a
+// fresh upstream state; denial sends access_denied to the client.
+func (h *ConsentHandler) Decide(ctx context.Context, cmd ports.ConsentDecisionCommand) (ports.ConsentDecisionResult, error) {
+	var res ports.ConsentDecisionResult
+	if cmd.TransactionID == "" || cmd.CSRFToken == "" {
+		return res, noRedirect(domain.ErrInvalidRequest("the consent form is incomplete; start again from your application"))
+	}
+	now := h.d.Clock.Now().UTC()
+	checkCSRF := func(t domain.Transaction) error {
+		if t.Approved || t.CSRFHash == "" || !domain.EqualHash(cmd.CSRFToken, t.CSRFHash) {
+			return noRedirect(domain.ErrAccessDenied("the consent form was not valid; start again from your application"))
+		}
+		return nil
+	}
+	id := domain.HashToken(cmd.TransactionID)
+	if !cmd.Approve {
+		txn, err := h.d.Store.ConsumeTransaction(ctx, id, now, checkCSRF)
+		if err != nil {
+			return res, consentStoreError(err)
+		}
+		res.RedirectURI, res.State = txn.RedirectURI, txn.State
+		return res, domain.ErrAccessDenied("the user denied the request")
+	}
+	var approved domain.Transaction
+	var up ports.UpstreamRedirect
+	_, err := h.d.Store.ReplaceTransaction(ctx, id, now, func(t domain.Transaction) (domain.Transaction, error) {
+		if err := checkCSRF(t); err != nil {
+			return domain.Transaction{}, err
+		}
+		var next domain.Transaction
+		// approve only computes here; the store saves next atomically with
+		// the consumption of t. The closure may run more than once, which is
+		// harmless: the last run's values win.
+		u, err := approve(ctx, h.d, t, func(n domain.Transaction) error { next = n; return nil })
+		if err != nil {
+			return domain.Transaction{}, err
+		}
+		up, approved = u, t
+		return next, nil
+	})
+	if err != nil {
+		return res, consentStoreError(err)
+	}
+	res.Upstream = &up
+	res.ClientID, res.Scopes = approved.ClientID, approved.Scopes
+	return res, nil
+}
+
+func consentStoreError(err error) error {
+	if e, ok := domain.AsError(err); ok {
+		return e
+	}
+	if errors.Is(err, domain.ErrNotFound) {
+		return errUnknownTransaction(err)
+	}
+	return noRedirect(domain.ErrServerError(fmt.Errorf("consent: %w", err)))
+}

@@ -1,0 +1,167 @@
+package usecase
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/oidcproxy/oidcproxy/domain"
+	"github.com/oidcproxy/oidcproxy/ports"
+)
+
+// RefreshTokenHandler implements grant_type=refresh_token with rotation and
+// reuse detection.
+type RefreshTokenHandler struct{ d Deps }
+
+var _ ports.RefreshToken = (*RefreshTokenHandler)(nil)
+
+func errRefreshInvalid() error {
+	return domain.ErrInvalidGrant("refresh token is invalid, expired or revoked")
+}
+
+// Handle rotates the refresh token. When the upstream access token has
+// expired it refreshes upstream first (outside any store transaction: it is
+// a network call); the rotation then commits the new upstream tokens with the
+// successor. Presenting a rotated token revokes the grant.
+func (h *RefreshTokenHandler) Handle(ctx context.Context, cmd ports.RefreshTokenCommand) (ports.TokenResult, error) {
+	client, err := authenticateClient(ctx, h.d.Store, cmd.Client)
+	if err != nil {
+		return ports.TokenResult{}, err
+	}
+	if !client.AllowsGrant(domain.GrantRefreshToken) {
+		return ports.TokenResult{}, domain.ErrUnauthorizedClient("client may not use the refresh token grant")
+	}
+	if cmd.RefreshToken == "" {
+		return ports.TokenResult{}, domain.ErrInvalidRequest("refresh_token is missing")
+	}
+	now := h.d.Clock.Now().UTC()
+	hash := domain.HashToken(cmd.RefreshToken)
+	tok, err := h.d.Store.GetRefreshToken(ctx, hash, now)
+	if errors.Is(err, domain.ErrNotFound) {
+		return ports.TokenResult{}, errRefreshInvalid()
+	}
+	if err != nil {
+		return ports.TokenResult{}, domain.ErrServerError(fmt.Errorf("refresh: get token: %w", err))
+	}
+	if tok.ClientID != client.ID {
+		return ports.TokenResult{}, domain.ErrInvalidGrant("refresh token was issued to another client")
+	}
+	scopes := tok.Scopes
+	if cmd.Scope != "" {
+		requested, err := domain.ParseScope(cmd.Scope)
+		if err != nil {
+			return ports.TokenResult{}, err
+		}
+		if !domain.IsSubset(requested, tok.Scopes) {
+			return ports.TokenResult{}, domain.ErrInvalidScope("a refresh may not widen the granted scope")
+		}
+		if len(requested) > 0 {
+			scopes = requested
+		}
+	}
+	grant, err := h.d.Store.GetGrant(ctx, tok.GrantID, now)
+	if errors.Is(err, domain.ErrNotFound) {
+		return ports.TokenResult{}, errRefreshInvalid()
+	}
+	if err != nil {
+		return ports.TokenResult{}, domain.ErrServerError(fmt.Errorf("refresh: get grant: %w", err))
+	}
+	if _, err := checkResource(grant.Resource, cmd.Resource); err != nil {
+		return ports.TokenResult{}, err
+	}
+
+	var renewed *domain.Grant
+	if !tok.Rotated() && upstreamExpired(grant, now) {
+		g, err := h.refreshUpstream(ctx, grant)
+		if err != nil {
+			return ports.TokenResult{}, err
+		}
+		renewed = &g
+	}
+
+	successor := h.d.Random.Token()
+	var after domain.Grant
+	_, err = h.d.Store.RotateRefreshToken(ctx, hash, now, func(t domain.RefreshToken, g *domain.Grant) (domain.RefreshToken, error) {
+		if t.ClientID != client.ID {
+			return domain.RefreshToken{}, domain.ErrInvalidGrant("refresh token was issued to another client")
+		}
+		if renewed != nil {
+			g.SealedUpstream = renewed.SealedUpstream
+			g.UpstreamExpiry = renewed.UpstreamExpiry
+			g.HasUpstreamRefresh = renewed.HasUpstreamRefresh
+		}
+		// Sliding expiry: an active session lives on, an idle one dies.
+		g.ExpiresAt = now.Add(h.d.Settings.RefreshTokenTTL)
+		after = *g
+		return domain.RefreshToken{
+			Hash:      domain.HashToken(successor),
+			GrantID:   g.ID,
+			ClientID:  client.ID,
+			Scopes:    t.Scopes,
+			IssuedAt:  now,
+			ExpiresAt: g.ExpiresAt,
+		}, nil
+	})
+	switch {
+	case err == nil:
+	case errors.Is(err, domain.ErrAlreadyConsumed):
+		return ports.TokenResult{}, domain.ErrInvalidGrant("refresh token was already used; the grant has been revoked")
+	case errors.Is(err, domain.ErrNotFound):
+		return ports.TokenResult{}, errRefreshInvalid()
+	default:
+		if _, ok := domain.AsError(err); ok {
+			return ports.TokenResult{}, err
+		}
+		return ports.TokenResult{}, domain.ErrServerError(fmt.Errorf("refresh: rotate: %w", err))
+	}
+	access, expiresIn, err := issueAccessToken(ctx, h.d, after, scopes, now)
+	if err != nil {
+		return ports.TokenResult{}, err
+	}
+	return ports.TokenResult{
+		AccessToken:  access,
+		TokenType:    "Bearer",
+		ExpiresIn:    expiresIn,
+		RefreshToken: successor,
+		Scope:        domain.JoinScope(scopes),
+	}, nil
+}
+
+// refreshUpstream renews the upstream tokens of a grant and returns the grant
+// with the new sealed tokens (not yet stored). An upstream refusal ends the
+// grant: the user must sign in again.
+func (h *RefreshTokenHandler) refreshUpstream(ctx context.Context, g domain.Grant) (domain.Grant, error) {
+	refresher, ok := h.d.Provider.(ports.Refresher)
+	if !ok || !g.HasUpstreamRefresh {
+		return g, h.endGrant(ctx, g.ID, errors.New("upstream token expired and cannot be refreshed"))
+	}
+	current, err := openUpstream(h.d.Sealer, g)
+	if err != nil {
+		return g, domain.ErrServerError(fmt.Errorf("refresh: %w", err))
+	}
+	fresh, err := refresher.Refresh(ctx, current)
+	if err != nil {
+		if domain.CodeOf(err) == domain.CodeInvalidGrant {
+			return g, h.endGrant(ctx, g.ID, err)
+		}
+		// A transient upstream failure: keep everything as it was so the
+		// client can retry with the same refresh token.
+		return g, domain.ErrTemporarilyUnavailable("the identity provider is unavailable; try again", err)
+	}
+	if fresh.RefreshToken == "" {
+		fresh.RefreshToken = current.RefreshToken
+	}
+	if g.SealedUpstream, err = sealUpstream(h.d.Sealer, g.ID, fresh); err != nil {
+		return g, domain.ErrServerError(fmt.Errorf("refresh: %w", err))
+	}
+	g.UpstreamExpiry = fresh.Expiry.UTC()
+	g.HasUpstreamRefresh = fresh.RefreshToken != ""
+	return g, nil
+}
+
+func (h *RefreshTokenHandler) endGrant(ctx context.Context, grantID string, cause error) error {
+	if err := h.d.Store.RevokeGrant(ctx, grantID); err != nil {
+		return domain.ErrServerError(fmt.Errorf("refresh: revoke grant: %w", err))
+	}
+	return domain.ErrInvalidGrant("the upstream session has ended; sign in again").WithCause(cause)
+}

@@ -1,0 +1,194 @@
+package usecase
+
+import (
+	"context"
+	"fmt"
+	"net/url"
+	"slices"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/oidcproxy/oidcproxy/domain"
+	"github.com/oidcproxy/oidcproxy/ports"
+)
+
+// Bounds on client metadata: generous for real clients, small enough that a
+// hostile registration cannot bloat the store.
+const (
+	maxRedirectURIs  = 20
+	maxClientName    = 200
+	maxContacts      = 10
+	maxContactLength = 320
+	maxMetadataURL   = 2000
+	maxSoftwareField = 200
+)
+
+// RegisterClientHandler implements RFC 7591 dynamic client registration.
+type RegisterClientHandler struct{ d Deps }
+
+var _ ports.RegisterClient = (*RegisterClientHandler)(nil)
+
+// Handle validates the metadata, stores the client and returns it with its
+// secret (confidential clients only; the store keeps only the hash).
+func (h *RegisterClientHandler) Handle(ctx context.Context, cmd ports.RegisterClientCommand) (ports.RegisterClientResult, error) {
+	c, err := h.buildClient(cmd)
+	if err != nil {
+		return ports.RegisterClientResult{}, err
+	}
+	var secret string
+	if !c.IsPublic() {
+		secret = h.d.Random.Token()
+		c.SecretHash = []byte(domain.HashToken(secret))
+	}
+	c.ID = h.d.Random.Token()
+	c.CreatedAt = h.d.Clock.Now().UTC()
+	if err := h.d.Store.CreateClient(ctx, c); err != nil {
+		return ports.RegisterClientResult{}, domain.ErrServerError(fmt.Errorf("register client: %w", err))
+	}
+	return ports.RegisterClientResult{Client: c, ClientSecret: secret}, nil
+}
+
+func (h *RegisterClientHandler) buildClient(cmd ports.RegisterClientCommand) (domain.Client, error) {
+	c := domain.Client{}
+	switch domain.ApplicationType(cmd.ApplicationType) {
+	case "":
+		// Most MCP clients omit application_type and are native apps
+		// listening on loopback.
+		c.ApplicationType = domain.ApplicationNative
+	case domain.ApplicationNative, domain.ApplicationWeb:
+		c.ApplicationType = domain.ApplicationType(cmd.ApplicationType)
+	default:
+		return c, domain.ErrInvalidClientMetadata("application_type must be \"native\" or \"web\"")
+	}
+
+	switch domain.AuthMethod(cmd.TokenEndpointAuthMethod) {
+	case "":
+		c.TokenEndpointAuthMethod = domain.AuthNone
+	case domain.AuthNone, domain.AuthClientSecretBasic, domain.AuthClientSecretPost:
+		c.TokenEndpointAuthMethod = domain.AuthMethod(cmd.TokenEndpointAuthMethod)
+	default:
+		return c, domain.ErrInvalidClientMetadata("token_endpoint_auth_method must be none, client_secret_basic or client_secret_post")
+	}
+
+	if len(cmd.RedirectURIs) == 0 {
+		return c, domain.ErrInvalidRedirectURI("at least one redirect URI is required")
+	}
+	if len(cmd.RedirectURIs) > maxRedirectURIs {
+		return c, domain.ErrInvalidRedirectURI(fmt.Sprintf("at most %d redirect URIs may be registered", maxRedirectURIs))
+	}
+	for _, u := range cmd.RedirectURIs {
+		if err := domain.ValidateRedirectURI(u, c.ApplicationType, h.d.Settings.RedirectPatterns); err != nil {
+			return c, err
+		}
+		if !slices.Contains(c.RedirectURIs, u) {
+			c.RedirectURIs = append(c.RedirectURIs, u)
+		}
+	}
+
+	// RFC 7591 defaults grant_types to authorization_code; MCP clients that
+	// omit it still expect to refresh, so both are granted by default.
+	c.GrantTypes = []string{domain.GrantAuthorizationCode, domain.GrantRefreshToken}
+	if len(cmd.GrantTypes) > 0 {
+		c.GrantTypes = nil
+		for _, g := range cmd.GrantTypes {
+			if g != domain.GrantAuthorizationCode && g != domain.GrantRefreshToken {
+				return c, domain.ErrInvalidClientMetadata(fmt.Sprintf("unsupported grant type %q", clip(g)))
+			}
+			if !slices.Contains(c.GrantTypes, g) {
+				c.GrantTypes = append(c.GrantTypes, g)
+			}
+		}
+		if !slices.Contains(c.GrantTypes, domain.GrantAuthorizationCode) {
+			return c, domain.ErrInvalidClientMetadata("grant_types must include authorization_code")
+		}
+	}
+	c.ResponseTypes = []string{domain.ResponseTypeCode}
+	for _, rt := range cmd.ResponseTypes {
+		if rt != domain.ResponseTypeCode {
+			return c, domain.ErrInvalidClientMetadata("response_types may only contain \"code\"")
+		}
+	}
+
+	if cmd.Scope != "" {
+		scopes, err := domain.ParseScope(cmd.Scope)
+		if err != nil {
+			return c, domain.ErrInvalidClientMetadata("scope is malformed")
+		}
+		c.Scope = domain.JoinScope(scopes)
+	}
+	var err error
+	if c.Name, err = cleanText("client_name", cmd.ClientName, maxClientName); err != nil {
+		return c, err
+	}
+	if c.SoftwareID, err = cleanText("software_id", cmd.SoftwareID, maxSoftwareField); err != nil {
+		return c, err
+	}
+	if c.SoftwareVersion, err = cleanText("software_version", cmd.SoftwareVersion, maxSoftwareField); err != nil {
+		return c, err
+	}
+	if c.ClientURI, err = cleanURL("client_uri", cmd.ClientURI); err != nil {
+		return c, err
+	}
+	if c.LogoURI, err = cleanURL("logo_uri", cmd.LogoURI); err != nil {
+		return c, err
+	}
+	if len(cmd.Contacts) > maxContacts {
+		return c, domain.ErrInvalidClientMetadata(fmt.Sprintf("at most %d contacts", maxContacts))
+	}
+	for _, ct := range cmd.Contacts {
+		v, err := cleanText("contacts", ct, maxContactLength)
+		if err != nil {
+			return c, err
+		}
+		if v != "" {
+			c.Contacts = append(c.Contacts, v)
+		}
+	}
+	return c, nil
+}
+
+// cleanText accepts human-readable metadata: valid UTF-8, no control
+// characters (they could forge lines in logs or confuse the consent page).
+func cleanText(field, v string, max int) (string, error) {
+	v = strings.TrimSpace(v)
+	if len(v) > max {
+		return "", domain.ErrInvalidClientMetadata(fmt.Sprintf("%s is longer than %d bytes", field, max))
+	}
+	if !utf8.ValidString(v) {
+		return "", domain.ErrInvalidClientMetadata(field + " is not valid UTF-8")
+	}
+	for _, r := range v {
+		if r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) || r == 0x2028 || r == 0x2029 ||
+			(r >= 0x202a && r <= 0x202e) || (r >= 0x2066 && r <= 0x2069) {
+			return "", domain.ErrInvalidClientMetadata(field + " contains control characters")
+		}
+	}
+	return v, nil
+}
+
+// cleanURL accepts an informational URL (client_uri, logo_uri): https, or
+// http on loopback, never a script scheme.
+func cleanURL(field, v string) (string, error) {
+	if v == "" {
+		return "", nil
+	}
+	if len(v) > maxMetadataURL {
+		return "", domain.ErrInvalidClientMetadata(field + " is too long")
+	}
+	u, err := url.Parse(v)
+	if err != nil || !u.IsAbs() || u.Host == "" || u.User != nil {
+		return "", domain.ErrInvalidClientMetadata(field + " must be an absolute https URL")
+	}
+	if u.Scheme != "https" && !(u.Scheme == "http" && domain.IsLoopbackHost(u.Hostname())) {
+		return "", domain.ErrInvalidClientMetadata(field + " must be an absolute https URL")
+	}
+	return v, nil
+}
+
+// clip shortens client-supplied text quoted in an error description.
+func clip(s string) string {
+	if len(s) > 40 {
+		s = s[:40] + "…"
+	}
+	return strings.ToValidUTF8(s, "?")
+}

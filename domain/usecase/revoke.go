@@ -1,0 +1,105 @@
+package usecase
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/oidcproxy/oidcproxy/domain"
+	"github.com/oidcproxy/oidcproxy/ports"
+)
+
+// upstreamRevokeTimeout bounds the best-effort upstream revocation so a slow
+// IdP cannot hold the client's /revoke request.
+const upstreamRevokeTimeout = 5 * time.Second
+
+// RevokeHandler implements RFC 7009 revocation.
+type RevokeHandler struct{ d Deps }
+
+var _ ports.Revoke = (*RevokeHandler)(nil)
+
+// Handle revokes the grant behind a refresh or access token: every token of
+// that authorization dies together (RFC 7009 2.1 allows, and MCP clients
+// expect, "sign out" semantics). Unknown, invalid or foreign tokens succeed
+// silently (RFC 7009 2.2), so the endpoint cannot be used to probe tokens.
+// The upstream tokens are revoked too, best effort, when the IdP can.
+func (h *RevokeHandler) Handle(ctx context.Context, cmd ports.RevokeCommand) error {
+	client, err := authenticateClient(ctx, h.d.Store, cmd.Client)
+	if err != nil {
+		return err
+	}
+	if cmd.Token == "" {
+		return domain.ErrInvalidRequest("token is missing")
+	}
+	// The hint only orders the lookups (RFC 7009 2.1); both are tried.
+	lookups := []func(context.Context, string) (tokenOwner, error){h.refreshOwner, h.accessOwner}
+	if cmd.TokenTypeHint == "access_token" {
+		lookups[0], lookups[1] = lookups[1], lookups[0]
+	}
+	var owner tokenOwner
+	for _, lookup := range lookups {
+		if owner, err = lookup(ctx, cmd.Token); err != nil {
+			return err
+		}
+		if owner.grantID != "" {
+			break
+		}
+	}
+	if owner.grantID == "" || owner.clientID != client.ID {
+		return nil
+	}
+	grantID := owner.grantID
+	now := h.d.Clock.Now().UTC()
+	grant, gerr := h.d.Store.GetGrant(ctx, grantID, now)
+	if err := h.d.Store.RevokeGrant(ctx, grantID); err != nil {
+		return domain.ErrServerError(fmt.Errorf("revoke: %w", err))
+	}
+	if gerr == nil {
+		h.revokeUpstream(ctx, grant)
+	}
+	return nil
+}
+
+// tokenOwner is the grant and client a presented token belongs to; zero
+// when the token is not ours.
+type tokenOwner struct{ grantID, clientID string }
+
+// refreshOwner looks the token up as a refresh token.
+func (h *RevokeHandler) refreshOwner(ctx context.Context, token string) (tokenOwner, error) {
+	t, err := h.d.Store.GetRefreshToken(ctx, domain.HashToken(token), h.d.Clock.Now().UTC())
+	if errors.Is(err, domain.ErrNotFound) {
+		return tokenOwner{}, nil
+	}
+	if err != nil {
+		return tokenOwner{}, domain.ErrServerError(fmt.Errorf("revoke: get refresh token: %w", err))
+	}
+	return tokenOwner{grantID: t.GrantID, clientID: t.ClientID}, nil
+}
+
+// accessOwner looks the token up as one of our access tokens. An expired
+// token still names its grant: revoking is what the client asked for.
+func (h *RevokeHandler) accessOwner(ctx context.Context, token string) (tokenOwner, error) {
+	at, err := h.d.Tokens.Verify(ctx, token)
+	if err != nil || at.Issuer != h.d.Settings.Issuer {
+		return tokenOwner{}, nil
+	}
+	return tokenOwner{grantID: at.GrantID, clientID: at.ClientID}, nil
+}
+
+func (h *RevokeHandler) revokeUpstream(ctx context.Context, g domain.Grant) {
+	revoker, ok := h.d.Provider.(ports.Revoker)
+	if !ok {
+		return
+	}
+	tokens, err := openUpstream(h.d.Sealer, g)
+	if err != nil {
+		h.d.Logger.WarnContext(ctx, "upstream revocation skipped", "grant_id", g.ID, "error", err)
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), upstreamRevokeTimeout)
+	defer cancel()
+	if err := revoker.Revoke(ctx, tokens); err != nil {
+		h.d.Logger.WarnContext(ctx, "upstream revocation failed", "provider", h.d.Provider.Name(), "grant_id", g.ID, "error", err)
+	}
+}

@@ -1,0 +1,125 @@
+package usecase
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/oidcproxy/oidcproxy/domain"
+	"github.com/oidcproxy/oidcproxy/ports"
+)
+
+// ExchangeTokenHandler implements grant_type=authorization_code.
+type ExchangeTokenHandler struct{ d Deps }
+
+var _ ports.ExchangeToken = (*ExchangeTokenHandler)(nil)
+
+// Handle redeems the code. The store marks it redeemed and stores the
+// refresh token in one atomic step; a code presented with a wrong client,
+// redirect URI or verifier is burned, and the replay of a redeemed code with
+// valid parameters (the legitimate client's code leaked and was used first)
+// revokes the grant.
+func (h *ExchangeTokenHandler) Handle(ctx context.Context, cmd ports.ExchangeTokenCommand) (ports.TokenResult, error) {
+	client, err := authenticateClient(ctx, h.d.Store, cmd.Client)
+	if err != nil {
+		return ports.TokenResult{}, err
+	}
+	if !client.AllowsGrant(domain.GrantAuthorizationCode) {
+		return ports.TokenResult{}, domain.ErrUnauthorizedClient("client may not use the authorization code grant")
+	}
+	switch {
+	case cmd.Code == "":
+		return ports.TokenResult{}, domain.ErrInvalidRequest("code is missing")
+	case cmd.CodeVerifier == "":
+		return ports.TokenResult{}, domain.ErrInvalidRequest("code_verifier is missing")
+	case cmd.RedirectURI == "":
+		return ports.TokenResult{}, domain.ErrInvalidRequest("redirect_uri is missing")
+	}
+
+	now := h.d.Clock.Now().UTC()
+	refresh := ""
+	if client.AllowsGrant(domain.GrantRefreshToken) {
+		refresh = h.d.Random.Token()
+	}
+	var burnedGrant string
+	code, grant, err := h.d.Store.RedeemCode(ctx, domain.HashToken(cmd.Code), now, func(c domain.AuthorizationCode, g domain.Grant) (*domain.RefreshToken, error) {
+		burnedGrant = ""
+		if err := checkCodeUse(c, client.ID, cmd); err != nil {
+			burnedGrant = g.ID
+			return nil, err
+		}
+		if _, err := accessTokenTTL(h.d.Settings, g, now); err != nil {
+			burnedGrant = g.ID
+			return nil, err
+		}
+		if refresh == "" {
+			return nil, nil
+		}
+		return &domain.RefreshToken{
+			Hash:      domain.HashToken(refresh),
+			GrantID:   g.ID,
+			ClientID:  client.ID,
+			Scopes:    c.Scopes,
+			IssuedAt:  now,
+			ExpiresAt: minTime(now.Add(h.d.Settings.RefreshTokenTTL), g.ExpiresAt),
+		}, nil
+	})
+	switch {
+	case err == nil:
+	case errors.Is(err, domain.ErrAlreadyConsumed):
+		// Only a presenter who proves possession of everything the
+		// legitimate client holds may kill the grant; anyone else could
+		// otherwise revoke a user's tokens with a leaked code alone.
+		if checkCodeUse(code, client.ID, cmd) == nil {
+			if rerr := h.d.Store.RevokeGrant(ctx, code.GrantID); rerr != nil {
+				return ports.TokenResult{}, domain.ErrServerError(fmt.Errorf("token: revoke grant after code replay: %w", rerr))
+			}
+			return ports.TokenResult{}, domain.ErrInvalidGrant("authorization code was already used; its tokens have been revoked")
+		}
+		return ports.TokenResult{}, domain.ErrInvalidGrant("authorization code is invalid, expired or already used")
+	case errors.Is(err, domain.ErrNotFound):
+		return ports.TokenResult{}, domain.ErrInvalidGrant("authorization code is invalid, expired or already used")
+	default:
+		if burnedGrant != "" {
+			// The code is burned, so nothing can reach this grant any more;
+			// remove it now rather than wait for the sweeper.
+			if rerr := h.d.Store.RevokeGrant(ctx, burnedGrant); rerr != nil {
+				return ports.TokenResult{}, domain.ErrServerError(fmt.Errorf("token: revoke grant of burned code: %w", rerr))
+			}
+		}
+		if _, ok := domain.AsError(err); ok {
+			return ports.TokenResult{}, err
+		}
+		return ports.TokenResult{}, domain.ErrServerError(fmt.Errorf("token: redeem code: %w", err))
+	}
+
+	access, expiresIn, err := issueAccessToken(ctx, h.d, grant, code.Scopes, now)
+	if err != nil {
+		return ports.TokenResult{}, err
+	}
+	return ports.TokenResult{
+		AccessToken:  access,
+		TokenType:    "Bearer",
+		ExpiresIn:    expiresIn,
+		RefreshToken: refresh,
+		Scope:        domain.JoinScope(code.Scopes),
+	}, nil
+}
+
+// checkCodeUse verifies that the token request matches what the code was
+// issued for.
+func checkCodeUse(c domain.AuthorizationCode, clientID string, cmd ports.ExchangeTokenCommand) error {
+	if c.ClientID != clientID {
+		return domain.ErrInvalidGrant("authorization code was issued to another client")
+	}
+	if c.RedirectURI != cmd.RedirectURI {
+		return domain.ErrInvalidGrant("redirect_uri does not match the authorization request")
+	}
+	if !domain.VerifyPKCE(c.CodeChallenge, cmd.CodeVerifier) {
+		return domain.ErrInvalidGrant("PKCE verification failed")
+	}
+	if _, err := checkResource(c.Resource, cmd.Resource); err != nil {
+		return err
+	}
+	return nil
+}

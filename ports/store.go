@@ -1,0 +1,114 @@
+package ports
+
+import (
+	"context"
+	"time"
+
+	"github.com/oidcproxy/oidcproxy/domain"
+)
+
+// Every store method follows the same rules, checked by test/storetest:
+//   - absent or expired records read as domain.ErrNotFound, even before a
+//     sweep removes them;
+//   - each method is one atomic unit: it fully happens or not at all;
+//   - closures passed in run inside the store's transaction and must not do
+//     I/O; they may run more than once (group commit), so they must not
+//     have side effects outside the record they are given.
+
+// ClientStore keeps registered clients.
+type ClientStore interface {
+	// CreateClient stores a new client; domain.ErrAlreadyExists if the id is taken.
+	CreateClient(ctx context.Context, c domain.Client) error
+	// GetClient returns a client by id.
+	GetClient(ctx context.Context, id string) (domain.Client, error)
+}
+
+// TransactionStore keeps authorizations in progress, keyed by the hash of
+// their id.
+type TransactionStore interface {
+	// CreateTransaction stores a new transaction; domain.ErrAlreadyExists on a duplicate id.
+	CreateTransaction(ctx context.Context, t domain.Transaction) error
+	// UpdateTransaction applies fn to the stored transaction and saves the
+	// result in the same atomic unit. If fn returns an error nothing changes
+	// and the error is returned.
+	UpdateTransaction(ctx context.Context, id string, now time.Time, fn func(*domain.Transaction) error) error
+	// ConsumeTransaction deletes the transaction and returns it: of many
+	// concurrent calls exactly one succeeds; the rest get domain.ErrNotFound.
+	// If check returns an error the transaction is deleted anyway (it is
+	// single use: a wrong CSRF token or a tampered callback burns it) and
+	// the error is returned; check may be nil.
+	ConsumeTransaction(ctx context.Context, id string, now time.Time, check func(domain.Transaction) error) (domain.Transaction, error)
+	// ReplaceTransaction atomically consumes the transaction oldID and, if
+	// check accepts it, stores next in its place. Of many concurrent calls
+	// exactly one succeeds. A rejected check burns oldID and stores nothing.
+	ReplaceTransaction(ctx context.Context, oldID string, now time.Time, check func(domain.Transaction) (domain.Transaction, error)) (domain.Transaction, error)
+}
+
+// GrantStore keeps grants, their authorization codes and refresh tokens.
+// Deleting a grant revokes everything issued from it: codes and refresh
+// tokens whose grant is gone read as domain.ErrNotFound.
+type GrantStore interface {
+	// CreateGrant stores a new grant and its first authorization code in one
+	// atomic unit.
+	CreateGrant(ctx context.Context, g domain.Grant, code domain.AuthorizationCode) error
+	// GetGrant returns a live grant.
+	GetGrant(ctx context.Context, id string, now time.Time) (domain.Grant, error)
+	// RevokeGrant deletes a grant (and with it every code and refresh token
+	// that hangs on it). Revoking an absent grant is not an error.
+	RevokeGrant(ctx context.Context, id string) error
+
+	// RedeemCode is the single-use step of the authorization_code grant. In
+	// one atomic unit it marks the code redeemed and, if issue accepts it,
+	// stores the refresh token issue returns (nil: no refresh token).
+	//   - absent, expired, or grant gone: domain.ErrNotFound;
+	//   - already redeemed: the stored code and domain.ErrAlreadyConsumed,
+	//     nothing changes and issue is not called;
+	//   - issue returns an error: the code stays redeemed (burned), nothing
+	//     else is stored, and that error is returned.
+	// Of many concurrent calls for one code exactly one reaches issue.
+	RedeemCode(ctx context.Context, hash string, now time.Time, issue func(domain.AuthorizationCode, domain.Grant) (*domain.RefreshToken, error)) (domain.AuthorizationCode, domain.Grant, error)
+
+	// RotateRefreshToken is the single-use step of the refresh_token grant.
+	// In one atomic unit it marks the token rotated, stores the successor
+	// rotate returns and saves the grant as rotate left it.
+	//   - absent, expired, or grant gone: domain.ErrNotFound;
+	//   - already rotated: the grant is revoked (reuse means theft, RFC 9700
+	//     4.14.2) and the stored token and domain.ErrAlreadyConsumed are
+	//     returned;
+	//   - rotate returns an error: nothing changes and the error is returned.
+	RotateRefreshToken(ctx context.Context, hash string, now time.Time, rotate func(domain.RefreshToken, *domain.Grant) (domain.RefreshToken, error)) (domain.RefreshToken, error)
+	// GetRefreshToken returns a refresh token record (live or rotated) whose
+	// grant still exists.
+	GetRefreshToken(ctx context.Context, hash string, now time.Time) (domain.RefreshToken, error)
+}
+
+// KeyStore keeps the signing key ring.
+type KeyStore interface {
+	// ListKeys returns every stored signing key, oldest first.
+	ListKeys(ctx context.Context) ([]domain.SigningKey, error)
+	// PutKey creates or replaces a key.
+	PutKey(ctx context.Context, k domain.SigningKey) error
+	// DeleteKey removes a key; absent is not an error.
+	DeleteKey(ctx context.Context, id string) error
+}
+
+// Sweeper removes records that expired before now and reports how many.
+type Sweeper interface {
+	Sweep(ctx context.Context, now time.Time) (int, error)
+}
+
+// Pinger checks that the store is usable (for readiness).
+type Pinger interface {
+	Ping(ctx context.Context) error
+}
+
+// Store is everything oidcproxy keeps. Every backend implements all of it
+// and passes test/storetest.
+type Store interface {
+	ClientStore
+	TransactionStore
+	GrantStore
+	KeyStore
+	Sweeper
+	Pinger
+}
