@@ -1,0 +1,330 @@
+package config
+
+import (
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"reflect"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/oidcproxy/oidcproxy/domain"
+)
+
+// EnvPrefix starts the name of every environment variable oidcproxy reads.
+const EnvPrefix = "OIDC_PROXY_"
+
+// ConfigEnv and ConfigFlag name the YAML configuration file.
+const (
+	ConfigEnv  = EnvPrefix + "CONFIG"
+	ConfigFlag = "config"
+)
+
+// Redaction is what Redacted puts in place of a secret that is set.
+const Redaction = "[redacted]"
+
+// Config holds every oidcproxy setting. The struct tags drive loading, help
+// output and documentation (see the package documentation); each field's
+// help tag is its documentation. Secrets are redacted by String, LogValue and
+// Redacted.
+type Config struct {
+	ListenAddr string `env:"LISTEN_ADDR" yaml:"listen_addr" flag:"listen-addr" default:":8000" help:"Address (host:port) of the public HTTP listener."`
+	BaseURL    string `env:"BASE_URL" yaml:"base_url" flag:"base-url" help:"Public URL at which clients reach the proxy, from which its endpoint, callback and resource URLs are built."`
+	IssuerURL  string `env:"ISSUER_URL" yaml:"issuer_url" flag:"issuer-url" help:"Issuer identifier published in metadata, tokens and the iss parameter, defaulting to BASE_URL."`
+
+	Provider                string            `env:"PROVIDER" yaml:"provider" flag:"provider" default:"oidc" help:"Kind of upstream identity provider: oidc, auth0, google or azure."`
+	ConfigURL               string            `env:"CONFIG_URL" yaml:"config_url" flag:"config-url" help:"OpenID Connect discovery URL of the upstream provider, which also overrides a preset's own discovery URL."`
+	ClientID                string            `env:"CLIENT_ID" yaml:"client_id" flag:"client-id" help:"Client ID of the proxy's pre-registered client at the upstream provider."`
+	ClientSecret            string            `env:"CLIENT_SECRET" yaml:"client_secret" flag:"client-secret" secret:"true" help:"Client secret of the proxy's client at the upstream provider."`
+	Strict                  bool              `env:"STRICT" yaml:"strict" flag:"strict" default:"true" help:"Whether upstream discovery documents and tokens get strict OpenID Connect validation."`
+	Audience                string            `env:"AUDIENCE" yaml:"audience" flag:"audience" help:"Audience requested from the upstream provider and required in its access tokens."`
+	TimeoutSeconds          int               `env:"TIMEOUT_SECONDS" yaml:"timeout_seconds" flag:"timeout-seconds" default:"10" help:"Timeout in seconds for each request to the upstream provider, from 1 to 300."`
+	Algorithm               string            `env:"ALGORITHM" yaml:"algorithm" flag:"algorithm" help:"JWS algorithm required on upstream access tokens, where empty accepts those the provider advertises."`
+	RequiredScopes          []string          `env:"REQUIRED_SCOPES" yaml:"required_scopes" flag:"required-scopes" help:"Scopes requested upstream and required in the upstream access token, separated by commas or spaces."`
+	RedirectPath            string            `env:"REDIRECT_PATH" yaml:"redirect_path" flag:"redirect-path" default:"/auth/callback" help:"Path of the proxy's callback, below BASE_URL, as registered at the upstream provider."`
+	TokenEndpointAuthMethod domain.AuthMethod `env:"TOKEN_ENDPOINT_AUTH_METHOD" yaml:"token_endpoint_auth_method" flag:"token-endpoint-auth-method" default:"client_secret_basic" help:"How the proxy authenticates at the upstream token endpoint: client_secret_basic, client_secret_post or none."`
+
+	ExtraAuthorizeParams map[string]string `env:"EXTRA_AUTHORIZE_PARAMS" yaml:"extra_authorize_params" flag:"extra-authorize-params" help:"Extra parameters for the upstream authorization request, as k=v pairs separated by commas (a mapping in YAML)."`
+	ExtraTokenParams     map[string]string `env:"EXTRA_TOKEN_PARAMS" yaml:"extra_token_params" flag:"extra-token-params" help:"Extra parameters for upstream token requests, as k=v pairs separated by commas (a mapping in YAML)."`
+	ForwardResource      bool              `env:"FORWARD_RESOURCE" yaml:"forward_resource" flag:"forward-resource" default:"false" help:"Whether the client's RFC 8707 resource parameter is forwarded to the upstream provider."`
+
+	AllowedClientRedirectURIs []string           `env:"ALLOWED_CLIENT_REDIRECT_URIS" yaml:"allowed_client_redirect_uris" flag:"allowed-client-redirect-uris" help:"Comma-separated patterns (with *) that every client redirect URI must match, where empty adds no restriction beyond the registration rules."`
+	ScopesSupported           []string           `env:"SCOPES_SUPPORTED" yaml:"scopes_supported" flag:"scopes-supported" help:"Scopes MCP clients may request, separated by commas or spaces, where empty means openid, profile, email, offline_access and REQUIRED_SCOPES."`
+	Consent                   domain.ConsentMode `env:"CONSENT" yaml:"consent" flag:"consent" default:"always" help:"When the consent page is shown: always, remember (skipped for a client this browser approved) or off."`
+
+	StorePath         string        `env:"STORE_PATH" yaml:"store_path" flag:"store-path" default:"oidcproxy.db" help:"Path of the bbolt database file."`
+	EncryptionKey     string        `env:"ENCRYPTION_KEY" yaml:"encryption_key" flag:"encryption-key" secret:"true" help:"Base64 of the 32-byte key that seals upstream tokens and signing keys at rest, where empty creates a key file next to the store."`
+	AccessTokenTTL    time.Duration `env:"ACCESS_TOKEN_TTL" yaml:"access_token_ttl" flag:"access-token-ttl" default:"1h" help:"Lifetime of the access tokens the proxy issues, as a Go duration of at most 24h."`
+	RefreshTokenTTL   time.Duration `env:"REFRESH_TOKEN_TTL" yaml:"refresh_token_ttl" flag:"refresh-token-ttl" default:"720h" help:"Lifetime of the refresh tokens the proxy issues, as a Go duration no shorter than ACCESS_TOKEN_TTL."`
+	RefreshReuseGrace time.Duration `env:"REFRESH_REUSE_GRACE" yaml:"refresh_reuse_grace" flag:"refresh-reuse-grace" default:"0s" help:"Window after a rotation in which the old refresh token returns the same successor instead of revoking the grant, where 0 turns it off."`
+
+	MCPUpstream string `env:"MCP_UPSTREAM" yaml:"mcp_upstream" flag:"mcp-upstream" help:"URL of the MCP server that the gateway forwards authenticated requests to, where empty turns the gateway off."`
+	MCPPath     string `env:"MCP_PATH" yaml:"mcp_path" flag:"mcp-path" default:"/mcp" help:"Path of the protected MCP endpoint below BASE_URL, which also makes the resource URL."`
+	AdminAddr   string `env:"ADMIN_ADDR" yaml:"admin_addr" flag:"admin-addr" default:"127.0.0.1:9090" help:"Address (host:port) of the admin listener serving health checks and metrics."`
+
+	Auth0Domain    string `env:"AUTH0_DOMAIN" yaml:"auth0_domain" flag:"auth0-domain" help:"Auth0 tenant domain such as example.us.auth0.com, for provider auth0."`
+	AzureTenantID  string `env:"AZURE_TENANT_ID" yaml:"azure_tenant_id" flag:"azure-tenant-id" help:"Microsoft Entra tenant ID or name (or common, organizations, consumers), for provider azure."`
+	AzureAuthority string `env:"AZURE_AUTHORITY" yaml:"azure_authority" flag:"azure-authority" help:"Microsoft Entra authority host URL for sovereign clouds, for provider azure, defaulting to the public cloud."`
+
+	LogLevel  string `env:"LOG_LEVEL" yaml:"log_level" flag:"log-level" default:"info" help:"Minimum log level: debug, info, warn or error."`
+	LogFormat string `env:"LOG_FORMAT" yaml:"log_format" flag:"log-format" default:"json" help:"Log output format: json or text."`
+}
+
+// Field describes one setting, for help output and generated documentation.
+type Field struct {
+	// Name is the Go field name in Config, e.g. "ListenAddr".
+	Name string
+	// Env is the full environment variable, e.g. "OIDC_PROXY_LISTEN_ADDR".
+	Env string
+	// YAML is the key in the YAML file, e.g. "listen_addr".
+	YAML string
+	// Flag is the command-line flag without dashes, e.g. "listen-addr".
+	Flag string
+	// Default is the default as it would be written in the environment;
+	// empty when the setting has none.
+	Default string
+	// Help is one sentence describing the setting.
+	Help string
+	// Secret settings are redacted when printed and may come from a file.
+	Secret bool
+	// Type is one of string, bool, int, duration, list and map.
+	Type string
+	// FileEnv, FileYAML and FileFlag name the file variants of a secret
+	// (OIDC_PROXY_CLIENT_SECRET_FILE, client_secret_file,
+	// client-secret-file); they are empty for other settings.
+	FileEnv, FileYAML, FileFlag string
+}
+
+// The kinds of values a setting can hold; Field.Type spells them out.
+const (
+	typeString   = "string"
+	typeBool     = "bool"
+	typeInt      = "int"
+	typeDuration = "duration"
+	typeList     = "list"
+	typeMap      = "map"
+)
+
+// spec is a Field plus where it lives in Config.
+type spec struct {
+	Field
+	index int
+}
+
+var (
+	durationType = reflect.TypeFor[time.Duration]()
+	listType     = reflect.TypeFor[[]string]()
+	mapType      = reflect.TypeFor[map[string]string]()
+)
+
+// specs reads the tags of Config once. It cannot fail: a malformed tag
+// yields an empty name or an unknown type, which the tests reject.
+var specs = sync.OnceValue(func() []spec {
+	t := reflect.TypeFor[Config]()
+	out := make([]spec, 0, t.NumField())
+	for i := range t.NumField() {
+		sf := t.Field(i)
+		s := spec{index: i, Field: Field{
+			Name:    sf.Name,
+			Env:     EnvPrefix + sf.Tag.Get("env"),
+			YAML:    sf.Tag.Get("yaml"),
+			Flag:    sf.Tag.Get("flag"),
+			Default: sf.Tag.Get("default"),
+			Help:    sf.Tag.Get("help"),
+			Secret:  sf.Tag.Get("secret") == "true",
+			Type:    typeOf(sf.Type),
+		}}
+		if s.Secret {
+			s.FileEnv = s.Env + "_FILE"
+			s.FileYAML = s.YAML + "_file"
+			s.FileFlag = s.Flag + "-file"
+		}
+		out = append(out, s)
+	}
+	return out
+})
+
+func typeOf(t reflect.Type) string {
+	switch {
+	case t == durationType:
+		return typeDuration
+	case t == listType:
+		return typeList
+	case t == mapType:
+		return typeMap
+	case t.Kind() == reflect.String:
+		return typeString
+	case t.Kind() == reflect.Bool:
+		return typeBool
+	case t.Kind() == reflect.Int:
+		return typeInt
+	default:
+		return "unsupported " + t.String()
+	}
+}
+
+// Fields lists every setting in declaration order. The slice is a fresh
+// copy on each call.
+func Fields() []Field {
+	all := specs()
+	out := make([]Field, len(all))
+	for i, s := range all {
+		out[i] = s.Field
+	}
+	return out
+}
+
+// Redacted returns a copy safe to log or print: every secret that is set is
+// replaced by Redaction, and lists and maps are cloned so the copy shares no
+// memory with c.
+func (c Config) Redacted() Config {
+	out := c
+	out.RequiredScopes = slices.Clone(c.RequiredScopes)
+	out.AllowedClientRedirectURIs = slices.Clone(c.AllowedClientRedirectURIs)
+	out.ScopesSupported = slices.Clone(c.ScopesSupported)
+	out.ExtraAuthorizeParams = maps.Clone(c.ExtraAuthorizeParams)
+	out.ExtraTokenParams = maps.Clone(c.ExtraTokenParams)
+	v := reflect.ValueOf(&out).Elem()
+	for _, s := range specs() {
+		if f := v.Field(s.index); s.Secret && f.String() != "" {
+			f.SetString(Redaction)
+		}
+	}
+	return out
+}
+
+// LogValue implements slog.LogValuer, so logging a Config directly can never
+// write a secret: it logs the redacted settings keyed by their YAML names.
+func (c Config) LogValue() slog.Value {
+	v := reflect.ValueOf(c.Redacted())
+	attrs := make([]slog.Attr, 0, v.NumField())
+	for _, s := range specs() {
+		attrs = append(attrs, slog.Any(s.YAML, v.Field(s.index).Interface()))
+	}
+	return slog.GroupValue(attrs...)
+}
+
+// String renders the redacted settings as key=value pairs, so that printing
+// a Config with %v or %s cannot reveal a secret either.
+func (c Config) String() string {
+	v := reflect.ValueOf(c.Redacted())
+	var b strings.Builder
+	for i, s := range specs() {
+		if i > 0 {
+			b.WriteByte(' ')
+		}
+		fmt.Fprintf(&b, "%s=%v", s.YAML, v.Field(s.index).Interface())
+	}
+	return b.String()
+}
+
+// Issuer returns the issuer identifier: ISSUER_URL, or BASE_URL without a
+// trailing slash when ISSUER_URL is unset (Load already fills it in; the
+// fallback covers a BASE_URL set afterwards, as `oidcproxy dev` does).
+func (c Config) Issuer() string {
+	if c.IssuerURL != "" {
+		return c.IssuerURL
+	}
+	return c.base()
+}
+
+// RedirectURL returns the proxy's upstream callback: BASE_URL + REDIRECT_PATH.
+func (c Config) RedirectURL() string { return c.base() + c.RedirectPath }
+
+// Resource returns the RFC 8707 / RFC 9728 resource identifier of the
+// protected MCP endpoint: BASE_URL + MCP_PATH.
+func (c Config) Resource() string { return c.base() + c.MCPPath }
+
+func (c Config) base() string { return strings.TrimRight(c.BaseURL, "/") }
+
+// Timeout returns TIMEOUT_SECONDS as a duration.
+func (c Config) Timeout() time.Duration {
+	return time.Duration(c.TimeoutSeconds) * time.Second
+}
+
+// defaultScopes are offered to MCP clients when SCOPES_SUPPORTED is unset.
+var defaultScopes = []string{"openid", "profile", "email", "offline_access"}
+
+// SupportedScopes returns the scopes MCP clients may request:
+// SCOPES_SUPPORTED when set, otherwise openid, profile, email and
+// offline_access followed by REQUIRED_SCOPES, without duplicates.
+func (c Config) SupportedScopes() []string {
+	if len(c.ScopesSupported) > 0 {
+		return slices.Clone(c.ScopesSupported)
+	}
+	out := slices.Clone(defaultScopes)
+	for _, s := range c.RequiredScopes {
+		if !slices.Contains(out, s) {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// RedirectPatterns parses ALLOWED_CLIENT_REDIRECT_URIS. An empty result
+// means no restriction beyond the registration rules.
+func (c Config) RedirectPatterns() ([]domain.RedirectPattern, error) {
+	out := make([]domain.RedirectPattern, 0, len(c.AllowedClientRedirectURIs))
+	var errs []error
+	for _, raw := range c.AllowedClientRedirectURIs {
+		p, err := domain.ParseRedirectPattern(raw)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		out = append(out, p)
+	}
+	if len(errs) > 0 {
+		return nil, fmt.Errorf("config: redirect patterns: %w", errors.Join(errs...))
+	}
+	return out, nil
+}
+
+// errEncryptionKeyEncoding and errEncryptionKeyLength describe a bad
+// ENCRYPTION_KEY without quoting it.
+var (
+	errEncryptionKeyEncoding = errors.New("config: OIDC_PROXY_ENCRYPTION_KEY is not valid base64")
+	errEncryptionKeyLength   = errors.New("config: OIDC_PROXY_ENCRYPTION_KEY must decode to exactly 32 bytes")
+)
+
+// keyEncodings are tried in turn: operators paste keys from `openssl rand
+// -base64 32` (standard, padded) as often as from tools that emit base64url.
+var keyEncodings = []*base64.Encoding{
+	base64.StdEncoding.Strict(), base64.RawStdEncoding.Strict(),
+	base64.URLEncoding.Strict(), base64.RawURLEncoding.Strict(),
+}
+
+// EncryptionKeyBytes decodes ENCRYPTION_KEY (standard or URL base64, padded
+// or not) and checks that it is exactly 32 bytes. It returns nil, nil when
+// the key is unset, in which case the caller falls back to a key file.
+func (c Config) EncryptionKeyBytes() ([]byte, error) {
+	s := strings.TrimSpace(c.EncryptionKey)
+	if s == "" {
+		return nil, nil
+	}
+	for _, enc := range keyEncodings {
+		key, err := enc.DecodeString(s)
+		if err != nil {
+			continue
+		}
+		if len(key) != 32 {
+			return nil, errEncryptionKeyLength
+		}
+		return key, nil
+	}
+	return nil, errEncryptionKeyEncoding
+}
+
+// Level returns LOG_LEVEL as a slog.Level, or slog.LevelInfo when it is not
+// one of debug, info, warn and error (Validate reports that case).
+func (c Config) Level() slog.Level {
+	var l slog.Level
+	if !validLogLevels[c.LogLevel] || l.UnmarshalText([]byte(c.LogLevel)) != nil {
+		return slog.LevelInfo
+	}
+	return l
+}
