@@ -1,0 +1,143 @@
+// Command oidcproxy runs the OAuth 2.1 authorization server and MCP gateway
+// in front of an OpenID provider without dynamic client registration.
+//
+//	oidcproxy serve    run the service
+//	oidcproxy check    validate the configuration and reach the upstream IdP
+//	oidcproxy version  print the version
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"runtime/debug"
+	"syscall"
+
+	"github.com/oidcproxy/oidcproxy"
+	"github.com/oidcproxy/oidcproxy/adapters/config"
+	"github.com/oidcproxy/oidcproxy/providers"
+)
+
+// version is set at build time with -ldflags "-X main.version=…"; otherwise
+// the module version from the build info is used.
+var version = ""
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// run executes one subcommand and returns the process exit code.
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		usage(stderr)
+		return 2
+	}
+	cmd, rest := args[0], args[1:]
+	switch cmd {
+	case "serve":
+		return serve(ctx, rest, getenv, stderr)
+	case "check":
+		return check(ctx, rest, getenv, stdout, stderr)
+	case "version", "--version", "-version":
+		fmt.Fprintln(stdout, "oidcproxy", versionString())
+		return 0
+	case "help", "-h", "--help":
+		usage(stdout)
+		return 0
+	default:
+		fmt.Fprintf(stderr, "oidcproxy: unknown command %q\n\n", cmd)
+		usage(stderr)
+		return 2
+	}
+}
+
+func usage(w io.Writer) {
+	fmt.Fprint(w, `oidcproxy: an OAuth 2.1 authorization server for MCP in front of any OpenID provider.
+
+Usage:
+  oidcproxy serve   [flags]   run the service
+  oidcproxy check   [flags]   validate the configuration and reach the upstream provider
+  oidcproxy version           print the version
+
+Every setting is a flag, an OIDC_PROXY_* environment variable or a key in the
+YAML file given with --config; run "oidcproxy serve -h" to list them.
+`)
+}
+
+// loadConfig parses the flags of a subcommand and validates the result.
+func loadConfig(name string, args []string, getenv func(string) string, stderr io.Writer, requireUpstream bool) (config.Config, int, bool) {
+	fs := flag.NewFlagSet("oidcproxy "+name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	cfg, err := config.LoadFlags(fs, args, getenv)
+	if errors.Is(err, flag.ErrHelp) {
+		return cfg, 0, false
+	}
+	if err == nil && fs.NArg() > 0 {
+		err = fmt.Errorf("%d unexpected argument(s); every setting is a --flag", fs.NArg())
+	}
+	if err == nil {
+		err = cfg.Validate(config.ValidateOptions{KnownProviders: providers.Names(), RequireUpstream: requireUpstream})
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "oidcproxy %s: invalid configuration:\n%v\n", name, err)
+		return cfg, 1, false
+	}
+	return cfg, 0, true
+}
+
+func serve(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) int {
+	cfg, code, ok := loadConfig("serve", args, getenv, stderr, true)
+	if !ok {
+		return code
+	}
+	app, cleanup, err := oidcproxy.InitializeApp(ctx, cfg)
+	if err != nil {
+		fmt.Fprintf(stderr, "oidcproxy serve: cannot start: %v\n", err)
+		return 1
+	}
+	defer cleanup()
+	if err := app.Run(ctx); err != nil {
+		fmt.Fprintf(stderr, "oidcproxy serve: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+// check validates the configuration and fetches the upstream discovery
+// document, printing a short report: the pre-flight an operator runs
+// before a deployment.
+func check(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+	cfg, code, ok := loadConfig("check", args, getenv, stderr, true)
+	if !ok {
+		return code
+	}
+	fmt.Fprintln(stdout, "configuration: ok")
+	fmt.Fprintf(stdout, "  issuer:         %s\n", cfg.Issuer())
+	fmt.Fprintf(stdout, "  callback URL:   %s   (register this at the identity provider)\n", cfg.RedirectURL())
+	fmt.Fprintf(stdout, "  resource:       %s\n", cfg.Resource())
+	fmt.Fprintf(stdout, "  provider:       %s\n", cfg.Provider)
+	client := oidcproxy.ProvideHTTPClient(cfg)
+	if _, err := providers.New(ctx, cfg.Provider, oidcproxy.ProviderSettings(cfg), client); err != nil {
+		fmt.Fprintf(stdout, "upstream: FAILED\n  %v\n", err)
+		return 1
+	}
+	fmt.Fprintln(stdout, "upstream: ok (discovery fetched and validated)")
+	return 0
+}
+
+func versionString() string {
+	if version != "" {
+		return version
+	}
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
+		return bi.Main.Version
+	}
+	return "(devel)"
+}

@@ -1,0 +1,271 @@
+package oidcproxy
+
+import (
+	"context"
+	"crypto/rand"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"path/filepath"
+	"time"
+
+	"github.com/google/wire"
+
+	"github.com/oidcproxy/oidcproxy/adapters/boltstore"
+	"github.com/oidcproxy/oidcproxy/adapters/config"
+	"github.com/oidcproxy/oidcproxy/adapters/httpapi"
+	"github.com/oidcproxy/oidcproxy/adapters/memstore"
+	"github.com/oidcproxy/oidcproxy/adapters/seal"
+	"github.com/oidcproxy/oidcproxy/adapters/tokens"
+	"github.com/oidcproxy/oidcproxy/domain"
+	"github.com/oidcproxy/oidcproxy/domain/usecase"
+	"github.com/oidcproxy/oidcproxy/ports"
+	"github.com/oidcproxy/oidcproxy/providers"
+	"github.com/oidcproxy/oidcproxy/providers/oidc"
+)
+
+// MemoryStorePath selects the in-memory store instead of a bbolt file
+// (development and tests only: everything is lost on exit).
+const MemoryStorePath = ":memory:"
+
+// MasterKey is OIDC_PROXY_ENCRYPTION_KEY (or the key file's content): the
+// root from which the sealing and cookie keys are derived.
+type MasterKey []byte
+
+// CookieKey signs the browser cookies; derived from the master key under
+// its own label so that it never equals the sealing key.
+type CookieKey []byte
+
+// coreSet builds everything but the clock and the logger, which production
+// and tests supply differently.
+var coreSet = wire.NewSet(
+	ProvideHTTPClient,
+	ProvideStore,
+	ProvideMasterKey,
+	ProvideSealer,
+	wire.Bind(new(ports.Sealer), new(*seal.Sealer)),
+	ProvideCookieKey,
+	ProvideTokenIssuer,
+	wire.Bind(new(ports.TokenIssuer), new(*tokens.Issuer)),
+	ProvideIdentityProvider,
+	ProvideSettings,
+	wire.Value(CryptoRandom{}),
+	wire.Bind(new(ports.Random), new(CryptoRandom)),
+	ProvideApplication,
+	ProvideHTTPAPI,
+	NewApp,
+)
+
+// productionSet adds the wall clock and the configured logger.
+var productionSet = wire.NewSet(
+	coreSet,
+	wire.Value(SystemClock{}),
+	wire.Bind(new(ports.Clock), new(SystemClock)),
+	ProvideLogger,
+)
+
+// ProvideLogger builds the process logger from LOG_LEVEL and LOG_FORMAT,
+// writing to standard error.
+func ProvideLogger(cfg config.Config) *slog.Logger {
+	return NewLogger(cfg, nil)
+}
+
+// NewLogger builds a logger writing to w (standard error when nil).
+func NewLogger(cfg config.Config, w io.Writer) *slog.Logger {
+	if w == nil {
+		w = stderr
+	}
+	opts := &slog.HandlerOptions{Level: cfg.Level()}
+	if cfg.LogFormat == "text" {
+		return slog.New(slog.NewTextHandler(w, opts))
+	}
+	return slog.New(slog.NewJSONHandler(w, opts))
+}
+
+// ProvideHTTPClient is the one *http.Client every upstream call goes
+// through, bounded by TIMEOUT_SECONDS.
+func ProvideHTTPClient(cfg config.Config) *http.Client {
+	transport := http.DefaultTransport.(*http.Transport).Clone()
+	transport.DialContext = (&net.Dialer{Timeout: cfg.Timeout(), KeepAlive: 30 * time.Second}).DialContext
+	transport.TLSHandshakeTimeout = cfg.Timeout()
+	transport.ResponseHeaderTimeout = cfg.Timeout()
+	transport.MaxIdleConnsPerHost = 16
+	return &http.Client{
+		Transport: transport,
+		Timeout:   cfg.Timeout(),
+		// The upstream IdP's endpoints answer directly; following redirects
+		// would let a compromised endpoint bounce our requests elsewhere.
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+}
+
+// ProvideStore opens the store: the bbolt file at STORE_PATH, or memory.
+func ProvideStore(cfg config.Config) (ports.Store, func(), error) {
+	if cfg.StorePath == MemoryStorePath {
+		return memstore.New(), func() {}, nil
+	}
+	s, err := boltstore.Open(boltstore.Options{Path: cfg.StorePath})
+	if err != nil {
+		return nil, nil, err
+	}
+	return s, func() { _ = s.Close() }, nil
+}
+
+// ProvideMasterKey reads OIDC_PROXY_ENCRYPTION_KEY or, when unset, a key
+// file next to the store (created on first start, with a warning: a key on
+// the same disk as the data it protects only guards against leaked backups
+// of the store alone).
+func ProvideMasterKey(cfg config.Config, logger *slog.Logger) (MasterKey, error) {
+	if cfg.EncryptionKey != "" {
+		key, err := cfg.EncryptionKeyBytes()
+		if err != nil {
+			return nil, err
+		}
+		return key, nil
+	}
+	path := cfg.StorePath + ".key"
+	if cfg.StorePath == MemoryStorePath {
+		// Nothing persists, so an ephemeral key is right.
+		key := make([]byte, seal.KeySize)
+		_, _ = rand.Read(key)
+		return key, nil
+	}
+	key, created, err := seal.LoadOrCreateKeyFile(path)
+	if err != nil {
+		return nil, err
+	}
+	if created {
+		logger.Warn("OIDC_PROXY_ENCRYPTION_KEY is not set; created a key file next to the store. Set the variable from a secret store in production.",
+			"key_file", filepath.Clean(path))
+	}
+	return key, nil
+}
+
+// ProvideSealer derives the sealing key and builds the AES-256-GCM sealer.
+func ProvideSealer(master MasterKey) (*seal.Sealer, error) {
+	key, err := seal.DeriveKey(master, seal.LabelSeal)
+	if err != nil {
+		return nil, err
+	}
+	return seal.New(key)
+}
+
+// ProvideCookieKey derives the cookie signing key.
+func ProvideCookieKey(master MasterKey) (CookieKey, error) {
+	key, err := seal.DeriveKey(master, seal.LabelCookie)
+	if err != nil {
+		return nil, err
+	}
+	return key, nil
+}
+
+// ProvideTokenIssuer loads (or creates) the signing key ring.
+func ProvideTokenIssuer(ctx context.Context, store ports.Store, sealer ports.Sealer, clock ports.Clock) (*tokens.Issuer, error) {
+	return tokens.Open(ctx, store, sealer, clock)
+}
+
+// ProviderSettings maps the configuration onto the provider settings.
+func ProviderSettings(cfg config.Config) oidc.Settings {
+	return oidc.Settings{
+		ConfigURL:               cfg.ConfigURL,
+		ClientID:                cfg.ClientID,
+		ClientSecret:            cfg.ClientSecret,
+		RedirectURL:             cfg.RedirectURL(),
+		Strict:                  cfg.Strict,
+		Audience:                cfg.Audience,
+		Timeout:                 cfg.Timeout(),
+		Algorithm:               cfg.Algorithm,
+		RequiredScopes:          cfg.RequiredScopes,
+		TokenEndpointAuthMethod: string(cfg.TokenEndpointAuthMethod),
+		ExtraAuthorizeParams:    cfg.ExtraAuthorizeParams,
+		ExtraTokenParams:        cfg.ExtraTokenParams,
+		ForwardResource:         cfg.ForwardResource,
+	}
+}
+
+// ProvideIdentityProvider builds the configured upstream provider; it
+// fetches discovery now, so a broken upstream fails the start.
+func ProvideIdentityProvider(ctx context.Context, cfg config.Config, client *http.Client) (ports.IdentityProvider, error) {
+	return providers.New(ctx, cfg.Provider, ProviderSettings(cfg), client)
+}
+
+// ProvideSettings maps the configuration onto the use-case policy.
+func ProvideSettings(cfg config.Config) (usecase.Settings, error) {
+	patterns, err := cfg.RedirectPatterns()
+	if err != nil {
+		return usecase.Settings{}, err
+	}
+	resource, err := domain.CanonicalResource(cfg.Resource())
+	if err != nil {
+		return usecase.Settings{}, fmt.Errorf("resource %q: %w", cfg.Resource(), err)
+	}
+	supported := cfg.SupportedScopes()
+	return usecase.Settings{
+		Issuer:           cfg.Issuer(),
+		Resource:         resource,
+		SupportedScopes:  supported,
+		DefaultScopes:    defaultScopes(cfg, supported),
+		AccessTokenTTL:   cfg.AccessTokenTTL,
+		RefreshTokenTTL:  cfg.RefreshTokenTTL,
+		Consent:          cfg.Consent,
+		RedirectPatterns: patterns,
+		ForwardResource:  cfg.ForwardResource,
+	}, nil
+}
+
+// defaultScopes are granted to a client that asks for none: the required
+// scopes when configured, else the OpenID basics.
+func defaultScopes(cfg config.Config, supported []string) []string {
+	if len(cfg.RequiredScopes) > 0 {
+		return cfg.RequiredScopes
+	}
+	var out []string
+	for _, s := range []string{"openid", "profile", "email"} {
+		for _, t := range supported {
+			if s == t {
+				out = append(out, s)
+			}
+		}
+	}
+	return out
+}
+
+// ProvideApplication builds the use cases.
+func ProvideApplication(store ports.Store, provider ports.IdentityProvider, issuer ports.TokenIssuer,
+	sealer ports.Sealer, clock ports.Clock, random ports.Random, settings usecase.Settings, logger *slog.Logger,
+) (ports.Application, error) {
+	return usecase.NewApplication(usecase.Deps{
+		Store:    store,
+		Provider: provider,
+		Tokens:   issuer,
+		Sealer:   sealer,
+		Clock:    clock,
+		Random:   random,
+		Settings: settings,
+		Logger:   logger,
+	})
+}
+
+// ProvideHTTPAPI builds the authorization server's HTTP API.
+func ProvideHTTPAPI(cfg config.Config, app ports.Application, issuer ports.TokenIssuer, store ports.Store,
+	provider ports.IdentityProvider, cookieKey CookieKey, settings usecase.Settings, logger *slog.Logger,
+) (*httpapi.Server, error) {
+	checks := []httpapi.Check{{Name: "store", Run: store.Ping}}
+	if rc, ok := provider.(ports.ReadinessChecker); ok {
+		checks = append(checks, httpapi.Check{Name: "upstream", Run: rc.Ready})
+	}
+	return httpapi.New(app, issuer, logger, httpapi.Options{
+		Issuer:          settings.Issuer,
+		BaseURL:         cfg.BaseURL,
+		CallbackPath:    cfg.RedirectPath,
+		Resource:        settings.Resource,
+		MCPPath:         cfg.MCPPath,
+		ScopesSupported: settings.SupportedScopes,
+		CookieKey:       cookieKey,
+		Consent:         cfg.Consent,
+		ReadyTimeout:    cfg.Timeout(),
+		Checks:          checks,
+	})
+}
