@@ -131,3 +131,44 @@ func InitializeTestApp(ctx context.Context, cfg config.Config, clock ports.Clock
 		cleanup()
 	}, nil
 }
+
+// InitializeAppWithStore builds the App on a store the caller opened (and
+// closes): benchmarks use it to compare store options in one run.
+func InitializeAppWithStore(ctx context.Context, cfg config.Config, clock ports.Clock, logger *slog.Logger, store ports.Store) (*App, error) {
+	client := ProvideHTTPClient(cfg)
+	identityProvider, err := ProvideIdentityProvider(ctx, cfg, client)
+	if err != nil {
+		return nil, err
+	}
+	masterKey, err := ProvideMasterKey(cfg, logger)
+	if err != nil {
+		return nil, err
+	}
+	sealer, err := ProvideSealer(masterKey)
+	if err != nil {
+		return nil, err
+	}
+	issuer, err := ProvideTokenIssuer(ctx, store, sealer, clock)
+	if err != nil {
+		return nil, err
+	}
+	cryptoRandom := _wireCryptoRandomValue
+	settings, err := ProvideSettings(cfg)
+	if err != nil {
+		return nil, err
+	}
+	application, err := ProvideApplication(store, identityProvider, issuer, sealer, clock, cryptoRandom, settings, logger)
+	if err != nil {
+		return nil, err
+	}
+	cookieKey, err := ProvideCookieKey(masterKey)
+	if err != nil {
+		return nil, err
+	}
+	server, err := ProvideHTTPAPI(cfg, application, issuer, store, identityProvider, cookieKey, settings, logger)
+	if err != nil {
+		return nil, err
+	}
+	app := NewApp(cfg, application, server, logger)
+	return app, nil
+}

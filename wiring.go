@@ -38,11 +38,10 @@ type MasterKey []byte
 // its own label so that it never equals the sealing key.
 type CookieKey []byte
 
-// coreSet builds everything but the clock and the logger, which production
-// and tests supply differently.
+// coreSet builds everything but the clock, the logger and the store, which
+// production, tests and benchmarks supply differently.
 var coreSet = wire.NewSet(
 	ProvideHTTPClient,
-	ProvideStore,
 	ProvideMasterKey,
 	ProvideSealer,
 	wire.Bind(new(ports.Sealer), new(*seal.Sealer)),
@@ -58,9 +57,11 @@ var coreSet = wire.NewSet(
 	NewApp,
 )
 
-// productionSet adds the wall clock and the configured logger.
+// productionSet adds the store from STORE_PATH, the wall clock and the
+// configured logger.
 var productionSet = wire.NewSet(
 	coreSet,
+	ProvideStore,
 	wire.Value(SystemClock{}),
 	wire.Bind(new(ports.Clock), new(SystemClock)),
 	ProvideLogger,

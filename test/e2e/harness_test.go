@@ -466,3 +466,5 @@ func (p *proxy) refresh(t *testing.T, c *mcpClient, refreshToken string) (*oauth
 }
 
 var _ = slog.LevelInfo
+
+func withVerifier(v string) oauth2.AuthCodeOption { return oauth2.VerifierOption(v) }
