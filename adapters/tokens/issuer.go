@@ -37,8 +37,9 @@ type Issuer struct {
 	sealer ports.Sealer
 	clock  ports.Clock
 
-	mu   sync.Mutex // serialises Reload, Rotate and Prune
-	ring atomic.Pointer[ring]
+	mu       sync.Mutex // serialises Reload, Rotate and Prune
+	ring     atomic.Pointer[ring]
+	verified *verifiedCache
 }
 
 var _ ports.TokenIssuer = (*Issuer)(nil)
@@ -49,7 +50,7 @@ func Open(ctx context.Context, keys ports.KeyStore, sealer ports.Sealer, clock p
 	if keys == nil || sealer == nil || clock == nil {
 		return nil, errors.New("tokens: open: nil key store, sealer or clock")
 	}
-	i := &Issuer{keys: keys, sealer: sealer, clock: clock}
+	i := &Issuer{keys: keys, sealer: sealer, clock: clock, verified: newVerifiedCache(verifiedCacheSize)}
 	if err := i.reload(ctx); err != nil {
 		return nil, fmt.Errorf("tokens: open: %w", err)
 	}
@@ -77,11 +78,23 @@ func (i *Issuer) Issue(_ context.Context, t domain.AccessToken) (string, error) 
 // Verify checks that token is an access token signed by a key of the ring
 // and returns its claims with KeyID set. It judges neither issuer, audience,
 // time nor scopes (the use case does), but refuses tokens whose claims are
-// malformed. Errors never contain the token.
+// malformed. Errors never contain the token. Successful verifications are
+// cached until the token expires (see verifiedCache).
 func (i *Issuer) Verify(_ context.Context, token string) (domain.AccessToken, error) {
+	if len(token) > MaxTokenSize {
+		return domain.AccessToken{}, fmt.Errorf("tokens: verify: token is larger than %d bytes", MaxTokenSize)
+	}
+	key := cacheKey(token)
+	now := i.clock.Now()
+	if t, ok := i.verified.get(key, now, i.ring.Load()); ok {
+		return t, nil
+	}
 	t, err := i.verify(token)
 	if err != nil {
 		return domain.AccessToken{}, fmt.Errorf("tokens: verify: %w", err)
+	}
+	if now.Before(t.ExpiresAt) {
+		i.verified.put(key, t)
 	}
 	return t, nil
 }
