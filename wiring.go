@@ -203,6 +203,10 @@ func ProvideSettings(cfg config.Config) (usecase.Settings, error) {
 		return usecase.Settings{}, fmt.Errorf("resource %q: %w", cfg.Resource(), err)
 	}
 	supported := cfg.SupportedScopes()
+	introspection := ""
+	if cfg.IntrospectionSecret != "" {
+		introspection = domain.HashToken(cfg.IntrospectionSecret)
+	}
 	return usecase.Settings{
 		Issuer:           cfg.Issuer(),
 		Resource:         resource,
@@ -213,6 +217,8 @@ func ProvideSettings(cfg config.Config) (usecase.Settings, error) {
 		Consent:          cfg.Consent,
 		RedirectPatterns: patterns,
 		ForwardResource:  cfg.ForwardResource,
+
+		IntrospectionSecretHash: introspection,
 	}, nil
 }
 

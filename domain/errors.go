@@ -79,9 +79,12 @@ func AsError(err error) (*Error, bool) {
 	return nil, false
 }
 
-// CodeOf returns the OAuth error code carried by err, or server_error when
-// err is not an OAuth error (an unexpected failure).
+// CodeOf returns the OAuth error code carried by err, server_error when err
+// is not an OAuth error (an unexpected failure), and "" for nil.
 func CodeOf(err error) ErrorCode {
+	if err == nil {
+		return ""
+	}
 	if e, ok := AsError(err); ok {
 		return e.Code
 	}

@@ -226,6 +226,37 @@ type VerifyAccessToken interface {
 	Handle(ctx context.Context, cmd VerifyAccessTokenCommand) (VerifiedAccess, error)
 }
 
+// IntrospectCommand is an RFC 7662 introspection request. The caller is
+// either a registered confidential client (Client) or a resource server
+// presenting the operator-configured introspection secret (Secret).
+type IntrospectCommand struct {
+	Client        ClientAuth
+	Secret        string
+	Token         string
+	TokenTypeHint string
+}
+
+// IntrospectResult is the RFC 7662 answer; only Active is set for a token
+// that is not active (or not the caller's business).
+type IntrospectResult struct {
+	Active    bool
+	TokenType string // "Bearer" for access tokens, "refresh_token"
+	Scope     string
+	ClientID  string
+	Subject   string
+	Audience  string
+	Issuer    string
+	JTI       string
+	ExpiresAt time.Time
+	IssuedAt  time.Time
+	NotBefore time.Time
+}
+
+// Introspect answers RFC 7662 introspection.
+type Introspect interface {
+	Handle(ctx context.Context, cmd IntrospectCommand) (IntrospectResult, error)
+}
+
 // SweepExpired removes expired records.
 type SweepExpired interface {
 	Handle(ctx context.Context) (int, error)
@@ -243,5 +274,6 @@ type Application struct {
 	RefreshToken       RefreshToken
 	Revoke             Revoke
 	VerifyAccessToken  VerifyAccessToken
+	Introspect         Introspect
 	SweepExpired       SweepExpired
 }

@@ -56,11 +56,10 @@ type Config struct {
 	ScopesSupported           []string           `env:"SCOPES_SUPPORTED" yaml:"scopes_supported" flag:"scopes-supported" help:"Scopes MCP clients may request, separated by commas or spaces, where empty means openid, profile, email, offline_access and REQUIRED_SCOPES."`
 	Consent                   domain.ConsentMode `env:"CONSENT" yaml:"consent" flag:"consent" default:"always" help:"When the consent page is shown: always, remember (skipped for a client this browser approved) or off."`
 
-	StorePath         string        `env:"STORE_PATH" yaml:"store_path" flag:"store-path" default:"oidcproxy.db" help:"Path of the bbolt database file."`
-	EncryptionKey     string        `env:"ENCRYPTION_KEY" yaml:"encryption_key" flag:"encryption-key" secret:"true" help:"Base64 of the 32-byte key that seals upstream tokens and signing keys at rest, where empty creates a key file next to the store."`
-	AccessTokenTTL    time.Duration `env:"ACCESS_TOKEN_TTL" yaml:"access_token_ttl" flag:"access-token-ttl" default:"1h" help:"Lifetime of the access tokens the proxy issues, as a Go duration of at most 24h."`
-	RefreshTokenTTL   time.Duration `env:"REFRESH_TOKEN_TTL" yaml:"refresh_token_ttl" flag:"refresh-token-ttl" default:"720h" help:"Lifetime of the refresh tokens the proxy issues, as a Go duration no shorter than ACCESS_TOKEN_TTL."`
-	RefreshReuseGrace time.Duration `env:"REFRESH_REUSE_GRACE" yaml:"refresh_reuse_grace" flag:"refresh-reuse-grace" default:"0s" help:"Window after a rotation in which the old refresh token returns the same successor instead of revoking the grant, where 0 turns it off."`
+	StorePath       string        `env:"STORE_PATH" yaml:"store_path" flag:"store-path" default:"oidcproxy.db" help:"Path of the bbolt database file."`
+	EncryptionKey   string        `env:"ENCRYPTION_KEY" yaml:"encryption_key" flag:"encryption-key" secret:"true" help:"Base64 of the 32-byte key that seals upstream tokens and signing keys at rest, where empty creates a key file next to the store."`
+	AccessTokenTTL  time.Duration `env:"ACCESS_TOKEN_TTL" yaml:"access_token_ttl" flag:"access-token-ttl" default:"1h" help:"Lifetime of the access tokens the proxy issues, as a Go duration of at most 24h."`
+	RefreshTokenTTL time.Duration `env:"REFRESH_TOKEN_TTL" yaml:"refresh_token_ttl" flag:"refresh-token-ttl" default:"720h" help:"Lifetime of the refresh tokens the proxy issues, as a Go duration no shorter than ACCESS_TOKEN_TTL."`
 
 	MCPUpstream string `env:"MCP_UPSTREAM" yaml:"mcp_upstream" flag:"mcp-upstream" help:"URL of the MCP server that the gateway forwards authenticated requests to, where empty turns the gateway off."`
 	MCPPath     string `env:"MCP_PATH" yaml:"mcp_path" flag:"mcp-path" default:"/mcp" help:"Path of the protected MCP endpoint below BASE_URL, which also makes the resource URL."`
@@ -69,6 +68,8 @@ type Config struct {
 	Auth0Domain    string `env:"AUTH0_DOMAIN" yaml:"auth0_domain" flag:"auth0-domain" help:"Auth0 tenant domain such as example.us.auth0.com, for provider auth0."`
 	AzureTenantID  string `env:"AZURE_TENANT_ID" yaml:"azure_tenant_id" flag:"azure-tenant-id" help:"Microsoft Entra tenant ID or name (or common, organizations, consumers), for provider azure."`
 	AzureAuthority string `env:"AZURE_AUTHORITY" yaml:"azure_authority" flag:"azure-authority" help:"Microsoft Entra authority host URL for sovereign clouds, for provider azure, defaulting to the public cloud."`
+
+	IntrospectionSecret string `env:"INTROSPECTION_SECRET" yaml:"introspection_secret" flag:"introspection-secret" secret:"true" help:"Secret that resource servers present as a bearer token at /introspect, where empty allows only confidential registered clients."`
 
 	LogLevel  string `env:"LOG_LEVEL" yaml:"log_level" flag:"log-level" default:"info" help:"Minimum log level: debug, info, warn or error."`
 	LogFormat string `env:"LOG_FORMAT" yaml:"log_format" flag:"log-format" default:"json" help:"Log output format: json or text."`

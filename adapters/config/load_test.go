@@ -33,7 +33,6 @@ func TestLoadWithoutAnySourceReturnsTheDefaults(t *testing.T) {
 	require.Equal(t, "info", cfg.LogLevel)
 	require.Equal(t, "json", cfg.LogFormat)
 	require.False(t, cfg.ForwardResource)
-	require.Zero(t, cfg.RefreshReuseGrace)
 	require.Empty(t, cfg.BaseURL)
 	require.Empty(t, cfg.ClientSecret)
 	require.Empty(t, cfg.RequiredScopes)

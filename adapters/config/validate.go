@@ -45,9 +45,8 @@ const (
 
 // Bounds that keep a mistyped value from producing an unsafe deployment.
 const (
-	maxAccessTokenTTL    = 24 * time.Hour
-	maxRefreshReuseGrace = 5 * time.Minute
-	maxTimeoutSeconds    = 300
+	maxAccessTokenTTL = 24 * time.Hour
+	maxTimeoutSeconds = 300
 )
 
 // reservedPaths are the proxy's own endpoints. REDIRECT_PATH and MCP_PATH
@@ -367,13 +366,6 @@ func (v *validator) durations(c Config) {
 		v.add("REFRESH_TOKEN_TTL", "must be positive, got %s", c.RefreshTokenTTL)
 	case c.AccessTokenTTL > 0 && c.RefreshTokenTTL < c.AccessTokenTTL:
 		v.add("REFRESH_TOKEN_TTL", "must not be shorter than OIDC_PROXY_ACCESS_TOKEN_TTL (%s), got %s", c.AccessTokenTTL, c.RefreshTokenTTL)
-	}
-	switch {
-	case c.RefreshReuseGrace < 0:
-		v.add("REFRESH_REUSE_GRACE", "must not be negative (0 turns the grace window off), got %s", c.RefreshReuseGrace)
-	case c.RefreshReuseGrace > maxRefreshReuseGrace:
-		v.add("REFRESH_REUSE_GRACE", "must be at most %s: a longer window lets a stolen refresh token be replayed undetected, got %s",
-			maxRefreshReuseGrace, c.RefreshReuseGrace)
 	}
 }
 

@@ -63,7 +63,6 @@ func TestValidConfigurationsPass(t *testing.T) {
 		{"ephemeral ports on both listeners", func(c *config.Config) { c.ListenAddr, c.AdminAddr = "127.0.0.1:0", "127.0.0.1:0" }, serveOptions},
 		{"the gateway turned off and no encryption key", func(c *config.Config) { c.MCPUpstream, c.EncryptionKey = "", "" }, serveOptions},
 		{"extras within their bounds", func(c *config.Config) {
-			c.RefreshReuseGrace = 30 * time.Second
 			c.Algorithm = "ES256"
 			c.ScopesSupported = []string{"openid", "mcp:tools"}
 			c.ExtraAuthorizeParams = map[string]string{"prompt": "consent"}
@@ -140,8 +139,6 @@ func TestEveryValidationRuleRejectsABadValue(t *testing.T) {
 		{"ACCESS_TOKEN_TTL is at most a day", func(c *config.Config) { c.AccessTokenTTL = 25 * time.Hour }, "ACCESS_TOKEN_TTL", "at most 24h"},
 		{"REFRESH_TOKEN_TTL is positive", func(c *config.Config) { c.RefreshTokenTTL = -time.Hour }, "REFRESH_TOKEN_TTL", "must be positive"},
 		{"REFRESH_TOKEN_TTL outlives the access token", func(c *config.Config) { c.RefreshTokenTTL = 30 * time.Minute }, "REFRESH_TOKEN_TTL", "not be shorter"},
-		{"REFRESH_REUSE_GRACE is not negative", func(c *config.Config) { c.RefreshReuseGrace = -time.Second }, "REFRESH_REUSE_GRACE", "not be negative"},
-		{"REFRESH_REUSE_GRACE is short", func(c *config.Config) { c.RefreshReuseGrace = 10 * time.Minute }, "REFRESH_REUSE_GRACE", "at most 5m"},
 		{"MCP_UPSTREAM is an absolute URL", func(c *config.Config) { c.MCPUpstream = "mcp-backend:3000" }, "MCP_UPSTREAM", "absolute http or https URL"},
 		{"MCP_UPSTREAM is http(s)", func(c *config.Config) { c.MCPUpstream = "unix:///run/mcp.sock" }, "MCP_UPSTREAM", "absolute http or https URL"},
 		{"LISTEN_ADDR is host:port", func(c *config.Config) { c.ListenAddr = "8000" }, "LISTEN_ADDR", "host:port"},

@@ -74,7 +74,7 @@ func (j cookieJar) get(r *http.Request, base string) (string, bool) {
 		return "", false
 	}
 	payload, sig := c.Value[:i], c.Value[i+1:]
-	got, err := base64.RawURLEncoding.DecodeString(sig)
+	got, err := base64.RawURLEncoding.Strict().DecodeString(sig)
 	if err != nil || !hmac.Equal(got, j.mac(name, payload)) {
 		return "", false
 	}

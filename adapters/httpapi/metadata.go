@@ -12,6 +12,7 @@ type authorizationServerMetadata struct {
 	TokenEndpoint                              string   `json:"token_endpoint"`
 	RegistrationEndpoint                       string   `json:"registration_endpoint"`
 	RevocationEndpoint                         string   `json:"revocation_endpoint"`
+	IntrospectionEndpoint                      string   `json:"introspection_endpoint"`
 	JWKSURI                                    string   `json:"jwks_uri"`
 	ScopesSupported                            []string `json:"scopes_supported,omitempty"`
 	ResponseTypesSupported                     []string `json:"response_types_supported"`
@@ -19,6 +20,7 @@ type authorizationServerMetadata struct {
 	GrantTypesSupported                        []string `json:"grant_types_supported"`
 	TokenEndpointAuthMethodsSupported          []string `json:"token_endpoint_auth_methods_supported"`
 	RevocationEndpointAuthMethodsSupported     []string `json:"revocation_endpoint_auth_methods_supported"`
+	IntrospectionEndpointAuthMethodsSupported  []string `json:"introspection_endpoint_auth_methods_supported"`
 	CodeChallengeMethodsSupported              []string `json:"code_challenge_methods_supported"`
 	AuthorizationResponseIssParameterSupported bool     `json:"authorization_response_iss_parameter_supported"`
 }
@@ -26,18 +28,22 @@ type authorizationServerMetadata struct {
 func (s *Server) metadata() authorizationServerMetadata {
 	authMethods := []string{"client_secret_basic", "client_secret_post", "none"}
 	return authorizationServerMetadata{
-		Issuer:                                     s.opts.Issuer,
-		AuthorizationEndpoint:                      s.endpoint("/authorize"),
-		TokenEndpoint:                              s.endpoint("/token"),
-		RegistrationEndpoint:                       s.endpoint("/register"),
-		RevocationEndpoint:                         s.endpoint("/revoke"),
-		JWKSURI:                                    s.endpoint("/jwks.json"),
-		ScopesSupported:                            s.opts.ScopesSupported,
-		ResponseTypesSupported:                     []string{"code"},
-		ResponseModesSupported:                     []string{"query"},
-		GrantTypesSupported:                        []string{"authorization_code", "refresh_token"},
-		TokenEndpointAuthMethodsSupported:          authMethods,
-		RevocationEndpointAuthMethodsSupported:     authMethods,
+		Issuer:                                 s.opts.Issuer,
+		AuthorizationEndpoint:                  s.endpoint("/authorize"),
+		TokenEndpoint:                          s.endpoint("/token"),
+		RegistrationEndpoint:                   s.endpoint("/register"),
+		RevocationEndpoint:                     s.endpoint("/revoke"),
+		IntrospectionEndpoint:                  s.endpoint("/introspect"),
+		JWKSURI:                                s.endpoint("/jwks.json"),
+		ScopesSupported:                        s.opts.ScopesSupported,
+		ResponseTypesSupported:                 []string{"code"},
+		ResponseModesSupported:                 []string{"query"},
+		GrantTypesSupported:                    []string{"authorization_code", "refresh_token"},
+		TokenEndpointAuthMethodsSupported:      authMethods,
+		RevocationEndpointAuthMethodsSupported: authMethods,
+		// Introspection needs a confidential client or the operator's
+		// introspection secret (as a bearer token).
+		IntrospectionEndpointAuthMethodsSupported:  []string{"client_secret_basic", "client_secret_post", "bearer"},
 		CodeChallengeMethodsSupported:              []string{"S256"},
 		AuthorizationResponseIssParameterSupported: true,
 	}

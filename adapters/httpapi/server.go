@@ -74,7 +74,8 @@ type Server struct {
 func New(app ports.Application, jwks ports.TokenIssuer, logger *slog.Logger, opts Options) (*Server, error) {
 	var errs []error
 	if app.RegisterClient == nil || app.StartAuthorization == nil || app.Consent == nil ||
-		app.CompleteCallback == nil || app.ExchangeToken == nil || app.RefreshToken == nil || app.Revoke == nil {
+		app.CompleteCallback == nil || app.ExchangeToken == nil || app.RefreshToken == nil || app.Revoke == nil ||
+		app.Introspect == nil {
 		errs = append(errs, errors.New("httpapi: application is incomplete"))
 	}
 	if jwks == nil {
@@ -155,6 +156,7 @@ func (s *Server) routes() *mux.Router {
 	r.HandleFunc(s.opts.CallbackPath, s.handleCallback).Methods(http.MethodGet)
 	r.Handle("/token", cors(http.HandlerFunc(s.handleToken))).Methods(http.MethodPost, http.MethodOptions)
 	r.Handle("/revoke", cors(http.HandlerFunc(s.handleRevoke))).Methods(http.MethodPost, http.MethodOptions)
+	r.HandleFunc("/introspect", s.handleIntrospect).Methods(http.MethodPost)
 
 	r.HandleFunc("/healthz", s.handleHealthz).Methods(http.MethodGet, http.MethodHead)
 	r.HandleFunc("/readyz", s.handleReadyz).Methods(http.MethodGet, http.MethodHead)

@@ -31,6 +31,9 @@ type Settings struct {
 	RedirectPatterns []domain.RedirectPattern
 	// ForwardResource sends the client's resource indicator upstream.
 	ForwardResource bool
+	// IntrospectionSecretHash, when set, is the hash (domain.HashToken) of
+	// the secret resource servers present at /introspect.
+	IntrospectionSecretHash string
 }
 
 func (s Settings) validate() error {

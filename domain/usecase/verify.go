@@ -23,35 +23,47 @@ var _ ports.VerifyAccessToken = (*VerifyAccessTokenHandler)(nil)
 // window, with the required scopes, whose grant is still alive. Upstream IdP
 // tokens fail the signature check: there is no token passthrough.
 func (h *VerifyAccessTokenHandler) Handle(ctx context.Context, cmd ports.VerifyAccessTokenCommand) (ports.VerifiedAccess, error) {
-	if cmd.Token == "" {
-		return ports.VerifiedAccess{}, domain.ErrInvalidToken("no access token")
-	}
-	at, err := h.d.Tokens.Verify(ctx, cmd.Token)
+	at, grant, err := liveAccessToken(ctx, h.d, cmd.Token)
 	if err != nil {
-		return ports.VerifiedAccess{}, domain.ErrInvalidToken("the access token is not valid").WithCause(err)
+		return ports.VerifiedAccess{}, err
 	}
-	now := h.d.Clock.Now().UTC()
-	switch {
-	case at.Issuer != h.d.Settings.Issuer:
-		return ports.VerifiedAccess{}, domain.ErrInvalidToken("the access token was issued by someone else")
-	case at.Audience != cmd.Resource:
+	if at.Audience != cmd.Resource {
 		return ports.VerifiedAccess{}, domain.ErrInvalidToken("the access token is meant for another resource")
-	case !now.Before(at.ExpiresAt.Add(clockLeeway)):
-		return ports.VerifiedAccess{}, domain.ErrInvalidToken("the access token has expired")
-	case now.Add(clockLeeway).Before(at.NotBefore):
-		return ports.VerifiedAccess{}, domain.ErrInvalidToken("the access token is not valid yet")
 	}
 	if !at.HasScopes(cmd.RequiredScopes) {
 		return ports.VerifiedAccess{}, domain.ErrInsufficientScope("the access token lacks a required scope")
 	}
-	grant, err := h.d.Store.GetGrant(ctx, at.GrantID, now)
+	return ports.VerifiedAccess{Token: at, Grant: grant}, nil
+}
+
+// liveAccessToken accepts one of our own access tokens that is signed by
+// our key ring, issued by us, inside its validity window and whose grant is
+// alive. Whom it is for and what it allows is the caller's judgement.
+func liveAccessToken(ctx context.Context, d Deps, token string) (domain.AccessToken, domain.Grant, error) {
+	if token == "" {
+		return domain.AccessToken{}, domain.Grant{}, domain.ErrInvalidToken("no access token")
+	}
+	at, err := d.Tokens.Verify(ctx, token)
+	if err != nil {
+		return at, domain.Grant{}, domain.ErrInvalidToken("the access token is not valid").WithCause(err)
+	}
+	now := d.Clock.Now().UTC()
+	switch {
+	case at.Issuer != d.Settings.Issuer:
+		return at, domain.Grant{}, domain.ErrInvalidToken("the access token was issued by someone else")
+	case !now.Before(at.ExpiresAt.Add(clockLeeway)):
+		return at, domain.Grant{}, domain.ErrInvalidToken("the access token has expired")
+	case now.Add(clockLeeway).Before(at.NotBefore):
+		return at, domain.Grant{}, domain.ErrInvalidToken("the access token is not valid yet")
+	}
+	grant, err := d.Store.GetGrant(ctx, at.GrantID, now)
 	if errors.Is(err, domain.ErrNotFound) {
-		return ports.VerifiedAccess{}, domain.ErrInvalidToken("the access token has been revoked")
+		return at, domain.Grant{}, domain.ErrInvalidToken("the access token has been revoked")
 	}
 	if err != nil {
-		return ports.VerifiedAccess{}, domain.ErrServerError(fmt.Errorf("verify access token: get grant: %w", err))
+		return at, domain.Grant{}, domain.ErrServerError(fmt.Errorf("verify access token: get grant: %w", err))
 	}
-	return ports.VerifiedAccess{Token: at, Grant: grant}, nil
+	return at, grant, nil
 }
 
 // SweepExpiredHandler removes expired records from the store.
@@ -82,6 +94,7 @@ func NewApplication(d Deps) (ports.Application, error) {
 		RefreshToken:       &RefreshTokenHandler{d: d},
 		Revoke:             &RevokeHandler{d: d},
 		VerifyAccessToken:  &VerifyAccessTokenHandler{d: d},
+		Introspect:         &IntrospectHandler{d: d},
 		SweepExpired:       &SweepExpiredHandler{d: d},
 	}, nil
 }

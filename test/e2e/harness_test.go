@@ -468,3 +468,16 @@ func (p *proxy) refresh(t *testing.T, c *mcpClient, refreshToken string) (*oauth
 var _ = slog.LevelInfo
 
 func withVerifier(v string) oauth2.AuthCodeOption { return oauth2.VerifierOption(v) }
+
+func stringsReader(s string) io.Reader { return strings.NewReader(s) }
+
+func decodeBody(t *testing.T, resp *http.Response) map[string]any {
+	t.Helper()
+	data, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	var doc map[string]any
+	if len(data) > 0 {
+		require.NoError(t, json.Unmarshal(data, &doc), string(data))
+	}
+	return doc
+}

@@ -1,0 +1,106 @@
+package usecase
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/oidcproxy/oidcproxy/domain"
+	"github.com/oidcproxy/oidcproxy/ports"
+)
+
+// IntrospectHandler implements RFC 7662 token introspection for resource
+// servers that cannot verify our JWTs themselves.
+type IntrospectHandler struct{ d Deps }
+
+var _ ports.Introspect = (*IntrospectHandler)(nil)
+
+// Handle authenticates the caller, then reports whether the token is
+// active. Access tokens are described to any authenticated caller; refresh
+// tokens only to the client they were issued to (nobody else has a reason
+// to hold one). Everything else, including malformed input, is
+// active=false (RFC 7662 2.2).
+func (h *IntrospectHandler) Handle(ctx context.Context, cmd ports.IntrospectCommand) (ports.IntrospectResult, error) {
+	var caller string // the authenticated client id; "" for the introspection secret
+	switch {
+	case cmd.Secret != "":
+		if h.d.Settings.IntrospectionSecretHash == "" || !domain.EqualHash(cmd.Secret, h.d.Settings.IntrospectionSecretHash) {
+			return ports.IntrospectResult{}, domain.ErrInvalidClient("introspection requires authentication")
+		}
+	default:
+		client, err := authenticateClient(ctx, h.d.Store, cmd.Client)
+		if err != nil {
+			return ports.IntrospectResult{}, err
+		}
+		if client.IsPublic() {
+			// A public client proves nothing about who is asking.
+			return ports.IntrospectResult{}, domain.ErrInvalidClient("introspection requires a confidential client")
+		}
+		caller = client.ID
+	}
+	if cmd.Token == "" {
+		return ports.IntrospectResult{}, domain.ErrInvalidRequest("token is missing")
+	}
+	now := h.d.Clock.Now().UTC()
+	if res, ok, err := h.accessToken(ctx, cmd.Token); err != nil || ok {
+		return res, err
+	}
+	if caller == "" {
+		return ports.IntrospectResult{}, nil
+	}
+	t, err := h.d.Store.GetRefreshToken(ctx, domain.HashToken(cmd.Token), now)
+	if errors.Is(err, domain.ErrNotFound) {
+		return ports.IntrospectResult{}, nil
+	}
+	if err != nil {
+		return ports.IntrospectResult{}, domain.ErrServerError(fmt.Errorf("introspect: get refresh token: %w", err))
+	}
+	if t.Rotated() || t.ClientID != caller {
+		return ports.IntrospectResult{}, nil
+	}
+	g, err := h.d.Store.GetGrant(ctx, t.GrantID, now)
+	if errors.Is(err, domain.ErrNotFound) {
+		return ports.IntrospectResult{}, nil
+	}
+	if err != nil {
+		return ports.IntrospectResult{}, domain.ErrServerError(fmt.Errorf("introspect: get grant: %w", err))
+	}
+	return ports.IntrospectResult{
+		Active:    true,
+		TokenType: "refresh_token",
+		Scope:     domain.JoinScope(t.Scopes),
+		ClientID:  t.ClientID,
+		Subject:   g.Subject,
+		Audience:  g.Resource,
+		Issuer:    h.d.Settings.Issuer,
+		ExpiresAt: t.ExpiresAt,
+		IssuedAt:  t.IssuedAt,
+	}, nil
+}
+
+// accessToken describes one of our access tokens if it is one and active.
+// ok reports that the token was ours (a JWT we signed), active or not.
+func (h *IntrospectHandler) accessToken(ctx context.Context, token string) (res ports.IntrospectResult, ok bool, err error) {
+	at, _, err := liveAccessToken(ctx, h.d, token)
+	switch domain.CodeOf(err) {
+	case domain.CodeServerError:
+		return res, true, err
+	case domain.CodeInvalidToken:
+		// Signed by us but dead (expired, revoked): inactive. Not ours at
+		// all: maybe a refresh token.
+		return res, at.JTI != "", nil
+	}
+	return ports.IntrospectResult{
+		Active:    true,
+		TokenType: "Bearer",
+		Scope:     domain.JoinScope(at.Scopes),
+		ClientID:  at.ClientID,
+		Subject:   at.Subject,
+		Audience:  at.Audience,
+		Issuer:    at.Issuer,
+		JTI:       at.JTI,
+		ExpiresAt: at.ExpiresAt,
+		IssuedAt:  at.IssuedAt,
+		NotBefore: at.NotBefore,
+	}, true, nil
+}
