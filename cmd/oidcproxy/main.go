@@ -3,6 +3,7 @@
 //
 //	oidcproxy serve    run the service
 //	oidcproxy check    validate the configuration and reach the upstream IdP
+//	oidcproxy dev      run with a development IdP and a demo MCP server
 //	oidcproxy version  print the version
 package main
 
@@ -45,6 +46,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return serve(ctx, rest, getenv, stderr)
 	case "check":
 		return check(ctx, rest, getenv, stdout, stderr)
+	case "dev":
+		return dev(ctx, rest, getenv, stdout, stderr)
 	case "version", "--version", "-version":
 		fmt.Fprintln(stdout, "oidcproxy", versionString())
 		return 0
@@ -64,6 +67,7 @@ func usage(w io.Writer) {
 Usage:
   oidcproxy serve   [flags]   run the service
   oidcproxy check   [flags]   validate the configuration and reach the upstream provider
+  oidcproxy dev     [flags]   try it: proxy + development identity provider + demo MCP server
   oidcproxy version           print the version
 
 Every setting is a flag, an OIDC_PROXY_* environment variable or a key in the
