@@ -1,0 +1,162 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"golang.org/x/oauth2"
+
+	"github.com/oidcproxy/oidcproxy/test/browser"
+	"github.com/oidcproxy/oidcproxy/test/idp"
+)
+
+// syncBuffer collects a subcommand's output while it runs.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func envOf(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
+
+func TestVersionAndUsage(t *testing.T) {
+	var out, errOut bytes.Buffer
+	require.Equal(t, 0, run(t.Context(), []string{"version"}, envOf(nil), &out, &errOut))
+	require.Contains(t, out.String(), "oidcproxy")
+	require.Equal(t, 2, run(t.Context(), nil, envOf(nil), &out, &errOut))
+	require.Equal(t, 2, run(t.Context(), []string{"frobnicate"}, envOf(nil), &out, &errOut))
+	require.Contains(t, errOut.String(), `unknown command "frobnicate"`)
+}
+
+func TestCheckReportsEveryProblemAtOnceWithoutLeakingSecrets(t *testing.T) {
+	var out, errOut bytes.Buffer
+	code := run(t.Context(), []string{"check"}, envOf(map[string]string{
+		"OIDC_PROXY_BASE_URL":         "ftp://example.com",
+		"OIDC_PROXY_CLIENT_SECRET":    "super-secret-value",
+		"OIDC_PROXY_ACCESS_TOKEN_TTL": "-1h",
+		"OIDC_PROXY_CONSENT":          "sometimes",
+	}), &out, &errOut)
+	require.Equal(t, 1, code)
+	msg := errOut.String()
+	for _, want := range []string{"OIDC_PROXY_BASE_URL", "OIDC_PROXY_CLIENT_ID", "OIDC_PROXY_CONFIG_URL", "OIDC_PROXY_ACCESS_TOKEN_TTL", "OIDC_PROXY_CONSENT"} {
+		require.Contains(t, msg, want)
+	}
+	require.NotContains(t, msg, "super-secret-value")
+}
+
+func TestCheckReachesTheUpstreamDiscovery(t *testing.T) {
+	f := idp.NewFaulty(t, idp.FaultyOptions{ClientID: "c", ClientSecret: "s"})
+	env := map[string]string{
+		"OIDC_PROXY_BASE_URL":      "http://localhost:8000",
+		"OIDC_PROXY_CONFIG_URL":    f.ConfigURL,
+		"OIDC_PROXY_CLIENT_ID":     "c",
+		"OIDC_PROXY_CLIENT_SECRET": "s",
+		"OIDC_PROXY_TIMEOUT_SECONDS": "2",
+	}
+	var out, errOut bytes.Buffer
+	require.Equal(t, 0, run(t.Context(), []string{"check"}, envOf(env), &out, &errOut), errOut.String())
+	require.Contains(t, out.String(), "upstream: ok")
+	require.Contains(t, out.String(), "http://localhost:8000/auth/callback")
+
+	f.Update(func(x *idp.Faults) { x.DiscoveryStatus = http.StatusInternalServerError })
+	out.Reset()
+	require.Equal(t, 1, run(t.Context(), []string{"check"}, envOf(env), &out, &errOut))
+	require.Contains(t, out.String(), "upstream: FAILED")
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// startDev runs `oidcproxy dev` until the test ends and returns its base URL.
+func startDev(t *testing.T) string {
+	t.Helper()
+	port := freePort(t)
+	base := fmt.Sprintf("http://localhost:%d", port)
+	env := map[string]string{
+		"OIDC_PROXY_LISTEN_ADDR": fmt.Sprintf("127.0.0.1:%d", port),
+		"OIDC_PROXY_BASE_URL":    base,
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	var out, errOut syncBuffer
+	done := make(chan int, 1)
+	go func() { done <- run(ctx, []string{"dev"}, envOf(env), &out, &errOut) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case code := <-done:
+			require.Equal(t, 0, code, errOut.String())
+		case <-time.After(20 * time.Second):
+			t.Error("oidcproxy dev did not stop")
+		}
+	})
+	require.Eventually(t, func() bool {
+		resp, err := http.Get(base + "/.well-known/oauth-authorization-server")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	}, 15*time.Second, 50*time.Millisecond, "dev did not come up: %s %s", out.String(), errOut.String())
+	require.Contains(t, out.String(), "DEVELOPMENT ONLY")
+	return base
+}
+
+// devLogin registers a client at a running dev proxy, signs the dev user in
+// with the scripted browser and returns the client's token.
+func devLogin(t *testing.T, base string) *oauth2.Token {
+	t.Helper()
+	const redirect = "http://127.0.0.1:9/callback"
+	body := strings.NewReader(`{"client_name":"dev test","redirect_uris":["` + redirect + `"]}`)
+	resp, err := http.Post(base+"/register", "application/json", body)
+	require.NoError(t, err)
+	var reg struct {
+		ClientID string `json:"client_id"`
+	}
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&reg))
+	resp.Body.Close()
+
+	cfg := &oauth2.Config{ClientID: reg.ClientID, RedirectURL: redirect,
+		Endpoint: oauth2.Endpoint{AuthURL: base + "/authorize", TokenURL: base + "/token", AuthStyle: oauth2.AuthStyleInParams}}
+	verifier := oauth2.GenerateVerifier()
+	b := browser.New("test-user@localhost", "verysecure")
+	b.StopAt = redirect
+	res, err := b.Authorize(t.Context(), cfg.AuthCodeURL("st", oauth2.S256ChallengeOption(verifier),
+		oauth2.SetAuthURLParam("resource", base+"/mcp")))
+	require.NoError(t, err)
+	require.Equal(t, "st", res.URL.Query().Get("state"), res.URL.String())
+	tok, err := cfg.Exchange(t.Context(), res.URL.Query().Get("code"), oauth2.VerifierOption(verifier))
+	require.NoError(t, err)
+	return tok
+}
+
+func TestDevServesMetadataAndCompletesAFlow(t *testing.T) {
+	base := startDev(t)
+	tok := devLogin(t, base)
+	require.NotEmpty(t, tok.AccessToken)
+	require.NotEmpty(t, tok.RefreshToken)
+}
