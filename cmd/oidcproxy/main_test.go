@@ -67,10 +67,10 @@ func TestCheckReportsEveryProblemAtOnceWithoutLeakingSecrets(t *testing.T) {
 func TestCheckReachesTheUpstreamDiscovery(t *testing.T) {
 	f := idp.NewFaulty(t, idp.FaultyOptions{ClientID: "c", ClientSecret: "s"})
 	env := map[string]string{
-		"OIDC_PROXY_BASE_URL":      "http://localhost:8000",
-		"OIDC_PROXY_CONFIG_URL":    f.ConfigURL,
-		"OIDC_PROXY_CLIENT_ID":     "c",
-		"OIDC_PROXY_CLIENT_SECRET": "s",
+		"OIDC_PROXY_BASE_URL":        "http://localhost:8000",
+		"OIDC_PROXY_CONFIG_URL":      f.ConfigURL,
+		"OIDC_PROXY_CLIENT_ID":       "c",
+		"OIDC_PROXY_CLIENT_SECRET":   "s",
 		"OIDC_PROXY_TIMEOUT_SECONDS": "2",
 	}
 	var out, errOut bytes.Buffer
