@@ -13,7 +13,12 @@ import (
 //   - each method is one atomic unit: it fully happens or not at all;
 //   - closures passed in run inside the store's transaction and must not do
 //     I/O; they may run more than once (group commit), so they must not
-//     have side effects outside the record they are given.
+//     have side effects outside the record they are given;
+//   - errors returned by a closure come back unwrapped; the store's own
+//     errors are wrapped with the store's name;
+//   - empty ids and keys are refused; a zero ExpiresAt counts as expired;
+//   - reads never delete; Sweep counts every record it removes, including
+//     codes and tokens removed together with an expired grant.
 
 // ClientStore keeps registered clients.
 type ClientStore interface {
@@ -39,8 +44,10 @@ type TransactionStore interface {
 	// the error is returned; check may be nil.
 	ConsumeTransaction(ctx context.Context, id string, now time.Time, check func(domain.Transaction) error) (domain.Transaction, error)
 	// ReplaceTransaction atomically consumes the transaction oldID and, if
-	// check accepts it, stores next in its place. Of many concurrent calls
-	// exactly one succeeds. A rejected check burns oldID and stores nothing.
+	// check accepts it, stores the transaction check returns in its place
+	// and returns it. Of many concurrent calls exactly one succeeds. A
+	// rejected check burns oldID and stores nothing; a replacement with an
+	// empty or taken id changes nothing (domain.ErrAlreadyExists when taken).
 	ReplaceTransaction(ctx context.Context, oldID string, now time.Time, check func(domain.Transaction) (domain.Transaction, error)) (domain.Transaction, error)
 }
 
@@ -65,7 +72,10 @@ type GrantStore interface {
 	//     nothing changes and issue is not called;
 	//   - issue returns an error: the code stays redeemed (burned), nothing
 	//     else is stored, and that error is returned.
-	// Of many concurrent calls for one code exactly one reaches issue.
+	// issue sees the code with RedeemedAt = now. On ErrAlreadyConsumed the
+	// live grant is returned too. A refresh token naming another grant is
+	// refused without burning the code. Of many concurrent calls for one
+	// code exactly one reaches issue.
 	RedeemCode(ctx context.Context, hash string, now time.Time, issue func(domain.AuthorizationCode, domain.Grant) (*domain.RefreshToken, error)) (domain.AuthorizationCode, domain.Grant, error)
 
 	// RotateRefreshToken is the single-use step of the refresh_token grant.
@@ -76,6 +86,9 @@ type GrantStore interface {
 	//     4.14.2) and the stored token and domain.ErrAlreadyConsumed are
 	//     returned;
 	//   - rotate returns an error: nothing changes and the error is returned.
+	// On success the successor is returned. A successor with an empty hash,
+	// or a rotate that changes the grant's id, is refused and nothing
+	// changes.
 	RotateRefreshToken(ctx context.Context, hash string, now time.Time, rotate func(domain.RefreshToken, *domain.Grant) (domain.RefreshToken, error)) (domain.RefreshToken, error)
 	// GetRefreshToken returns a refresh token record (live or rotated) whose
 	// grant still exists.

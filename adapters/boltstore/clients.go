@@ -1,0 +1,51 @@
+package boltstore
+
+import (
+	"context"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/oidcproxy/oidcproxy/domain"
+)
+
+// CreateClient stores a new client; domain.ErrAlreadyExists if the id is taken.
+func (s *Store) CreateClient(ctx context.Context, c domain.Client) error {
+	const op = "create client"
+	if err := checkKey(c.ID); err != nil {
+		return fail(op, err)
+	}
+	var outcome error
+	err := s.write(ctx, op, false, func(tx *bolt.Tx) error {
+		outcome = nil
+		if exists(tx, bucketClients, c.ID) {
+			outcome = fail(op, domain.ErrAlreadyExists)
+			return errNoChange
+		}
+		return putJSON(tx, bucketClients, c.ID, toClientRecord(c))
+	})
+	if err != nil {
+		return err
+	}
+	return outcome
+}
+
+// GetClient returns a client by id.
+func (s *Store) GetClient(ctx context.Context, id string) (domain.Client, error) {
+	const op = "get client"
+	var (
+		r     clientRecord
+		found bool
+	)
+	err := s.view(ctx, op, func(tx *bolt.Tx) error {
+		var err error
+		found, err = getJSON(tx, bucketClients, id, &r)
+		return err
+	})
+	switch {
+	case err != nil:
+		return domain.Client{}, err
+	case !found:
+		return domain.Client{}, fail(op, domain.ErrNotFound)
+	}
+	return r.domain(), nil
+}

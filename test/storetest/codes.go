@@ -1,0 +1,182 @@
+package storetest
+
+import (
+	"fmt"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/oidcproxy/oidcproxy/domain"
+	"github.com/oidcproxy/oidcproxy/ports"
+)
+
+func testCodes(t *testing.T, newStore func(*testing.T) ports.Store) {
+	t.Run("a code reads back with every field", func(t *testing.T) {
+		s := newStore(t)
+		g := fullGrant("g1")
+		// A code stored already redeemed is the only way to read one back
+		// unchanged: RedeemCode returns it with ErrAlreadyConsumed.
+		want := freshCode("code-1", "g1")
+		want.RedeemedAt = base.Add(time.Second)
+		requireEveryFieldSet(t, want)
+		require.NoError(t, s.CreateGrant(t.Context(), g, want))
+
+		code, grant, err := s.RedeemCode(t.Context(), "code-1", base.Add(time.Minute), noIssue(t))
+		require.ErrorIs(t, err, domain.ErrAlreadyConsumed)
+		require.Equal(t, want, code)
+		require.Equal(t, g, grant)
+	})
+
+	t.Run("redeeming marks the code and stores the issued refresh token", func(t *testing.T) {
+		s := newStore(t)
+		g := fullGrant("g1")
+		stored := seedGrant(t, s, g)
+		now := base.Add(time.Minute)
+		rt := liveToken("rt-1", "g1")
+		var seenCode domain.AuthorizationCode
+		var seenGrant domain.Grant
+
+		code, grant, err := s.RedeemCode(t.Context(), stored.Hash, now, func(c domain.AuthorizationCode, g domain.Grant) (*domain.RefreshToken, error) {
+			seenCode, seenGrant = c, g
+			return &rt, nil
+		})
+		require.NoError(t, err)
+
+		want := stored
+		want.RedeemedAt = now
+		require.Equal(t, want, seenCode, "issue sees the code as it is being stored")
+		require.Equal(t, g, seenGrant)
+		require.Equal(t, want, code)
+		require.Equal(t, g, grant)
+		got, err := s.GetRefreshToken(t.Context(), "rt-1", now)
+		require.NoError(t, err)
+		require.Equal(t, rt, got)
+	})
+
+	t.Run("a redeemed code is refused with the stored code and issue is not called", func(t *testing.T) {
+		s := newStore(t)
+		stored := seedGrant(t, s, fullGrant("g1"))
+		first := base.Add(time.Minute)
+		_, _, err := s.RedeemCode(t.Context(), stored.Hash, first, func(domain.AuthorizationCode, domain.Grant) (*domain.RefreshToken, error) {
+			return nil, nil
+		})
+		require.NoError(t, err)
+
+		code, _, err := s.RedeemCode(t.Context(), stored.Hash, base.Add(2*time.Minute), noIssue(t))
+		require.ErrorIs(t, err, domain.ErrAlreadyConsumed)
+		want := stored
+		want.RedeemedAt = first
+		require.Equal(t, want, code)
+	})
+
+	t.Run("redeeming without a refresh token stores none", func(t *testing.T) {
+		s := newStore(t)
+		stored := seedGrant(t, s, fullGrant("g1"))
+
+		code, _, err := s.RedeemCode(t.Context(), stored.Hash, base, func(domain.AuthorizationCode, domain.Grant) (*domain.RefreshToken, error) {
+			return nil, nil
+		})
+		require.NoError(t, err)
+		require.True(t, code.Redeemed())
+	})
+
+	t.Run("a failing issue burns the code and stores nothing else", func(t *testing.T) {
+		s := newStore(t)
+		stored := seedGrant(t, s, fullGrant("g1"))
+		rt := liveToken("rt-1", "g1")
+
+		_, _, err := s.RedeemCode(t.Context(), stored.Hash, base, func(domain.AuthorizationCode, domain.Grant) (*domain.RefreshToken, error) {
+			return &rt, errSentinel
+		})
+		require.ErrorIs(t, err, errSentinel)
+
+		code, _, err := s.RedeemCode(t.Context(), stored.Hash, base, noIssue(t))
+		require.ErrorIs(t, err, domain.ErrAlreadyConsumed)
+		require.Equal(t, base, code.RedeemedAt)
+		_, err = s.GetRefreshToken(t.Context(), "rt-1", base)
+		require.ErrorIs(t, err, domain.ErrNotFound)
+	})
+
+	t.Run("an issued refresh token of another grant is refused and the code stays usable", func(t *testing.T) {
+		s := newStore(t)
+		stored := seedGrant(t, s, fullGrant("g1"))
+		stray := liveToken("rt-1", "g2")
+
+		_, _, err := s.RedeemCode(t.Context(), stored.Hash, base, func(domain.AuthorizationCode, domain.Grant) (*domain.RefreshToken, error) {
+			return &stray, nil
+		})
+		require.Error(t, err)
+		_, err = s.GetRefreshToken(t.Context(), "rt-1", base)
+		require.ErrorIs(t, err, domain.ErrNotFound)
+		_, _, err = s.RedeemCode(t.Context(), stored.Hash, base, func(domain.AuthorizationCode, domain.Grant) (*domain.RefreshToken, error) {
+			return nil, nil
+		})
+		require.NoError(t, err)
+	})
+
+	t.Run("an unknown code is not found", func(t *testing.T) {
+		s := newStore(t)
+		seedGrant(t, s, fullGrant("g1"))
+
+		_, _, err := s.RedeemCode(t.Context(), "code-unknown", base, noIssue(t))
+		require.ErrorIs(t, err, domain.ErrNotFound)
+	})
+
+	t.Run("of 32 concurrent redemptions exactly one reaches issue", func(t *testing.T) {
+		s := newStore(t)
+		stored := seedGrant(t, s, fullGrant("g1"))
+		var reached [racers]atomic.Bool
+
+		errs := race(racers, func(i int) error {
+			_, _, err := s.RedeemCode(t.Context(), stored.Hash, base, func(domain.AuthorizationCode, domain.Grant) (*domain.RefreshToken, error) {
+				reached[i].Store(true)
+				rt := liveToken(fmt.Sprintf("rt-%d", i), "g1")
+				return &rt, nil
+			})
+			return err
+		})
+
+		won := winners(errs)
+		require.Len(t, won, 1)
+		for i, err := range errs {
+			_, gerr := s.GetRefreshToken(t.Context(), fmt.Sprintf("rt-%d", i), base)
+			if i == won[0] {
+				require.True(t, reached[i].Load())
+				require.NoError(t, gerr)
+				continue
+			}
+			require.False(t, reached[i].Load(), "a loser reached issue")
+			require.ErrorIs(t, err, domain.ErrAlreadyConsumed)
+			require.ErrorIs(t, gerr, domain.ErrNotFound)
+		}
+	})
+
+	t.Run("concurrent redemptions of different codes each get their own", func(t *testing.T) {
+		s := newStore(t)
+		for i := range racers {
+			seedGrant(t, s, fullGrant(fmt.Sprintf("g%d", i)))
+		}
+		got := make([]domain.AuthorizationCode, racers)
+
+		errs := race(racers, func(i int) error {
+			id := fmt.Sprintf("g%d", i)
+			code, _, err := s.RedeemCode(t.Context(), "code-"+id, base, func(c domain.AuthorizationCode, g domain.Grant) (*domain.RefreshToken, error) {
+				rt := liveToken("rt-"+id, g.ID)
+				return &rt, nil
+			})
+			got[i] = code
+			return err
+		})
+
+		require.Len(t, winners(errs), racers)
+		for i := range racers {
+			id := fmt.Sprintf("g%d", i)
+			require.Equal(t, "code-"+id, got[i].Hash)
+			rt, err := s.GetRefreshToken(t.Context(), "rt-"+id, base)
+			require.NoError(t, err)
+			require.Equal(t, id, rt.GrantID)
+		}
+	})
+}
