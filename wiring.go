@@ -183,6 +183,11 @@ func ProviderSettings(cfg config.Config) oidc.Settings {
 		ExtraAuthorizeParams:    cfg.ExtraAuthorizeParams,
 		ExtraTokenParams:        cfg.ExtraTokenParams,
 		ForwardResource:         cfg.ForwardResource,
+		Auth0Domain:             cfg.Auth0Domain,
+		AzureTenantID:           cfg.AzureTenantID,
+		AzureAuthority:          cfg.AzureAuthority,
+		AzureIdentifierURI:      cfg.AzureIdentifierURI,
+		GoogleHostedDomain:      cfg.GoogleHostedDomain,
 	}
 }
 

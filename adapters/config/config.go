@@ -65,9 +65,17 @@ type Config struct {
 	MCPPath     string `env:"MCP_PATH" yaml:"mcp_path" flag:"mcp-path" default:"/mcp" help:"Path of the protected MCP endpoint below BASE_URL, which also makes the resource URL."`
 	AdminAddr   string `env:"ADMIN_ADDR" yaml:"admin_addr" flag:"admin-addr" default:"127.0.0.1:9090" help:"Address (host:port) of the admin listener serving health checks and metrics."`
 
-	Auth0Domain    string `env:"AUTH0_DOMAIN" yaml:"auth0_domain" flag:"auth0-domain" help:"Auth0 tenant domain such as example.us.auth0.com, for provider auth0."`
-	AzureTenantID  string `env:"AZURE_TENANT_ID" yaml:"azure_tenant_id" flag:"azure-tenant-id" help:"Microsoft Entra tenant ID or name (or common, organizations, consumers), for provider azure."`
-	AzureAuthority string `env:"AZURE_AUTHORITY" yaml:"azure_authority" flag:"azure-authority" help:"Microsoft Entra authority host URL for sovereign clouds, for provider azure, defaulting to the public cloud."`
+	AllowedOrigins      []string `env:"ALLOWED_ORIGINS" yaml:"allowed_origins" flag:"allowed-origins" help:"Origins (scheme://host[:port]) whose browser requests the gateway accepts, besides BASE_URL's own; requests without an Origin header always pass."`
+	UserHeader          string   `env:"USER_HEADER" yaml:"user_header" flag:"user-header" default:"X-Forwarded-User" help:"Header in which the gateway tells the MCP server the user's subject."`
+	EmailHeader         string   `env:"EMAIL_HEADER" yaml:"email_header" flag:"email-header" default:"X-Forwarded-Email" help:"Header in which the gateway tells the MCP server the user's verified email, where empty sends none."`
+	UpstreamTokenHeader string   `env:"UPSTREAM_TOKEN_HEADER" yaml:"upstream_token_header" flag:"upstream-token-header" help:"Header in which the gateway forwards the identity provider's access token to the MCP server, where empty (the default) never forwards it."`
+	MaxBodyBytes        int      `env:"MAX_BODY_BYTES" yaml:"max_body_bytes" flag:"max-body-bytes" default:"4194304" help:"Largest request body the gateway forwards to the MCP server, in bytes."`
+
+	Auth0Domain        string `env:"AUTH0_DOMAIN" yaml:"auth0_domain" flag:"auth0-domain" help:"Auth0 tenant domain such as example.us.auth0.com, for provider auth0."`
+	AzureTenantID      string `env:"AZURE_TENANT_ID" yaml:"azure_tenant_id" flag:"azure-tenant-id" help:"Microsoft Entra tenant ID or name (or common, organizations, consumers), for provider azure."`
+	AzureAuthority     string `env:"AZURE_AUTHORITY" yaml:"azure_authority" flag:"azure-authority" help:"Microsoft Entra authority host URL for sovereign clouds, for provider azure, defaulting to the public cloud."`
+	AzureIdentifierURI string `env:"AZURE_IDENTIFIER_URI" yaml:"azure_identifier_uri" flag:"azure-identifier-uri" help:"Application ID URI that prefixes custom scopes for provider azure, defaulting to api://CLIENT_ID."`
+	GoogleHostedDomain string `env:"GOOGLE_HOSTED_DOMAIN" yaml:"google_hosted_domain" flag:"google-hosted-domain" help:"Google Workspace domain whose users alone may sign in (the verified hd claim), for provider google."`
 
 	IntrospectionSecret string `env:"INTROSPECTION_SECRET" yaml:"introspection_secret" flag:"introspection-secret" secret:"true" help:"Secret that resource servers present as a bearer token at /introspect, where empty allows only confidential registered clients."`
 

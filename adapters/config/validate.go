@@ -129,6 +129,7 @@ func (c Config) Validate(opts ValidateOptions) error {
 	if !c.Consent.Valid() {
 		v.add("CONSENT", "%q is not one of always, remember, off", c.Consent)
 	}
+	v.gateway(c)
 
 	if c.StorePath == "" {
 		v.add("STORE_PATH", "is required")
@@ -367,6 +368,60 @@ func (v *validator) durations(c Config) {
 	case c.AccessTokenTTL > 0 && c.RefreshTokenTTL < c.AccessTokenTTL:
 		v.add("REFRESH_TOKEN_TTL", "must not be shorter than OIDC_PROXY_ACCESS_TOKEN_TTL (%s), got %s", c.AccessTokenTTL, c.RefreshTokenTTL)
 	}
+}
+
+// maxBodyBytes bounds MAX_BODY_BYTES: MCP messages are JSON-RPC, not uploads.
+const maxBodyBytes = 64 << 20
+
+// headersNeverSet are headers the gateway must not be told to overwrite.
+var headersNeverSet = []string{"authorization", "cookie", "host", "content-length", "content-type",
+	"transfer-encoding", "connection", "mcp-session-id", "mcp-protocol-version", "origin"}
+
+// gateway checks the gateway's settings.
+func (v *validator) gateway(c Config) {
+	if c.MaxBodyBytes < 1 || c.MaxBodyBytes > maxBodyBytes {
+		v.add("MAX_BODY_BYTES", "must be between 1 and %d, got %d", maxBodyBytes, c.MaxBodyBytes)
+	}
+	if c.UserHeader == "" {
+		v.add("USER_HEADER", "must name a header: the MCP server needs to know who is calling")
+	}
+	names := map[string]string{"USER_HEADER": c.UserHeader, "EMAIL_HEADER": c.EmailHeader, "UPSTREAM_TOKEN_HEADER": c.UpstreamTokenHeader}
+	seen := map[string]string{}
+	for _, setting := range []string{"USER_HEADER", "EMAIL_HEADER", "UPSTREAM_TOKEN_HEADER"} {
+		h := names[setting]
+		if h == "" {
+			continue
+		}
+		if !isHeaderName(h) {
+			v.add(setting, "%q is not a valid HTTP header name", h)
+			continue
+		}
+		if slices.Contains(headersNeverSet, strings.ToLower(h)) {
+			v.add(setting, "%q is a header the gateway must not overwrite", h)
+		}
+		if other, dup := seen[strings.ToLower(h)]; dup {
+			v.add(setting, "must differ from OIDC_PROXY_%s", other)
+		}
+		seen[strings.ToLower(h)] = setting
+	}
+	for _, o := range c.AllowedOrigins {
+		u, err := url.Parse(o)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || (u.Path != "" && u.Path != "/") ||
+			u.RawQuery != "" || u.Fragment != "" || u.User != nil {
+			v.add("ALLOWED_ORIGINS", "%q must be an origin such as https://app.example.com (scheme, host and port only)", o)
+		}
+	}
+}
+
+// isHeaderName reports whether s is an RFC 9110 token.
+func isHeaderName(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0) {
+			return false
+		}
+	}
+	return s != ""
 }
 
 // hostPort checks a listen address and reports whether it passed.

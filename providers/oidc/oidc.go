@@ -78,6 +78,13 @@ type Settings struct {
 	// ForwardResource sends the MCP client's RFC 8707 resource upstream.
 	// Off by default: most IdPs reject resources they do not know.
 	ForwardResource bool
+
+	// Settings only a preset reads (the generic provider ignores them).
+	Auth0Domain        string // auth0: tenant or custom domain
+	AzureTenantID      string // azure: GUID, organizations, consumers or common
+	AzureAuthority     string // azure: authority host URL (sovereign clouds)
+	AzureIdentifierURI string // azure: prefix of custom scopes, default api://CLIENT_ID
+	GoogleHostedDomain string // google: required hd claim
 }
 
 // reservedAuthorizeParams are set by AuthCodeURL itself or change how the
