@@ -23,30 +23,47 @@ var stderr = os.Stderr
 
 // Timings of the running service.
 const (
-	sweepInterval     = time.Minute
-	shutdownTimeout   = 15 * time.Second
-	readHeaderTimeout = 10 * time.Second
-	idleTimeout       = 2 * time.Minute
-	maxHeaderBytes    = 64 << 10
+	maintenanceInterval = time.Minute
+	shutdownTimeout     = 15 * time.Second
+	readHeaderTimeout   = 10 * time.Second
+	idleTimeout         = 2 * time.Minute
+	maxHeaderBytes      = 64 << 10
 )
 
 // App is the running service: the public HTTP server, the admin server and
-// the expiry sweeper.
+// the maintenance loop (expiry sweeper, key ring reload and pruning).
 type App struct {
 	cfg    config.Config
 	app    ports.Application
 	api    *httpapi.Server
+	keys   ports.KeyManager
 	admin  http.Handler
 	log    *slog.Logger
 	public http.Handler
 }
 
+// MaxTokenTTL is how long a retired signing key stays published: the
+// access-token lifetime plus the maintenance interval, so a server that
+// learns of a rotation a little late still verifies every token.
+func MaxTokenTTL(cfg config.Config) time.Duration { return cfg.AccessTokenTTL + maintenanceInterval }
+
 // NewApp assembles the App.
-func NewApp(cfg config.Config, app ports.Application, api *httpapi.Server, logger *slog.Logger) *App {
-	admin := http.NewServeMux()
-	admin.HandleFunc("GET /healthz", api.ServeHTTP)
-	admin.HandleFunc("GET /readyz", api.ServeHTTP)
-	return &App{cfg: cfg, app: app, api: api, admin: admin, log: logger, public: api}
+func NewApp(cfg config.Config, app ports.Application, api *httpapi.Server, keys ports.KeyManager, store ports.Store, logger *slog.Logger) *App {
+	backup, _ := store.(ports.Backuper)
+	admin := api.Admin(httpapi.AdminOptions{Keys: keys, MaxTokenTTL: MaxTokenTTL(cfg), Backup: backup})
+	return &App{cfg: cfg, app: app, api: api, keys: keys, admin: admin, log: logger, public: api}
+}
+
+// ReloadKeys re-reads the signing key ring (on SIGHUP, and every
+// maintenance tick), so a rotation done elsewhere takes effect.
+func (a *App) ReloadKeys(ctx context.Context) error {
+	if err := a.keys.Reload(ctx); err != nil {
+		return err
+	}
+	if _, err := a.keys.Prune(ctx); err != nil {
+		return err
+	}
+	return nil
 }
 
 // Handler is the public HTTP handler (authorization server and, when
@@ -95,7 +112,7 @@ func (a *App) Serve(ctx context.Context, public, admin net.Listener) error {
 	sweepCtx, stopSweep := context.WithCancel(ctx)
 	go func() {
 		defer close(sweepDone)
-		a.sweep(sweepCtx)
+		a.maintain(sweepCtx)
 	}()
 
 	var serveErr error
@@ -130,10 +147,12 @@ func (a *App) newServer(h http.Handler) *http.Server {
 	}
 }
 
-// sweep removes expired records every sweepInterval until ctx ends, so the
-// store stays bounded even if nobody reads the expired records.
-func (a *App) sweep(ctx context.Context) {
-	t := time.NewTicker(sweepInterval)
+// maintain runs every maintenanceInterval until ctx ends: it removes
+// expired records, so the store stays bounded even if nobody reads them,
+// and reloads the key ring, so a rotation done by another process is used
+// within a minute.
+func (a *App) maintain(ctx context.Context) {
+	t := time.NewTicker(maintenanceInterval)
 	defer t.Stop()
 	for {
 		select {
@@ -143,10 +162,11 @@ func (a *App) sweep(ctx context.Context) {
 			n, err := a.app.SweepExpired.Handle(ctx)
 			if err != nil {
 				a.log.Error("sweep failed", "error", err)
-				continue
-			}
-			if n > 0 {
+			} else if n > 0 {
 				a.log.Debug("swept expired records", "count", n)
+			}
+			if err := a.ReloadKeys(ctx); err != nil {
+				a.log.Error("reloading the signing keys failed", "error", err)
 			}
 		}
 	}

@@ -66,7 +66,7 @@ func InitializeApp(ctx context.Context, cfg config.Config) (*App, func(), error)
 		cleanup()
 		return nil, nil, err
 	}
-	app := NewApp(cfg, application, server, logger)
+	app := NewApp(cfg, application, server, issuer, store, logger)
 	return app, func() {
 		cleanup()
 	}, nil
@@ -126,7 +126,7 @@ func InitializeTestApp(ctx context.Context, cfg config.Config, clock ports.Clock
 		cleanup()
 		return nil, nil, err
 	}
-	app := NewApp(cfg, application, server, logger)
+	app := NewApp(cfg, application, server, issuer, store, logger)
 	return app, func() {
 		cleanup()
 	}, nil
@@ -169,6 +169,6 @@ func InitializeAppWithStore(ctx context.Context, cfg config.Config, clock ports.
 	if err != nil {
 		return nil, err
 	}
-	app := NewApp(cfg, application, server, logger)
+	app := NewApp(cfg, application, server, issuer, store, logger)
 	return app, nil
 }

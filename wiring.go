@@ -48,6 +48,7 @@ var coreSet = wire.NewSet(
 	ProvideCookieKey,
 	ProvideTokenIssuer,
 	wire.Bind(new(ports.TokenIssuer), new(*tokens.Issuer)),
+	wire.Bind(new(ports.KeyManager), new(*tokens.Issuer)),
 	ProvideIdentityProvider,
 	ProvideSettings,
 	wire.Value(CryptoRandom{}),

@@ -92,3 +92,17 @@ type Revoker interface {
 type ReadinessChecker interface {
 	Ready(ctx context.Context) error
 }
+
+// KeyManager administers the signing key ring (the `keys` subcommand and the
+// admin endpoints).
+type KeyManager interface {
+	// Keys lists the stored keys, oldest first.
+	Keys(ctx context.Context) ([]domain.SigningKey, error)
+	// Rotate makes a new key active; the previous one stays published for
+	// maxTokenTTL so tokens it signed keep verifying.
+	Rotate(ctx context.Context, maxTokenTTL time.Duration) (domain.SigningKey, error)
+	// Reload re-reads the ring (a key rotated by another process).
+	Reload(ctx context.Context) error
+	// Prune deletes keys past their RemoveAfter.
+	Prune(ctx context.Context) (int, error)
+}

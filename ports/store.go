@@ -2,6 +2,7 @@ package ports
 
 import (
 	"context"
+	"io"
 	"time"
 
 	"github.com/oidcproxy/oidcproxy/domain"
@@ -124,4 +125,10 @@ type Store interface {
 	KeyStore
 	Sweeper
 	Pinger
+}
+
+// Backuper is a store that can write a consistent copy of itself (for
+// `oidcproxy backup`).
+type Backuper interface {
+	Backup(ctx context.Context, w io.Writer) (int64, error)
 }

@@ -280,3 +280,13 @@ func (i *Issuer) Prune(ctx context.Context) (int, error) {
 	i.ring.Store(r)
 	return len(keys), nil
 }
+
+// Keys lists the key ring as stored (for `oidcproxy keys list`), oldest
+// first. Private keys stay sealed.
+func (i *Issuer) Keys(ctx context.Context) ([]domain.SigningKey, error) {
+	keys, err := i.keys.ListKeys(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("tokens: keys: %w", err)
+	}
+	return keys, nil
+}

@@ -48,6 +48,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return check(ctx, rest, getenv, stdout, stderr)
 	case "dev":
 		return dev(ctx, rest, getenv, stdout, stderr)
+	case "keys":
+		return keys(ctx, rest, getenv, stdout, stderr)
+	case "backup":
+		return backup(ctx, rest, getenv, stdout, stderr)
 	case "version", "--version", "-version":
 		fmt.Fprintln(stdout, "oidcproxy", versionString())
 		return 0
@@ -68,6 +72,8 @@ Usage:
   oidcproxy serve   [flags]   run the service
   oidcproxy check   [flags]   validate the configuration and reach the upstream provider
   oidcproxy dev     [flags]   try it: proxy + development identity provider + demo MCP server
+  oidcproxy keys list|rotate  list or rotate the token signing keys (works while serve runs)
+  oidcproxy backup --out FILE write a consistent copy of the store (works while serve runs)
   oidcproxy version           print the version
 
 Every setting is a flag, an OIDC_PROXY_* environment variable or a key in the
@@ -107,6 +113,23 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 		return 1
 	}
 	defer cleanup()
+	// SIGHUP reloads the signing keys at once (they are also reloaded every
+	// minute), so a rotation takes effect immediately when asked.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	go func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-hup:
+				if err := app.ReloadKeys(ctx); err != nil {
+					fmt.Fprintf(stderr, "oidcproxy serve: reloading keys: %v\n", err)
+				}
+			}
+		}
+	}()
 	if err := app.Run(ctx); err != nil {
 		fmt.Fprintf(stderr, "oidcproxy serve: %v\n", err)
 		return 1

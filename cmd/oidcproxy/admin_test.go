@@ -1,0 +1,138 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"fmt"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"golang.org/x/oauth2"
+
+	"github.com/oidcproxy/oidcproxy/test/browser"
+	"github.com/oidcproxy/oidcproxy/test/idp"
+)
+
+func serveEnv(t *testing.T, configURL, storePath string) map[string]string {
+	t.Helper()
+	key := make([]byte, 32)
+	_, _ = rand.Read(key)
+	port, admin := freePort(t), freePort(t)
+	return map[string]string{
+		"OIDC_PROXY_LISTEN_ADDR":    fmt.Sprintf("127.0.0.1:%d", port),
+		"OIDC_PROXY_ADMIN_ADDR":     fmt.Sprintf("127.0.0.1:%d", admin),
+		"OIDC_PROXY_BASE_URL":       fmt.Sprintf("http://127.0.0.1:%d", port),
+		"OIDC_PROXY_CONFIG_URL":     configURL,
+		"OIDC_PROXY_CLIENT_ID":      "proxy",
+		"OIDC_PROXY_CLIENT_SECRET":  "proxy-secret",
+		"OIDC_PROXY_STORE_PATH":     storePath,
+		"OIDC_PROXY_ENCRYPTION_KEY": base64.StdEncoding.EncodeToString(key),
+		"OIDC_PROXY_LOG_LEVEL":      "warn",
+	}
+}
+
+// serveUntil runs `oidcproxy serve` until the returned stop is called.
+func serveUntil(t *testing.T, env map[string]string) (stop func()) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	var errOut syncBuffer
+	done := make(chan int, 1)
+	go func() { done <- run(ctx, []string{"serve"}, envOf(env), &syncBuffer{}, &errOut) }()
+	base := env["OIDC_PROXY_BASE_URL"]
+	require.Eventually(t, func() bool {
+		resp, err := http.Get(base + "/healthz")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	}, 10*time.Second, 20*time.Millisecond, "serve did not start: %s", errOut.String())
+	stopped := false
+	stop = func() {
+		if stopped {
+			return
+		}
+		stopped = true
+		cancel()
+		select {
+		case code := <-done:
+			require.Equal(t, 0, code, errOut.String())
+		case <-time.After(20 * time.Second):
+			t.Error("serve did not stop")
+		}
+	}
+	t.Cleanup(stop)
+	return stop
+}
+
+func TestKeysListAndRotateOnAStoppedStore(t *testing.T) {
+	env := serveEnv(t, "http://127.0.0.1:9/.well-known/openid-configuration", filepath.Join(t.TempDir(), "p.db"))
+	var out, errOut bytes.Buffer
+	require.Equal(t, 0, run(t.Context(), []string{"keys", "list"}, envOf(env), &out, &errOut), errOut.String())
+	require.Equal(t, 1, strings.Count(out.String(), "active"), out.String())
+
+	out.Reset()
+	require.Equal(t, 0, run(t.Context(), []string{"keys", "rotate"}, envOf(env), &out, &errOut), errOut.String())
+	require.Contains(t, out.String(), "new active signing key")
+
+	out.Reset()
+	require.Equal(t, 0, run(t.Context(), []string{"keys", "list"}, envOf(env), &out, &errOut), errOut.String())
+	require.Equal(t, 2, strings.Count(out.String(), "ES256"), out.String())
+	require.Contains(t, out.String(), "retired, published until")
+
+	require.Equal(t, 2, run(t.Context(), []string{"keys"}, envOf(env), &out, &errOut))
+}
+
+func TestBackupWhileServingGivesAStoreServeStartsFrom(t *testing.T) {
+	f := idp.NewFaulty(t, idp.FaultyOptions{ClientID: "proxy", ClientSecret: "proxy-secret"})
+	dir := t.TempDir()
+	env := serveEnv(t, f.ConfigURL, filepath.Join(dir, "live.db"))
+	stop := serveUntil(t, env)
+	base := env["OIDC_PROXY_BASE_URL"]
+
+	tok, cfg := loginAt(t, base)
+
+	// Rotation and backup go through the running server's admin listener.
+	var out, errOut bytes.Buffer
+	require.Equal(t, 0, run(t.Context(), []string{"keys", "rotate"}, envOf(env), &out, &errOut), errOut.String())
+	backupPath := filepath.Join(dir, "backup.db")
+	require.Equal(t, 0, run(t.Context(), []string{"backup", "--out", backupPath}, envOf(env), &out, &errOut), errOut.String())
+	require.Contains(t, out.String(), "wrote")
+	require.Equal(t, 1, run(t.Context(), []string{"backup", "--out", backupPath}, envOf(env), &out, &errOut),
+		"an existing file is never overwritten")
+	stop()
+
+	// A server started from the backup knows the client and the grant.
+	env["OIDC_PROXY_STORE_PATH"] = backupPath
+	serveUntil(t, env)
+	src := cfg.TokenSource(t.Context(), &oauth2.Token{RefreshToken: tok.RefreshToken, Expiry: time.Unix(1, 0)})
+	next, err := src.Token()
+	require.NoError(t, err)
+	require.NotEmpty(t, next.AccessToken)
+}
+
+// loginAt registers a client and runs a flow against a proxy whose upstream
+// is the faulty IdP (which signs the user in without a form).
+func loginAt(t *testing.T, base string) (*oauth2.Token, *oauth2.Config) {
+	t.Helper()
+	const redirect = "http://127.0.0.1:9/callback"
+	resp, err := http.Post(base+"/register", "application/json", strings.NewReader(`{"redirect_uris":["`+redirect+`"]}`))
+	require.NoError(t, err)
+	doc := decode(t, resp)
+	cfg := &oauth2.Config{ClientID: doc["client_id"].(string), RedirectURL: redirect,
+		Endpoint: oauth2.Endpoint{AuthURL: base + "/authorize", TokenURL: base + "/token", AuthStyle: oauth2.AuthStyleInParams}}
+	verifier := oauth2.GenerateVerifier()
+	b := browser.New("", "")
+	b.StopAt = redirect
+	res, err := b.Authorize(t.Context(), cfg.AuthCodeURL("st", oauth2.S256ChallengeOption(verifier)))
+	require.NoError(t, err)
+	tok, err := cfg.Exchange(t.Context(), res.URL.Query().Get("code"), oauth2.VerifierOption(verifier))
+	require.NoError(t, err)
+	return tok, cfg
+}
