@@ -105,15 +105,15 @@ func TestRedirectPatternsFurtherRestrictRegistration(t *testing.T) {
 		require.NoError(t, domain.ValidateRedirectURI(u, domain.ApplicationNative, patterns), u)
 	}
 	refused := []string{
-		"http://localhost:1234/cb",          // pattern has no path
-		"http://127.0.0.1:1234",             // host differs
-		"https://example.com/cb",            // apex is not a subdomain
-		"https://evilexample.com/cb",        // suffix without dot
-		"https://a.example.com/cb/more",     // path differs
-		"https://app.example.org/other",     // outside the glob
-		"https://app.example.org/oauth",     // glob needs the slash
-		"vscode://vscode.github-auth/cb",    // scheme differs
-		"https://a.example.com:8443/cb",     // port differs
+		"http://localhost:1234/cb",       // pattern has no path
+		"http://127.0.0.1:1234",          // host differs
+		"https://example.com/cb",         // apex is not a subdomain
+		"https://evilexample.com/cb",     // suffix without dot
+		"https://a.example.com/cb/more",  // path differs
+		"https://app.example.org/other",  // outside the glob
+		"https://app.example.org/oauth",  // glob needs the slash
+		"vscode://vscode.github-auth/cb", // scheme differs
+		"https://a.example.com:8443/cb",  // port differs
 		"https://app.example.org.evil/oauth/x",
 	}
 	for _, u := range refused {

@@ -142,13 +142,13 @@ func baseEnv(t *testing.T, base, configURL string) map[string]string {
 	key := make([]byte, 32)
 	_, _ = rand.Read(key)
 	return map[string]string{
-		"OIDC_PROXY_BASE_URL":       base,
-		"OIDC_PROXY_CONFIG_URL":     configURL,
-		"OIDC_PROXY_CLIENT_ID":      upstreamClientID,
-		"OIDC_PROXY_CLIENT_SECRET":  upstreamSecret,
-		"OIDC_PROXY_STORE_PATH":     filepath.Join(t.TempDir(), "oidcproxy.db"),
-		"OIDC_PROXY_ENCRYPTION_KEY": base64.StdEncoding.EncodeToString(key),
-		"OIDC_PROXY_LOG_LEVEL":      "debug",
+		"OIDC_PROXY_BASE_URL":        base,
+		"OIDC_PROXY_CONFIG_URL":      configURL,
+		"OIDC_PROXY_CLIENT_ID":       upstreamClientID,
+		"OIDC_PROXY_CLIENT_SECRET":   upstreamSecret,
+		"OIDC_PROXY_STORE_PATH":      filepath.Join(t.TempDir(), "oidcproxy.db"),
+		"OIDC_PROXY_ENCRYPTION_KEY":  base64.StdEncoding.EncodeToString(key),
+		"OIDC_PROXY_LOG_LEVEL":       "debug",
 		"OIDC_PROXY_TIMEOUT_SECONDS": "3",
 	}
 }

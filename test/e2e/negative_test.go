@@ -277,7 +277,9 @@ func TestUpstreamFailuresReachTheClientAsOAuthErrorsWithoutUpstreamText(t *testi
 		require.NotContains(t, res.Location.String(), "internal")
 	})
 	t.Run("upstream token endpoint fails", func(t *testing.T) {
-		f.Update(func(x *idp.Faults) { *x = idp.Faults{TokenStatus: http.StatusInternalServerError, TokenErrorDescription: "db down at 10.0.0.7"} })
+		f.Update(func(x *idp.Faults) {
+			*x = idp.Faults{TokenStatus: http.StatusInternalServerError, TokenErrorDescription: "db down at 10.0.0.7"}
+		})
 		fl := newFlow(t, c)
 		cb := p.toCallback(t, fl)
 		res := fl.Browser.get(t, cb.String())

@@ -39,12 +39,12 @@ func TestNoSecretReachesTheLogsOrTheStoreFile(t *testing.T) {
 	_, _ = p.refresh(t, c, tok.RefreshToken)
 
 	secrets := map[string]string{
-		"client secret":         c.Secret,
-		"authorization code":    code,
-		"code verifier":         f.Verifier,
-		"access token":          tok.AccessToken,
-		"refresh token":         tok.RefreshToken,
-		"rotated refresh token": next.RefreshToken,
+		"client secret":          c.Secret,
+		"authorization code":     code,
+		"code verifier":          f.Verifier,
+		"access token":           tok.AccessToken,
+		"refresh token":          tok.RefreshToken,
+		"rotated refresh token":  next.RefreshToken,
 		"upstream client secret": upstreamSecret,
 	}
 	logs := p.Logs.String()
