@@ -50,7 +50,7 @@ func MaxTokenTTL(cfg config.Config) time.Duration { return cfg.AccessTokenTTL + 
 // NewApp assembles the App.
 func NewApp(cfg config.Config, app ports.Application, api *httpapi.Server, keys ports.KeyManager, store ports.Store, logger *slog.Logger) *App {
 	backup, _ := store.(ports.Backuper)
-	admin := api.Admin(httpapi.AdminOptions{Keys: keys, MaxTokenTTL: MaxTokenTTL(cfg), Backup: backup})
+	admin := api.Admin(httpapi.AdminOptions{Keys: keys, MaxTokenTTL: MaxTokenTTL(cfg), Backup: backup, Token: cfg.AdminToken})
 	return &App{cfg: cfg, app: app, api: api, keys: keys, admin: admin, log: logger, public: api}
 }
 

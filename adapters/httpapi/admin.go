@@ -1,7 +1,10 @@
 package httpapi
 
 import (
+	"crypto/subtle"
+	"net"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/oidcproxy/oidcproxy/domain"
@@ -20,6 +23,9 @@ type AdminOptions struct {
 	Backup ports.Backuper
 	// Metrics serves /metrics; nil leaves it out.
 	Metrics http.Handler
+	// Token, when set, is required as a bearer token on the key and backup
+	// endpoints; when empty they answer loopback peers only.
+	Token string
 }
 
 // KeyInfo is one key as the admin API and `oidcproxy keys list` show it
@@ -39,9 +45,10 @@ func DescribeKey(k domain.SigningKey) KeyInfo {
 		NotAfter: k.NotAfter, RemoveAfter: k.RemoveAfter}
 }
 
-// Admin is the handler of the admin listener: health, readiness, metrics,
-// key administration and backup. It must only listen on a private address
-// (the default is 127.0.0.1:9090): it has no authentication of its own.
+// Admin is the handler of the admin listener: health, readiness and metrics
+// for probes and scrapers, plus key administration and backup, which hand
+// out or change secrets and so need ADMIN_TOKEN (or, without one, a
+// loopback peer such as the CLI on the same host or kubectl port-forward).
 func (s *Server) Admin(opts AdminOptions) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", s.handleHealthz)
@@ -49,6 +56,37 @@ func (s *Server) Admin(opts AdminOptions) http.Handler {
 	if opts.Metrics != nil {
 		mux.Handle("GET /metrics", opts.Metrics)
 	}
+	guarded := http.NewServeMux()
+	mux.Handle("/keys", s.adminOnly(opts.Token, guarded))
+	mux.Handle("/keys/", s.adminOnly(opts.Token, guarded))
+	mux.Handle("/backup", s.adminOnly(opts.Token, guarded))
+	s.adminRoutes(guarded, opts)
+	return mux
+}
+
+// adminOnly lets through requests carrying the admin token or, when no
+// token is configured, requests from a loopback address.
+func (s *Server) adminOnly(token string, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		allowed := false
+		if token != "" {
+			scheme, got, ok := strings.Cut(r.Header.Get("Authorization"), " ")
+			allowed = ok && strings.EqualFold(scheme, "Bearer") &&
+				subtle.ConstantTimeCompare([]byte(strings.TrimSpace(got)), []byte(token)) == 1
+		} else if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
+			ip := net.ParseIP(host)
+			allowed = ip != nil && ip.IsLoopback()
+		}
+		if !allowed {
+			s.log.WarnContext(r.Context(), "admin request refused", "path", r.URL.Path, "remote_addr", r.RemoteAddr)
+			writeJSON(w, http.StatusForbidden, errorBody{Error: "access_denied", ErrorDescription: "admin endpoint: missing or wrong admin token"})
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+func (s *Server) adminRoutes(mux *http.ServeMux, opts AdminOptions) {
 	mux.HandleFunc("GET /keys", func(w http.ResponseWriter, r *http.Request) {
 		keys, err := opts.Keys.Keys(r.Context())
 		if err != nil {
@@ -84,5 +122,4 @@ func (s *Server) Admin(opts AdminOptions) http.Handler {
 			panic(http.ErrAbortHandler)
 		}
 	})
-	return mux
 }

@@ -171,6 +171,9 @@ func adminCall(ctx context.Context, cfg config.Config, method, path string) (io.
 	if err != nil {
 		return nil, err
 	}
+	if cfg.AdminToken != "" {
+		req.Header.Set("Authorization", "Bearer "+cfg.AdminToken)
+	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return nil, fmt.Errorf("the store is locked by a running server, and its admin listener (%s) cannot be reached: %w", cfg.AdminAddr, err)

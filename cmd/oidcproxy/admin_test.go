@@ -93,7 +93,21 @@ func TestBackupWhileServingGivesAStoreServeStartsFrom(t *testing.T) {
 	f := idp.NewFaulty(t, idp.FaultyOptions{ClientID: "proxy", ClientSecret: "proxy-secret"})
 	dir := t.TempDir()
 	env := serveEnv(t, f.ConfigURL, filepath.Join(dir, "live.db"))
+	env["OIDC_PROXY_ADMIN_TOKEN"] = "admin-token-for-the-test"
 	stop := serveUntil(t, env)
+
+	// Without the token the admin listener hands out nothing but health.
+	adminBase := "http://" + env["OIDC_PROXY_ADMIN_ADDR"]
+	for _, path := range []string{"/backup", "/keys"} {
+		resp, err := http.Get(adminBase + path)
+		require.NoError(t, err)
+		resp.Body.Close()
+		require.Equal(t, http.StatusForbidden, resp.StatusCode, path)
+	}
+	resp, err := http.Get(adminBase + "/readyz")
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode)
 	base := env["OIDC_PROXY_BASE_URL"]
 
 	tok, cfg := loginAt(t, base)
