@@ -8,6 +8,9 @@ import (
 	"strings"
 
 	"github.com/oidcproxy/oidcproxy/ports"
+	"github.com/oidcproxy/oidcproxy/providers/auth0"
+	"github.com/oidcproxy/oidcproxy/providers/azure"
+	"github.com/oidcproxy/oidcproxy/providers/google"
 	"github.com/oidcproxy/oidcproxy/providers/oidc"
 )
 
@@ -25,6 +28,22 @@ var Registry = map[string]Constructor{
 		}
 		return p, nil
 	},
+	auth0.Name:  preset(auth0.New),
+	google.Name: preset(google.New),
+	azure.Name:  preset(azure.New),
+}
+
+// preset turns a preset's New, which returns its own provider type, into a
+// Constructor. A failed construction yields a nil interface, not a typed
+// nil inside it.
+func preset[P ports.IdentityProvider](build func(context.Context, oidc.Settings, *http.Client) (P, error)) Constructor {
+	return func(ctx context.Context, s oidc.Settings, client *http.Client) (ports.IdentityProvider, error) {
+		p, err := build(ctx, s, client)
+		if err != nil {
+			return nil, err
+		}
+		return p, nil
+	}
 }
 
 // New builds the provider registered under name.

@@ -26,8 +26,8 @@ func TestUnknownProviderErrorListsTheKnownNamesSorted(t *testing.T) {
 
 	_, err := providers.New(t.Context(), "okta", oidc.Settings{}, http.DefaultClient)
 
-	require.EqualError(t, err, `unknown provider "okta" (known: alpha, oidc, zeta)`)
-	require.Equal(t, []string{"alpha", "oidc", "zeta"}, providers.Names())
+	require.EqualError(t, err, `unknown provider "okta" (known: alpha, auth0, azure, google, oidc, zeta)`)
+	require.Equal(t, []string{"alpha", "auth0", "azure", "google", "oidc", "zeta"}, providers.Names())
 }
 
 func TestOIDCIsRegistered(t *testing.T) {

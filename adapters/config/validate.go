@@ -254,9 +254,15 @@ func (v *validator) provider(c Config, opts ValidateOptions) {
 		if c.Auth0Domain == "" && c.ConfigURL == "" {
 			v.add("AUTH0_DOMAIN", "is required for provider auth0 unless OIDC_PROXY_CONFIG_URL is set")
 		}
+		if c.Audience == "" {
+			v.add("AUDIENCE", "is required for provider auth0: without an API audience Auth0 issues opaque access tokens that cannot be verified")
+		}
 	case providerAzure:
 		if c.AzureTenantID == "" {
 			v.add("AZURE_TENANT_ID", "is required for provider azure")
+		}
+		if len(c.RequiredScopes) == 0 {
+			v.add("REQUIRED_SCOPES", "is required for provider azure: name at least one scope of your app's API (e.g. mcp.access), or Entra issues a Graph token that cannot be verified")
 		}
 	}
 }

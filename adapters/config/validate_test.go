@@ -51,10 +51,13 @@ func TestValidConfigurationsPass(t *testing.T) {
 		}, serveOptions},
 		{"dev mode without upstream settings", func(c *config.Config) { c.ClientID, c.ClientSecret, c.ConfigURL = "", "", "" },
 			config.ValidateOptions{RequireUpstream: false}},
-		{"auth0 with a domain", func(c *config.Config) { c.Provider, c.ConfigURL, c.Auth0Domain = "auth0", "", "example.us.auth0.com" }, serveOptions},
-		{"auth0 with only a discovery URL", func(c *config.Config) { c.Provider = "auth0" }, serveOptions},
+		{"auth0 with a domain", func(c *config.Config) {
+			c.Provider, c.ConfigURL, c.Auth0Domain, c.Audience = "auth0", "", "example.us.auth0.com", "https://mcp.example.com"
+		}, serveOptions},
+		{"auth0 with only a discovery URL", func(c *config.Config) { c.Provider, c.Audience = "auth0", "https://mcp.example.com" }, serveOptions},
 		{"azure with a tenant", func(c *config.Config) {
 			c.Provider, c.ConfigURL, c.AzureTenantID = "azure", "", "0b1d4f6e-1111-4a2b-9c3d-123456789abc"
+			c.RequiredScopes = []string{"mcp.access"}
 			c.AzureAuthority = "https://login.microsoftonline.us"
 		}, serveOptions},
 		{"google without a discovery URL", func(c *config.Config) { c.Provider, c.ConfigURL = "google", "" }, serveOptions},
@@ -102,9 +105,11 @@ func TestEveryValidationRuleRejectsABadValue(t *testing.T) {
 		{"CLIENT_SECRET is required for a confidential client", func(c *config.Config) { c.ClientSecret = "" }, "CLIENT_SECRET", "is required unless"},
 		{"CONFIG_URL is required for oidc", func(c *config.Config) { c.ConfigURL = "" }, "CONFIG_URL", "is required for provider oidc"},
 		{"CONFIG_URL must use https off loopback", func(c *config.Config) { c.ConfigURL = "http://idp.example.com/.well-known/openid-configuration" }, "CONFIG_URL", "must use https"},
-		{"auth0 needs a domain or a discovery URL", func(c *config.Config) { c.Provider, c.ConfigURL = "auth0", "" }, "AUTH0_DOMAIN", "is required for provider auth0"},
+		{"auth0 needs a domain or a discovery URL", func(c *config.Config) { c.Provider, c.ConfigURL, c.Audience = "auth0", "", "https://api" }, "AUTH0_DOMAIN", "is required for provider auth0"},
+		{"auth0 needs an audience", func(c *config.Config) { c.Provider = "auth0" }, "AUDIENCE", "is required for provider auth0"},
+		{"azure needs an API scope", func(c *config.Config) { c.Provider, c.AzureTenantID = "azure", "common" }, "REQUIRED_SCOPES", "is required for provider azure"},
 		{"AUTH0_DOMAIN is a bare host", func(c *config.Config) { c.Auth0Domain = "https://example.auth0.com/" }, "AUTH0_DOMAIN", "bare host name"},
-		{"azure needs a tenant", func(c *config.Config) { c.Provider = "azure" }, "AZURE_TENANT_ID", "is required for provider azure"},
+		{"azure needs a tenant", func(c *config.Config) { c.Provider, c.RequiredScopes = "azure", []string{"mcp.access"} }, "AZURE_TENANT_ID", "is required for provider azure"},
 		{"AZURE_TENANT_ID cannot rewrite the URL", func(c *config.Config) { c.AzureTenantID = "common/../evil" }, "AZURE_TENANT_ID", "tenant ID"},
 		{"AZURE_AUTHORITY is a URL", func(c *config.Config) { c.AzureAuthority = "login.microsoftonline.us" }, "AZURE_AUTHORITY", "absolute http or https URL"},
 		{"TOKEN_ENDPOINT_AUTH_METHOD is an enum", func(c *config.Config) { c.TokenEndpointAuthMethod = "private_key_jwt" }, "TOKEN_ENDPOINT_AUTH_METHOD", "not one of"},

@@ -22,5 +22,8 @@
 // only the private cause carries the IdP's error code and description.
 //
 // Presets for specific IdPs (auth0, google, azure) build on this package by
-// filling Settings and wrapping *Provider.
+// filling Settings, passing Options for the rules their IdP bends
+// (WithScopes, WithIssuerPolicy, WithIDTokenCheck, WithOpaqueAccessTokens)
+// and embedding *Provider. The generic code never switches on a provider
+// name.
 package oidc

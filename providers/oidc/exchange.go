@@ -47,7 +47,8 @@ var protocolClaims = []string{
 // invalid_grant, which is not an authorization-response code),
 // temporarily_unavailable when the IdP cannot be reached or fails.
 func (p *Provider) Exchange(ctx context.Context, req ports.ExchangeRequest) (domain.Identity, domain.UpstreamTokens, error) {
-	if err := p.checkResponseIssuer(req.Issuer); err != nil {
+	responseIssuer, err := p.checkResponseIssuer(req.Issuer)
+	if err != nil {
 		return domain.Identity{}, domain.UpstreamTokens{}, err
 	}
 	opts := make([]oauth2.AuthCodeOption, 0, len(p.settings.ExtraTokenParams)+1)
@@ -75,7 +76,12 @@ func (p *Provider) Exchange(ctx context.Context, req ports.ExchangeRequest) (dom
 		return domain.Identity{}, domain.UpstreamTokens{}, domain.ErrAccessDenied("ID token verification failed").
 			WithCause(errors.New("oidc: exchange code: ID token nonce does not match the request"))
 	}
+	if responseIssuer != "" && idToken.Issuer != responseIssuer {
+		return domain.Identity{}, domain.UpstreamTokens{}, domain.ErrAccessDenied("the response came from another identity provider").
+			WithCause(errors.New("oidc: RFC 9207 iss parameter does not match the ID token's issuer"))
+	}
 	scope, _ := tok.Extra("scope").(string)
+	scope = p.opts.localScope(scope)
 	if err := p.verifyAccessToken(ctx, tok.AccessToken, scope); err != nil {
 		return domain.Identity{}, domain.UpstreamTokens{}, err
 	}
@@ -95,19 +101,27 @@ func (p *Provider) Exchange(ctx context.Context, req ports.ExchangeRequest) (dom
 // parameter, when present, must be this IdP's issuer, and it must be present
 // when the IdP advertises it. This stops mix-up attacks in deployments that
 // share a browser with other authorization servers.
-func (p *Provider) checkResponseIssuer(iss string) error {
+//
+// With an issuer policy the discovery issuer may be a template that no
+// response names verbatim; the iss is then returned, to be compared with
+// the verified ID token's issuer (which the policy judges) once the code
+// is redeemed.
+func (p *Provider) checkResponseIssuer(iss string) (string, error) {
 	if iss == "" {
 		if p.doc.AuthorizationResponseISS {
-			return domain.ErrAccessDenied("the identity provider's response is missing its issuer").
+			return "", domain.ErrAccessDenied("the identity provider's response is missing its issuer").
 				WithCause(errors.New("oidc: RFC 9207 iss parameter missing although advertised"))
 		}
-		return nil
+		return "", nil
 	}
-	if subtle.ConstantTimeCompare([]byte(iss), []byte(p.issuer)) != 1 {
-		return domain.ErrAccessDenied("the response came from another identity provider").
-			WithCause(errors.New("oidc: RFC 9207 iss parameter does not match the issuer"))
+	if p.opts.issuer != nil {
+		return iss, nil
 	}
-	return nil
+	if subtle.ConstantTimeCompare([]byte(iss), []byte(p.issuer)) == 1 {
+		return "", nil
+	}
+	return "", domain.ErrAccessDenied("the response came from another identity provider").
+		WithCause(errors.New("oidc: RFC 9207 iss parameter does not match the issuer"))
 }
 
 // addUserInfo completes an identity whose ID token had no email from the
@@ -165,6 +179,7 @@ func (p *Provider) Refresh(ctx context.Context, current domain.UpstreamTokens) (
 			domain.ErrInvalidGrant("identity provider refused the refresh token"))
 	}
 	scope, _ := tok.Extra("scope").(string)
+	scope = p.opts.localScope(scope)
 	if scope == "" {
 		scope = current.Scope
 	}
@@ -198,13 +213,17 @@ func (p *Provider) upstreamContext(ctx context.Context) (context.Context, contex
 	return context.WithTimeout(gooidc.ClientContext(ctx, p.client), p.settings.Timeout)
 }
 
-// verifyIDToken checks signature, issuer, audience, expiry, azp and at_hash.
+// verifyIDToken checks signature, issuer, audience, expiry, azp and at_hash,
+// then the preset's ID token check.
 func (p *Provider) verifyIDToken(ctx context.Context, raw, accessToken string) (*gooidc.IDToken, error) {
 	ctx, cancel := p.upstreamContext(ctx) // for a JWKS fetch on an unknown kid
 	defer cancel()
 	idToken, err := verify(ctx, p.idTokens, "ID token", raw)
 	if err != nil {
 		return nil, err
+	}
+	if err := p.checkIssuer(idToken.Issuer, idToken.Claims); err != nil {
+		return nil, verificationError("ID token", err)
 	}
 	var extra struct {
 		AZP string `json:"azp"`
@@ -227,6 +246,15 @@ func (p *Provider) verifyIDToken(ctx context.Context, raw, accessToken string) (
 	if idToken.Subject == "" {
 		return nil, verificationError("ID token", errors.New("no subject"))
 	}
+	if p.opts.idCheck != nil {
+		var all map[string]any
+		if err := idToken.Claims(&all); err != nil {
+			return nil, verificationError("ID token", err)
+		}
+		if err := p.opts.idCheck(all); err != nil {
+			return nil, verificationError("ID token", err)
+		}
+	}
 	return idToken, nil
 }
 
@@ -235,15 +263,17 @@ func (p *Provider) verifyIDToken(ctx context.Context, raw, accessToken string) (
 // JWT that verifies against the IdP's JWKS. With only RequiredScopes, a JWT
 // is verified and its scope/scp claim checked; an opaque token cannot be, so
 // the token response's scope is checked instead when the IdP sent one (RFC
-// 6749 5.1: an absent scope means the requested one was granted).
+// 6749 5.1: an absent scope means the requested one was granted). With
+// WithOpaqueAccessTokens every token is treated as opaque. responseScope
+// and the claims are compared in their local forms.
 func (p *Provider) verifyAccessToken(ctx context.Context, raw, responseScope string) error {
-	if p.accessJWT == nil {
+	if !p.checksAccessToken() {
 		return nil
 	}
 	s := p.settings
 	// A JWS in compact form has exactly three parts; anything else (opaque
 	// strings, JWE) cannot be verified with the IdP's signing keys.
-	if strings.Count(raw, ".") != 2 {
+	if p.accessJWT == nil || strings.Count(raw, ".") != 2 {
 		if s.Audience != "" || s.Algorithm != "" {
 			return verificationError("access token", errors.New("access token is not a JWT"))
 		}
@@ -260,6 +290,9 @@ func (p *Provider) verifyAccessToken(ctx context.Context, raw, responseScope str
 	if err != nil {
 		return err
 	}
+	if err := p.checkIssuer(at.Issuer, at.Claims); err != nil {
+		return verificationError("access token", err)
+	}
 	if s.Audience != "" && !slices.Contains(at.Audience, s.Audience) {
 		return verificationError("access token", fmt.Errorf("audience %q not in %q", s.Audience, at.Audience))
 	}
@@ -271,7 +304,7 @@ func (p *Provider) verifyAccessToken(ctx context.Context, raw, responseScope str
 		if err := at.Claims(&claims); err != nil {
 			return verificationError("access token", err)
 		}
-		granted := append(scopeList(claims.Scope), scopeList(claims.SCP)...)
+		granted := p.opts.localScopes(append(scopeList(claims.Scope), scopeList(claims.SCP)...))
 		if missing := missingScopes(s.RequiredScopes, granted); len(missing) > 0 {
 			return verificationError("access token", fmt.Errorf("scope lacks %v", missing))
 		}

@@ -128,8 +128,9 @@ type Provider struct {
 	issuer    string
 	oauth     oauth2.Config
 	idTokens  *gooidc.IDTokenVerifier
-	accessJWT *gooidc.IDTokenVerifier // nil unless access tokens are checked
+	accessJWT *gooidc.IDTokenVerifier // nil unless access tokens are checked and may be JWTs
 	offline   bool                    // discovery lists offline_access
+	opts      options                 // the preset's quirks
 }
 
 // Compile-time checks that Provider offers every capability.
@@ -144,8 +145,9 @@ var (
 // provider. Every upstream call, now and later, goes through client; a copy
 // of client that shares its Transport is used, with Timeout set to
 // s.Timeout when client has none, so that even go-oidc's background JWKS
-// refreshes are bounded. Discovery must answer within s.Timeout.
-func New(ctx context.Context, s Settings, client *http.Client) (*Provider, error) {
+// refreshes are bounded. Discovery must answer within s.Timeout. Presets
+// pass opts to adapt the provider to their IdP's quirks.
+func New(ctx context.Context, s Settings, client *http.Client, opts ...Option) (*Provider, error) {
 	if client == nil {
 		return nil, errors.New("oidc: new provider: nil http client")
 	}
@@ -155,25 +157,39 @@ func New(ctx context.Context, s Settings, client *http.Client) (*Provider, error
 	if s.TokenEndpointAuthMethod == "" {
 		s.TokenEndpointAuthMethod = AuthMethodClientSecretBasic
 	}
+	var o options
+	for _, opt := range opts {
+		opt(&o)
+	}
 	issuer, err := checkSettings(s)
-	if err != nil {
+	if err = errors.Join(err, o.check(s)); err != nil {
 		return nil, fmt.Errorf("oidc: new provider: %w", err)
 	}
 	c := *client
 	if c.Timeout == 0 {
 		c.Timeout = s.Timeout
 	}
-	p := &Provider{settings: s, client: &c}
+	p := &Provider{settings: s, client: &c, opts: o}
 
 	dctx, cancel := context.WithTimeout(gooidc.ClientContext(ctx, p.client), s.Timeout)
 	defer cancel()
 	provider, err := gooidc.NewProvider(dctx, issuer)
 	var mismatch *gooidc.IssuerMismatchError
-	if errors.As(err, &mismatch) && mismatch.Discovered == issuer+"/" {
+	switch {
+	case !errors.As(err, &mismatch):
+	case mismatch.Discovered == issuer+"/":
 		// The issuer carries a trailing slash (Auth0 does this); its
 		// discovery URL is still the one configured, so fetching again
 		// with the slash keeps go-oidc's exact issuer check.
 		provider, err = gooidc.NewProvider(dctx, mismatch.Discovered)
+	case o.issuer != nil && o.issuer.AcceptDiscovery(issuer, mismatch.Discovered):
+		// The preset vouches for this issuer (Entra's {tenantid}
+		// template). go-oidc then skips its comparison, so the document
+		// fetched this time must name the issuer the policy accepted.
+		provider, err = gooidc.NewProvider(gooidc.InsecureIssuerURLContext(dctx, mismatch.Discovered), issuer)
+		if err == nil && issuerOf(provider) != mismatch.Discovered {
+			err = fmt.Errorf("issuer changed between two fetches to %q", issuerOf(provider))
+		}
 	}
 	if err != nil {
 		if isTimeout(err) {
@@ -219,9 +235,12 @@ func New(ctx context.Context, s Settings, client *http.Client) (*Provider, error
 			algs = append(algs, a)
 		}
 	}
-	p.idTokens = gooidc.NewVerifier(p.issuer, keys, &gooidc.Config{ClientID: s.ClientID, SupportedSigningAlgs: algs})
-	if p.checksAccessToken() {
-		cfg := &gooidc.Config{SkipClientIDCheck: true, SupportedSigningAlgs: algs}
+	// With an issuer policy go-oidc's exact comparison is replaced by
+	// checkIssuer, run on every verified token.
+	skipIssuer := o.issuer != nil
+	p.idTokens = gooidc.NewVerifier(p.issuer, keys, &gooidc.Config{ClientID: s.ClientID, SupportedSigningAlgs: algs, SkipIssuerCheck: skipIssuer})
+	if p.checksAccessToken() && !o.opaque {
+		cfg := &gooidc.Config{SkipClientIDCheck: true, SupportedSigningAlgs: algs, SkipIssuerCheck: skipIssuer}
 		if s.Algorithm != "" {
 			cfg.SupportedSigningAlgs = []string{s.Algorithm}
 		}
@@ -357,7 +376,8 @@ func (p *Provider) RevocationEndpoint() string { return p.doc.RevocationEndpoint
 
 // Scopes returns the scope list sent upstream for the client's scopes:
 // "openid", "offline_access" when the IdP lists it, the required scopes,
-// then the client's, without duplicates.
+// then the client's, without duplicates, mapped by the preset's
+// ScopeMapper when it has one.
 func (p *Provider) Scopes(requested []string) []string {
 	out := []string{gooidc.ScopeOpenID}
 	if p.offline {
@@ -370,7 +390,7 @@ func (p *Provider) Scopes(requested []string) []string {
 			}
 		}
 	}
-	return out
+	return p.opts.upstreamScopes(out)
 }
 
 // AuthCodeURL returns the IdP's authorization URL for req: the code flow

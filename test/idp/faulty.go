@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -54,6 +55,50 @@ type FaultyOptions struct {
 	ClientID, ClientSecret string
 	// Subject, Email and Name of the one user.
 	Subject, Email, Name string
+	// Quirks make the IdP behave like a real one (see emulate.go).
+	Quirks Quirks
+}
+
+// Quirks make a Faulty IdP behave like one real IdP, the way the
+// emulations in emulate.go (NewAuth0, NewGoogle, NewAzure, NewKeycloak)
+// configure it. They are fixed when the IdP starts; Faults still apply on
+// top of them. The zero value adds no quirk.
+type Quirks struct {
+	// IssuerTrailingSlash makes the issuer end with "/" (Auth0).
+	IssuerTrailingSlash bool
+	// TenantID is the tenant of the one user (Microsoft Entra). The first
+	// segment of IssuerPath is then the tenant as the client named it;
+	// tokens carry tid = TenantID and an iss with TenantID in that
+	// segment. Discovery names that issuer too, unless TenantTemplate puts
+	// "{tenantid}" there instead, as Entra's common, organizations and
+	// consumers endpoints do.
+	TenantID       string
+	TenantTemplate bool
+	// SigningAlgorithm signs ID tokens and JWT access tokens and is the
+	// one discovery lists: ES256 (the default) or RS256.
+	SigningAlgorithm string
+	// Discovery is merged into the discovery document before
+	// Faults.DiscoveryExtra (a nil value removes a field).
+	Discovery map[string]any
+	// Authorize vets an authorization request: a non-empty error code sends
+	// the browser back with it and the description instead of a code, the
+	// way the IdP refuses scopes or parameters it does not accept.
+	Authorize func(query url.Values) (code, description string)
+	// RefreshTokenIf, when set, issues refresh tokens only to grants whose
+	// authorization request it accepts (offline_access, access_type=offline).
+	RefreshTokenIf func(authorize url.Values) bool
+	// AccessToken shapes the access token of a grant from its authorization
+	// request, its granted scope and the issuer the token will name;
+	// Faults.AccessToken, when set, wins.
+	AccessToken func(authorize url.Values, scope, issuer string) AccessTokenShape
+	// EchoScope turns the granted scope into the scope the token response
+	// reports (the IdP's own spelling of it).
+	EchoScope func(scope string) string
+	// IDTokenClaims are merged into every ID token before Faults apply.
+	IDTokenClaims map[string]any
+	// TokenExtra is merged into successful token responses before
+	// Faults.TokenExtra.
+	TokenExtra map[string]any
 }
 
 // IDTokenFault selects how the ID token is broken.
@@ -74,8 +119,21 @@ const (
 	IDTokenWrongAtHash                // at_hash does not match the access token
 )
 
-// AccessTokenShape selects the access token the token endpoint issues.
+// AccessTokenShape selects the access token the token endpoint issues. The
+// zero value is an opaque random string.
 type AccessTokenShape struct {
+	// Prefix starts an opaque token ("ya29." for Google).
+	Prefix string
+	// Dotted makes an opaque token exactly three dot-separated parts (the
+	// prefix's dot included), shaped like a JWT without being one, to
+	// prove that nothing parses it.
+	Dotted bool
+	// Claims are merged into a JWT's claims (tid, azp, ver).
+	Claims map[string]any
+	// Unpublished signs a JWT with a key the JWKS does not publish, like a
+	// token meant for another resource (a Microsoft Graph token), which
+	// only that resource can verify.
+	Unpublished bool
 	// JWT issues a signed JWT instead of an opaque random string.
 	JWT bool
 	// Audience is the JWT's aud; nil means the client id.
@@ -148,6 +206,9 @@ type Faults struct {
 	OmitRefreshToken bool
 	// OmitExpiresIn leaves expires_in out of token responses.
 	OmitExpiresIn bool
+	// TokenExtra is merged into successful token responses (a nil value
+	// removes a field), e.g. Keycloak's refresh_expires_in: 0.
+	TokenExtra map[string]any
 
 	// UserInfo, when not nil, makes discovery list a userinfo endpoint that
 	// answers with the user's sub, email, email_verified and name merged
@@ -184,21 +245,28 @@ type Calls struct {
 // changed between requests (Update), so one IdP can serve a sequence of
 // cases. Keys are generated per IdP; tokens are signed with go-jose.
 type Faulty struct {
-	// URL is the server's base URL; Issuer is URL + IssuerPath; ConfigURL
-	// is the discovery document URL.
+	// URL is the server's base URL; Issuer is the issuer discovery names,
+	// URL + IssuerPath unless Quirks change it; ConfigURL is the discovery
+	// document URL, URL + IssuerPath + /.well-known/openid-configuration.
 	URL, Issuer, ConfigURL string
+	// TokenIssuer is the iss of the tokens it issues and of the RFC 9207
+	// iss parameter: Issuer, except under a {tenantid} template.
+	TokenIssuer string
 	// ClientID, ClientSecret, Subject, Email and Name are the effective
 	// options (defaults filled in).
 	ClientID, ClientSecret, Subject, Email, Name string
 
-	ec, rogue *ecdsa.PrivateKey
-	rsa       *rsa.PrivateKey
-	closed    chan struct{}
+	ec, rogue     *ecdsa.PrivateKey
+	rsa, rogueRSA *rsa.PrivateKey
+	closed        chan struct{}
+	quirks        Quirks
+	base          string // the endpoints live under it
+	alg           jose.SignatureAlgorithm
 
 	mu            sync.Mutex
 	faults        Faults
 	codes         map[string]issuedCode
-	refresh       map[string]string // refresh token → granted scope
+	refresh       map[string]grantInfo // refresh token → its grant
 	revoked       map[string]bool
 	calls         Calls
 	lastAuthorize url.Values
@@ -208,12 +276,23 @@ type Faulty struct {
 }
 
 type issuedCode struct {
-	nonce, challenge, redirectURI, scope string
+	nonce, challenge, redirectURI string
+	grantInfo
 }
 
-// rsaKey is generated once per test binary: RSA generation is slow under the
-// race detector, and sharing a test key between IdPs changes nothing.
-var rsaKey = sync.OnceValues(func() (*rsa.PrivateKey, error) { return rsa.GenerateKey(rand.Reader, 2048) })
+// grantInfo is what a code or refresh token stands for.
+type grantInfo struct {
+	scope     string
+	authorize url.Values // the authorization request it started with
+}
+
+// rsaKey and rogueRSAKey are generated once per test binary: RSA generation
+// is slow under the race detector, and sharing a test key between IdPs
+// changes nothing.
+var (
+	rsaKey      = sync.OnceValues(func() (*rsa.PrivateKey, error) { return rsa.GenerateKey(rand.Reader, 2048) })
+	rogueRSAKey = sync.OnceValues(func() (*rsa.PrivateKey, error) { return rsa.GenerateKey(rand.Reader, 2048) })
+)
 
 // NewFaulty starts a Faulty IdP on a random loopback port; it is closed by
 // t.Cleanup (hanging requests are released first).
@@ -223,9 +302,14 @@ func NewFaulty(t testing.TB, opts FaultyOptions) *Faulty {
 		ClientID: opts.ClientID, ClientSecret: opts.ClientSecret,
 		Subject: opts.Subject, Email: opts.Email, Name: opts.Name,
 		closed:  make(chan struct{}),
+		quirks:  opts.Quirks,
+		alg:     jose.ES256,
 		codes:   map[string]issuedCode{},
-		refresh: map[string]string{},
+		refresh: map[string]grantInfo{},
 		revoked: map[string]bool{},
+	}
+	if opts.Quirks.SigningAlgorithm != "" {
+		f.alg = jose.SignatureAlgorithm(opts.Quirks.SigningAlgorithm)
 	}
 	defaults := []struct {
 		v *string
@@ -249,6 +333,11 @@ func NewFaulty(t testing.TB, opts FaultyOptions) *Faulty {
 	if f.rsa, err = rsaKey(); err != nil {
 		t.Fatalf("idp: generate key: %v", err)
 	}
+	if f.alg == jose.RS256 {
+		if f.rogueRSA, err = rogueRSAKey(); err != nil {
+			t.Fatalf("idp: generate key: %v", err)
+		}
+	}
 
 	path := strings.TrimSuffix(opts.IssuerPath, "/")
 	mux := http.NewServeMux()
@@ -264,8 +353,25 @@ func NewFaulty(t testing.TB, opts FaultyOptions) *Faulty {
 		srv.Close()
 	})
 	f.URL = srv.URL
-	f.Issuer = srv.URL + path
-	f.ConfigURL = f.Issuer + "/.well-known/openid-configuration"
+	f.base = srv.URL + path
+	f.Issuer, f.TokenIssuer = f.base, f.base
+	if q := opts.Quirks; q.TenantID != "" {
+		// The tenant is the first segment of the path: /common/v2.0.
+		rest := ""
+		if _, after, ok := strings.Cut(strings.TrimPrefix(path, "/"), "/"); ok {
+			rest = "/" + after
+		}
+		f.TokenIssuer = srv.URL + "/" + q.TenantID + rest
+		f.Issuer = f.TokenIssuer
+		if q.TenantTemplate {
+			f.Issuer = srv.URL + "/{tenantid}" + rest
+		}
+	}
+	if opts.Quirks.IssuerTrailingSlash {
+		f.Issuer += "/"
+		f.TokenIssuer += "/"
+	}
+	f.ConfigURL = f.base + "/.well-known/openid-configuration"
 	return f
 }
 
@@ -344,31 +450,26 @@ func (f *Faulty) discovery(w http.ResponseWriter, r *http.Request) {
 	}
 	doc := map[string]any{
 		"issuer":                                f.Issuer,
-		"authorization_endpoint":                f.Issuer + "/authorize",
-		"token_endpoint":                        f.Issuer + "/token",
-		"jwks_uri":                              f.Issuer + "/jwks",
-		"revocation_endpoint":                   f.Issuer + "/revoke",
+		"authorization_endpoint":                f.base + "/authorize",
+		"token_endpoint":                        f.base + "/token",
+		"jwks_uri":                              f.base + "/jwks",
+		"revocation_endpoint":                   f.base + "/revoke",
 		"response_types_supported":              []string{"code"},
 		"subject_types_supported":               []string{"public"},
-		"id_token_signing_alg_values_supported": []string{"ES256"},
+		"id_token_signing_alg_values_supported": []string{string(f.alg)},
 		"scopes_supported":                      []string{"openid", "email", "profile", "offline_access"},
 		"code_challenge_methods_supported":      []string{"S256"},
 		"grant_types_supported":                 []string{"authorization_code", "refresh_token"},
 		"token_endpoint_auth_methods_supported": []string{"client_secret_basic", "client_secret_post", "none"},
 	}
 	if faults.UserInfo != nil {
-		doc["userinfo_endpoint"] = f.Issuer + "/userinfo"
+		doc["userinfo_endpoint"] = f.base + "/userinfo"
 	}
 	if faults.DiscoveryIssuer != "" {
 		doc["issuer"] = faults.DiscoveryIssuer
 	}
-	for k, v := range faults.DiscoveryExtra {
-		if v == nil {
-			delete(doc, k)
-		} else {
-			doc[k] = v
-		}
-	}
+	merge(doc, f.quirks.Discovery)
+	merge(doc, faults.DiscoveryExtra)
 	writeJSON(w, http.StatusOK, doc)
 }
 
@@ -407,10 +508,14 @@ func (f *Faulty) authorize(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	q := target.Query()
-	if faults.AuthorizeError != "" {
-		q.Set("error", faults.AuthorizeError)
-		if faults.AuthorizeErrorDescription != "" {
-			q.Set("error_description", faults.AuthorizeErrorDescription)
+	errCode, errDescription := faults.AuthorizeError, faults.AuthorizeErrorDescription
+	if errCode == "" && f.quirks.Authorize != nil {
+		errCode, errDescription = f.quirks.Authorize(cloneValues(r.Form))
+	}
+	if errCode != "" {
+		q.Set("error", errCode)
+		if errDescription != "" {
+			q.Set("error_description", errDescription)
 		}
 	} else {
 		code := rand.Text()
@@ -419,7 +524,7 @@ func (f *Faulty) authorize(w http.ResponseWriter, r *http.Request) {
 			nonce:       r.Form.Get("nonce"),
 			challenge:   r.Form.Get("code_challenge"),
 			redirectURI: r.Form.Get("redirect_uri"),
-			scope:       r.Form.Get("scope"),
+			grantInfo:   grantInfo{scope: r.Form.Get("scope"), authorize: cloneValues(r.Form)},
 		}
 		f.mu.Unlock()
 		q.Set("code", code)
@@ -428,7 +533,7 @@ func (f *Faulty) authorize(w http.ResponseWriter, r *http.Request) {
 		q.Set("state", s)
 	}
 	if faults.AuthorizeIssuer {
-		q.Set("iss", f.Issuer)
+		q.Set("iss", f.TokenIssuer)
 	}
 	target.RawQuery = q.Encode()
 	http.Redirect(w, r, target.String(), http.StatusFound)
@@ -464,8 +569,11 @@ func (f *Faulty) token(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	var scope, nonce string
-	refreshing := false
+	var (
+		grant      grantInfo
+		nonce      string
+		refreshing bool
+	)
 	switch req.Form.Get("grant_type") {
 	case "authorization_code":
 		f.mu.Lock()
@@ -483,7 +591,7 @@ func (f *Faulty) token(w http.ResponseWriter, r *http.Request) {
 			writeOAuthError(w, http.StatusBadRequest, "invalid_grant", "PKCE verification failed")
 			return
 		}
-		scope, nonce = code.scope, code.nonce
+		grant, nonce = code.grantInfo, code.nonce
 	case "refresh_token":
 		old := req.Form.Get("refresh_token")
 		f.mu.Lock()
@@ -496,17 +604,26 @@ func (f *Faulty) token(w http.ResponseWriter, r *http.Request) {
 			writeOAuthError(w, http.StatusBadRequest, "invalid_grant", "unknown refresh token")
 			return
 		}
-		scope, refreshing = granted, true
+		grant, refreshing = granted, true
 	default:
 		writeOAuthError(w, http.StatusBadRequest, "unsupported_grant_type", "")
 		return
 	}
 	if faults.GrantedScope != "" {
-		scope = faults.GrantedScope
+		grant.scope = faults.GrantedScope
 	}
+	scope := grant.scope
 
-	resp := map[string]any{"token_type": "Bearer", "scope": scope}
-	access, err := f.accessToken(faults.AccessToken, scope)
+	echo := scope
+	if f.quirks.EchoScope != nil && faults.GrantedScope == "" {
+		echo = f.quirks.EchoScope(scope)
+	}
+	resp := map[string]any{"token_type": "Bearer", "scope": echo}
+	shape := faults.AccessToken
+	if reflect.ValueOf(shape).IsZero() && f.quirks.AccessToken != nil {
+		shape = f.quirks.AccessToken(cloneValues(grant.authorize), scope, f.TokenIssuer)
+	}
+	access, err := f.accessToken(shape, scope)
 	if err != nil {
 		writeOAuthError(w, http.StatusInternalServerError, "server_error", err.Error())
 		return
@@ -515,10 +632,11 @@ func (f *Faulty) token(w http.ResponseWriter, r *http.Request) {
 	if !faults.OmitExpiresIn {
 		resp["expires_in"] = 3600
 	}
-	if !faults.OmitRefreshToken && (!refreshing || faults.RotateRefreshTokens) {
+	offline := f.quirks.RefreshTokenIf == nil || f.quirks.RefreshTokenIf(cloneValues(grant.authorize))
+	if !faults.OmitRefreshToken && offline && (!refreshing || faults.RotateRefreshTokens) {
 		rt := rand.Text() + rand.Text()
 		f.mu.Lock()
-		f.refresh[rt] = scope
+		f.refresh[rt] = grant
 		f.mu.Unlock()
 		resp["refresh_token"] = rt
 	}
@@ -533,6 +651,8 @@ func (f *Faulty) token(w http.ResponseWriter, r *http.Request) {
 		}
 		resp["id_token"] = id
 	}
+	merge(resp, f.quirks.TokenExtra)
+	merge(resp, faults.TokenExtra)
 	f.mu.Lock()
 	for _, k := range []string{"access_token", "refresh_token", "id_token"} {
 		if v, ok := resp[k].(string); ok {
@@ -639,11 +759,19 @@ func (f *Faulty) readClientRequest(w http.ResponseWriter, r *http.Request) (Requ
 
 func (f *Faulty) accessToken(shape AccessTokenShape, scope string) (string, error) {
 	if !shape.JWT {
-		return "opaque-" + rand.Text(), nil
+		prefix := shape.Prefix
+		if prefix == "" {
+			prefix = "opaque-"
+		}
+		token := prefix + rand.Text()
+		for shape.Dotted && strings.Count(token, ".") < 2 {
+			token += "." + rand.Text()
+		}
+		return token, nil
 	}
 	now := time.Now()
 	claims := map[string]any{
-		"iss": f.Issuer, "sub": f.Subject, "client_id": f.ClientID,
+		"iss": f.TokenIssuer, "sub": f.Subject, "client_id": f.ClientID,
 		"iat": now.Unix(), "exp": now.Add(time.Hour).Unix(), "jti": rand.Text(),
 	}
 	if shape.Issuer != "" {
@@ -662,18 +790,22 @@ func (f *Faulty) accessToken(shape AccessTokenShape, scope string) (string, erro
 	if shape.Scope != "" {
 		claims[claimName] = shape.Scope
 	}
-	alg := shape.Algorithm
+	merge(claims, shape.Claims)
+	alg := jose.SignatureAlgorithm(shape.Algorithm)
 	if alg == "" {
-		alg = string(jose.ES256)
+		alg = f.alg
 	}
-	return f.sign(claims, jose.SignatureAlgorithm(alg), "at+jwt")
+	if shape.Unpublished {
+		return f.signRogue(claims, alg, "at+jwt")
+	}
+	return f.sign(claims, alg, "at+jwt")
 }
 
 func (f *Faulty) idToken(faults Faults, nonce, accessToken string) (string, error) {
 	now := time.Now()
 	sum := sha256.Sum256([]byte(accessToken))
 	claims := map[string]any{
-		"iss": f.Issuer, "sub": f.Subject, "aud": f.ClientID,
+		"iss": f.TokenIssuer, "sub": f.Subject, "aud": f.ClientID,
 		"iat": now.Unix(), "exp": now.Add(time.Hour).Unix(),
 		"email": f.Email, "email_verified": true, "name": f.Name,
 		"at_hash": base64.RawURLEncoding.EncodeToString(sum[:16]),
@@ -681,7 +813,11 @@ func (f *Faulty) idToken(faults Faults, nonce, accessToken string) (string, erro
 	if nonce != "" {
 		claims["nonce"] = nonce
 	}
-	alg := jose.ES256
+	if f.quirks.TenantID != "" {
+		claims["tid"] = f.quirks.TenantID
+	}
+	merge(claims, f.quirks.IDTokenClaims)
+	alg := f.alg
 	switch faults.IDToken {
 	case IDTokenWrongAudience:
 		claims["aud"] = "someone-else"
@@ -702,21 +838,34 @@ func (f *Faulty) idToken(faults Faults, nonce, accessToken string) (string, erro
 	case IDTokenWrongAtHash:
 		claims["at_hash"] = base64.RawURLEncoding.EncodeToString(make([]byte, 16))
 	}
-	for k, v := range faults.IDTokenClaims {
-		if v == nil {
-			delete(claims, k)
-		} else {
-			claims[k] = v
-		}
-	}
+	merge(claims, faults.IDTokenClaims)
 	switch faults.IDToken {
 	case IDTokenAlgNone:
 		return unsignedJWT(claims)
 	case IDTokenBadSignature:
-		return signWith(claims, jose.SigningKey{Algorithm: jose.ES256,
-			Key: jose.JSONWebKey{Key: f.rogue, KeyID: ECKeyID}}, "JWT")
+		return f.signRogue(claims, alg, "JWT")
 	}
 	return f.sign(claims, alg, "JWT")
+}
+
+// signRogue signs with a key the JWKS does not publish, under the kid of
+// the published key for alg, so that only the signature check fails.
+func (f *Faulty) signRogue(claims map[string]any, alg jose.SignatureAlgorithm, typ string) (string, error) {
+	if alg == jose.RS256 && f.rogueRSA != nil {
+		return signWith(claims, jose.SigningKey{Algorithm: alg, Key: jose.JSONWebKey{Key: f.rogueRSA, KeyID: RSAKeyID}}, typ)
+	}
+	return signWith(claims, jose.SigningKey{Algorithm: jose.ES256, Key: jose.JSONWebKey{Key: f.rogue, KeyID: ECKeyID}}, typ)
+}
+
+// merge copies extra into m; a nil value removes the key.
+func merge(m, extra map[string]any) {
+	for k, v := range extra {
+		if v == nil {
+			delete(m, k)
+		} else {
+			m[k] = v
+		}
+	}
 }
 
 // sign signs claims with the IdP's key for alg (HS256: the client secret).
@@ -770,7 +919,9 @@ func (f *Faulty) copyFaultsLocked() Faults {
 	faults.DiscoveryExtra = maps.Clone(faults.DiscoveryExtra)
 	faults.IDTokenClaims = maps.Clone(faults.IDTokenClaims)
 	faults.UserInfo = maps.Clone(faults.UserInfo)
+	faults.TokenExtra = maps.Clone(faults.TokenExtra)
 	faults.AccessToken.Audience = slices.Clone(faults.AccessToken.Audience)
+	faults.AccessToken.Claims = maps.Clone(faults.AccessToken.Claims)
 	return faults
 }
 

@@ -1,0 +1,200 @@
+package oidc_test
+
+import (
+	"errors"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/oidcproxy/oidcproxy/domain"
+	"github.com/oidcproxy/oidcproxy/providers/oidc"
+	"github.com/oidcproxy/oidcproxy/test/idp"
+)
+
+// prefixScopes is a ScopeMapper that spells every scope but openid and
+// offline_access "x:" + scope upstream.
+type prefixScopes struct{}
+
+func (prefixScopes) Upstream(s []string) []string {
+	out := make([]string, 0, len(s))
+	for _, sc := range s {
+		if sc != "openid" && sc != "offline_access" && !strings.HasPrefix(sc, "x:") {
+			sc = "x:" + sc
+		}
+		out = append(out, sc)
+	}
+	return out
+}
+
+func (prefixScopes) Local(s string) string { return strings.TrimPrefix(s, "x:") }
+
+func newOptionsProvider(t *testing.T, s oidc.Settings, opts ...oidc.Option) (*oidc.Provider, error) {
+	t.Helper()
+	client, _ := newCountingClient(t)
+	return oidc.New(t.Context(), s, client, opts...)
+}
+
+func TestAScopeMapperRewritesScopesOnTheWayOutAndBack(t *testing.T) {
+	t.Parallel()
+	f := idp.NewFaulty(t, idp.FaultyOptions{})
+	// The IdP puts its own spelling in the JWT's scp claim too.
+	f.Set(idp.Faults{AccessToken: idp.AccessTokenShape{JWT: true, ScopeClaim: "scp"}})
+	s := faultySettings(f)
+	s.RequiredScopes = []string{"read"}
+	p, err := newOptionsProvider(t, s, oidc.WithScopes(prefixScopes{}))
+	require.NoError(t, err)
+
+	_, tokens, err := login(t, p, f, "write", "x:read")
+
+	require.NoError(t, err, "the required scope is compared in its local form")
+	require.Equal(t, "openid offline_access x:read x:write", f.LastAuthorize().Get("scope"), "mapped and deduplicated")
+	require.Equal(t, "openid offline_access read write", tokens.Scope)
+
+	refreshed, err := p.Refresh(t.Context(), tokens)
+	require.NoError(t, err)
+	require.Equal(t, "openid offline_access read write", refreshed.Scope)
+}
+
+// markedIssuers is an IssuerPolicy that accepts one other discovery issuer
+// and the tokens that carry "trusted": true.
+type markedIssuers struct{ discovery string }
+
+func (m markedIssuers) AcceptDiscovery(_, discovered string) bool { return discovered == m.discovery }
+
+func (markedIssuers) AcceptToken(_ string, claims map[string]any) bool {
+	return claims["trusted"] == true
+}
+
+func TestAnIssuerPolicyDecidesOnDiscoveryAndOnEveryToken(t *testing.T) {
+	t.Parallel()
+	f := idp.NewFaulty(t, idp.FaultyOptions{})
+	other := f.Issuer + "/{tenantid}"
+	f.Set(idp.Faults{DiscoveryIssuer: other})
+	s := faultySettings(f)
+
+	_, err := newOptionsProvider(t, s)
+	require.ErrorContains(t, err, "did not match the issuer", "without a policy the issuer must match")
+	_, err = newOptionsProvider(t, s, oidc.WithIssuerPolicy(markedIssuers{discovery: "https://elsewhere.example"}))
+	require.ErrorContains(t, err, "did not match the issuer", "the policy saw another issuer")
+
+	p, err := newOptionsProvider(t, s, oidc.WithIssuerPolicy(markedIssuers{discovery: other}))
+	require.NoError(t, err)
+	require.Equal(t, other, p.Issuer())
+
+	_, _, err = login(t, p, f)
+	requireCode(t, err, domain.CodeAccessDenied)
+
+	f.Set(idp.Faults{DiscoveryIssuer: other, IDTokenClaims: map[string]any{"trusted": true}})
+	identity, _, err := login(t, p, f)
+	require.NoError(t, err)
+	require.Equal(t, f.Issuer, identity.Issuer, "the token's own issuer, not the template")
+
+	// Access tokens pass the same policy.
+	s.Audience = f.ClientID
+	p, err = newOptionsProvider(t, s, oidc.WithIssuerPolicy(markedIssuers{discovery: other}))
+	require.NoError(t, err)
+	f.Set(idp.Faults{DiscoveryIssuer: other, IDTokenClaims: map[string]any{"trusted": true},
+		AccessToken: idp.AccessTokenShape{JWT: true}})
+	_, _, err = login(t, p, f)
+	requireCode(t, err, domain.CodeAccessDenied)
+	f.Set(idp.Faults{DiscoveryIssuer: other, IDTokenClaims: map[string]any{"trusted": true},
+		AccessToken: idp.AccessTokenShape{JWT: true, Claims: map[string]any{"trusted": true}}})
+	_, _, err = login(t, p, f)
+	require.NoError(t, err)
+}
+
+func TestAnIDTokenCheckRefusesLoginsAndRefreshes(t *testing.T) {
+	t.Parallel()
+	f := idp.NewFaulty(t, idp.FaultyOptions{})
+	check := func(claims map[string]any) error {
+		if claims["department"] != "research" {
+			return errors.New("department is not research")
+		}
+		return nil
+	}
+	p, err := newOptionsProvider(t, faultySettings(f), oidc.WithIDTokenCheck(check))
+	require.NoError(t, err)
+
+	_, _, err = login(t, p, f)
+	e := requireCode(t, err, domain.CodeAccessDenied)
+	require.NotContains(t, e.Description, "research", "the check's text stays in the private cause")
+	require.ErrorContains(t, err, "department is not research")
+
+	f.Set(idp.Faults{IDTokenClaims: map[string]any{"department": "research"}})
+	_, tokens, err := login(t, p, f)
+	require.NoError(t, err)
+
+	f.Set(idp.Faults{IDTokenClaims: map[string]any{"department": "sales"}})
+	_, err = p.Refresh(t.Context(), tokens)
+	requireCode(t, err, domain.CodeInvalidGrant)
+}
+
+func TestOpaqueAccessTokensAreNeverParsed(t *testing.T) {
+	t.Parallel()
+	f := idp.NewFaulty(t, idp.FaultyOptions{})
+	// A JWT that would fail verification (another issuer): read as one,
+	// the login fails; treated as opaque, it is never looked at.
+	f.Set(idp.Faults{AccessToken: idp.AccessTokenShape{JWT: true, Issuer: "https://evil.example"}})
+	s := faultySettings(f)
+	s.RequiredScopes = []string{"email"}
+
+	generic, err := newOptionsProvider(t, s)
+	require.NoError(t, err)
+	_, _, err = login(t, generic, f, "email")
+	requireCode(t, err, domain.CodeAccessDenied)
+
+	p, err := newOptionsProvider(t, s, oidc.WithOpaqueAccessTokens())
+	require.NoError(t, err)
+	_, _, err = login(t, p, f, "email")
+	require.NoError(t, err)
+
+	// The required scopes are still checked, against the token response.
+	fl := newFlow()
+	code := loginCode(t, p, f, fl, "email")
+	f.Set(idp.Faults{GrantedScope: "openid profile"})
+	_, _, err = p.Exchange(t.Context(), exchangeRequest(code, fl))
+	requireCode(t, err, domain.CodeAccessDenied)
+}
+
+func TestOpaqueAccessTokensRefuseChecksThatNeedAJWT(t *testing.T) {
+	t.Parallel()
+	f := idp.NewFaulty(t, idp.FaultyOptions{})
+	for _, edit := range []func(*oidc.Settings){
+		func(s *oidc.Settings) { s.Audience = "https://api.example" },
+		func(s *oidc.Settings) { s.Algorithm = "ES256" },
+	} {
+		s := faultySettings(f)
+		edit(&s)
+		_, err := newOptionsProvider(t, s, oidc.WithOpaqueAccessTokens())
+		require.ErrorContains(t, err, "cannot be checked: this provider's access tokens are opaque")
+	}
+	require.Zero(t, f.Calls().Discovery, "refused before discovery")
+}
+
+func TestTheDocumentFetchedAgainMustNameTheIssuerThePolicyAccepted(t *testing.T) {
+	t.Parallel()
+	f := idp.NewFaulty(t, idp.FaultyOptions{})
+	other := f.Issuer + "/{tenantid}"
+	f.Set(idp.Faults{DiscoveryIssuer: other})
+	// After the first answer, discovery names yet another issuer: the
+	// second fetch (the one whose document is used) must not slip it in.
+	tr := &http.Transport{}
+	t.Cleanup(tr.CloseIdleConnections)
+	client := &http.Client{Transport: roundTrip(func(r *http.Request) (*http.Response, error) {
+		resp, err := tr.RoundTrip(r)
+		if strings.HasSuffix(r.URL.Path, "/.well-known/openid-configuration") {
+			f.Update(func(x *idp.Faults) { x.DiscoveryIssuer = "https://evil.example" })
+		}
+		return resp, err
+	})}
+
+	_, err := oidc.New(t.Context(), faultySettings(f), client, oidc.WithIssuerPolicy(markedIssuers{discovery: other}))
+
+	require.ErrorContains(t, err, `issuer changed between two fetches to "https://evil.example"`)
+}
+
+type roundTrip func(*http.Request) (*http.Response, error)
+
+func (f roundTrip) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
