@@ -14,6 +14,7 @@ import (
 
 	"github.com/oidcproxy/oidcproxy/adapters/config"
 	"github.com/oidcproxy/oidcproxy/adapters/httpapi"
+	"github.com/oidcproxy/oidcproxy/adapters/telemetry"
 	"github.com/oidcproxy/oidcproxy/ports"
 )
 
@@ -48,9 +49,11 @@ type App struct {
 func MaxTokenTTL(cfg config.Config) time.Duration { return cfg.AccessTokenTTL + maintenanceInterval }
 
 // NewApp assembles the App.
-func NewApp(cfg config.Config, app ports.Application, api *httpapi.Server, keys ports.KeyManager, store ports.Store, logger *slog.Logger) *App {
+func NewApp(cfg config.Config, app ports.Application, api *httpapi.Server, keys ports.KeyManager, store RawStore,
+	tel *telemetry.Telemetry, logger *slog.Logger) *App {
 	backup, _ := store.(ports.Backuper)
-	admin := api.Admin(httpapi.AdminOptions{Keys: keys, MaxTokenTTL: MaxTokenTTL(cfg), Backup: backup, Token: cfg.AdminToken})
+	admin := api.Admin(httpapi.AdminOptions{Keys: keys, MaxTokenTTL: MaxTokenTTL(cfg), Backup: backup, Token: cfg.AdminToken,
+		Metrics: tel.MetricsHandler()})
 	return &App{cfg: cfg, app: app, api: api, keys: keys, admin: admin, log: logger, public: api}
 }
 

@@ -3,6 +3,7 @@ package oidcproxy
 import (
 	"crypto/rand"
 	"encoding/base64"
+	"runtime/debug"
 	"time"
 
 	"github.com/oidcproxy/oidcproxy/ports"
@@ -30,3 +31,12 @@ var (
 	_ ports.Clock  = SystemClock{}
 	_ ports.Random = CryptoRandom{}
 )
+
+// Version is the module version from the build information, "(devel)" for
+// a local build. The command may override what it prints (-X main.version).
+func Version() string {
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
+		return bi.Main.Version
+	}
+	return "(devel)"
+}

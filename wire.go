@@ -4,11 +4,11 @@ package oidcproxy
 
 import (
 	"context"
-	"log/slog"
 
 	"github.com/google/wire"
 
 	"github.com/oidcproxy/oidcproxy/adapters/config"
+	"github.com/oidcproxy/oidcproxy/adapters/telemetry"
 	"github.com/oidcproxy/oidcproxy/ports"
 )
 
@@ -19,16 +19,17 @@ func InitializeApp(ctx context.Context, cfg config.Config) (*App, func(), error)
 	return nil, nil, nil
 }
 
-// InitializeTestApp builds the App with a caller-supplied clock and logger,
-// for black-box tests that move time or read the logs.
-func InitializeTestApp(ctx context.Context, cfg config.Config, clock ports.Clock, logger *slog.Logger) (*App, func(), error) {
+// InitializeTestApp builds the App with a caller-supplied clock, log output
+// and telemetry options (an in-memory span exporter), for black-box tests
+// that move time, read the logs or inspect spans.
+func InitializeTestApp(ctx context.Context, cfg config.Config, clock ports.Clock, logs LogOutput, tel telemetry.Options) (*App, func(), error) {
 	wire.Build(coreSet, ProvideStore)
 	return nil, nil, nil
 }
 
 // InitializeAppWithStore builds the App on a store the caller opened (and
 // closes): benchmarks use it to compare store options in one run.
-func InitializeAppWithStore(ctx context.Context, cfg config.Config, clock ports.Clock, logger *slog.Logger, store ports.Store) (*App, error) {
+func InitializeAppWithStore(ctx context.Context, cfg config.Config, clock ports.Clock, logs LogOutput, tel telemetry.Options, store RawStore) (*App, func(), error) {
 	wire.Build(coreSet)
-	return nil, nil
+	return nil, nil, nil
 }

@@ -9,8 +9,8 @@ package oidcproxy
 import (
 	"context"
 	"github.com/oidcproxy/oidcproxy/adapters/config"
+	"github.com/oidcproxy/oidcproxy/adapters/telemetry"
 	"github.com/oidcproxy/oidcproxy/ports"
-	"log/slog"
 )
 
 // Injectors from wire.go:
@@ -18,56 +18,73 @@ import (
 // InitializeApp builds the production App from a validated configuration.
 // The cleanup closes the store.
 func InitializeApp(ctx context.Context, cfg config.Config) (*App, func(), error) {
-	store, cleanup, err := ProvideStore(cfg)
+	rawStore, cleanup, err := ProvideStore(cfg)
 	if err != nil {
 		return nil, nil, err
 	}
-	client := ProvideHTTPClient(cfg)
-	identityProvider, err := ProvideIdentityProvider(ctx, cfg, client)
+	options := ProvideTelemetryOptions(cfg)
+	telemetry, cleanup2, err := ProvideTelemetry(ctx, cfg, options)
 	if err != nil {
 		cleanup()
 		return nil, nil, err
 	}
-	logger := ProvideLogger(cfg)
+	store := ProvideObservedStore(rawStore, telemetry)
+	client := ProvideHTTPClient(cfg, telemetry)
+	identityProvider, err := ProvideIdentityProvider(ctx, cfg, client)
+	if err != nil {
+		cleanup2()
+		cleanup()
+		return nil, nil, err
+	}
+	logOutput := ProvideLogOutput()
+	logger := ProvideLogger(cfg, logOutput, telemetry)
 	masterKey, err := ProvideMasterKey(cfg, logger)
 	if err != nil {
+		cleanup2()
 		cleanup()
 		return nil, nil, err
 	}
 	sealer, err := ProvideSealer(masterKey)
 	if err != nil {
+		cleanup2()
 		cleanup()
 		return nil, nil, err
 	}
 	systemClock := _wireSystemClockValue
 	issuer, err := ProvideTokenIssuer(ctx, store, sealer, systemClock)
 	if err != nil {
+		cleanup2()
 		cleanup()
 		return nil, nil, err
 	}
 	cryptoRandom := _wireCryptoRandomValue
 	settings, err := ProvideSettings(cfg)
 	if err != nil {
+		cleanup2()
 		cleanup()
 		return nil, nil, err
 	}
-	application, err := ProvideApplication(store, identityProvider, issuer, sealer, systemClock, cryptoRandom, settings, logger)
+	application, err := ProvideApplication(store, identityProvider, issuer, sealer, systemClock, cryptoRandom, settings, logger, telemetry)
 	if err != nil {
+		cleanup2()
 		cleanup()
 		return nil, nil, err
 	}
 	cookieKey, err := ProvideCookieKey(masterKey)
 	if err != nil {
+		cleanup2()
 		cleanup()
 		return nil, nil, err
 	}
-	server, err := ProvideHTTPAPI(cfg, application, issuer, store, identityProvider, cookieKey, settings, logger)
+	server, err := ProvideHTTPAPI(cfg, application, issuer, store, identityProvider, cookieKey, settings, logger, telemetry)
 	if err != nil {
+		cleanup2()
 		cleanup()
 		return nil, nil, err
 	}
-	app := NewApp(cfg, application, server, issuer, store, logger)
+	app := NewApp(cfg, application, server, issuer, rawStore, telemetry, logger)
 	return app, func() {
+		cleanup2()
 		cleanup()
 	}, nil
 }
@@ -77,98 +94,131 @@ var (
 	_wireCryptoRandomValue = CryptoRandom{}
 )
 
-// InitializeTestApp builds the App with a caller-supplied clock and logger,
-// for black-box tests that move time or read the logs.
-func InitializeTestApp(ctx context.Context, cfg config.Config, clock ports.Clock, logger *slog.Logger) (*App, func(), error) {
-	store, cleanup, err := ProvideStore(cfg)
+// InitializeTestApp builds the App with a caller-supplied clock, log output
+// and telemetry options (an in-memory span exporter), for black-box tests
+// that move time, read the logs or inspect spans.
+func InitializeTestApp(ctx context.Context, cfg config.Config, clock ports.Clock, logs LogOutput, tel telemetry.Options) (*App, func(), error) {
+	rawStore, cleanup, err := ProvideStore(cfg)
 	if err != nil {
 		return nil, nil, err
 	}
-	client := ProvideHTTPClient(cfg)
-	identityProvider, err := ProvideIdentityProvider(ctx, cfg, client)
+	telemetryTelemetry, cleanup2, err := ProvideTelemetry(ctx, cfg, tel)
 	if err != nil {
 		cleanup()
 		return nil, nil, err
 	}
+	store := ProvideObservedStore(rawStore, telemetryTelemetry)
+	client := ProvideHTTPClient(cfg, telemetryTelemetry)
+	identityProvider, err := ProvideIdentityProvider(ctx, cfg, client)
+	if err != nil {
+		cleanup2()
+		cleanup()
+		return nil, nil, err
+	}
+	logger := ProvideLogger(cfg, logs, telemetryTelemetry)
 	masterKey, err := ProvideMasterKey(cfg, logger)
 	if err != nil {
+		cleanup2()
 		cleanup()
 		return nil, nil, err
 	}
 	sealer, err := ProvideSealer(masterKey)
 	if err != nil {
+		cleanup2()
 		cleanup()
 		return nil, nil, err
 	}
 	issuer, err := ProvideTokenIssuer(ctx, store, sealer, clock)
 	if err != nil {
+		cleanup2()
 		cleanup()
 		return nil, nil, err
 	}
 	cryptoRandom := _wireCryptoRandomValue
 	settings, err := ProvideSettings(cfg)
 	if err != nil {
+		cleanup2()
 		cleanup()
 		return nil, nil, err
 	}
-	application, err := ProvideApplication(store, identityProvider, issuer, sealer, clock, cryptoRandom, settings, logger)
+	application, err := ProvideApplication(store, identityProvider, issuer, sealer, clock, cryptoRandom, settings, logger, telemetryTelemetry)
 	if err != nil {
+		cleanup2()
 		cleanup()
 		return nil, nil, err
 	}
 	cookieKey, err := ProvideCookieKey(masterKey)
 	if err != nil {
+		cleanup2()
 		cleanup()
 		return nil, nil, err
 	}
-	server, err := ProvideHTTPAPI(cfg, application, issuer, store, identityProvider, cookieKey, settings, logger)
+	server, err := ProvideHTTPAPI(cfg, application, issuer, store, identityProvider, cookieKey, settings, logger, telemetryTelemetry)
 	if err != nil {
+		cleanup2()
 		cleanup()
 		return nil, nil, err
 	}
-	app := NewApp(cfg, application, server, issuer, store, logger)
+	app := NewApp(cfg, application, server, issuer, rawStore, telemetryTelemetry, logger)
 	return app, func() {
+		cleanup2()
 		cleanup()
 	}, nil
 }
 
 // InitializeAppWithStore builds the App on a store the caller opened (and
 // closes): benchmarks use it to compare store options in one run.
-func InitializeAppWithStore(ctx context.Context, cfg config.Config, clock ports.Clock, logger *slog.Logger, store ports.Store) (*App, error) {
-	client := ProvideHTTPClient(cfg)
+func InitializeAppWithStore(ctx context.Context, cfg config.Config, clock ports.Clock, logs LogOutput, tel telemetry.Options, store RawStore) (*App, func(), error) {
+	telemetryTelemetry, cleanup, err := ProvideTelemetry(ctx, cfg, tel)
+	if err != nil {
+		return nil, nil, err
+	}
+	portsStore := ProvideObservedStore(store, telemetryTelemetry)
+	client := ProvideHTTPClient(cfg, telemetryTelemetry)
 	identityProvider, err := ProvideIdentityProvider(ctx, cfg, client)
 	if err != nil {
-		return nil, err
+		cleanup()
+		return nil, nil, err
 	}
+	logger := ProvideLogger(cfg, logs, telemetryTelemetry)
 	masterKey, err := ProvideMasterKey(cfg, logger)
 	if err != nil {
-		return nil, err
+		cleanup()
+		return nil, nil, err
 	}
 	sealer, err := ProvideSealer(masterKey)
 	if err != nil {
-		return nil, err
+		cleanup()
+		return nil, nil, err
 	}
-	issuer, err := ProvideTokenIssuer(ctx, store, sealer, clock)
+	issuer, err := ProvideTokenIssuer(ctx, portsStore, sealer, clock)
 	if err != nil {
-		return nil, err
+		cleanup()
+		return nil, nil, err
 	}
 	cryptoRandom := _wireCryptoRandomValue
 	settings, err := ProvideSettings(cfg)
 	if err != nil {
-		return nil, err
+		cleanup()
+		return nil, nil, err
 	}
-	application, err := ProvideApplication(store, identityProvider, issuer, sealer, clock, cryptoRandom, settings, logger)
+	application, err := ProvideApplication(portsStore, identityProvider, issuer, sealer, clock, cryptoRandom, settings, logger, telemetryTelemetry)
 	if err != nil {
-		return nil, err
+		cleanup()
+		return nil, nil, err
 	}
 	cookieKey, err := ProvideCookieKey(masterKey)
 	if err != nil {
-		return nil, err
+		cleanup()
+		return nil, nil, err
 	}
-	server, err := ProvideHTTPAPI(cfg, application, issuer, store, identityProvider, cookieKey, settings, logger)
+	server, err := ProvideHTTPAPI(cfg, application, issuer, portsStore, identityProvider, cookieKey, settings, logger, telemetryTelemetry)
 	if err != nil {
-		return nil, err
+		cleanup()
+		return nil, nil, err
 	}
-	app := NewApp(cfg, application, server, issuer, store, logger)
-	return app, nil
+	app := NewApp(cfg, application, server, issuer, store, telemetryTelemetry, logger)
+	return app, func() {
+		cleanup()
+	}, nil
 }

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
 	"time"
 
@@ -18,6 +19,7 @@ import (
 	"github.com/oidcproxy/oidcproxy/adapters/httpapi"
 	"github.com/oidcproxy/oidcproxy/adapters/memstore"
 	"github.com/oidcproxy/oidcproxy/adapters/seal"
+	"github.com/oidcproxy/oidcproxy/adapters/telemetry"
 	"github.com/oidcproxy/oidcproxy/adapters/tokens"
 	"github.com/oidcproxy/oidcproxy/domain"
 	"github.com/oidcproxy/oidcproxy/domain/usecase"
@@ -38,9 +40,20 @@ type MasterKey []byte
 // its own label so that it never equals the sealing key.
 type CookieKey []byte
 
+// RawStore is the store as opened, before the telemetry decorator: the App
+// keeps it for what only the concrete store can do (backup).
+type RawStore interface{ ports.Store }
+
+// LogOutput is where the process logs go (standard error in production, a
+// buffer in tests).
+type LogOutput io.Writer
+
 // coreSet builds everything but the clock, the logger and the store, which
 // production, tests and benchmarks supply differently.
 var coreSet = wire.NewSet(
+	ProvideTelemetry,
+	ProvideLogger,
+	ProvideObservedStore,
 	ProvideHTTPClient,
 	ProvideMasterKey,
 	ProvideSealer,
@@ -58,20 +71,47 @@ var coreSet = wire.NewSet(
 	NewApp,
 )
 
-// productionSet adds the store from STORE_PATH, the wall clock and the
-// configured logger.
+// productionSet adds the store from STORE_PATH, the wall clock, standard
+// error and telemetry from the OTEL_* environment.
 var productionSet = wire.NewSet(
 	coreSet,
 	ProvideStore,
 	wire.Value(SystemClock{}),
 	wire.Bind(new(ports.Clock), new(SystemClock)),
-	ProvideLogger,
+	ProvideLogOutput,
+	ProvideTelemetryOptions,
 )
 
+// ProvideLogOutput is standard error.
+func ProvideLogOutput() LogOutput { return stderr }
+
+// ProvideTelemetryOptions reads the OTEL_* variables of the process.
+func ProvideTelemetryOptions(cfg config.Config) telemetry.Options {
+	return telemetry.Options{Provider: cfg.Provider, Getenv: os.Getenv}
+}
+
+// ProvideTelemetry opens the tracer and meter providers; the cleanup
+// flushes pending spans.
+func ProvideTelemetry(ctx context.Context, cfg config.Config, opts telemetry.Options) (*telemetry.Telemetry, func(), error) {
+	if opts.Provider == "" {
+		opts.Provider = cfg.Provider
+	}
+	if opts.ServiceVersion == "" {
+		opts.ServiceVersion = Version()
+	}
+	return telemetry.Open(ctx, opts)
+}
+
 // ProvideLogger builds the process logger from LOG_LEVEL and LOG_FORMAT,
-// writing to standard error.
-func ProvideLogger(cfg config.Config) *slog.Logger {
-	return NewLogger(cfg, nil)
+// adding trace and span ids to every record logged inside a request.
+func ProvideLogger(cfg config.Config, out LogOutput, tel *telemetry.Telemetry) *slog.Logger {
+	base := NewLogger(cfg, out)
+	return slog.New(tel.LogHandler(base.Handler()))
+}
+
+// ProvideObservedStore wraps the store in store spans and latency metrics.
+func ProvideObservedStore(raw RawStore, tel *telemetry.Telemetry) ports.Store {
+	return tel.Store(raw)
 }
 
 // NewLogger builds a logger writing to w (standard error when nil).
@@ -87,8 +127,13 @@ func NewLogger(cfg config.Config, w io.Writer) *slog.Logger {
 }
 
 // ProvideHTTPClient is the one *http.Client every upstream call goes
-// through, bounded by TIMEOUT_SECONDS.
-func ProvideHTTPClient(cfg config.Config) *http.Client {
+// through: bounded by TIMEOUT_SECONDS, traced and measured.
+func ProvideHTTPClient(cfg config.Config, tel *telemetry.Telemetry) *http.Client {
+	return tel.HTTPClient(NewUpstreamClient(cfg))
+}
+
+// NewUpstreamClient is the uninstrumented upstream client (for `check`).
+func NewUpstreamClient(cfg config.Config) *http.Client {
 	transport := http.DefaultTransport.(*http.Transport).Clone()
 	transport.DialContext = (&net.Dialer{Timeout: cfg.Timeout(), KeepAlive: 30 * time.Second}).DialContext
 	transport.TLSHandshakeTimeout = cfg.Timeout()
@@ -104,7 +149,7 @@ func ProvideHTTPClient(cfg config.Config) *http.Client {
 }
 
 // ProvideStore opens the store: the bbolt file at STORE_PATH, or memory.
-func ProvideStore(cfg config.Config) (ports.Store, func(), error) {
+func ProvideStore(cfg config.Config) (RawStore, func(), error) {
 	if cfg.StorePath == MemoryStorePath {
 		return memstore.New(), func() {}, nil
 	}
@@ -245,11 +290,12 @@ func defaultScopes(cfg config.Config, supported []string) []string {
 	return out
 }
 
-// ProvideApplication builds the use cases.
+// ProvideApplication builds the use cases, each wrapped in a span.
 func ProvideApplication(store ports.Store, provider ports.IdentityProvider, issuer ports.TokenIssuer,
 	sealer ports.Sealer, clock ports.Clock, random ports.Random, settings usecase.Settings, logger *slog.Logger,
+	tel *telemetry.Telemetry,
 ) (ports.Application, error) {
-	return usecase.NewApplication(usecase.Deps{
+	app, err := usecase.NewApplication(usecase.Deps{
 		Store:    store,
 		Provider: provider,
 		Tokens:   issuer,
@@ -259,11 +305,16 @@ func ProvideApplication(store ports.Store, provider ports.IdentityProvider, issu
 		Settings: settings,
 		Logger:   logger,
 	})
+	if err != nil {
+		return ports.Application{}, err
+	}
+	return tel.Application(app), nil
 }
 
 // ProvideHTTPAPI builds the authorization server's HTTP API.
 func ProvideHTTPAPI(cfg config.Config, app ports.Application, issuer ports.TokenIssuer, store ports.Store,
 	provider ports.IdentityProvider, cookieKey CookieKey, settings usecase.Settings, logger *slog.Logger,
+	tel *telemetry.Telemetry,
 ) (*httpapi.Server, error) {
 	checks := []httpapi.Check{{Name: "store", Run: store.Ping}}
 	if rc, ok := provider.(ports.ReadinessChecker); ok {
@@ -280,5 +331,6 @@ func ProvideHTTPAPI(cfg config.Config, app ports.Application, issuer ports.Token
 		Consent:         cfg.Consent,
 		ReadyTimeout:    cfg.Timeout(),
 		Checks:          checks,
+		Middleware:      []func(http.Handler) http.Handler{tel.ServerMiddleware()},
 	})
 }

@@ -58,6 +58,8 @@ type Options struct {
 	ReadyTimeout time.Duration
 	// Checks run at /readyz.
 	Checks []Check
+	// Middleware wraps every route, innermost last (tracing, metrics).
+	Middleware []func(http.Handler) http.Handler
 }
 
 // Server holds the HTTP handlers.
@@ -128,6 +130,9 @@ func (s *Server) endpoint(path string) string { return s.opts.BaseURL + path }
 func (s *Server) routes() *mux.Router {
 	r := mux.NewRouter()
 	r.Use(s.recoverPanics, securityHeaders)
+	for _, m := range s.opts.Middleware {
+		r.Use(m)
+	}
 
 	issuerPath := ""
 	if u, err := url.Parse(s.opts.Issuer); err == nil {

@@ -15,7 +15,6 @@ import (
 	"io"
 	"os"
 	"os/signal"
-	"runtime/debug"
 	"syscall"
 
 	"github.com/oidcproxy/oidcproxy"
@@ -150,7 +149,7 @@ func check(ctx context.Context, args []string, getenv func(string) string, stdou
 	fmt.Fprintf(stdout, "  callback URL:   %s   (register this at the identity provider)\n", cfg.RedirectURL())
 	fmt.Fprintf(stdout, "  resource:       %s\n", cfg.Resource())
 	fmt.Fprintf(stdout, "  provider:       %s\n", cfg.Provider)
-	client := oidcproxy.ProvideHTTPClient(cfg)
+	client := oidcproxy.NewUpstreamClient(cfg)
 	if _, err := providers.New(ctx, cfg.Provider, oidcproxy.ProviderSettings(cfg), client); err != nil {
 		fmt.Fprintf(stdout, "upstream: FAILED\n  %v\n", err)
 		return 1
@@ -163,8 +162,5 @@ func versionString() string {
 	if version != "" {
 		return version
 	}
-	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
-		return bi.Main.Version
-	}
-	return "(devel)"
+	return oidcproxy.Version()
 }

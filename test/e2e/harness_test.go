@@ -9,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"net/http/cookiejar"
@@ -21,11 +20,14 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"golang.org/x/net/html"
 	"golang.org/x/oauth2"
 
 	"github.com/oidcproxy/oidcproxy"
 	"github.com/oidcproxy/oidcproxy/adapters/config"
+	"github.com/oidcproxy/oidcproxy/adapters/telemetry"
 	"github.com/oidcproxy/oidcproxy/providers"
 	"github.com/oidcproxy/oidcproxy/test/idp"
 )
@@ -90,7 +92,11 @@ type proxy struct {
 	Clock     *testClock
 	Logs      *syncBuffer
 	Upstream  upstream
-	stop      func()
+	// Spans and Metrics receive the App's telemetry.
+	Spans   *tracetest.InMemoryExporter
+	Metrics *sdkmetric.ManualReader
+	App     *oidcproxy.App
+	stop    func()
 }
 
 type proxyOption func(env map[string]string)
@@ -160,14 +166,22 @@ func (p *proxy) start(ln net.Listener) {
 	cfg, err := config.Load(nil, func(k string) string { return p.Env[k] })
 	require.NoError(t, err)
 	require.NoError(t, cfg.Validate(config.ValidateOptions{KnownProviders: providers.Names(), RequireUpstream: true}))
-	logger := oidcproxy.NewLogger(cfg, p.Logs)
 	ctx, cancel := context.WithCancel(context.Background())
-	app, cleanup, err := oidcproxy.InitializeTestApp(ctx, cfg, p.Clock, logger)
+	if p.Spans == nil {
+		p.Spans = tracetest.NewInMemoryExporter()
+		p.Metrics = sdkmetric.NewManualReader()
+	}
+	app, cleanup, err := oidcproxy.InitializeTestApp(ctx, cfg, p.Clock, p.Logs, telemetry.Options{
+		Getenv:       func(string) string { return "" }, // never the test process's OTEL_* variables
+		SpanExporter: p.Spans,
+		MetricReader: p.Metrics,
+	})
 	if err != nil {
 		cancel()
 		_ = ln.Close()
 		require.NoError(t, err)
 	}
+	p.App = app
 	done := make(chan error, 1)
 	go func() { done <- app.Serve(ctx, ln, nil) }()
 	var once sync.Once
@@ -464,8 +478,6 @@ func (p *proxy) refresh(t *testing.T, c *mcpClient, refreshToken string) (*oauth
 	src := c.OAuth.TokenSource(t.Context(), &oauth2.Token{RefreshToken: refreshToken, Expiry: time.Unix(1, 0)})
 	return src.Token()
 }
-
-var _ = slog.LevelInfo
 
 func withVerifier(v string) oauth2.AuthCodeOption { return oauth2.VerifierOption(v) }
 

@@ -1,0 +1,193 @@
+package telemetry_test
+
+import (
+	"bytes"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"sync"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+
+	"github.com/oidcproxy/oidcproxy/adapters/telemetry"
+)
+
+func TestOpenRefusesAMalformedEnvironment(t *testing.T) {
+	cases := map[string]map[string]string{
+		"unknown exporter":           {"OTEL_TRACES_EXPORTER": "zipkin"},
+		"none beside another":        {"OTEL_TRACES_EXPORTER": "none,console"},
+		"unknown protocol":           {"OTEL_TRACES_EXPORTER": "otlp", "OTEL_EXPORTER_OTLP_PROTOCOL": "thrift"},
+		"relative endpoint":          {"OTEL_TRACES_EXPORTER": "otlp", "OTEL_EXPORTER_OTLP_ENDPOINT": "collector:4318"},
+		"endpoint of another scheme": {"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "ftp://collector/v1/traces"},
+		"unknown sampler":            {"OTEL_TRACES_SAMPLER": "sometimes"},
+		"ratio above one":            {"OTEL_TRACES_SAMPLER": "traceidratio", "OTEL_TRACES_SAMPLER_ARG": "1.5"},
+		"ratio not a number":         {"OTEL_TRACES_SAMPLER": "parentbased_traceidratio", "OTEL_TRACES_SAMPLER_ARG": "half"},
+		"resource pair without =":    {"OTEL_RESOURCE_ATTRIBUTES": "deployment.environment=prod,oops"},
+		"resource bad escape":        {"OTEL_RESOURCE_ATTRIBUTES": "team=%zz"},
+	}
+	for name, env := range cases {
+		t.Run(name, func(t *testing.T) {
+			tel, cleanup, err := telemetry.Open(t.Context(), telemetry.Options{Getenv: envMap(env)})
+			require.Error(t, err)
+			require.Nil(t, tel)
+			require.Nil(t, cleanup)
+		})
+	}
+}
+
+func TestWithoutAnyOTELVariablesNothingIsExportedButMetricsAreServed(t *testing.T) {
+	var console, logs syncBuffer
+	tel, cleanup, err := telemetry.Open(t.Context(), telemetry.Options{
+		Getenv: envMap(nil), Console: &console, Logger: slog.New(slog.NewTextHandler(&logs, nil)),
+	})
+	require.NoError(t, err)
+	srv := httptest.NewServer(tel.MetricsHandler())
+	defer srv.Close()
+	resp, err := srv.Client().Get(srv.URL)
+	require.NoError(t, err)
+	body, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	require.NoError(t, resp.Body.Close())
+	// Counters exist at zero from the start, so alerts on their increase
+	// see the first event.
+	require.Contains(t, string(body), "\noidcproxy_refresh_token_reuse_detected_total 0\n")
+	require.Contains(t, string(body), "\noidcproxy_gateway_active_streams 0\n")
+
+	_, span := tel.TracerProvider().Tracer("test").Start(t.Context(), "quiet")
+	span.End()
+	cleanup()
+	require.Empty(t, console.String())
+	// Had an OTLP exporter been built by default, its export to the absent
+	// localhost collector would have failed and been logged.
+	require.Empty(t, logs.String())
+}
+
+func TestTheConsoleExporterWritesSpansWithTheConfiguredServiceName(t *testing.T) {
+	var console syncBuffer
+	tel, cleanup, err := telemetry.Open(t.Context(), telemetry.Options{
+		ServiceName: "from-code",
+		Getenv: envMap(map[string]string{
+			"OTEL_TRACES_EXPORTER":     "console",
+			"OTEL_RESOURCE_ATTRIBUTES": "service.name=from-attributes,deployment.environment.name=test%20env",
+			"OTEL_SERVICE_NAME":        "from-env",
+		}),
+		Console: &console,
+	})
+	require.NoError(t, err)
+	_, span := tel.TracerProvider().Tracer("test").Start(t.Context(), "printed")
+	span.End()
+	cleanup() // flushes the batch
+	out := console.String()
+	require.Contains(t, out, `"Name":"printed"`)
+	require.Contains(t, out, `"Value":"from-env"`, "OTEL_SERVICE_NAME has the last word")
+	require.NotContains(t, out, "from-code")
+	require.Contains(t, out, `"Value":"test env"`, "attribute values are percent-decoded")
+}
+
+func TestTheOTLPHTTPExporterSendsSpansToTheConfiguredEndpoint(t *testing.T) {
+	cases := map[string]struct {
+		env         map[string]string
+		path        string
+		contentType string
+	}{
+		"generic endpoint gets the signal path": {
+			env:  map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "{url}/base"},
+			path: "/base/v1/traces", contentType: "application/x-protobuf",
+		},
+		"traces endpoint is used as is": {
+			env:  map[string]string{"OTEL_TRACES_EXPORTER": "otlp", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "{url}/collect"},
+			path: "/collect", contentType: "application/x-protobuf",
+		},
+		"http/json": {
+			env: map[string]string{
+				"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "{url}/v1/traces", "OTEL_EXPORTER_OTLP_PROTOCOL": "http/json",
+			},
+			path: "/v1/traces", contentType: "application/json",
+		},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			var mu sync.Mutex
+			var got []string
+			collector := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				mu.Lock()
+				got = append(got, r.Method+" "+r.URL.Path+" "+r.Header.Get("Content-Type"))
+				mu.Unlock()
+				w.WriteHeader(http.StatusOK)
+			}))
+			defer collector.Close()
+			env := map[string]string{}
+			for k, v := range tc.env {
+				env[k] = replaceURL(v, collector.URL)
+			}
+			tel, cleanup, err := telemetry.Open(t.Context(), telemetry.Options{Getenv: envMap(env)})
+			require.NoError(t, err)
+			_, span := tel.TracerProvider().Tracer("test").Start(t.Context(), "shipped")
+			span.End()
+			cleanup()
+			mu.Lock()
+			defer mu.Unlock()
+			require.Equal(t, []string{"POST " + tc.path + " " + tc.contentType}, got)
+		})
+	}
+}
+
+func replaceURL(v, url string) string {
+	return string(bytes.ReplaceAll([]byte(v), []byte("{url}"), []byte(url)))
+}
+
+func TestTheOTLPGRPCExporterIsBuiltForTheGRPCProtocol(t *testing.T) {
+	tel, cleanup, err := telemetry.Open(t.Context(), telemetry.Options{Getenv: envMap(map[string]string{
+		"OTEL_TRACES_EXPORTER":        "otlp",
+		"OTEL_EXPORTER_OTLP_PROTOCOL": "grpc",
+		"OTEL_EXPORTER_OTLP_ENDPOINT": closedURL(t),
+	})})
+	require.NoError(t, err)
+	require.NotNil(t, tel)
+	cleanup() // nothing was recorded, so nothing waits for the absent collector
+}
+
+func TestSamplingAndTheSDKSwitchFollowTheEnvironment(t *testing.T) {
+	cases := map[string]struct {
+		env     map[string]string
+		sampled bool
+	}{
+		"default samples everything":  {env: nil, sampled: true},
+		"always_off samples nothing":  {env: map[string]string{"OTEL_TRACES_SAMPLER": "always_off"}, sampled: false},
+		"ratio zero samples nothing":  {env: map[string]string{"OTEL_TRACES_SAMPLER": "traceidratio", "OTEL_TRACES_SAMPLER_ARG": "0"}, sampled: false},
+		"ratio one samples all":       {env: map[string]string{"OTEL_TRACES_SAMPLER": "parentbased_traceidratio", "OTEL_TRACES_SAMPLER_ARG": "1"}, sampled: true},
+		"a disabled SDK records none": {env: map[string]string{"OTEL_SDK_DISABLED": "true"}, sampled: false},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			spans := tracetest.NewInMemoryExporter()
+			tel, cleanup, err := telemetry.Open(t.Context(), telemetry.Options{Getenv: envMap(tc.env), SpanExporter: spans})
+			require.NoError(t, err)
+			defer cleanup()
+			_, span := tel.TracerProvider().Tracer("test").Start(t.Context(), "maybe")
+			span.End()
+			require.Equal(t, tc.sampled, len(spans.GetSpans()) == 1)
+		})
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for the exporter's goroutine.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}

@@ -1,0 +1,140 @@
+package telemetry_test
+
+import (
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/otel/attribute"
+
+	"github.com/oidcproxy/oidcproxy/adapters/telemetry"
+	"github.com/oidcproxy/oidcproxy/domain"
+)
+
+func TestMetricsEndpointCountsFlowsTokensReuseUpstreamAndStoreCalls(t *testing.T) {
+	f := newFixture(t)
+	require.Equal(t, http.StatusFound, f.get(t, "/authorize?client_id="+clientID))
+	require.Equal(t, http.StatusUnauthorized, f.get(t, "/authorize?client_id=nobody"))
+	code := f.seedCode(t, "metrics")
+	require.Equal(t, http.StatusOK, f.exchange(t, code, "http://127.0.0.1/cb"))
+	require.Equal(t, http.StatusBadRequest, f.exchange(t, code, "http://127.0.0.1/cb"), "replay")
+	require.Equal(t, http.StatusServiceUnavailable, f.exchange(t, f.seedCode(t, "down"), redirectUpstreamDown))
+	require.Equal(t, http.StatusOK, f.refresh(t, "rt-"+code))
+	require.Equal(t, http.StatusBadRequest, f.refresh(t, "rt-"+code), "reuse revokes the grant")
+	require.Equal(t, http.StatusBadRequest, f.refresh(t, "rt-"+code+"-next"), "the successor died with the grant")
+	require.Equal(t, http.StatusOK, f.post(t, "/revoke", url.Values{"token": {"x"}}, nil))
+
+	text := f.scrape(t)
+	for _, line := range []string{
+		`oidcproxy_flows_started_total 1`,
+		`oidcproxy_flows_completed_total 1`,
+		`oidcproxy_flows_failed_total{oauth_error="invalid_client",oidcproxy_flow_step="authorize"} 1`,
+		`oidcproxy_flows_failed_total{oauth_error="invalid_grant",oidcproxy_flow_step="token"} 1`,
+		`oidcproxy_flows_failed_total{oauth_error="temporarily_unavailable",oidcproxy_flow_step="token"} 1`,
+		`oidcproxy_tokens_issued_total 1`,
+		`oidcproxy_tokens_refreshed_total 1`,
+		`oidcproxy_tokens_revoked_total 1`,
+		`oidcproxy_refresh_token_reuse_detected_total 1`,
+		`oidcproxy_authorization_code_replay_detected_total 1`,
+		`oidcproxy_upstream_errors_total{error_type="502",oidcproxy_upstream_endpoint="token"} 1`,
+		`oidcproxy_upstream_duration_seconds_count{http_response_status_code="200",oidcproxy_upstream_endpoint="token"} 1`,
+		`oidcproxy_upstream_duration_seconds_count{http_response_status_code="502",oidcproxy_upstream_endpoint="token"} 1`,
+		`oidcproxy_upstream_duration_seconds_count{http_response_status_code="200",oidcproxy_upstream_endpoint="revoke"} 1`,
+		`oidcproxy_store_duration_seconds_count{db_operation_name="RedeemCode",oidcproxy_store_outcome="ok"} 2`,
+		`oidcproxy_store_duration_seconds_count{db_operation_name="RedeemCode",oidcproxy_store_outcome="already_consumed"} 1`,
+		`oidcproxy_store_duration_seconds_count{db_operation_name="RotateRefreshToken",oidcproxy_store_outcome="not_found"} 1`,
+		`oidcproxy_usecase_duration_seconds_count{oidcproxy_usecase="ExchangeToken"} 1`,
+		`oidcproxy_usecase_duration_seconds_count{oauth_error="invalid_grant",oidcproxy_usecase="RefreshToken"} 2`,
+		`http_server_request_duration_seconds_count{http_request_method="POST",http_response_status_code="200",http_route="/token"} 2`,
+		`http_server_request_duration_seconds_count{http_request_method="POST",http_response_status_code="400",http_route="/token"} 3`,
+		`http_server_request_duration_seconds_count{http_request_method="GET",http_response_status_code="401",http_route="/authorize"} 1`,
+	} {
+		require.Contains(t, text, "\n"+line+"\n")
+	}
+	require.Contains(t, text, `target_info{oidcproxy_provider="testidp",service_name="oidcproxy"`)
+	require.Contains(t, text, "\ngo_goroutines ")
+
+	// Label values come from fixed sets: no client id, subject or secret.
+	for _, forbidden := range []string{clientID, "nobody", secret} {
+		require.NotContains(t, text, forbidden)
+	}
+}
+
+func TestSweeperDeletionsAndStoreFailuresAreCounted(t *testing.T) {
+	f := newFixture(t)
+	now := time.Now()
+	for _, id := range []string{"a", "b"} {
+		require.NoError(t, f.store.CreateTransaction(t.Context(), domain.Transaction{
+			ID: domain.HashToken(id), ClientID: clientID, CreatedAt: now, ExpiresAt: now.Add(time.Minute),
+		}))
+	}
+	n, err := f.store.Sweep(t.Context(), now.Add(2*time.Minute))
+	require.NoError(t, err)
+	require.Equal(t, 2, n)
+	require.Equal(t, int64(2), f.counterValue(t, "oidcproxy.store.swept"))
+
+	// A record without a key is refused by the store itself: a store
+	// failure, the one outcome that marks a store span Error.
+	require.Error(t, f.store.CreateClient(t.Context(), domain.Client{}))
+	failed := f.spanNamed(t, "store.CreateClient")
+	outcome, _ := attr(failed, "oidcproxy.store.outcome")
+	require.Equal(t, "error", outcome.AsString())
+	require.Equal(t, "Error", failed.Status.Code.String())
+
+	_, err = f.store.GetClient(t.Context(), "nobody")
+	require.ErrorIs(t, err, domain.ErrNotFound)
+	missing := f.spanNamed(t, "store.GetClient")
+	outcome, _ = attr(missing, "oidcproxy.store.outcome")
+	require.Equal(t, "not_found", outcome.AsString())
+	require.Equal(t, "Unset", missing.Status.Code.String())
+	require.Equal(t, uint64(1), f.histogramCount(t, "oidcproxy.store.duration",
+		attribute.String("db.operation.name", "GetClient"), attribute.String("oidcproxy.store.outcome", "not_found")))
+
+	// Ping serves readiness probes: untraced.
+	require.NoError(t, f.store.Ping(t.Context()))
+	for _, s := range f.spans.GetSpans() {
+		require.NotEqual(t, "store.Ping", s.Name)
+	}
+}
+
+func TestGatewayMetricsCountBytesAndActiveStreams(t *testing.T) {
+	f := newFixture(t)
+	gm := f.tel.Gateway()
+	ctx := t.Context()
+	gm.StreamOpened(ctx)
+	gm.StreamOpened(ctx)
+	gm.BytesIn(ctx, 100)
+	gm.BytesOut(ctx, 2048)
+	gm.BytesOut(ctx, 1)
+	gm.StreamClosed(ctx)
+
+	require.Equal(t, int64(100), f.counterValue(t, "oidcproxy.gateway.bytes", attribute.String("network.io.direction", "receive")))
+	require.Equal(t, int64(2049), f.counterValue(t, "oidcproxy.gateway.bytes", attribute.String("network.io.direction", "transmit")))
+	require.Equal(t, int64(1), f.counterValue(t, "oidcproxy.gateway.active_streams"))
+	text := f.scrape(t)
+	require.Contains(t, text, "\noidcproxy_gateway_active_streams 1\n")
+	require.Contains(t, text, "\noidcproxy_gateway_bytes_total{network_io_direction=\"transmit\"} 2049\n")
+
+	// The zero value is a valid no-op, for gateways built without telemetry.
+	var none telemetry.GatewayMetrics
+	none.StreamOpened(ctx)
+	none.BytesIn(ctx, 1)
+	none.BytesOut(ctx, 1)
+	none.StreamClosed(ctx)
+}
+
+func TestUpstreamMetricLabelsStayBoundedWhateverTheURL(t *testing.T) {
+	f := newFixture(t)
+	client := f.tel.HTTPClient(nil)
+	for i := range 20 {
+		resp, err := client.Get(f.idp.URL + "/down/" + strings.Repeat("x", i) + "?token=" + secret)
+		require.NoError(t, err)
+		require.NoError(t, resp.Body.Close())
+	}
+	require.Equal(t, int64(20), f.counterValue(t, "oidcproxy.upstream.errors",
+		attribute.String("oidcproxy.upstream.endpoint", "other"), attribute.String("error.type", "502")))
+	require.NotContains(t, f.scrape(t), secret)
+}

@@ -1,0 +1,287 @@
+package telemetry
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/prometheus/otlptranslator"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	otelprom "go.opentelemetry.io/otel/exporters/prometheus"
+	"go.opentelemetry.io/otel/metric"
+	metricnoop "go.opentelemetry.io/otel/metric/noop"
+	"go.opentelemetry.io/otel/propagation"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	"go.opentelemetry.io/otel/sdk/resource"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
+	"go.opentelemetry.io/otel/trace"
+	tracenoop "go.opentelemetry.io/otel/trace/noop"
+)
+
+// instrumentationName names the tracer and meter: every span and metric of
+// oidcproxy comes from this one instrumentation scope.
+const instrumentationName = "github.com/oidcproxy/oidcproxy"
+
+// DefaultServiceName is service.name when neither OTEL_SERVICE_NAME,
+// OTEL_RESOURCE_ATTRIBUTES nor Options.ServiceName names the service.
+const DefaultServiceName = "oidcproxy"
+
+// maxAttributeLength bounds every string attribute of a span: client ids
+// and route templates are short, and a bound keeps a hostile client id from
+// bloating every exported span.
+const maxAttributeLength = 256
+
+// shutdownTimeout bounds the final flush of spans at shutdown, so that an
+// unreachable collector cannot hold the process past its own shutdown.
+const shutdownTimeout = 5 * time.Second
+
+// Options configure Open. The zero value is usable: service name from the
+// environment, exporters from OTEL_* variables, metrics at MetricsHandler.
+type Options struct {
+	// ServiceName is service.name unless OTEL_SERVICE_NAME or a
+	// service.name in OTEL_RESOURCE_ATTRIBUTES overrides it (the
+	// specification gives the environment the last word). Default
+	// DefaultServiceName.
+	ServiceName string
+	// ServiceVersion is service.version, when known.
+	ServiceVersion string
+	// Provider is the upstream identity provider's registry name, recorded
+	// as the resource attribute oidcproxy.provider and on upstream client
+	// spans.
+	Provider string
+	// Getenv reads the OTEL_* variables; nil means os.Getenv. Tests pass a
+	// map lookup so that the process environment cannot leak in.
+	Getenv func(string) string
+	// SpanExporter, when set, replaces the exporters OTEL_TRACES_EXPORTER
+	// would build, and spans are exported synchronously as they end (tests
+	// inject tracetest.NewInMemoryExporter and read spans right after the
+	// request). Production leaves it nil and gets batched export.
+	SpanExporter sdktrace.SpanExporter
+	// MetricReader, when set, reads the metrics in addition to the
+	// Prometheus exporter behind MetricsHandler (tests inject
+	// sdkmetric.NewManualReader).
+	MetricReader sdkmetric.Reader
+	// PublicEndpoint makes the server middleware start a new trace for
+	// every request and only link the caller's trace context instead of
+	// continuing it: right when the proxy faces the internet and callers'
+	// traceparent headers cannot be trusted to pick our trace ids or
+	// sampling.
+	PublicEndpoint bool
+	// Console is where OTEL_TRACES_EXPORTER=console writes; nil means
+	// standard output.
+	Console io.Writer
+	// Logger, when set, receives OpenTelemetry's own errors (a failed
+	// export, for instance). It is installed with otel.SetErrorHandler,
+	// which is process-wide.
+	Logger *slog.Logger
+}
+
+// Telemetry owns the tracer and meter providers and hands out the
+// instrumentation built on them. It is safe for concurrent use.
+type Telemetry struct {
+	tp       trace.TracerProvider
+	mp       metric.MeterProvider
+	tracer   trace.Tracer
+	prop     propagation.TextMapPropagator
+	registry *prometheus.Registry
+	provider string
+	public   bool
+	inst     *instruments
+	routes   routeCache
+	useCases useCases
+	storeOps storeOps
+	// upstreamOpts caches the attribute sets of the upstream metrics
+	// (upstreamKey -> metric.MeasurementOption); every key part is bounded.
+	upstreamOpts sync.Map
+}
+
+// Open builds the providers from opts and the OTEL_* variables, refusing
+// a malformed variable (an unknown exporter, protocol or sampler, a bad
+// endpoint or resource attribute) so that a misconfiguration fails the
+// start. The returned cleanup flushes pending spans and shuts the
+// providers down (waiting at most a few seconds for a collector); call it
+// after the servers have stopped. Calling it again does nothing.
+func Open(ctx context.Context, opts Options) (*Telemetry, func(), error) {
+	getenv := opts.Getenv
+	if getenv == nil {
+		getenv = os.Getenv
+	}
+	console := opts.Console
+	if console == nil {
+		console = os.Stdout
+	}
+	res, err := buildResource(getenv, opts)
+	if err != nil {
+		return nil, nil, fmt.Errorf("telemetry: open: %w", err)
+	}
+
+	t := &Telemetry{
+		prop:     propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{}),
+		registry: prometheus.NewRegistry(),
+		provider: opts.Provider,
+		public:   opts.PublicEndpoint,
+	}
+	// The Go runtime and process collectors are what an operator expects
+	// beside the application's series on any Prometheus target.
+	if err := errors.Join(
+		t.registry.Register(collectors.NewGoCollector()),
+		t.registry.Register(collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})),
+	); err != nil {
+		return nil, nil, fmt.Errorf("telemetry: open: register collectors: %w", err)
+	}
+
+	var shutdowns []func(context.Context) error
+	cleanup := sync.OnceFunc(func() {
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownTimeout)
+		defer cancel()
+		var errs []error
+		for _, s := range shutdowns {
+			errs = append(errs, s(sctx))
+		}
+		if err := errors.Join(errs...); err != nil && opts.Logger != nil {
+			opts.Logger.Warn("telemetry shutdown", "error", err)
+		}
+	})
+
+	if sdkDisabled(getenv) {
+		t.tp = tracenoop.NewTracerProvider()
+		t.mp = metricnoop.NewMeterProvider()
+	} else {
+		tp, err := buildTracerProvider(ctx, getenv, console, res, opts.SpanExporter)
+		if err != nil {
+			return nil, nil, fmt.Errorf("telemetry: open: %w", err)
+		}
+		shutdowns = append(shutdowns, tp.Shutdown)
+		t.tp = tp
+
+		promExporter, err := otelprom.New(
+			otelprom.WithRegisterer(t.registry),
+			otelprom.WithoutScopeInfo(),
+			otelprom.WithTranslationStrategy(otlptranslator.UnderscoreEscapingWithSuffixes),
+		)
+		if err != nil {
+			cleanup()
+			return nil, nil, fmt.Errorf("telemetry: open: prometheus exporter: %w", err)
+		}
+		mopts := []sdkmetric.Option{sdkmetric.WithResource(res), sdkmetric.WithReader(promExporter)}
+		if opts.MetricReader != nil {
+			mopts = append(mopts, sdkmetric.WithReader(opts.MetricReader))
+		}
+		mp := sdkmetric.NewMeterProvider(mopts...)
+		shutdowns = append(shutdowns, mp.Shutdown)
+		t.mp = mp
+	}
+
+	t.tracer = t.tp.Tracer(instrumentationName)
+	inst, err := newInstruments(t.mp.Meter(instrumentationName))
+	if err != nil {
+		cleanup()
+		return nil, nil, fmt.Errorf("telemetry: open: %w", err)
+	}
+	t.inst = inst
+	inst.zero(ctx)
+	t.useCases = newUseCases()
+	t.storeOps = newStoreOps()
+	if opts.Logger != nil {
+		logger := opts.Logger
+		otel.SetErrorHandler(otel.ErrorHandlerFunc(func(err error) {
+			logger.Warn("opentelemetry error", "error", err)
+		}))
+	}
+	return t, cleanup, nil
+}
+
+// buildResource describes this process: service name and version, the
+// upstream provider, and OTEL_RESOURCE_ATTRIBUTES.
+func buildResource(getenv func(string) string, opts Options) (*resource.Resource, error) {
+	fromEnv, err := resourceAttributes(getenv)
+	if err != nil {
+		return nil, err
+	}
+	name := opts.ServiceName
+	if name == "" {
+		name = DefaultServiceName
+	}
+	attrs := []attribute.KeyValue{
+		semconv.ServiceName(name),
+		semconv.TelemetrySDKName("opentelemetry"),
+		semconv.TelemetrySDKLanguageGo,
+		semconv.TelemetrySDKVersion(otel.Version()),
+	}
+	if opts.ServiceVersion != "" {
+		attrs = append(attrs, semconv.ServiceVersion(opts.ServiceVersion))
+	}
+	if opts.Provider != "" {
+		attrs = append(attrs, keyProvider.String(opts.Provider))
+	}
+	// Later attributes win in a resource: the environment overrides code,
+	// and OTEL_SERVICE_NAME overrides everything.
+	attrs = append(attrs, fromEnv...)
+	if v := strings.TrimSpace(getenv(envServiceName)); v != "" {
+		attrs = append(attrs, semconv.ServiceName(v))
+	}
+	return resource.NewWithAttributes(semconv.SchemaURL, attrs...), nil
+}
+
+// buildTracerProvider assembles the SDK tracer provider: the injected
+// exporter (synchronous) or the environment's (batched).
+func buildTracerProvider(ctx context.Context, getenv func(string) string, console io.Writer,
+	res *resource.Resource, injected sdktrace.SpanExporter,
+) (*sdktrace.TracerProvider, error) {
+	smp, err := sampler(getenv)
+	if err != nil {
+		return nil, err
+	}
+	limits := sdktrace.NewSpanLimits()
+	if limits.AttributeValueLengthLimit < 0 || limits.AttributeValueLengthLimit > maxAttributeLength {
+		limits.AttributeValueLengthLimit = maxAttributeLength
+	}
+	tpOpts := []sdktrace.TracerProviderOption{
+		sdktrace.WithResource(res),
+		sdktrace.WithSampler(smp),
+		sdktrace.WithSpanLimits(limits),
+	}
+	if injected != nil {
+		tpOpts = append(tpOpts, sdktrace.WithSyncer(injected))
+	} else {
+		exporters, err := spanExporters(ctx, getenv, console)
+		if err != nil {
+			return nil, err
+		}
+		for _, e := range exporters {
+			tpOpts = append(tpOpts, sdktrace.WithBatcher(e))
+		}
+	}
+	return sdktrace.NewTracerProvider(tpOpts...), nil
+}
+
+// TracerProvider is the tracer provider, for components that create spans
+// of their own.
+func (t *Telemetry) TracerProvider() trace.TracerProvider { return t.tp }
+
+// MeterProvider is the meter provider, for components that record metrics
+// of their own.
+func (t *Telemetry) MeterProvider() metric.MeterProvider { return t.mp }
+
+// Propagator is the W3C trace context and baggage propagator: the gateway
+// injects it into requests to the MCP backend so that the backend's spans
+// join the caller's trace.
+func (t *Telemetry) Propagator() propagation.TextMapPropagator { return t.prop }
+
+// MetricsHandler serves every metric in the Prometheus text format; mount
+// it at /metrics on the admin listener.
+func (t *Telemetry) MetricsHandler() http.Handler {
+	return promhttp.HandlerFor(t.registry, promhttp.HandlerOpts{})
+}
