@@ -159,13 +159,18 @@ type CompleteCallback interface {
 	Handle(ctx context.Context, cmd CompleteCallbackCommand) (CompleteCallbackResult, error)
 }
 
-// TokenResult is a successful token response.
+// TokenResult is a successful token response. ClientID, Subject and
+// GrantID are not sent to the client; they are for the audit log.
 type TokenResult struct {
 	AccessToken  string
 	TokenType    string
 	ExpiresIn    int64
 	RefreshToken string
 	Scope        string
+
+	ClientID string
+	Subject  string
+	GrantID  string
 }
 
 // ExchangeTokenCommand is an authorization_code token request.

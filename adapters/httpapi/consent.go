@@ -65,9 +65,13 @@ func (s *Server) handleConsentDecision(w http.ResponseWriter, r *http.Request) {
 		Approve:       approve,
 	})
 	if err != nil {
+		if domain.CodeOf(err) == domain.CodeAccessDenied && res.RedirectURI != "" {
+			s.audit(r, auditConsentDenied, "client_id", res.ClientID)
+		}
 		s.redirectError(w, r, res.RedirectURI, res.State, err)
 		return
 	}
+	s.audit(r, auditConsentApproved, "client_id", res.ClientID)
 	s.remember(w, r, res.ClientID, res.Scopes)
 	s.goUpstream(w, r, *res.Upstream)
 }

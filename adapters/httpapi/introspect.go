@@ -44,6 +44,7 @@ func (s *Server) handleIntrospect(w http.ResponseWriter, r *http.Request) {
 		s.writeJSONError(w, r, err)
 		return
 	}
+	s.audit(r, auditIntrospection, "caller_client_id", cmd.Client.ClientID, "active", res.Active)
 	out := introspectionResponse{Active: res.Active}
 	if res.Active {
 		out = introspectionResponse{

@@ -88,6 +88,7 @@ func (s *Server) handleRegister(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	c := res.Client
+	s.audit(r, auditClientRegistered, "client_id", c.ID, "client_name", c.Name, "public", c.IsPublic())
 	out := registrationResponse{
 		ClientID:                c.ID,
 		ClientSecret:            res.ClientSecret,

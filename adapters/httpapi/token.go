@@ -51,9 +51,15 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 		err = domain.ErrUnsupportedGrantType("grant_type " + strconvQuote(gt) + " is not supported")
 	}
 	if err != nil {
+		s.auditTokenError(r, auth.ClientID, err)
 		s.writeJSONError(w, r, err)
 		return
 	}
+	event := auditTokensIssued
+	if values.Get("grant_type") == domain.GrantRefreshToken {
+		event = auditRefreshRotated
+	}
+	s.audit(r, event, "client_id", res.ClientID, "subject", res.Subject, "grant_id", res.GrantID)
 	writeJSON(w, http.StatusOK, tokenResponse{
 		AccessToken:  res.AccessToken,
 		TokenType:    res.TokenType,
@@ -85,6 +91,7 @@ func (s *Server) handleRevoke(w http.ResponseWriter, r *http.Request) {
 		s.writeJSONError(w, r, err)
 		return
 	}
+	s.audit(r, auditRevocation, "client_id", auth.ClientID)
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(http.StatusOK)
 }

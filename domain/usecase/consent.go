@@ -89,7 +89,7 @@ func (h *ConsentHandler) Decide(ctx context.Context, cmd ports.ConsentDecisionCo
 		if err != nil {
 			return res, consentStoreError(err)
 		}
-		res.RedirectURI, res.State = txn.RedirectURI, txn.State
+		res.RedirectURI, res.State, res.ClientID = txn.RedirectURI, txn.State, txn.ClientID
 		return res, domain.ErrAccessDenied("the user denied the request")
 	}
 	var approved domain.Transaction

@@ -105,7 +105,7 @@ func (h *RefreshTokenHandler) Handle(ctx context.Context, cmd ports.RefreshToken
 	switch {
 	case err == nil:
 	case errors.Is(err, domain.ErrAlreadyConsumed):
-		return ports.TokenResult{}, domain.ErrInvalidGrant("refresh token was already used; the grant has been revoked")
+		return ports.TokenResult{}, domain.ErrInvalidGrant("refresh token was already used; the grant has been revoked").WithCause(err)
 	case errors.Is(err, domain.ErrNotFound):
 		return ports.TokenResult{}, errRefreshInvalid()
 	default:
@@ -124,6 +124,9 @@ func (h *RefreshTokenHandler) Handle(ctx context.Context, cmd ports.RefreshToken
 		ExpiresIn:    expiresIn,
 		RefreshToken: successor,
 		Scope:        domain.JoinScope(scopes),
+		ClientID:     client.ID,
+		Subject:      after.Subject,
+		GrantID:      after.ID,
 	}, nil
 }
 

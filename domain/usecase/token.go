@@ -74,7 +74,7 @@ func (h *ExchangeTokenHandler) Handle(ctx context.Context, cmd ports.ExchangeTok
 			if rerr := h.d.Store.RevokeGrant(ctx, code.GrantID); rerr != nil {
 				return ports.TokenResult{}, domain.ErrServerError(fmt.Errorf("token: revoke grant after code replay: %w", rerr))
 			}
-			return ports.TokenResult{}, domain.ErrInvalidGrant("authorization code was already used; its tokens have been revoked")
+			return ports.TokenResult{}, domain.ErrInvalidGrant("authorization code was already used; its tokens have been revoked").WithCause(err)
 		}
 		return ports.TokenResult{}, domain.ErrInvalidGrant("authorization code is invalid, expired or already used")
 	case errors.Is(err, domain.ErrNotFound):
@@ -103,6 +103,9 @@ func (h *ExchangeTokenHandler) Handle(ctx context.Context, cmd ports.ExchangeTok
 		ExpiresIn:    expiresIn,
 		RefreshToken: refresh,
 		Scope:        domain.JoinScope(code.Scopes),
+		ClientID:     client.ID,
+		Subject:      grant.Subject,
+		GrantID:      grant.ID,
 	}, nil
 }
 

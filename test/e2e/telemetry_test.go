@@ -135,3 +135,31 @@ func TestMetricsCountFlowsTokensAndUpstreamCalls(t *testing.T) {
 	require.Contains(t, failed, `"trace_id":"`)
 	require.Contains(t, failed, `"span_id":"`)
 }
+
+func TestSecurityRelevantActionsAreAudited(t *testing.T) {
+	p, _ := startWithOP(t)
+	c := p.register(t, nil)
+	tok, _ := p.login(t, c)
+	next, err := p.refresh(t, c, tok.RefreshToken)
+	require.NoError(t, err)
+	_, err = p.refresh(t, c, tok.RefreshToken)
+	require.Error(t, err)
+	f := newFlow(t, c)
+	p.decide(t, f, p.toConsent(t, f), "deny")
+	status, _, _ := p.postFormJSON(t, "/revoke", map[string][]string{"token": {next.RefreshToken}, "client_id": {c.ID}})
+	require.Equal(t, http.StatusOK, status)
+
+	events := map[string]string{}
+	for _, line := range strings.Split(p.Logs.String(), "\n") {
+		if m := regexp.MustCompile(`"audit":true,"event":"([a-z_]+)"`).FindStringSubmatch(line); m != nil {
+			events[m[1]] = line
+		}
+	}
+	for _, e := range []string{"client_registered", "consent_approved", "consent_denied", "tokens_issued",
+		"refresh_rotated", "token_reuse_detected_grant_revoked", "revocation_requested"} {
+		require.Contains(t, events, e)
+		require.Contains(t, events[e], `"remote_addr":"127.0.0.1:`, e)
+		require.Contains(t, events[e], `"client_id":"`+c.ID+`"`, e)
+	}
+	require.Contains(t, events["tokens_issued"], `"subject":"`)
+}
