@@ -82,8 +82,15 @@ func InitializeApp(ctx context.Context, cfg config.Config) (*App, func(), error)
 		cleanup()
 		return nil, nil, err
 	}
-	app := NewApp(cfg, application, server, issuer, rawStore, telemetry, logger)
+	gateway, cleanup3, err := ProvideGateway(cfg, application, sealer, settings, logger, telemetry)
+	if err != nil {
+		cleanup2()
+		cleanup()
+		return nil, nil, err
+	}
+	app := NewApp(cfg, application, server, gateway, issuer, rawStore, telemetry, logger)
 	return app, func() {
+		cleanup3()
 		cleanup2()
 		cleanup()
 	}, nil
@@ -159,8 +166,15 @@ func InitializeTestApp(ctx context.Context, cfg config.Config, clock ports.Clock
 		cleanup()
 		return nil, nil, err
 	}
-	app := NewApp(cfg, application, server, issuer, rawStore, telemetryTelemetry, logger)
+	gateway, cleanup3, err := ProvideGateway(cfg, application, sealer, settings, logger, telemetryTelemetry)
+	if err != nil {
+		cleanup2()
+		cleanup()
+		return nil, nil, err
+	}
+	app := NewApp(cfg, application, server, gateway, issuer, rawStore, telemetryTelemetry, logger)
 	return app, func() {
+		cleanup3()
 		cleanup2()
 		cleanup()
 	}, nil
@@ -217,8 +231,14 @@ func InitializeAppWithStore(ctx context.Context, cfg config.Config, clock ports.
 		cleanup()
 		return nil, nil, err
 	}
-	app := NewApp(cfg, application, server, issuer, store, telemetryTelemetry, logger)
+	gateway, cleanup2, err := ProvideGateway(cfg, application, sealer, settings, logger, telemetryTelemetry)
+	if err != nil {
+		cleanup()
+		return nil, nil, err
+	}
+	app := NewApp(cfg, application, server, gateway, issuer, store, telemetryTelemetry, logger)
 	return app, func() {
+		cleanup2()
 		cleanup()
 	}, nil
 }

@@ -8,14 +8,18 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/google/wire"
+	"go.opentelemetry.io/otel/propagation"
 
 	"github.com/oidcproxy/oidcproxy/adapters/boltstore"
 	"github.com/oidcproxy/oidcproxy/adapters/config"
+	"github.com/oidcproxy/oidcproxy/adapters/gateway"
 	"github.com/oidcproxy/oidcproxy/adapters/httpapi"
 	"github.com/oidcproxy/oidcproxy/adapters/memstore"
 	"github.com/oidcproxy/oidcproxy/adapters/seal"
@@ -68,6 +72,7 @@ var coreSet = wire.NewSet(
 	wire.Bind(new(ports.Random), new(CryptoRandom)),
 	ProvideApplication,
 	ProvideHTTPAPI,
+	ProvideGateway,
 	NewApp,
 )
 
@@ -333,4 +338,56 @@ func ProvideHTTPAPI(cfg config.Config, app ports.Application, issuer ports.Token
 		Checks:          checks,
 		Middleware:      []func(http.Handler) http.Handler{tel.ServerMiddleware()},
 	})
+}
+
+// ProvideGateway builds the MCP gateway when MCP_UPSTREAM is set (nil
+// otherwise): bearer checks through the VerifyAccessToken use case, our
+// trace context injected into backend requests, streams and bytes counted.
+func ProvideGateway(cfg config.Config, app ports.Application, sealer ports.Sealer, settings usecase.Settings,
+	logger *slog.Logger, tel *telemetry.Telemetry,
+) (*gateway.Gateway, func(), error) {
+	if cfg.MCPUpstream == "" {
+		return nil, func() {}, nil
+	}
+	upstream, err := url.Parse(cfg.MCPUpstream)
+	if err != nil {
+		return nil, nil, fmt.Errorf("MCP_UPSTREAM: %w", err)
+	}
+	origins := append([]string{originOf(cfg.BaseURL)}, cfg.AllowedOrigins...)
+	metrics := tel.Gateway()
+	prop := tel.Propagator()
+	gw, err := gateway.New(app.VerifyAccessToken, sealer, logger, gateway.Options{
+		Upstream:            upstream,
+		MountPath:           cfg.MCPPath,
+		Resource:            settings.Resource,
+		ResourceMetadataURL: strings.TrimSuffix(cfg.BaseURL, "/") + "/.well-known/oauth-protected-resource" + cfg.MCPPath,
+		RequiredScopes:      cfg.RequiredScopes,
+		AllowedOrigins:      origins,
+		UserHeader:          cfg.UserHeader,
+		EmailHeader:         cfg.EmailHeader,
+		UpstreamTokenHeader: cfg.UpstreamTokenHeader,
+		MaxBodyBytes:        int64(cfg.MaxBodyBytes),
+		InjectTrace: func(ctx context.Context, h http.Header) {
+			prop.Inject(ctx, propagation.HeaderCarrier(h))
+		},
+		Observe: gateway.Observer{
+			BytesIn:      metrics.BytesIn,
+			BytesOut:     metrics.BytesOut,
+			StreamOpened: metrics.StreamOpened,
+			StreamClosed: metrics.StreamClosed,
+		},
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	return gw, gw.Close, nil
+}
+
+// originOf is scheme://host[:port] of an absolute URL.
+func originOf(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return raw
+	}
+	return u.Scheme + "://" + u.Host
 }

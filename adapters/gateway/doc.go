@@ -1,0 +1,18 @@
+// Package gateway puts an MCP server behind oidcproxy's access tokens. It is
+// an http.Handler mounted at MCP_PATH that
+//
+//  1. refuses requests from browser origins outside an allow-list (the
+//     DNS-rebinding defence of the MCP Streamable HTTP transport),
+//  2. checks the bearer token with the VerifyAccessToken use case and answers
+//     failures with RFC 6750 challenges that point at the RFC 9728 metadata
+//     (401 invalid_token, 403 insufficient_scope for MCP step-up), and
+//  3. streams the request to the MCP backend with net/http/httputil's
+//     ReverseProxy: the client's Authorization and Cookie headers and any
+//     client-sent identity headers are removed, the verified identity is
+//     added in configured headers, and responses (JSON or Server-Sent
+//     Events) are flushed to the client as they arrive.
+//
+// The gateway keeps no state of its own between requests and caches nothing:
+// a cache of verified tokens belongs to the token adapter, next to the
+// revocation it must respect.
+package gateway

@@ -1,0 +1,24 @@
+package gateway
+
+import (
+	"log/slog"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+)
+
+// NewBareProxy returns the benchmarks' baseline: a ReverseProxy with the
+// gateway's transport settings, flush interval and buffer pool, forwarding
+// everything to upstream without any check. The transport is returned so
+// that the caller can close its idle connections.
+func NewBareProxy(upstream *url.URL) (*httputil.ReverseProxy, *http.Transport) {
+	t := newTransport()
+	rewrite := func(pr *httputil.ProxyRequest) {
+		pr.SetURL(upstream)
+		pr.Out.URL.Path = upstream.Path // SetURL would append the request path
+		pr.Out.URL.RawPath = ""
+		pr.SetXForwarded()
+	}
+	fail := func(w http.ResponseWriter, _ *http.Request, _ error) { w.WriteHeader(http.StatusBadGateway) }
+	return newReverseProxy(t, rewrite, fail, slog.New(slog.DiscardHandler)), t
+}

@@ -1,0 +1,375 @@
+package gateway
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"strings"
+
+	"github.com/oidcproxy/oidcproxy/domain"
+	"github.com/oidcproxy/oidcproxy/ports"
+)
+
+// Defaults applied by New to zero Options fields.
+const (
+	DefaultUserHeader   = "X-Forwarded-User"
+	DefaultEmailHeader  = "X-Forwarded-Email"
+	DefaultMaxBodyBytes = 4 << 20
+)
+
+// Options configures a Gateway.
+type Options struct {
+	// Upstream is the MCP backend, e.g. http://127.0.0.1:9000/mcp. Required.
+	Upstream *url.URL
+	// MountPath is the path the gateway is mounted at (MCP_PATH). A request
+	// for MountPath goes to Upstream's path, a request for MountPath+"/x"
+	// to Upstream's path + "/x"; anything else is answered 404. Default:
+	// the path of Resource.
+	MountPath string
+	// Resource is our canonical resource URI, the audience every token must
+	// carry, e.g. https://proxy.example/mcp. Required.
+	Resource string
+	// ResourceMetadataURL is the RFC 9728 metadata document announced in
+	// every challenge, e.g.
+	// https://proxy.example/.well-known/oauth-protected-resource/mcp.
+	// Required.
+	ResourceMetadataURL string
+	// RequiredScopes must all be carried by every token; they are advertised
+	// in the challenges so that clients know what to ask for.
+	RequiredScopes []string
+	// AllowedOrigins are the browser origins (exact scheme://host[:port])
+	// that may call the gateway. A request with an Origin header outside
+	// this list is refused with 403; requests without Origin (non-browser
+	// clients) pass. The proxy's own origin is not implied: list it for a
+	// browser client served from BASE_URL.
+	AllowedOrigins []string
+	// UserHeader carries the subject to the backend. Default
+	// X-Forwarded-User.
+	UserHeader string
+	// EmailHeader carries the user's email, only when the upstream IdP said
+	// it is verified. Default X-Forwarded-Email.
+	EmailHeader string
+	// UpstreamTokenHeader, when set, forwards the upstream IdP's access
+	// token to the backend in this header (the raw token, no scheme). Off by
+	// default: it hands the backend a credential valid at the IdP (and at
+	// whatever else accepts it), so a compromised or logging backend leaks
+	// the user's upstream identity. Enable it only for a backend you trust
+	// as much as oidcproxy and that needs to call the IdP's APIs as the
+	// user. The token is forwarded as stored; the gateway does not refresh
+	// it.
+	UpstreamTokenHeader string
+	// MaxBodyBytes bounds a request body; larger bodies are answered 413.
+	// Default 4 MiB.
+	MaxBodyBytes int64
+	// InjectTrace, when set, writes the current trace context (W3C
+	// traceparent) into the backend request's headers, replacing whatever
+	// trace headers the client sent, so the backend's spans join our trace.
+	InjectTrace func(ctx context.Context, h http.Header)
+	// Observe receives byte counts and stream opens/closes for metrics.
+	Observe Observer
+}
+
+// Gateway is the bearer-checking streaming reverse proxy in front of an MCP
+// server. It is safe for concurrent use.
+type Gateway struct {
+	verify ports.VerifyAccessToken
+	sealer ports.Sealer
+	log    *slog.Logger
+	proxy  *httputil.ReverseProxy
+	trans  *http.Transport
+
+	resource       string
+	requiredScopes []string
+	origins        map[string]struct{}
+	maxBody        int64
+
+	mount    string // without a trailing slash; "" when mounted at "/"
+	mountEsc string
+	upstream *url.URL
+	upEsc    string
+
+	userHeader, emailHeader, upstreamTokenHeader string
+
+	injectTrace func(ctx context.Context, h http.Header)
+	observe     Observer
+
+	// Challenge pieces built once (RFC 6750 3, RFC 9728 5.1).
+	challengeNoToken string // Bearer resource_metadata="…", scope="…"
+	challengeTail    string // , scope="…", resource_metadata="…" (after error_description)
+	scopeParam       string // the quoted required scopes, "" when none
+	metadataParam    string // the quoted metadata URL
+}
+
+var _ http.Handler = (*Gateway)(nil)
+
+// forwardKey is the context key under which ServeHTTP hands the verified
+// identity to the proxy's Rewrite hook.
+type forwardKey struct{}
+
+// forward is what the backend learns about the caller.
+type forward struct {
+	user, email, upstreamToken string
+}
+
+// New builds a Gateway. verify checks bearer tokens; sealer opens the
+// upstream tokens and is needed only with UpstreamTokenHeader.
+func New(verify ports.VerifyAccessToken, sealer ports.Sealer, logger *slog.Logger, opts Options) (*Gateway, error) {
+	if verify == nil {
+		return nil, errors.New("gateway: new: nil access token verifier")
+	}
+	if logger == nil {
+		return nil, errors.New("gateway: new: nil logger")
+	}
+	if opts.UpstreamTokenHeader != "" && sealer == nil {
+		return nil, errors.New("gateway: new: forwarding the upstream token needs a sealer")
+	}
+	g := &Gateway{
+		verify:         verify,
+		sealer:         sealer,
+		log:            logger,
+		resource:       opts.Resource,
+		requiredScopes: append([]string(nil), opts.RequiredScopes...),
+		maxBody:        opts.MaxBodyBytes,
+		injectTrace:    opts.InjectTrace,
+		observe:        opts.Observe,
+	}
+	if g.maxBody <= 0 {
+		g.maxBody = DefaultMaxBodyBytes
+	}
+	if err := g.setUpstream(opts.Upstream); err != nil {
+		return nil, fmt.Errorf("gateway: new: %w", err)
+	}
+	if err := g.setResource(opts); err != nil {
+		return nil, fmt.Errorf("gateway: new: %w", err)
+	}
+	if err := g.setOrigins(opts.AllowedOrigins); err != nil {
+		return nil, fmt.Errorf("gateway: new: %w", err)
+	}
+	if err := g.setHeaders(opts); err != nil {
+		return nil, fmt.Errorf("gateway: new: %w", err)
+	}
+	g.buildChallenges(opts.ResourceMetadataURL)
+
+	g.trans = newTransport()
+	g.proxy = newReverseProxy(g.trans, g.rewrite, g.proxyError, logger)
+	if g.observe.active() {
+		g.proxy.ModifyResponse = g.observeResponse
+	}
+	return g, nil
+}
+
+func (g *Gateway) setUpstream(u *url.URL) error {
+	switch {
+	case u == nil:
+		return errors.New("upstream URL is required")
+	case u.Scheme != "http" && u.Scheme != "https":
+		return errors.New("upstream URL must be http or https")
+	case u.Host == "":
+		return errors.New("upstream URL has no host")
+	case u.User != nil:
+		// Credentials in the URL would end up in logs and error messages.
+		return errors.New("upstream URL must not carry credentials")
+	case u.Fragment != "":
+		return errors.New("upstream URL must not have a fragment")
+	}
+	up := *u
+	up.RawPath = ""
+	if u.RawPath != "" && u.EscapedPath() == u.RawPath {
+		up.RawPath = u.RawPath
+	}
+	g.upstream = &up
+	g.upEsc = up.EscapedPath()
+	return nil
+}
+
+func (g *Gateway) setResource(opts Options) error {
+	if opts.Resource == "" {
+		return errors.New("resource is required")
+	}
+	if opts.ResourceMetadataURL == "" {
+		return errors.New("resource metadata URL is required")
+	}
+	mount := opts.MountPath
+	if mount == "" {
+		r, err := url.Parse(opts.Resource)
+		if err != nil {
+			return fmt.Errorf("resource: %w", err)
+		}
+		mount = r.Path
+	}
+	if mount == "" {
+		mount = "/"
+	}
+	if !strings.HasPrefix(mount, "/") || hasDotSegment(mount) {
+		return fmt.Errorf("mount path %q must be an absolute path without dot segments", mount)
+	}
+	g.mount = strings.TrimSuffix(mount, "/")
+	g.mountEsc = (&url.URL{Path: g.mount}).EscapedPath()
+	return nil
+}
+
+func (g *Gateway) setOrigins(origins []string) error {
+	g.origins = make(map[string]struct{}, len(origins))
+	for _, o := range origins {
+		n, ok := normalizeOrigin(o)
+		if !ok {
+			return fmt.Errorf("allowed origin %q is not of the form scheme://host[:port]", o)
+		}
+		g.origins[n] = struct{}{}
+	}
+	return nil
+}
+
+func (g *Gateway) setHeaders(opts Options) error {
+	g.userHeader = orDefault(opts.UserHeader, DefaultUserHeader)
+	g.emailHeader = orDefault(opts.EmailHeader, DefaultEmailHeader)
+	g.upstreamTokenHeader = opts.UpstreamTokenHeader
+	names := []string{g.userHeader, g.emailHeader}
+	if g.upstreamTokenHeader != "" {
+		names = append(names, g.upstreamTokenHeader)
+	}
+	for i, n := range names {
+		if !isToken(n) {
+			return fmt.Errorf("header name %q is not a valid HTTP field name", n)
+		}
+		if reservedHeader(n) {
+			return fmt.Errorf("header name %q is reserved by HTTP or the MCP transport", n)
+		}
+		for _, m := range names[:i] {
+			if headerAlias(n, m) {
+				return fmt.Errorf("header names %q and %q collide", m, n)
+			}
+		}
+	}
+	g.userHeader = http.CanonicalHeaderKey(g.userHeader)
+	g.emailHeader = http.CanonicalHeaderKey(g.emailHeader)
+	if g.upstreamTokenHeader != "" {
+		g.upstreamTokenHeader = http.CanonicalHeaderKey(g.upstreamTokenHeader)
+	}
+	return nil
+}
+
+func orDefault(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}
+
+// ServeHTTP checks the request's origin and bearer token, then streams it to
+// the backend.
+func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if origin, ok := r.Header["Origin"]; ok && !g.originAllowed(origin) {
+		g.refuse(w, r, http.StatusForbidden, bodyOriginRefused, "origin not allowed")
+		return
+	}
+	switch r.Method {
+	case http.MethodPost, http.MethodGet, http.MethodDelete:
+	default:
+		w.Header().Set("Allow", allowedMethods)
+		g.refuse(w, r, http.StatusMethodNotAllowed, bodyMethodNotAllowed, "method not allowed")
+		return
+	}
+	suffix, ok := g.suffix(r.URL.Path)
+	if !ok {
+		g.refuse(w, r, http.StatusNotFound, bodyNotFound, "path outside the gateway's mount point")
+		return
+	}
+	if hasDotSegment(suffix) {
+		// The backend might resolve "/mcp/../admin" to a path the operator
+		// never exposed.
+		g.refuse(w, r, http.StatusBadRequest, bodyBadPath, "path with dot segments")
+		return
+	}
+	if strings.Contains(r.URL.RawQuery, "access_token") && r.URL.Query().Has("access_token") {
+		// RFC 6750 2.3 tokens end up in logs and would travel on to the
+		// backend: only the header is accepted (bearer_methods_supported).
+		g.reject(w, r, domain.ErrInvalidRequest("access tokens are accepted only in the Authorization header"))
+		return
+	}
+	token, status := bearerToken(r.Header)
+	switch status {
+	case tokenAbsent:
+		g.challenge(w, r)
+		return
+	case tokenMalformed:
+		g.reject(w, r, domain.ErrInvalidRequest("the Authorization header is not a single Bearer token"))
+		return
+	}
+	access, err := g.verify.Handle(r.Context(), ports.VerifyAccessTokenCommand{
+		Token:          token,
+		Resource:       g.resource,
+		RequiredScopes: g.requiredScopes,
+	})
+	if err != nil {
+		g.reject(w, r, err)
+		return
+	}
+	if r.ContentLength > g.maxBody {
+		g.refuse(w, r, http.StatusRequestEntityTooLarge, bodyTooLarge, "request body too large")
+		return
+	}
+	fwd, err := g.identity(access)
+	if err != nil {
+		g.reject(w, r, domain.ErrServerError(err))
+		return
+	}
+	out := r.WithContext(context.WithValue(r.Context(), forwardKey{}, fwd))
+	if r.ContentLength < 0 {
+		// A body of unknown length (chunked) is cut at the limit while it
+		// streams; proxyError turns the read error into a 413. A declared
+		// length was checked above and is enforced by the server. The
+		// transport reads the body on its own goroutine, possibly while
+		// ReverseProxy writes the backend's headers, so the reader gets no
+		// ResponseWriter to touch (MaxBytesReader would set a header on it).
+		out.Body = http.MaxBytesReader(nil, r.Body, g.maxBody)
+	}
+	g.observeRequest(out)
+	g.proxy.ServeHTTP(w, out)
+}
+
+// Close closes the idle connections to the backend.
+func (g *Gateway) Close() {
+	g.trans.CloseIdleConnections()
+}
+
+// identity builds the headers the backend receives for a verified token.
+func (g *Gateway) identity(access ports.VerifiedAccess) (*forward, error) {
+	f := &forward{user: access.Grant.Subject}
+	if f.user == "" {
+		f.user = access.Token.Subject
+	}
+	if access.Grant.Identity.EmailVerified {
+		f.email = access.Grant.Identity.Email
+	}
+	if g.upstreamTokenHeader != "" {
+		plain, err := g.sealer.Open(access.Grant.SealedUpstream, []byte(access.Grant.ID))
+		if err != nil {
+			return nil, fmt.Errorf("gateway: open upstream tokens: %w", err)
+		}
+		var t domain.UpstreamTokens
+		if err := json.Unmarshal(plain, &t); err != nil {
+			return nil, fmt.Errorf("gateway: decode upstream tokens: %w", err)
+		}
+		if t.AccessToken == "" {
+			return nil, errors.New("gateway: the grant holds no upstream access token")
+		}
+		f.upstreamToken = t.AccessToken
+	}
+	// The transport would refuse these too, but with an error that reads
+	// like a backend failure; saying so here points at the real cause.
+	switch {
+	case f.user == "" || !validHeaderValue(f.user):
+		return nil, errors.New("gateway: the subject cannot be sent in an HTTP header")
+	case !validHeaderValue(f.email):
+		return nil, errors.New("gateway: the email cannot be sent in an HTTP header")
+	case !validHeaderValue(f.upstreamToken):
+		return nil, errors.New("gateway: the upstream access token cannot be sent in an HTTP header")
+	}
+	return f, nil
+}

@@ -1,0 +1,88 @@
+package gateway
+
+import (
+	"context"
+	"io"
+	"mime"
+	"net/http"
+	"sync"
+	"sync/atomic"
+)
+
+// Observer receives what the gateway streams, for metrics. Every field is
+// optional. The composition root fills it from the telemetry adapter, so
+// this package needs no metrics library.
+type Observer struct {
+	// BytesIn and BytesOut count request bytes sent to the backend and
+	// response bytes sent back.
+	BytesIn, BytesOut func(ctx context.Context, n int64)
+	// StreamOpened and StreamClosed bracket every server-sent-event stream.
+	StreamOpened, StreamClosed func(ctx context.Context)
+}
+
+func (o Observer) active() bool {
+	return o.BytesIn != nil || o.BytesOut != nil || o.StreamOpened != nil || o.StreamClosed != nil
+}
+
+// countingBody counts what is read through it and reports once, at Close
+// (or EOF), so a long stream costs one metric update, not one per chunk.
+type countingBody struct {
+	io.ReadCloser
+	ctx    context.Context
+	n      atomic.Int64
+	report func(ctx context.Context, n int64)
+	done   func(ctx context.Context)
+	once   sync.Once
+}
+
+func (b *countingBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	b.n.Add(int64(n))
+	if err == io.EOF {
+		b.finish()
+	}
+	return n, err
+}
+
+func (b *countingBody) Close() error {
+	err := b.ReadCloser.Close()
+	b.finish()
+	return err
+}
+
+func (b *countingBody) finish() {
+	b.once.Do(func() {
+		if b.report != nil {
+			b.report(b.ctx, b.n.Load())
+		}
+		if b.done != nil {
+			b.done(b.ctx)
+		}
+	})
+}
+
+// observeRequest wraps the request body going to the backend.
+func (g *Gateway) observeRequest(r *http.Request) {
+	if g.observe.BytesIn == nil || r.Body == nil || r.Body == http.NoBody {
+		return
+	}
+	r.Body = &countingBody{ReadCloser: r.Body, ctx: r.Context(), report: g.observe.BytesIn}
+}
+
+// observeResponse wraps the backend's response body (ReverseProxy's
+// ModifyResponse hook).
+func (g *Gateway) observeResponse(resp *http.Response) error {
+	if !g.observe.active() || resp.Body == nil {
+		return nil
+	}
+	ctx := resp.Request.Context()
+	body := &countingBody{ReadCloser: resp.Body, ctx: ctx, report: g.observe.BytesOut}
+	if mt, _, err := mime.ParseMediaType(resp.Header.Get("Content-Type")); err == nil && mt == "text/event-stream" {
+		if g.observe.StreamOpened != nil {
+			g.observe.StreamOpened(ctx)
+		}
+		body.done = g.observe.StreamClosed
+	}
+	resp.Body = body
+	return nil
+}
