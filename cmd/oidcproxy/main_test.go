@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/modelcontextprotocol/go-sdk/mcp"
 	"github.com/stretchr/testify/require"
 	"golang.org/x/oauth2"
 
@@ -154,11 +155,30 @@ func devLogin(t *testing.T, base string) *oauth2.Token {
 	return tok
 }
 
-func TestDevServesMetadataAndCompletesAFlow(t *testing.T) {
+func TestDevServesMetadataAndCompletesAFlowToTheDemoServer(t *testing.T) {
 	base := startDev(t)
 	tok := devLogin(t, base)
-	require.NotEmpty(t, tok.AccessToken)
 	require.NotEmpty(t, tok.RefreshToken)
+
+	client := mcp.NewClient(&mcp.Implementation{Name: "dev-test", Version: "1"}, nil)
+	session, err := client.Connect(t.Context(), &mcp.StreamableClientTransport{
+		Endpoint:   base + "/mcp",
+		HTTPClient: oauth2.NewClient(t.Context(), oauth2.StaticTokenSource(tok)),
+	}, nil)
+	require.NoError(t, err)
+	defer session.Close()
+	res, err := session.CallTool(t.Context(), &mcp.CallToolParams{Name: "whoami"})
+	require.NoError(t, err)
+	require.False(t, res.IsError, "%+v", res.Content)
+	require.Contains(t, res.Content[0].(*mcp.TextContent).Text, "You are ")
+	require.Contains(t, res.Content[0].(*mcp.TextContent).Text, "test-user@")
+
+	// Without a token the gateway challenges.
+	resp, err := http.Post(base+"/mcp", "application/json", strings.NewReader(`{}`))
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, http.StatusUnauthorized, resp.StatusCode)
+	require.Contains(t, resp.Header.Get("WWW-Authenticate"), "resource_metadata=")
 }
 
 func decode(t *testing.T, resp *http.Response) map[string]any {
