@@ -191,7 +191,9 @@ func TestTheGatewayRefusesEverythingButOurLiveTokensForThisResource(t *testing.T
 	be := startBackend(t)
 	p, f := startWithFaulty(t, withEnv("MCP_UPSTREAM", be.URL), withEnv("REQUIRED_SCOPES", "mcp:tools"),
 		withEnv("SCOPES_SUPPORTED", "openid profile email mcp:tools"))
-	f.Update(func(x *idp.Faults) { x.AccessToken = idp.AccessTokenShape{JWT: true, Audience: []string{"https://api.example"}} })
+	f.Update(func(x *idp.Faults) {
+		x.AccessToken = idp.AccessTokenShape{JWT: true, Audience: []string{"https://api.example"}}
+	})
 	c := p.register(t, nil)
 	tok, _ := p.login(t, c)
 	meta := p.BaseURL + "/.well-known/oauth-protected-resource/mcp"
