@@ -29,9 +29,16 @@ func (s *Store) CreateClient(ctx context.Context, c domain.Client) error {
 	return outcome
 }
 
-// GetClient returns a client by id.
+// GetClient returns a client by id, decoded once per process (client
+// records never change after registration).
 func (s *Store) GetClient(ctx context.Context, id string) (domain.Client, error) {
 	const op = "get client"
+	if err := ctx.Err(); err != nil {
+		return domain.Client{}, fail(op, err)
+	}
+	if c, ok := s.clients.get(id); ok {
+		return c, nil
+	}
 	var (
 		r     clientRecord
 		found bool
@@ -47,5 +54,7 @@ func (s *Store) GetClient(ctx context.Context, id string) (domain.Client, error)
 	case !found:
 		return domain.Client{}, fail(op, domain.ErrNotFound)
 	}
-	return r.domain(), nil
+	c := r.domain()
+	s.clients.put(c)
+	return c, nil
 }

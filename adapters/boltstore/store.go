@@ -91,8 +91,9 @@ func (o Options) withDefaults() Options {
 
 // Store is a ports.Store on a bbolt file. It is safe for concurrent use.
 type Store struct {
-	db     *bolt.DB
-	commit *committer
+	db      *bolt.DB
+	commit  *committer
+	clients *clientCache
 	// noBatch makes the hot paths use a plain Update per call; set only by
 	// the benchmarks (export_test.go) to measure what group commit buys.
 	noBatch bool
@@ -123,7 +124,7 @@ func Open(opts Options) (*Store, error) {
 		_ = db.Close()
 		return nil, fmt.Errorf("boltstore: open %s: %w", opts.Path, err)
 	}
-	return &Store{db: db, commit: &committer{db: db, max: opts.MaxBatchSize}}, nil
+	return &Store{db: db, commit: &committer{db: db, max: opts.MaxBatchSize}, clients: newClientCache()}, nil
 }
 
 // restrictMode tightens an existing store file to 0600: it holds hashed
