@@ -1,7 +1,6 @@
 package boltstore
 
 import (
-	"slices"
 	"sync"
 
 	"github.com/oidcproxy/oidcproxy/domain"
@@ -41,24 +40,15 @@ func (c *clientCache) get(id string) (domain.Client, bool) {
 	if inOld {
 		c.put(v)
 	}
-	return copyClient(v), true
+	return v.Clone(), true
 }
 
 func (c *clientCache) put(v domain.Client) {
-	v = copyClient(v)
+	v = v.Clone()
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if len(c.cur) >= clientCacheSize {
 		c.old, c.cur = c.cur, make(map[string]domain.Client, clientCacheSize)
 	}
 	c.cur[v.ID] = v
-}
-
-func copyClient(c domain.Client) domain.Client {
-	c.SecretHash = slices.Clone(c.SecretHash)
-	c.RedirectURIs = slices.Clone(c.RedirectURIs)
-	c.GrantTypes = slices.Clone(c.GrantTypes)
-	c.ResponseTypes = slices.Clone(c.ResponseTypes)
-	c.Contacts = slices.Clone(c.Contacts)
-	return c
 }

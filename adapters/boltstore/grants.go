@@ -75,7 +75,7 @@ func (s *Store) RedeemCode(ctx context.Context, hash string, now time.Time, issu
 			return errNoChange
 		}
 		c.RedeemedAt = now.UTC()
-		rt, err := issue(cloneCode(c), cloneGrant(g))
+		rt, err := issue(c.Clone(), g.Clone())
 		if err != nil {
 			outcome = err
 			return updateCode(tx, c) // commit the burn
@@ -135,8 +135,8 @@ func (s *Store) RotateRefreshToken(ctx context.Context, hash string, now time.Ti
 			_, err := deleteGrantTree(tx, g.ID)
 			return err
 		}
-		next := cloneGrant(g) // rotate changes this copy; g keeps the stored expiry
-		succ, err := rotate(cloneToken(old), &next)
+		next := g.Clone() // rotate changes this copy; g keeps the stored expiry
+		succ, err := rotate(old.Clone(), &next)
 		if err != nil {
 			outcome = err
 			return errNoChange

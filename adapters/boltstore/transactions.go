@@ -47,7 +47,7 @@ func (s *Store) UpdateTransaction(ctx context.Context, id string, now time.Time,
 			outcome = fail(op, domain.ErrNotFound)
 			return errNoChange
 		}
-		next := cloneTransaction(old)
+		next := old.Clone()
 		if err := fn(&next); err != nil {
 			outcome = err
 			return errNoChange
@@ -89,7 +89,7 @@ func (s *Store) ConsumeTransaction(ctx context.Context, id string, now time.Time
 		if check != nil {
 			// check gets its own copy so it cannot alter the value returned
 			// to the caller.
-			checkErr = check(cloneTransaction(found))
+			checkErr = check(found.Clone())
 		}
 		// Deleted whatever check said: a failed check burns the transaction.
 		if err := deleteTransaction(tx, found); err != nil {
@@ -128,7 +128,7 @@ func (s *Store) ReplaceTransaction(ctx context.Context, oldID string, now time.T
 			outcome = fail(op, domain.ErrNotFound)
 			return errNoChange
 		}
-		candidate, err := check(cloneTransaction(old))
+		candidate, err := check(old.Clone())
 		if err != nil {
 			outcome = err
 			// Burn the original and commit: a rejected replace is single use.

@@ -2,7 +2,6 @@ package tokens
 
 import (
 	"crypto/sha256"
-	"slices"
 	"sync"
 	"time"
 
@@ -56,8 +55,7 @@ func (c *verifiedCache) get(key [32]byte, now time.Time, ring *ring) (domain.Acc
 	if inOld {
 		c.put(key, t)
 	}
-	t.Scopes = slices.Clone(t.Scopes)
-	return t, true
+	return t.Clone(), true
 }
 
 func (c *verifiedCache) put(key [32]byte, t domain.AccessToken) {
@@ -67,8 +65,7 @@ func (c *verifiedCache) put(key [32]byte, t domain.AccessToken) {
 		c.old = c.cur
 		c.cur = make(map[[32]byte]domain.AccessToken, c.max)
 	}
-	t.Scopes = slices.Clone(t.Scopes) // the caller keeps its own copy
-	c.cur[key] = t
+	c.cur[key] = t.Clone() // the caller keeps its own copy
 }
 
 // len reports the number of cached entries (for tests).
