@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/oidcproxy/oidcproxy/adapters/config"
-	"github.com/oidcproxy/oidcproxy/adapters/gateway"
 	"github.com/oidcproxy/oidcproxy/adapters/httpapi"
 	"github.com/oidcproxy/oidcproxy/adapters/telemetry"
 	"github.com/oidcproxy/oidcproxy/ports"
@@ -50,14 +49,8 @@ type App struct {
 func MaxTokenTTL(cfg config.Config) time.Duration { return cfg.AccessTokenTTL + maintenanceInterval }
 
 // NewApp assembles the App.
-func NewApp(cfg config.Config, app ports.Application, api *httpapi.Server, gw *gateway.Gateway, keys ports.KeyManager,
+func NewApp(cfg config.Config, app ports.Application, api *httpapi.Server, keys ports.KeyManager,
 	store RawStore, tel *telemetry.Telemetry, logger *slog.Logger) *App {
-	if gw != nil {
-		// The gateway owns MCP_PATH and everything below it; the routes of
-		// the authorization server are registered first and never overlap
-		// (configuration validation keeps them apart).
-		api.Router().PathPrefix(cfg.MCPPath).Handler(gw)
-	}
 	backup, _ := store.(ports.Backuper)
 	admin := api.Admin(httpapi.AdminOptions{Keys: keys, MaxTokenTTL: MaxTokenTTL(cfg), Backup: backup, Token: cfg.AdminToken,
 		Metrics: tel.MetricsHandler()})

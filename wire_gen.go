@@ -76,19 +76,20 @@ func InitializeApp(ctx context.Context, cfg config.Config) (*App, func(), error)
 		cleanup()
 		return nil, nil, err
 	}
-	server, err := ProvideHTTPAPI(cfg, application, issuer, store, identityProvider, cookieKey, settings, logger, telemetry)
-	if err != nil {
-		cleanup2()
-		cleanup()
-		return nil, nil, err
-	}
 	gateway, cleanup3, err := ProvideGateway(cfg, application, sealer, settings, logger, telemetry)
 	if err != nil {
 		cleanup2()
 		cleanup()
 		return nil, nil, err
 	}
-	app := NewApp(cfg, application, server, gateway, issuer, rawStore, telemetry, logger)
+	server, err := ProvideHTTPAPI(cfg, application, issuer, store, identityProvider, cookieKey, settings, logger, telemetry, gateway)
+	if err != nil {
+		cleanup3()
+		cleanup2()
+		cleanup()
+		return nil, nil, err
+	}
+	app := NewApp(cfg, application, server, issuer, rawStore, telemetry, logger)
 	return app, func() {
 		cleanup3()
 		cleanup2()
@@ -160,19 +161,20 @@ func InitializeTestApp(ctx context.Context, cfg config.Config, clock ports.Clock
 		cleanup()
 		return nil, nil, err
 	}
-	server, err := ProvideHTTPAPI(cfg, application, issuer, store, identityProvider, cookieKey, settings, logger, telemetryTelemetry)
-	if err != nil {
-		cleanup2()
-		cleanup()
-		return nil, nil, err
-	}
 	gateway, cleanup3, err := ProvideGateway(cfg, application, sealer, settings, logger, telemetryTelemetry)
 	if err != nil {
 		cleanup2()
 		cleanup()
 		return nil, nil, err
 	}
-	app := NewApp(cfg, application, server, gateway, issuer, rawStore, telemetryTelemetry, logger)
+	server, err := ProvideHTTPAPI(cfg, application, issuer, store, identityProvider, cookieKey, settings, logger, telemetryTelemetry, gateway)
+	if err != nil {
+		cleanup3()
+		cleanup2()
+		cleanup()
+		return nil, nil, err
+	}
+	app := NewApp(cfg, application, server, issuer, rawStore, telemetryTelemetry, logger)
 	return app, func() {
 		cleanup3()
 		cleanup2()
@@ -226,17 +228,18 @@ func InitializeAppWithStore(ctx context.Context, cfg config.Config, clock ports.
 		cleanup()
 		return nil, nil, err
 	}
-	server, err := ProvideHTTPAPI(cfg, application, issuer, portsStore, identityProvider, cookieKey, settings, logger, telemetryTelemetry)
-	if err != nil {
-		cleanup()
-		return nil, nil, err
-	}
 	gateway, cleanup2, err := ProvideGateway(cfg, application, sealer, settings, logger, telemetryTelemetry)
 	if err != nil {
 		cleanup()
 		return nil, nil, err
 	}
-	app := NewApp(cfg, application, server, gateway, issuer, store, telemetryTelemetry, logger)
+	server, err := ProvideHTTPAPI(cfg, application, issuer, portsStore, identityProvider, cookieKey, settings, logger, telemetryTelemetry, gateway)
+	if err != nil {
+		cleanup2()
+		cleanup()
+		return nil, nil, err
+	}
+	app := NewApp(cfg, application, server, issuer, store, telemetryTelemetry, logger)
 	return app, func() {
 		cleanup2()
 		cleanup()

@@ -319,8 +319,12 @@ func ProvideApplication(store ports.Store, provider ports.IdentityProvider, issu
 // ProvideHTTPAPI builds the authorization server's HTTP API.
 func ProvideHTTPAPI(cfg config.Config, app ports.Application, issuer ports.TokenIssuer, store ports.Store,
 	provider ports.IdentityProvider, cookieKey CookieKey, settings usecase.Settings, logger *slog.Logger,
-	tel *telemetry.Telemetry,
+	tel *telemetry.Telemetry, gw *gateway.Gateway,
 ) (*httpapi.Server, error) {
+	var mcp http.Handler
+	if gw != nil {
+		mcp = gw // a nil *Gateway must not become a non-nil http.Handler
+	}
 	checks := []httpapi.Check{{Name: "store", Run: store.Ping}}
 	if rc, ok := provider.(ports.ReadinessChecker); ok {
 		checks = append(checks, httpapi.Check{Name: "upstream", Run: rc.Ready})
@@ -337,6 +341,7 @@ func ProvideHTTPAPI(cfg config.Config, app ports.Application, issuer ports.Token
 		ReadyTimeout:    cfg.Timeout(),
 		Checks:          checks,
 		Middleware:      []func(http.Handler) http.Handler{tel.ServerMiddleware()},
+		Gateway:         mcp,
 	})
 }
 

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"net/url"
@@ -61,6 +62,10 @@ type proxy struct {
 	// IdP is the upstream. The App fetches its discovery document at
 	// start-up; only the full flow reaches it again.
 	IdP *idp.Faulty
+	// TelemetryEnv, when set before start, is what the App's telemetry
+	// reads as its OTEL_* environment; nil is production without OTEL_*
+	// variables.
+	TelemetryEnv map[string]string
 
 	tb   testing.TB
 	ln   net.Listener
@@ -71,6 +76,13 @@ type proxy struct {
 // newProxy prepares a proxy: a listener, an upstream IdP and a
 // configuration. Nothing serves until start.
 func newProxy(tb testing.TB) *proxy {
+	tb.Helper()
+	return newProxyEnv(tb, nil)
+}
+
+// newProxyEnv is newProxy with extra OIDC_PROXY_* variables in the
+// configuration (OIDC_PROXY_MCP_UPSTREAM turns the gateway on).
+func newProxyEnv(tb testing.TB, extra map[string]string) *proxy {
 	tb.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -92,6 +104,7 @@ func newProxy(tb testing.TB) *proxy {
 		"OIDC_PROXY_LOG_LEVEL":       "error",
 		"OIDC_PROXY_TIMEOUT_SECONDS": "10",
 	}
+	maps.Copy(env, extra)
 	cfg, err := config.Load(nil, func(k string) string { return env[k] })
 	if err != nil {
 		tb.Fatalf("config: %v", err)
@@ -154,10 +167,10 @@ func (p *proxy) start(opts boltstore.Options) {
 		p.tb.Fatalf("open store: %v", err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	// Telemetry as in production without OTEL_* variables: spans and
-	// metrics are recorded, nothing is exported (and nothing leaves the
-	// machine).
-	tel := telemetry.Options{Provider: p.cfg.Provider, Getenv: func(string) string { return "" }}
+	// With TelemetryEnv nil, telemetry runs as in production without
+	// OTEL_* variables: spans and metrics are recorded, nothing is exported
+	// (and nothing leaves the machine). BenchmarkTelemetryCost sets it.
+	tel := telemetry.Options{Provider: p.cfg.Provider, Getenv: func(k string) string { return p.TelemetryEnv[k] }}
 	app, cleanup, err := oidcproxy.InitializeAppWithStore(ctx, p.cfg, oidcproxy.SystemClock{}, io.Discard, tel, store)
 	if err != nil {
 		cancel()

@@ -182,13 +182,13 @@ func (s *Store) GetGrant(ctx context.Context, id string, now time.Time) (domain.
 	)
 	err := s.view(ctx, op, func(tx *bolt.Tx) error {
 		var err error
-		g, found, err = liveGrant(tx, id, now)
+		g, found, err = s.grants.load(tx, id)
 		return err
 	})
 	switch {
 	case err != nil:
 		return domain.Grant{}, err
-	case !found:
+	case !found || g.Expired(now):
 		return domain.Grant{}, fail(op, domain.ErrNotFound)
 	}
 	return g, nil

@@ -94,6 +94,7 @@ type Store struct {
 	db      *bolt.DB
 	commit  *committer
 	clients *clientCache
+	grants  *grantCache
 	// noBatch makes the hot paths use a plain Update per call; set only by
 	// the benchmarks (export_test.go) to measure what group commit buys.
 	noBatch bool
@@ -124,7 +125,7 @@ func Open(opts Options) (*Store, error) {
 		_ = db.Close()
 		return nil, fmt.Errorf("boltstore: open %s: %w", opts.Path, err)
 	}
-	return &Store{db: db, commit: &committer{db: db, max: opts.MaxBatchSize}, clients: newClientCache()}, nil
+	return &Store{db: db, commit: &committer{db: db, max: opts.MaxBatchSize}, clients: newClientCache(), grants: newGrantCache()}, nil
 }
 
 // restrictMode tightens an existing store file to 0600: it holds hashed

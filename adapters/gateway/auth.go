@@ -53,16 +53,30 @@ func isToken68(s string) bool {
 		return false
 	}
 	for i := range end {
-		c := s[i]
-		switch {
-		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
-		case c == '-', c == '.', c == '_', c == '~', c == '+', c == '/':
-		default:
+		if !token68Chars[s[i]] {
 			return false
 		}
 	}
 	return true
 }
+
+// token68Chars is the token68 alphabet as a lookup table: this check runs
+// on every proxied request.
+var token68Chars = func() (t [256]bool) {
+	for c := 'a'; c <= 'z'; c++ {
+		t[c] = true
+	}
+	for c := 'A'; c <= 'Z'; c++ {
+		t[c] = true
+	}
+	for c := '0'; c <= '9'; c++ {
+		t[c] = true
+	}
+	for _, c := range "-._~+/" {
+		t[c] = true
+	}
+	return t
+}()
 
 // buildChallenges prepares the constant parts of every WWW-Authenticate
 // header so that the request path only concatenates strings.

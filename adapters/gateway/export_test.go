@@ -22,3 +22,6 @@ func NewBareProxy(upstream *url.URL) (*httputil.ReverseProxy, *http.Transport) {
 	fail := func(w http.ResponseWriter, _ *http.Request, _ error) { w.WriteHeader(http.StatusBadGateway) }
 	return newReverseProxy(t, rewrite, fail, slog.New(slog.DiscardHandler)), t
 }
+
+// IsEventStream exposes the media-type check to the tests.
+var IsEventStream = isEventStream

@@ -3,8 +3,8 @@ package gateway
 import (
 	"context"
 	"io"
-	"mime"
 	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 )
@@ -61,6 +61,17 @@ func (b *countingBody) finish() {
 	})
 }
 
+// isEventStream reports a text/event-stream media type, parameters
+// allowed, without the allocations of mime.ParseMediaType.
+func isEventStream(ct string) bool {
+	const mt = "text/event-stream"
+	if len(ct) < len(mt) || !strings.EqualFold(ct[:len(mt)], mt) {
+		return false
+	}
+	rest := strings.TrimLeft(ct[len(mt):], " \t")
+	return rest == "" || rest[0] == ';'
+}
+
 // observeRequest wraps the request body going to the backend.
 func (g *Gateway) observeRequest(r *http.Request) {
 	if g.observe.BytesIn == nil || r.Body == nil || r.Body == http.NoBody {
@@ -77,7 +88,7 @@ func (g *Gateway) observeResponse(resp *http.Response) error {
 	}
 	ctx := resp.Request.Context()
 	body := &countingBody{ReadCloser: resp.Body, ctx: ctx, report: g.observe.BytesOut}
-	if mt, _, err := mime.ParseMediaType(resp.Header.Get("Content-Type")); err == nil && mt == "text/event-stream" {
+	if isEventStream(resp.Header.Get("Content-Type")) {
 		if g.observe.StreamOpened != nil {
 			g.observe.StreamOpened(ctx)
 		}

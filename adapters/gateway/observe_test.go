@@ -57,3 +57,16 @@ func TestTheGatewayReportsBytesAndStreams(t *testing.T) {
 	require.Equal(t, int64(1), opened.Load())
 	require.Eventually(t, func() bool { return closed.Load() == 1 }, 2*time.Second, 10*time.Millisecond)
 }
+
+func TestEventStreamDetection(t *testing.T) {
+	for ct, want := range map[string]bool{
+		"text/event-stream":                true,
+		"Text/Event-Stream; charset=utf-8": true,
+		"text/event-stream ;x=y":           true,
+		"text/event-streamx":               false,
+		"application/json":                 false,
+		"":                                 false,
+	} {
+		require.Equal(t, want, gateway.IsEventStream(ct), ct)
+	}
+}

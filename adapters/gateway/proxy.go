@@ -84,9 +84,12 @@ func newReverseProxy(t http.RoundTripper, rewrite func(*httputil.ProxyRequest),
 	return &httputil.ReverseProxy{
 		Rewrite:   rewrite,
 		Transport: t,
-		// Flush after every write: SSE events and streamed JSON-RPC
-		// responses reach the client one by one.
-		FlushInterval: -1,
+		// ReverseProxy flushes every write of a text/event-stream response
+		// and of a response of unknown length (a streamed JSON-RPC answer)
+		// at once, whatever FlushInterval says; a fixed-length JSON answer
+		// is written in one go. -1 would add a timer goroutine and an extra
+		// flush to every such answer for nothing.
+		FlushInterval: 0,
 		BufferPool:    &bufferPool{},
 		ErrorHandler:  errorHandler,
 		// ReverseProxy logs only copy failures in the middle of a body (the

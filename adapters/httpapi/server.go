@@ -60,6 +60,10 @@ type Options struct {
 	Checks []Check
 	// Middleware wraps every route, innermost last (tracing, metrics).
 	Middleware []func(http.Handler) http.Handler
+	// Gateway, when set, serves MCPPath and everything below it. It is
+	// matched before the other routes: it carries most of the traffic, and
+	// mux tries routes in order.
+	Gateway http.Handler
 }
 
 // Server holds the HTTP handlers.
@@ -132,6 +136,10 @@ func (s *Server) routes() *mux.Router {
 	r.Use(s.recoverPanics, securityHeaders)
 	for _, m := range s.opts.Middleware {
 		r.Use(m)
+	}
+
+	if s.opts.Gateway != nil {
+		r.PathPrefix(s.opts.MCPPath).Handler(s.opts.Gateway)
 	}
 
 	issuerPath := ""

@@ -191,3 +191,13 @@ func (b *syncBuffer) String() string {
 	defer b.mu.Unlock()
 	return b.buf.String()
 }
+
+func TestWithoutAnExporterSpansAreNotRecordedButKeepTheirIDs(t *testing.T) {
+	tel, cleanup, err := telemetry.Open(t.Context(), telemetry.Options{Getenv: func(string) string { return "" }})
+	require.NoError(t, err)
+	defer cleanup()
+	_, span := tel.TracerProvider().Tracer("test").Start(t.Context(), "request")
+	defer span.End()
+	require.False(t, span.IsRecording(), "no exporter: nothing to record for")
+	require.True(t, span.SpanContext().IsValid(), "log records still get a trace_id")
+}

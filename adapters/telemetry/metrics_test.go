@@ -84,14 +84,21 @@ func TestSweeperDeletionsAndStoreFailuresAreCounted(t *testing.T) {
 	require.Equal(t, "error", outcome.AsString())
 	require.Equal(t, "Error", failed.Status.Code.String())
 
-	_, err = f.store.GetClient(t.Context(), "nobody")
+	err = f.store.UpdateTransaction(t.Context(), "nobody", time.Now(), func(*domain.Transaction) error { return nil })
 	require.ErrorIs(t, err, domain.ErrNotFound)
-	missing := f.spanNamed(t, "store.GetClient")
+	missing := f.spanNamed(t, "store.UpdateTransaction")
 	outcome, _ = attr(missing, "oidcproxy.store.outcome")
 	require.Equal(t, "not_found", outcome.AsString())
 	require.Equal(t, "Unset", missing.Status.Code.String())
+
+	// The hot reads are measured but not traced: they run on every request.
+	_, err = f.store.GetClient(t.Context(), "nobody")
+	require.ErrorIs(t, err, domain.ErrNotFound)
 	require.Equal(t, uint64(1), f.histogramCount(t, "oidcproxy.store.duration",
 		attribute.String("db.operation.name", "GetClient"), attribute.String("oidcproxy.store.outcome", "not_found")))
+	for _, s := range f.spans.GetSpans() {
+		require.NotEqual(t, "store.GetClient", s.Name)
+	}
 
 	// Ping serves readiness probes: untraced.
 	require.NoError(t, f.store.Ping(t.Context()))

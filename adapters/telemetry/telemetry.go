@@ -263,6 +263,14 @@ func buildTracerProvider(ctx context.Context, getenv func(string) string, consol
 		for _, e := range exporters {
 			tpOpts = append(tpOpts, sdktrace.WithBatcher(e))
 		}
+		if len(exporters) == 0 {
+			// Nothing would ever read a recorded span: sample none. Spans
+			// still get trace and span ids, so log records inside a request
+			// keep their trace_id for correlation, but attributes, events
+			// and span ends cost nothing (the gateway measured ~4 µs per
+			// request for recording spans nobody exports).
+			tpOpts = append(tpOpts, sdktrace.WithSampler(sdktrace.NeverSample()))
+		}
 	}
 	return sdktrace.NewTracerProvider(tpOpts...), nil
 }

@@ -314,10 +314,10 @@ func TestTheMiddlewareKeepsFlushingAndRecordsAPanicAsA500(t *testing.T) {
 func TestStoreSpansNestUnderTheCallersSpan(t *testing.T) {
 	f := newFixture(t)
 	ctx, parent := f.tel.TracerProvider().Tracer("test").Start(t.Context(), "caller")
-	_, err := f.tel.Store(f.raw).GetClient(ctx, clientID)
+	_, err := f.tel.Store(f.raw).ListKeys(ctx)
 	require.NoError(t, err)
 	parent.End()
-	get := f.spanNamed(t, "store.GetClient")
+	get := f.spanNamed(t, "store.ListKeys")
 	require.Equal(t, parent.SpanContext().SpanID(), get.Parent.SpanID())
 	outcome, _ := attr(get, "oidcproxy.store.outcome")
 	require.Equal(t, "ok", outcome.AsString())

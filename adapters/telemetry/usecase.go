@@ -294,16 +294,34 @@ type verifyAccessToken struct {
 	next ports.VerifyAccessToken
 }
 
-// Handle implements ports.VerifyAccessToken. The subject is never
-// recorded; the client id is.
+// Handle implements ports.VerifyAccessToken. It runs before every proxied
+// MCP request, so it opens no span of its own: it annotates the request's
+// server span (client id, OAuth error code) and records its duration. A
+// child span here cost the gateway ~10% of its throughput. The subject is
+// never recorded.
 func (d verifyAccessToken) Handle(ctx context.Context, cmd ports.VerifyAccessTokenCommand) (ports.VerifiedAccess, error) {
 	uc := d.t.useCases.verify
-	ctx, span, start := d.t.startUseCase(ctx, uc)
+	start := time.Now()
 	res, err := d.next.Handle(ctx, cmd)
-	if err == nil && res.Token.ClientID != "" {
-		span.SetAttributes(keyClientID.String(res.Token.ClientID))
+	elapsed := time.Since(start).Seconds()
+	span := trace.SpanFromContext(ctx)
+	if err == nil {
+		if res.Token.ClientID != "" {
+			span.SetAttributes(keyClientID.String(res.Token.ClientID))
+		}
+		d.t.inst.useCaseDuration.Record(ctx, elapsed, uc.ok)
+		return res, nil
 	}
-	d.t.endUseCase(ctx, uc, span, start, err)
+	code := domain.CodeOf(err)
+	span.SetAttributes(keyError.String(string(code)))
+	if serverSide(code) {
+		span.SetStatus(codes.Error, string(code))
+	}
+	bounded := boundedCode(code)
+	d.t.inst.useCaseDuration.Record(ctx, elapsed, uc.byCode[bounded])
+	if uc.failed != nil {
+		d.t.inst.flowsFailed.Add(ctx, 1, uc.failed[bounded])
+	}
 	return res, err
 }
 

@@ -199,8 +199,27 @@ func TestTheGatewayRefusesEverythingButOurLiveTokensForThisResource(t *testing.T
 	meta := p.BaseURL + "/.well-known/oauth-protected-resource/mcp"
 
 	t.Run("a valid token passes", func(t *testing.T) {
+		p.Spans.Reset()
 		resp, _ := bearerPost(t, p, tok.AccessToken, nil, nil)
 		require.Equal(t, http.StatusOK, resp.StatusCode)
+		// One server span per proxied request, annotated with the client;
+		// the token check adds no spans of its own on this hot path.
+		var server int
+		for _, s := range p.Spans.GetSpans() {
+			require.NotEqual(t, "usecase.VerifyAccessToken", s.Name)
+			require.NotEqual(t, "store.GetGrant", s.Name)
+			if s.Name == "POST /mcp" {
+				server++
+				var client string
+				for _, a := range s.Attributes {
+					if a.Key == "oauth.client_id" || strings.HasSuffix(string(a.Key), "client_id") {
+						client = a.Value.AsString()
+					}
+				}
+				require.Equal(t, c.ID, client)
+			}
+		}
+		require.Equal(t, 1, server)
 	})
 	t.Run("no token: 401 with the resource metadata and scope", func(t *testing.T) {
 		resp, _ := bearerPost(t, p, "", nil, nil)

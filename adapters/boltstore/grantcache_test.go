@@ -1,0 +1,52 @@
+package boltstore_test
+
+import (
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/oidcproxy/oidcproxy/adapters/boltstore"
+	"github.com/oidcproxy/oidcproxy/domain"
+)
+
+// GetGrant serves repeated reads from decoded records; these are the
+// properties that make that safe.
+func TestRepeatedGrantReadsSeeEveryChangeAndRevocation(t *testing.T) {
+	s, err := boltstore.Open(boltstore.Options{Path: filepath.Join(t.TempDir(), "g.db"), NoSync: true})
+	require.NoError(t, err)
+	defer s.Close()
+	ctx := t.Context()
+	now := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+	g := domain.Grant{ID: "g1", ClientID: "c", Subject: "alice", Scopes: []string{"mcp"}, CreatedAt: now, ExpiresAt: now.Add(time.Hour)}
+	require.NoError(t, s.CreateGrant(ctx, g, domain.AuthorizationCode{Hash: "code", ClientID: "c", GrantID: "g1", IssuedAt: now, ExpiresAt: now.Add(time.Minute)}))
+	_, _, err = s.RedeemCode(ctx, "code", now, func(domain.AuthorizationCode, domain.Grant) (*domain.RefreshToken, error) {
+		return &domain.RefreshToken{Hash: "rt", GrantID: "g1", ClientID: "c", IssuedAt: now, ExpiresAt: now.Add(time.Hour)}, nil
+	})
+	require.NoError(t, err)
+
+	first, err := s.GetGrant(ctx, "g1", now)
+	require.NoError(t, err)
+	first.Scopes[0] = "mutated by a caller"
+	again, err := s.GetGrant(ctx, "g1", now)
+	require.NoError(t, err)
+	require.Equal(t, []string{"mcp"}, again.Scopes, "callers never share the cached value")
+
+	later := now.Add(2 * time.Hour)
+	_, err = s.RotateRefreshToken(ctx, "rt", now, func(_ domain.RefreshToken, gr *domain.Grant) (domain.RefreshToken, error) {
+		gr.ExpiresAt = later
+		return domain.RefreshToken{Hash: "rt2", GrantID: "g1", ClientID: "c", IssuedAt: now, ExpiresAt: later}, nil
+	})
+	require.NoError(t, err)
+	rewritten, err := s.GetGrant(ctx, "g1", now)
+	require.NoError(t, err)
+	require.Equal(t, later, rewritten.ExpiresAt, "a rewritten record is decoded again")
+
+	_, err = s.GetGrant(ctx, "g1", later)
+	require.ErrorIs(t, err, domain.ErrNotFound, "expiry is judged on every read")
+
+	require.NoError(t, s.RevokeGrant(ctx, "g1"))
+	_, err = s.GetGrant(ctx, "g1", now)
+	require.ErrorIs(t, err, domain.ErrNotFound, "revocation is immediate")
+}
