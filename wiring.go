@@ -104,6 +104,7 @@ func ProvideTelemetry(ctx context.Context, cfg config.Config, opts telemetry.Opt
 	if opts.ServiceVersion == "" {
 		opts.ServiceVersion = Version()
 	}
+	opts.PublicEndpoint = opts.PublicEndpoint || cfg.TelemetryPublicEndpoint
 	return telemetry.Open(ctx, opts)
 }
 

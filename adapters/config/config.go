@@ -78,6 +78,8 @@ type Config struct {
 	AzureIdentifierURI string `env:"AZURE_IDENTIFIER_URI" yaml:"azure_identifier_uri" flag:"azure-identifier-uri" help:"Application ID URI that prefixes custom scopes for provider azure, defaulting to api://CLIENT_ID."`
 	GoogleHostedDomain string `env:"GOOGLE_HOSTED_DOMAIN" yaml:"google_hosted_domain" flag:"google-hosted-domain" help:"Google Workspace domain whose users alone may sign in (the verified hd claim), for provider google."`
 
+	TelemetryPublicEndpoint bool `env:"TELEMETRY_PUBLIC_ENDPOINT" yaml:"telemetry_public_endpoint" flag:"telemetry-public-endpoint" default:"false" help:"Whether every request starts a new trace, linking rather than continuing the caller's traceparent: set it when the proxy faces the internet."`
+
 	IntrospectionSecret string `env:"INTROSPECTION_SECRET" yaml:"introspection_secret" flag:"introspection-secret" secret:"true" help:"Secret that resource servers present as a bearer token at /introspect, where empty allows only confidential registered clients."`
 
 	LogLevel  string `env:"LOG_LEVEL" yaml:"log_level" flag:"log-level" default:"info" help:"Minimum log level: debug, info, warn or error."`

@@ -63,7 +63,7 @@ var docSections = []docSection{
 	{
 		title:  "Logging",
 		intro:  "Logs go to standard error; no code, token, verifier, secret or email is ever logged.",
-		fields: []string{"LogLevel", "LogFormat"},
+		fields: []string{"LogLevel", "LogFormat", "TelemetryPublicEndpoint"},
 	},
 }
 

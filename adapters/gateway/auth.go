@@ -170,6 +170,13 @@ func (g *Gateway) reject(w http.ResponseWriter, r *http.Request, err error) {
 		attrs = append(attrs, slog.String("cause", e.Err.Error()))
 	}
 	g.log.LogAttrs(r.Context(), level, "gateway: request refused", attrs...)
+	if code == domain.CodeInvalidToken || code == domain.CodeInsufficientScope {
+		// A presented token that was refused is a security event: one audit
+		// record, like the authorization server's (never the token itself).
+		g.log.LogAttrs(r.Context(), slog.LevelInfo, "audit", slog.Bool("audit", true),
+			slog.String("event", "bearer_rejected"), slog.String("remote_addr", r.RemoteAddr),
+			slog.String("error", string(code)))
+	}
 }
 
 // quote renders s as an RFC 7230 quoted-string: '"' and '\' are escaped,
