@@ -80,8 +80,20 @@ func withStore(cfg config.Config, fn func(*boltstore.Store) error) (bool, error)
 }
 
 func keys(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+	const usage = `usage: oidcproxy keys list|rotate [flags]
+
+  list     show the signing keys: the active one, and retired ones still published in JWKS
+  rotate   make a new key active; the previous key stays published until its tokens expire
+
+Works on the store file when no server holds it, else through the running server's admin
+listener (OIDC_PROXY_ADMIN_ADDR, with OIDC_PROXY_ADMIN_TOKEN when set).
+Flags: the service's settings, see "oidcproxy serve -h".`
+	if len(args) == 1 && (args[0] == "-h" || args[0] == "--help" || args[0] == "help") {
+		fmt.Fprintln(stdout, usage)
+		return 0
+	}
 	if len(args) == 0 || (args[0] != "list" && args[0] != "rotate") {
-		fmt.Fprintln(stderr, "usage: oidcproxy keys list|rotate [flags]")
+		fmt.Fprintln(stderr, usage)
 		return 2
 	}
 	action := args[0]
