@@ -1,5 +1,6 @@
-// Package bench holds oidcproxy's end-to-end performance benchmarks (issue
-// 2, "Performance"). It has no code of its own: the benchmarks live in the
+// Package bench holds oidcproxy's end-to-end performance benchmarks (the
+// "Performance" sections of the authorization-server, gateway and
+// operations issues). It has no code of its own: the benchmarks live in the
 // external test package bench_test and drive the real App, built by
 // oidcproxy.InitializeAppWithStore on a real bbolt file, over real loopback
 // HTTP with keep-alive connections.
@@ -7,7 +8,8 @@
 // # Running
 //
 // The benchmarks never run in a normal test run; go test ./bench runs only
-// TestBenchHarnessWorks, a second-long smoke test of the harness. Run them
+// TestBenchHarnessWorks and TestGatewayBenchHarnessWorks, short smoke tests
+// of the harnesses. Run them
 // with a fixed iteration count, so that every sub-benchmark does the same
 // work, and repeat them to see the spread:
 //
@@ -21,6 +23,16 @@
 //	go test -run '^$' -bench 'TokenRefresh' -benchtime 20000x -count 3 -v ./bench
 //	go test -run '^$' -bench 'FullFlow' -benchtime 2000x -count 3 ./bench
 //	go test -run '^$' -bench 'Footprint' -benchtime 10000x ./bench
+//	go test -run '^$' -bench 'BenchmarkGateway$' -benchtime 1x -count 3 -v ./bench
+//	go test -run '^$' -bench 'TelemetryCost' -benchtime 1x -count 3 -v ./bench
+//
+// BenchmarkGateway (the App's gateway with real tokens versus a bare
+// httputil.ReverseProxy with the same transport settings) and
+// BenchmarkTelemetryCost (telemetry on, sampling everything into a local
+// OTLP sink, versus OTEL_SDK_DISABLED) interleave short slices of their two
+// sides, alternating which goes first, because this machine is small and
+// noisy; they report each side's CPU µs per request, and with
+// OIDCPROXY_BENCH_CPUPROFILE one profile per slice and side.
 //
 // Every iteration consumes one seeded credential, and seeding is set-up
 // outside the timer, so a time-based -benchtime also works; it only makes
