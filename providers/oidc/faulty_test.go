@@ -14,6 +14,7 @@ import (
 	"github.com/oidcproxy/oidcproxy/ports"
 	"github.com/oidcproxy/oidcproxy/providers/oidc"
 	"github.com/oidcproxy/oidcproxy/test/idp"
+	"github.com/oidcproxy/oidcproxy/test/providertest"
 )
 
 func TestAuthCodeURLCarriesStateNonceChallengeAndTheExactCallback(t *testing.T) {
@@ -33,7 +34,7 @@ func TestAuthCodeURLCarriesStateNonceChallengeAndTheExactCallback(t *testing.T) 
 	require.Equal(t, callback, q.Get("redirect_uri"))
 	require.Equal(t, fl.State, q.Get("state"))
 	require.Equal(t, fl.Nonce, q.Get("nonce"))
-	require.Equal(t, fl.challenge(), q.Get("code_challenge"))
+	require.Equal(t, fl.Challenge(), q.Get("code_challenge"))
 	require.Equal(t, "S256", q.Get("code_challenge_method"))
 	require.Equal(t, "openid offline_access api.read email profile", q.Get("scope"),
 		"openid, offline_access (listed by the IdP), required scopes, then the client's, each once")
@@ -51,7 +52,7 @@ func TestAuthCodeURLLeavesOfflineAccessOutWhenTheIdPDoesNotListIt(t *testing.T) 
 	})
 	p := newFaultyProvider(t, f)
 
-	u, err := url.Parse(p.AuthCodeURL(newFlow().request("email")))
+	u, err := url.Parse(p.AuthCodeURL(newFlow().Request("email")))
 
 	require.NoError(t, err)
 	require.Equal(t, "openid email", u.Query().Get("scope"))
@@ -60,7 +61,7 @@ func TestAuthCodeURLLeavesOfflineAccessOutWhenTheIdPDoesNotListIt(t *testing.T) 
 func TestAuthCodeURLForwardsTheResourceOnlyWhenEnabled(t *testing.T) {
 	t.Parallel()
 	f := idp.NewFaulty(t, idp.FaultyOptions{})
-	req := newFlow().request()
+	req := newFlow().Request()
 	req.Resource = "https://mcp.example/mcp"
 
 	for _, forward := range []bool{false, true} {
@@ -98,7 +99,7 @@ func TestExtraParamsCannotReplaceProtocolParams(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			s := faultySettings(f)
+			s := providertest.Settings(f)
 			tc.edit(&s)
 			_, err := oidc.New(t.Context(), s, client)
 			require.ErrorContains(t, err, "is reserved")
@@ -195,7 +196,7 @@ func TestBadIDTokensAreRejectedAsAccessDenied(t *testing.T) {
 
 			_, _, err := p.Exchange(t.Context(), exchangeRequest(code, fl))
 
-			e := requireCode(t, err, domain.CodeAccessDenied)
+			e := providertest.RequireCode(t, err, domain.CodeAccessDenied)
 			require.NotContains(t, e.Description, code)
 		})
 	}
@@ -233,7 +234,7 @@ func TestUpstreamErrorTextNeverReachesTheDescription(t *testing.T) {
 
 			_, _, err := p.Exchange(t.Context(), exchangeRequest(authCode, fl))
 
-			e := requireCode(t, err, domain.CodeAccessDenied)
+			e := providertest.RequireCode(t, err, domain.CodeAccessDenied)
 			require.NotContains(t, e.Description, "jane")
 			require.NotContains(t, e.Description, code)
 			require.ErrorContains(t, e.Err, "jane@corp.example", "the private cause keeps it for the log")
@@ -263,7 +264,7 @@ func TestTokenEndpointFailuresAreTemporarilyUnavailable(t *testing.T) {
 
 			_, _, err := p.Exchange(t.Context(), exchangeRequest(code, fl))
 
-			e := requireCode(t, err, domain.CodeTemporarilyUnavailable)
+			e := providertest.RequireCode(t, err, domain.CodeTemporarilyUnavailable)
 			require.Equal(t, "identity provider unavailable", e.Description)
 		})
 	}
@@ -281,7 +282,7 @@ func TestHangingTokenEndpointFailsWithinTheTimeout(t *testing.T) {
 	start := time.Now()
 	_, _, err := p.Exchange(t.Context(), exchangeRequest(code, fl))
 
-	requireCode(t, err, domain.CodeTemporarilyUnavailable)
+	providertest.RequireCode(t, err, domain.CodeTemporarilyUnavailable)
 	require.Less(t, time.Since(start), timeout+2*time.Second)
 	require.GreaterOrEqual(t, time.Since(start), timeout)
 }
@@ -311,7 +312,7 @@ func TestNewFailsOnBadDiscovery(t *testing.T) {
 			t.Parallel()
 			f := idp.NewFaulty(t, idp.FaultyOptions{})
 			f.Set(tc.faults)
-			s := faultySettings(f)
+			s := providertest.Settings(f)
 			s.Strict = tc.strict
 			client, _ := newCountingClient(t)
 
@@ -334,7 +335,7 @@ func TestNonStrictDiscoveryToleratesMissingOptionalLists(t *testing.T) {
 		"id_token_signing_alg_values_supported": nil,
 	}})
 	client, _ := newCountingClient(t)
-	s := faultySettings(f)
+	s := providertest.Settings(f)
 
 	s.Strict = true
 	_, err := oidc.New(t.Context(), s, client)
@@ -349,7 +350,7 @@ func TestHangingDiscoveryFailsWithinTheTimeout(t *testing.T) {
 	t.Parallel()
 	f := idp.NewFaulty(t, idp.FaultyOptions{})
 	f.Set(idp.Faults{DiscoveryHang: true})
-	s := faultySettings(f)
+	s := providertest.Settings(f)
 	s.Timeout = 300 * time.Millisecond
 	client, _ := newCountingClient(t)
 
@@ -364,7 +365,7 @@ func TestHangingDiscoveryFailsWithinTheTimeout(t *testing.T) {
 func TestUnreachableDiscoveryFailsWithAClearError(t *testing.T) {
 	t.Parallel()
 	f := idp.NewFaulty(t, idp.FaultyOptions{})
-	s := faultySettings(f)
+	s := providertest.Settings(f)
 	s.ConfigURL = "http://127.0.0.1:1/.well-known/openid-configuration"
 	client, _ := newCountingClient(t)
 
@@ -387,7 +388,7 @@ func TestIssuerWithTrailingSlashIsAcceptedAndChecked(t *testing.T) {
 	// An ID token from the slash-less issuer is another issuer.
 	f.Update(func(fs *idp.Faults) { fs.IDTokenClaims = nil })
 	_, _, err = login(t, p, f)
-	requireCode(t, err, domain.CodeAccessDenied)
+	providertest.RequireCode(t, err, domain.CodeAccessDenied)
 }
 
 func TestAccessTokenChecksRefuseWhatTheOperatorDidNotAllow(t *testing.T) {
@@ -450,7 +451,7 @@ func TestAccessTokenChecksRefuseWhatTheOperatorDidNotAllow(t *testing.T) {
 				require.NoError(t, err)
 				return
 			}
-			e := requireCode(t, err, domain.CodeAccessDenied)
+			e := providertest.RequireCode(t, err, domain.CodeAccessDenied)
 			require.Equal(t, "access token verification failed", e.Description)
 		})
 	}
@@ -459,7 +460,7 @@ func TestAccessTokenChecksRefuseWhatTheOperatorDidNotAllow(t *testing.T) {
 func TestAlgorithmMustBeOfferedByDiscovery(t *testing.T) {
 	t.Parallel()
 	f := idp.NewFaulty(t, idp.FaultyOptions{})
-	s := faultySettings(f)
+	s := providertest.Settings(f)
 	s.Algorithm = "RS256" // discovery offers ES256 only
 	client, _ := newCountingClient(t)
 
@@ -472,7 +473,7 @@ func TestEveryUpstreamCallGoesThroughTheInjectedClient(t *testing.T) {
 	t.Parallel()
 	f := idp.NewFaulty(t, idp.FaultyOptions{})
 	client, counter := newCountingClient(t)
-	s := faultySettings(f)
+	s := providertest.Settings(f)
 	s.Audience = f.ClientID
 	f.Set(idp.Faults{AccessToken: idp.AccessTokenShape{JWT: true}})
 	p, err := oidc.New(t.Context(), s, client)
@@ -566,7 +567,7 @@ func TestRefreshTakesTheRotatedRefreshToken(t *testing.T) {
 	require.NotEqual(t, tokens.RefreshToken, refreshed.RefreshToken)
 
 	_, err = p.Refresh(t.Context(), tokens)
-	requireCode(t, err, domain.CodeInvalidGrant)
+	providertest.RequireCode(t, err, domain.CodeInvalidGrant)
 	_, err = p.Refresh(t.Context(), refreshed)
 	require.NoError(t, err)
 }
@@ -612,7 +613,7 @@ func TestRefreshFailuresAreInvalidGrantOrUnavailable(t *testing.T) {
 
 			_, err := p.Refresh(t.Context(), tc.tokens)
 
-			e := requireCode(t, err, tc.want)
+			e := providertest.RequireCode(t, err, tc.want)
 			require.NotContains(t, e.Description, "session ended")
 			require.NotContains(t, err.Error(), tokens.RefreshToken)
 		})
@@ -635,7 +636,7 @@ func TestRevokeRevokesTheRefreshTokenPreferably(t *testing.T) {
 	require.Equal(t, "refresh_token", form.Get("token_type_hint"))
 	require.True(t, f.Revoked(tokens.RefreshToken))
 	_, err = p.Refresh(t.Context(), tokens)
-	requireCode(t, err, domain.CodeInvalidGrant)
+	providertest.RequireCode(t, err, domain.CodeInvalidGrant)
 
 	require.NoError(t, p.Revoke(t.Context(), domain.UpstreamTokens{AccessToken: tokens.AccessToken}))
 	require.Equal(t, "access_token", f.LastRevocation().Form.Get("token_type_hint"))
@@ -649,14 +650,14 @@ func TestRevokeFailuresAreReportedByKind(t *testing.T) {
 	tokens := domain.UpstreamTokens{AccessToken: "at", RefreshToken: "rt"}
 
 	f.Set(idp.Faults{RevocationStatus: 503})
-	requireCode(t, p.Revoke(t.Context(), tokens), domain.CodeTemporarilyUnavailable)
+	providertest.RequireCode(t, p.Revoke(t.Context(), tokens), domain.CodeTemporarilyUnavailable)
 
 	f.Set(idp.Faults{RevocationStatus: 401, RevocationError: "invalid_client"})
-	requireCode(t, p.Revoke(t.Context(), tokens), domain.CodeServerError)
+	providertest.RequireCode(t, p.Revoke(t.Context(), tokens), domain.CodeServerError)
 
 	f.Set(idp.Faults{RevocationStatus: 400, RevocationError: "unsupported_token_type"})
 	before := f.Calls().Revocation
-	requireCode(t, p.Revoke(t.Context(), tokens), domain.CodeServerError)
+	providertest.RequireCode(t, p.Revoke(t.Context(), tokens), domain.CodeServerError)
 	require.Equal(t, before+2, f.Calls().Revocation, "the access token is tried after unsupported_token_type")
 	require.Equal(t, "at", f.LastRevocation().Form.Get("token"))
 }
@@ -708,7 +709,7 @@ func TestNewRejectsBadSettings(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			s := faultySettings(f)
+			s := providertest.Settings(f)
 			tc.edit(&s)
 			_, err := oidc.New(t.Context(), s, client)
 			require.ErrorContains(t, err, tc.want)
@@ -716,7 +717,7 @@ func TestNewRejectsBadSettings(t *testing.T) {
 	}
 	require.Zero(t, counter.n.Load(), "settings are checked before any request")
 
-	_, err := oidc.New(t.Context(), faultySettings(f), nil)
+	_, err := oidc.New(t.Context(), providertest.Settings(f), nil)
 	require.ErrorContains(t, err, "nil http client")
 }
 
@@ -753,7 +754,7 @@ func TestUserInfoCompletesAnIdentityWhoseIDTokenHasNoEmail(t *testing.T) {
 			identity, _, err := login(t, p, f)
 
 			if tc.wantCode != "" {
-				requireCode(t, err, tc.wantCode)
+				providertest.RequireCode(t, err, tc.wantCode)
 				return
 			}
 			require.NoError(t, err)
@@ -778,7 +779,7 @@ func TestUnreadableJWKSDuringLoginIsTemporarilyUnavailable(t *testing.T) {
 
 	_, _, err := login(t, p, f)
 
-	requireCode(t, err, domain.CodeTemporarilyUnavailable)
+	providertest.RequireCode(t, err, domain.CodeTemporarilyUnavailable)
 }
 
 func TestHangingJWKSFailsWithinTheTimeoutAndRecovers(t *testing.T) {
@@ -790,7 +791,7 @@ func TestHangingJWKSFailsWithinTheTimeoutAndRecovers(t *testing.T) {
 
 	start := time.Now()
 	_, _, err := login(t, p, f)
-	requireCode(t, err, domain.CodeTemporarilyUnavailable)
+	providertest.RequireCode(t, err, domain.CodeTemporarilyUnavailable)
 	require.Less(t, time.Since(start), timeout+2*time.Second)
 
 	// The key fetch started in the background must end too (the injected

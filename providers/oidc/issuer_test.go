@@ -5,6 +5,7 @@ import (
 
 	"github.com/oidcproxy/oidcproxy/domain"
 	"github.com/oidcproxy/oidcproxy/test/idp"
+	"github.com/oidcproxy/oidcproxy/test/providertest"
 )
 
 func TestTheAuthorizationResponseIssuerMustBeThisIdP(t *testing.T) {
@@ -15,7 +16,7 @@ func TestTheAuthorizationResponseIssuerMustBeThisIdP(t *testing.T) {
 	fl := newFlow()
 	req := exchangeRequest(loginCode(t, p, f, fl), fl)
 	req.Issuer = "https://other-idp.example"
-	requireCode(t, mustFail(p.Exchange(t.Context(), req)), domain.CodeAccessDenied)
+	providertest.RequireCode(t, mustFail(p.Exchange(t.Context(), req)), domain.CodeAccessDenied)
 
 	fl = newFlow()
 	req = exchangeRequest(loginCode(t, p, f, fl), fl)
@@ -33,7 +34,7 @@ func TestTheAuthorizationResponseIssuerIsRequiredWhenAdvertised(t *testing.T) {
 	})
 	p := newFaultyProvider(t, f)
 	fl := newFlow()
-	requireCode(t, mustFail(p.Exchange(t.Context(), exchangeRequest(loginCode(t, p, f, fl), fl))), domain.CodeAccessDenied)
+	providertest.RequireCode(t, mustFail(p.Exchange(t.Context(), exchangeRequest(loginCode(t, p, f, fl), fl))), domain.CodeAccessDenied)
 }
 
 func mustFail(_ domain.Identity, _ domain.UpstreamTokens, err error) error { return err }

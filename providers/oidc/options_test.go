@@ -11,6 +11,7 @@ import (
 	"github.com/oidcproxy/oidcproxy/domain"
 	"github.com/oidcproxy/oidcproxy/providers/oidc"
 	"github.com/oidcproxy/oidcproxy/test/idp"
+	"github.com/oidcproxy/oidcproxy/test/providertest"
 )
 
 // prefixScopes is a ScopeMapper that spells every scope but openid and
@@ -41,7 +42,7 @@ func TestAScopeMapperRewritesScopesOnTheWayOutAndBack(t *testing.T) {
 	f := idp.NewFaulty(t, idp.FaultyOptions{})
 	// The IdP puts its own spelling in the JWT's scp claim too.
 	f.Set(idp.Faults{AccessToken: idp.AccessTokenShape{JWT: true, ScopeClaim: "scp"}})
-	s := faultySettings(f)
+	s := providertest.Settings(f)
 	s.RequiredScopes = []string{"read"}
 	p, err := newOptionsProvider(t, s, oidc.WithScopes(prefixScopes{}))
 	require.NoError(t, err)
@@ -72,7 +73,7 @@ func TestAnIssuerPolicyDecidesOnDiscoveryAndOnEveryToken(t *testing.T) {
 	f := idp.NewFaulty(t, idp.FaultyOptions{})
 	other := f.Issuer + "/{tenantid}"
 	f.Set(idp.Faults{DiscoveryIssuer: other})
-	s := faultySettings(f)
+	s := providertest.Settings(f)
 
 	_, err := newOptionsProvider(t, s)
 	require.ErrorContains(t, err, "did not match the issuer", "without a policy the issuer must match")
@@ -84,7 +85,7 @@ func TestAnIssuerPolicyDecidesOnDiscoveryAndOnEveryToken(t *testing.T) {
 	require.Equal(t, other, p.Issuer())
 
 	_, _, err = login(t, p, f)
-	requireCode(t, err, domain.CodeAccessDenied)
+	providertest.RequireCode(t, err, domain.CodeAccessDenied)
 
 	f.Set(idp.Faults{DiscoveryIssuer: other, IDTokenClaims: map[string]any{"trusted": true}})
 	identity, _, err := login(t, p, f)
@@ -98,7 +99,7 @@ func TestAnIssuerPolicyDecidesOnDiscoveryAndOnEveryToken(t *testing.T) {
 	f.Set(idp.Faults{DiscoveryIssuer: other, IDTokenClaims: map[string]any{"trusted": true},
 		AccessToken: idp.AccessTokenShape{JWT: true}})
 	_, _, err = login(t, p, f)
-	requireCode(t, err, domain.CodeAccessDenied)
+	providertest.RequireCode(t, err, domain.CodeAccessDenied)
 	f.Set(idp.Faults{DiscoveryIssuer: other, IDTokenClaims: map[string]any{"trusted": true},
 		AccessToken: idp.AccessTokenShape{JWT: true, Claims: map[string]any{"trusted": true}}})
 	_, _, err = login(t, p, f)
@@ -114,11 +115,11 @@ func TestAnIDTokenCheckRefusesLoginsAndRefreshes(t *testing.T) {
 		}
 		return nil
 	}
-	p, err := newOptionsProvider(t, faultySettings(f), oidc.WithIDTokenCheck(check))
+	p, err := newOptionsProvider(t, providertest.Settings(f), oidc.WithIDTokenCheck(check))
 	require.NoError(t, err)
 
 	_, _, err = login(t, p, f)
-	e := requireCode(t, err, domain.CodeAccessDenied)
+	e := providertest.RequireCode(t, err, domain.CodeAccessDenied)
 	require.NotContains(t, e.Description, "research", "the check's text stays in the private cause")
 	require.ErrorContains(t, err, "department is not research")
 
@@ -128,7 +129,7 @@ func TestAnIDTokenCheckRefusesLoginsAndRefreshes(t *testing.T) {
 
 	f.Set(idp.Faults{IDTokenClaims: map[string]any{"department": "sales"}})
 	_, err = p.Refresh(t.Context(), tokens)
-	requireCode(t, err, domain.CodeInvalidGrant)
+	providertest.RequireCode(t, err, domain.CodeInvalidGrant)
 }
 
 func TestOpaqueAccessTokensAreNeverParsed(t *testing.T) {
@@ -137,13 +138,13 @@ func TestOpaqueAccessTokensAreNeverParsed(t *testing.T) {
 	// A JWT that would fail verification (another issuer): read as one,
 	// the login fails; treated as opaque, it is never looked at.
 	f.Set(idp.Faults{AccessToken: idp.AccessTokenShape{JWT: true, Issuer: "https://evil.example"}})
-	s := faultySettings(f)
+	s := providertest.Settings(f)
 	s.RequiredScopes = []string{"email"}
 
 	generic, err := newOptionsProvider(t, s)
 	require.NoError(t, err)
 	_, _, err = login(t, generic, f, "email")
-	requireCode(t, err, domain.CodeAccessDenied)
+	providertest.RequireCode(t, err, domain.CodeAccessDenied)
 
 	p, err := newOptionsProvider(t, s, oidc.WithOpaqueAccessTokens())
 	require.NoError(t, err)
@@ -155,7 +156,7 @@ func TestOpaqueAccessTokensAreNeverParsed(t *testing.T) {
 	code := loginCode(t, p, f, fl, "email")
 	f.Set(idp.Faults{GrantedScope: "openid profile"})
 	_, _, err = p.Exchange(t.Context(), exchangeRequest(code, fl))
-	requireCode(t, err, domain.CodeAccessDenied)
+	providertest.RequireCode(t, err, domain.CodeAccessDenied)
 }
 
 func TestOpaqueAccessTokensRefuseChecksThatNeedAJWT(t *testing.T) {
@@ -165,7 +166,7 @@ func TestOpaqueAccessTokensRefuseChecksThatNeedAJWT(t *testing.T) {
 		func(s *oidc.Settings) { s.Audience = "https://api.example" },
 		func(s *oidc.Settings) { s.Algorithm = "ES256" },
 	} {
-		s := faultySettings(f)
+		s := providertest.Settings(f)
 		edit(&s)
 		_, err := newOptionsProvider(t, s, oidc.WithOpaqueAccessTokens())
 		require.ErrorContains(t, err, "cannot be checked: this provider's access tokens are opaque")
@@ -190,7 +191,7 @@ func TestTheDocumentFetchedAgainMustNameTheIssuerThePolicyAccepted(t *testing.T)
 		return resp, err
 	})}
 
-	_, err := oidc.New(t.Context(), faultySettings(f), client, oidc.WithIssuerPolicy(markedIssuers{discovery: other}))
+	_, err := oidc.New(t.Context(), providertest.Settings(f), client, oidc.WithIssuerPolicy(markedIssuers{discovery: other}))
 
 	require.ErrorContains(t, err, `issuer changed between two fetches to "https://evil.example"`)
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/oidcproxy/oidcproxy/domain"
 	"github.com/oidcproxy/oidcproxy/providers/oidc"
 	"github.com/oidcproxy/oidcproxy/test/idp"
+	"github.com/oidcproxy/oidcproxy/test/providertest"
 )
 
 func startRealOP(t *testing.T) (*idp.OP, *oidc.Provider, *countingTransport) {
@@ -54,12 +55,12 @@ func TestRealOPAuthorizeURLAsksForOfflineAccessAndPKCE(t *testing.T) {
 	_, p, _ := startRealOP(t)
 	f := newFlow()
 
-	u, err := url.Parse(p.AuthCodeURL(f.request("email")))
+	u, err := url.Parse(p.AuthCodeURL(f.Request("email")))
 	require.NoError(t, err)
 
 	q := u.Query()
 	require.Equal(t, "openid offline_access email", q.Get("scope"))
-	require.Equal(t, f.challenge(), q.Get("code_challenge"))
+	require.Equal(t, f.Challenge(), q.Get("code_challenge"))
 	require.Equal(t, "S256", q.Get("code_challenge_method"))
 	require.Equal(t, callback, q.Get("redirect_uri"))
 }
@@ -80,7 +81,7 @@ func TestRealOPRefreshRotatesTheRefreshToken(t *testing.T) {
 	require.NotEmpty(t, refreshed.IDToken)
 
 	_, err = p.Refresh(t.Context(), tokens)
-	requireCode(t, err, domain.CodeInvalidGrant)
+	providertest.RequireCode(t, err, domain.CodeInvalidGrant)
 }
 
 func TestRealOPRevokeEndsTheUpstreamGrant(t *testing.T) {
@@ -94,7 +95,7 @@ func TestRealOPRevokeEndsTheUpstreamGrant(t *testing.T) {
 	require.Equal(t, 1, op.RevocationCalls())
 
 	_, err = p.Refresh(t.Context(), tokens)
-	requireCode(t, err, domain.CodeInvalidGrant)
+	providertest.RequireCode(t, err, domain.CodeInvalidGrant)
 }
 
 func TestRealOPUnreachableIsTemporarilyUnavailable(t *testing.T) {
@@ -107,7 +108,7 @@ func TestRealOPUnreachableIsTemporarilyUnavailable(t *testing.T) {
 	op.SetDown(true)
 
 	_, _, err := p.Exchange(t.Context(), exchangeRequest(code, f))
-	requireCode(t, err, domain.CodeTemporarilyUnavailable)
+	providertest.RequireCode(t, err, domain.CodeTemporarilyUnavailable)
 	require.Error(t, p.Ready(t.Context()))
 
 	op.SetDown(false)
