@@ -1,9 +1,6 @@
 package boltstore
 
 import (
-	"bytes"
-	"encoding/json"
-	"fmt"
 	"sync"
 
 	bolt "go.etcd.io/bbolt"
@@ -12,64 +9,112 @@ import (
 )
 
 // grantCacheSize bounds the decoded-grant cache per generation.
-const grantCacheSize = 2048
+const grantCacheSize = 4096
 
-// grantCache remembers decoded grant records together with the exact bytes
-// they were decoded from. A resource server checks the same grant on every
-// request (GetGrant behind every bearer token), and decoding the JSON was
-// most of that check's cost. The stored bytes are still read in every
-// transaction and compared: a revoked (deleted) or rewritten grant never
-// hits, so revocation stays immediate without any invalidation protocol.
+// grantCache keeps decoded grant records for GetGrant, which runs behind
+// every bearer token the gateway checks: without it each request paid a
+// read transaction and a JSON decode for a record that almost never
+// changes.
+//
+// Revocation must still take effect at once, so every write transaction
+// that changes or deletes a grant registers, through watchGrant, a commit
+// hook that forgets the grant after the commit is durable and before the
+// writer's caller returns. A reader that decoded the grant from a snapshot
+// older than that commit must not put the stale value back: it notes the
+// cache's epoch before its read transaction and stores the result only if
+// no grant changed in between (fill). New grants need no hook: only grants
+// that were found are cached.
+//
+// Only reads outside write transactions use the cache; a write transaction
+// reads its own view, which may hold changes of the same group commit that
+// have not been committed yet.
 type grantCache struct {
-	mu       sync.RWMutex
-	cur, old map[string]cachedGrant
-}
-
-type cachedGrant struct {
-	raw   []byte
-	grant domain.Grant
+	mu sync.RWMutex
+	// epoch counts the forget calls; fill compares it.
+	epoch    uint64
+	cur, old map[string]domain.Grant
 }
 
 func newGrantCache() *grantCache {
-	return &grantCache{cur: map[string]cachedGrant{}, old: map[string]cachedGrant{}}
+	return &grantCache{cur: map[string]domain.Grant{}, old: map[string]domain.Grant{}}
 }
 
-// load returns the grant stored under id in tx, decoding it only when its
-// bytes differ from the cached ones.
-func (c *grantCache) load(tx *bolt.Tx, id string) (domain.Grant, bool, error) {
-	raw := tx.Bucket(bucketGrants).Get([]byte(id))
-	if raw == nil {
-		return domain.Grant{}, false, nil
-	}
+// get returns a copy of the cached grant id.
+func (c *grantCache) get(id string) (domain.Grant, bool) {
 	c.mu.RLock()
-	e, ok := c.cur[id]
-	promote := false
+	g, ok := c.cur[id]
+	inOld := false
 	if !ok {
-		e, ok = c.old[id]
-		promote = ok
+		g, ok = c.old[id]
+		inOld = ok
 	}
 	c.mu.RUnlock()
-	if ok && bytes.Equal(e.raw, raw) {
-		if promote {
-			c.put(id, e)
+	if inOld {
+		c.mu.Lock()
+		if _, stillOld := c.old[id]; stillOld {
+			c.insert(id, g)
 		}
-		return e.grant.Clone(), true, nil
+		c.mu.Unlock()
 	}
-	var r grantRecord
-	if err := json.Unmarshal(raw, &r); err != nil {
-		return domain.Grant{}, false, fmt.Errorf("decode %s record: %w", bucketGrants, err)
+	if !ok {
+		return domain.Grant{}, false
 	}
-	g := r.domain()
-	// raw belongs to the transaction; the cache keeps its own copy.
-	c.put(id, cachedGrant{raw: bytes.Clone(raw), grant: g.Clone()})
-	return g, true, nil
+	return g.Clone(), true
 }
 
-func (c *grantCache) put(id string, e cachedGrant) {
+// snapshot returns the epoch a reader passes to fill.
+func (c *grantCache) snapshot() uint64 {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return c.epoch
+}
+
+// fill caches g, read in a transaction that began after snapshot returned
+// epoch, unless some grant has changed since then.
+func (c *grantCache) fill(epoch uint64, g domain.Grant) {
+	g = g.Clone() // the caller keeps its own copy
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if len(c.cur) >= grantCacheSize {
-		c.old, c.cur = c.cur, make(map[string]cachedGrant, grantCacheSize)
+	if c.epoch != epoch {
+		return
 	}
-	c.cur[id] = e
+	c.insert(g.ID, g)
+}
+
+// insert adds g under id; the caller holds mu. When the current map is
+// full it becomes the old one, so entries read recently survive one
+// turnover and memory stays within two maps of grantCacheSize.
+func (c *grantCache) insert(id string, g domain.Grant) {
+	if len(c.cur) >= grantCacheSize {
+		c.old, c.cur = c.cur, make(map[string]domain.Grant, grantCacheSize)
+	}
+	c.cur[id] = g
+	delete(c.old, id)
+}
+
+// forget drops id and moves the epoch on, so that reads already in flight
+// cannot cache what they saw before the change.
+func (c *grantCache) forget(id string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.epoch++
+	delete(c.cur, id)
+	delete(c.old, id)
+}
+
+// grantCaches finds the cache of the store a transaction belongs to, so
+// that the record helpers, which see only the transaction, can register
+// their commit hooks (watchGrant). Open adds the store's cache, Close
+// removes it.
+var grantCaches sync.Map // *bolt.DB → *grantCache
+
+// watchGrant makes the commit of tx forget grant id in its store's cache.
+// Every helper that rewrites or deletes a grant record calls it.
+func watchGrant(tx *bolt.Tx, id string) {
+	v, ok := grantCaches.Load(tx.DB())
+	if !ok {
+		return // a store being closed: nothing reads its cache any more
+	}
+	c := v.(*grantCache)
+	tx.OnCommit(func() { c.forget(id) })
 }

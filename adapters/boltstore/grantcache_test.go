@@ -1,7 +1,9 @@
 package boltstore_test
 
 import (
+	"fmt"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -49,4 +51,46 @@ func TestRepeatedGrantReadsSeeEveryChangeAndRevocation(t *testing.T) {
 	require.NoError(t, s.RevokeGrant(ctx, "g1"))
 	_, err = s.GetGrant(ctx, "g1", now)
 	require.ErrorIs(t, err, domain.ErrNotFound, "revocation is immediate")
+}
+
+// Readers race a revocation: once RevokeGrant has returned, no read may
+// find the grant, also not one whose read transaction began before the
+// commit and which would put the old record back into the cache.
+func TestRevocationWinsOverReadsInFlight(t *testing.T) {
+	s, err := boltstore.Open(boltstore.Options{Path: filepath.Join(t.TempDir(), "g.db"), NoSync: true})
+	require.NoError(t, err)
+	defer s.Close()
+	ctx := t.Context()
+	now := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+	for round := range 200 {
+		id := fmt.Sprintf("g%d", round)
+		g := domain.Grant{ID: id, ClientID: "c", Subject: "alice", CreatedAt: now, ExpiresAt: now.Add(time.Hour)}
+		code := domain.AuthorizationCode{Hash: "code-" + id, ClientID: "c", GrantID: id, IssuedAt: now, ExpiresAt: now.Add(time.Minute)}
+		require.NoError(t, s.CreateGrant(ctx, g, code))
+
+		stop := make(chan struct{})
+		var wg sync.WaitGroup
+		for range 4 {
+			wg.Go(func() {
+				for {
+					select {
+					case <-stop:
+						return
+					default:
+						_, _ = s.GetGrant(ctx, id, now)
+					}
+				}
+			})
+		}
+		time.Sleep(100 * time.Microsecond)
+		require.NoError(t, s.RevokeGrant(ctx, id))
+		for range 50 {
+			_, err := s.GetGrant(ctx, id, now)
+			require.ErrorIs(t, err, domain.ErrNotFound, "round %d: a revoked grant was read back", round)
+		}
+		close(stop)
+		wg.Wait()
+		_, err := s.GetGrant(ctx, id, now)
+		require.ErrorIs(t, err, domain.ErrNotFound, "round %d: a stale read refilled the cache", round)
+	}
 }

@@ -173,22 +173,29 @@ func (s *Store) RotateRefreshToken(ctx context.Context, hash string, now time.Ti
 	return result, outcome
 }
 
-// GetGrant returns a live grant.
+// GetGrant returns a live grant. Repeated reads are served from memory
+// (see grantCache); expiry is judged on every call.
 func (s *Store) GetGrant(ctx context.Context, id string, now time.Time) (domain.Grant, error) {
 	const op = "get grant"
-	var (
-		g     domain.Grant
-		found bool
-	)
-	err := s.view(ctx, op, func(tx *bolt.Tx) error {
-		var err error
-		g, found, err = s.grants.load(tx, id)
-		return err
-	})
-	switch {
-	case err != nil:
-		return domain.Grant{}, err
-	case !found || g.Expired(now):
+	if err := ctx.Err(); err != nil {
+		return domain.Grant{}, fail(op, err)
+	}
+	g, found := s.grants.get(id)
+	if !found {
+		epoch := s.grants.snapshot()
+		err := s.view(ctx, op, func(tx *bolt.Tx) error {
+			var err error
+			g, found, err = loadGrant(tx, id)
+			return err
+		})
+		if err != nil {
+			return domain.Grant{}, err
+		}
+		if found {
+			s.grants.fill(epoch, g)
+		}
+	}
+	if !found || g.Expired(now) {
 		return domain.Grant{}, fail(op, domain.ErrNotFound)
 	}
 	return g, nil

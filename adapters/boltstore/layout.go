@@ -205,6 +205,7 @@ func insertGrant(tx *bolt.Tx, g domain.Grant) error {
 // updateGrant saves next over prev, moving its expiry index entry if the
 // expiry changed.
 func updateGrant(tx *bolt.Tx, prev, next domain.Grant) error {
+	watchGrant(tx, next.ID)
 	if err := putJSON(tx, bucketGrants, next.ID, toGrantRecord(next)); err != nil {
 		return err
 	}
@@ -220,6 +221,7 @@ func deleteGrantTree(tx *bolt.Tx, id string) (int, error) {
 		return 0, err
 	}
 	if ok {
+		watchGrant(tx, id)
 		if err := tx.Bucket(bucketGrants).Delete([]byte(id)); err != nil {
 			return 0, err
 		}

@@ -125,7 +125,9 @@ func Open(opts Options) (*Store, error) {
 		_ = db.Close()
 		return nil, fmt.Errorf("boltstore: open %s: %w", opts.Path, err)
 	}
-	return &Store{db: db, commit: &committer{db: db, max: opts.MaxBatchSize}, clients: newClientCache(), grants: newGrantCache()}, nil
+	s := &Store{db: db, commit: &committer{db: db, max: opts.MaxBatchSize}, clients: newClientCache(), grants: newGrantCache()}
+	grantCaches.Store(db, s.grants)
+	return s, nil
 }
 
 // restrictMode tightens an existing store file to 0600: it holds hashed
@@ -188,6 +190,7 @@ func initSchema(tx *bolt.Tx) error {
 // Close releases the file. A transaction in progress finishes first; calls
 // made after Close fail.
 func (s *Store) Close() error {
+	defer grantCaches.Delete(s.db)
 	if err := s.db.Close(); err != nil {
 		return fmt.Errorf("boltstore: close: %w", err)
 	}
