@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"github.com/google/wire"
-	"go.opentelemetry.io/otel/propagation"
 
 	"github.com/oidcproxy/oidcproxy/adapters/boltstore"
 	"github.com/oidcproxy/oidcproxy/adapters/config"
@@ -331,18 +330,19 @@ func ProvideHTTPAPI(cfg config.Config, app ports.Application, issuer ports.Token
 		checks = append(checks, httpapi.Check{Name: "upstream", Run: rc.Ready})
 	}
 	return httpapi.New(app, issuer, logger, httpapi.Options{
-		Issuer:          settings.Issuer,
-		BaseURL:         cfg.BaseURL,
-		CallbackPath:    cfg.RedirectPath,
-		Resource:        settings.Resource,
-		MCPPath:         cfg.MCPPath,
-		ScopesSupported: settings.SupportedScopes,
-		CookieKey:       cookieKey,
-		Consent:         cfg.Consent,
-		ReadyTimeout:    cfg.Timeout(),
-		Checks:          checks,
-		Middleware:      []func(http.Handler) http.Handler{tel.ServerMiddleware()},
-		Gateway:         mcp,
+		Issuer:            settings.Issuer,
+		BaseURL:           cfg.BaseURL,
+		CallbackPath:      cfg.RedirectPath,
+		Resource:          settings.Resource,
+		MCPPath:           cfg.MCPPath,
+		ScopesSupported:   settings.SupportedScopes,
+		CookieKey:         cookieKey,
+		Consent:           cfg.Consent,
+		ReadyTimeout:      cfg.Timeout(),
+		Checks:            checks,
+		Middleware:        []func(http.Handler) http.Handler{tel.ServerMiddleware()},
+		Gateway:           mcp,
+		GatewayMiddleware: []func(http.Handler) http.Handler{tel.RouteMiddleware(cfg.MCPPath)},
 	})
 }
 
@@ -374,7 +374,7 @@ func ProvideGateway(cfg config.Config, app ports.Application, sealer ports.Seale
 		UpstreamTokenHeader: cfg.UpstreamTokenHeader,
 		MaxBodyBytes:        int64(cfg.MaxBodyBytes),
 		InjectTrace: func(ctx context.Context, h http.Header) {
-			prop.Inject(ctx, propagation.HeaderCarrier(h))
+			prop.Inject(ctx, telemetry.HeaderCarrier(h))
 		},
 		Observe: gateway.Observer{
 			BytesIn:      metrics.BytesIn,

@@ -1,6 +1,7 @@
 package boltstore
 
 import (
+	"slices"
 	"sync"
 
 	bolt "go.etcd.io/bbolt"
@@ -59,7 +60,15 @@ func (c *grantCache) get(id string) (domain.Grant, bool) {
 	if !ok {
 		return domain.Grant{}, false
 	}
-	return g.Clone(), true
+	// Callers get their own copy, except for the sealed upstream blob
+	// (kilobytes, copied on every bearer check otherwise): sealed values
+	// are replaced, never changed in place, and the clipped slice cannot
+	// be appended into.
+	sealed := g.SealedUpstream
+	g.SealedUpstream = nil
+	g = g.Clone()
+	g.SealedUpstream = slices.Clip(sealed)
+	return g, true
 }
 
 // snapshot returns the epoch a reader passes to fill.

@@ -60,10 +60,16 @@ type Options struct {
 	Checks []Check
 	// Middleware wraps every route, innermost last (tracing, metrics).
 	Middleware []func(http.Handler) http.Handler
-	// Gateway, when set, serves MCPPath and everything below it. It is
-	// matched before the other routes: it carries most of the traffic, and
-	// mux tries routes in order.
+	// Gateway, when set, serves MCPPath and everything below it. It
+	// carries most of the traffic, so its requests skip the router (route
+	// matching, per-request middleware chains and request copies):
+	// ServeHTTP sends them straight to the gateway, wrapped in the same
+	// panic recovery and security headers as every route and then in
+	// GatewayMiddleware.
 	Gateway http.Handler
+	// GatewayMiddleware wraps the gateway, innermost last; it plays the
+	// part Middleware plays for the routes.
+	GatewayMiddleware []func(http.Handler) http.Handler
 }
 
 // Server holds the HTTP handlers.
@@ -74,6 +80,8 @@ type Server struct {
 	log     *slog.Logger
 	cookies cookieJar
 	router  *mux.Router
+	// gateway is Options.Gateway with its middleware, or nil.
+	gateway http.Handler
 }
 
 // New builds the HTTP API. Every dependency is required.
@@ -118,6 +126,13 @@ func New(app ports.Application, jwks ports.TokenIssuer, logger *slog.Logger, opt
 		cookies: newCookieJar(opts.CookieKey, base.Scheme == "https"),
 	}
 	s.router = s.routes()
+	if opts.Gateway != nil {
+		h := opts.Gateway
+		for i := len(opts.GatewayMiddleware) - 1; i >= 0; i-- {
+			h = opts.GatewayMiddleware[i](h)
+		}
+		s.gateway = s.recoverPanics(securityHeaders(h))
+	}
 	return s, nil
 }
 
@@ -126,7 +141,19 @@ func New(app ports.Application, jwks ports.TokenIssuer, logger *slog.Logger, opt
 func (s *Server) Router() *mux.Router { return s.router }
 
 // ServeHTTP implements http.Handler.
-func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.router.ServeHTTP(w, r) }
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if s.gateway != nil && underMount(r.URL.Path, s.opts.MCPPath) {
+		s.gateway.ServeHTTP(w, r)
+		return
+	}
+	s.router.ServeHTTP(w, r)
+}
+
+// underMount reports whether path is the mount point or below it: "/mcp"
+// covers "/mcp" and "/mcp/x", not "/mcpx".
+func underMount(path, mount string) bool {
+	return strings.HasPrefix(path, mount) && (len(path) == len(mount) || path[len(mount)] == '/' || strings.HasSuffix(mount, "/"))
+}
 
 // endpoint builds an absolute URL of ours.
 func (s *Server) endpoint(path string) string { return s.opts.BaseURL + path }
@@ -136,10 +163,6 @@ func (s *Server) routes() *mux.Router {
 	r.Use(s.recoverPanics, securityHeaders)
 	for _, m := range s.opts.Middleware {
 		r.Use(m)
-	}
-
-	if s.opts.Gateway != nil {
-		r.PathPrefix(s.opts.MCPPath).Handler(s.opts.Gateway)
 	}
 
 	issuerPath := ""

@@ -1,7 +1,9 @@
 package telemetry
 
 import (
+	"context"
 	"net/http"
+	"slices"
 	"sync"
 	"time"
 
@@ -9,7 +11,6 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/metric"
-	"go.opentelemetry.io/otel/propagation"
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 	"go.opentelemetry.io/otel/trace"
 )
@@ -40,21 +41,32 @@ func (t *Telemetry) ServerMiddleware() mux.MiddlewareFunc {
 				next.ServeHTTP(w, r)
 				return
 			}
-			t.serve(next, w, r)
+			t.serve(next, w, r, t.routes.get(r))
 		})
 	}
 }
 
-func (t *Telemetry) serve(next http.Handler, w http.ResponseWriter, r *http.Request) {
+// RouteMiddleware instruments a handler that serves one route outside the
+// router (the gateway's mount point, which skips mux matching on its hot
+// path) exactly as ServerMiddleware instruments routed requests, with
+// template as the route.
+func (t *Telemetry) RouteMiddleware(template string) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			t.serve(next, w, r, t.routes.lookup(template, r.Method))
+		})
+	}
+}
+
+func (t *Telemetry) serve(next http.Handler, w http.ResponseWriter, r *http.Request, rt *route) {
 	start := time.Now()
-	rt := t.routes.get(r)
 
 	ctx := r.Context()
-	remote := t.prop.Extract(ctx, propagation.HeaderCarrier(r.Header))
-	opts := []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindServer), trace.WithAttributes(rt.spanAttrs...)}
+	remote := t.prop.Extract(ctx, HeaderCarrier(r.Header))
+	opts := rt.startOpts
 	if t.public {
 		if sc := trace.SpanContextFromContext(remote); sc.IsValid() {
-			opts = append(opts, trace.WithNewRoot(), trace.WithLinks(trace.Link{SpanContext: sc}))
+			opts = append(slices.Clip(opts), trace.WithNewRoot(), trace.WithLinks(trace.Link{SpanContext: sc}))
 		}
 	} else {
 		ctx = remote
@@ -62,26 +74,32 @@ func (t *Telemetry) serve(next http.Handler, w http.ResponseWriter, r *http.Requ
 	ctx, span := t.tracer.Start(ctx, rt.spanName, opts...)
 
 	rec := &statusRecorder{ResponseWriter: w}
-	finished := false
-	defer func() {
-		status := rec.status
-		if !finished {
-			// A panic is on its way up to the recovery middleware, which
-			// answers 500; record it as such.
-			status = http.StatusInternalServerError
-		}
-		if status == 0 {
-			status = http.StatusOK // the handler wrote nothing: net/http sends 200
-		}
+	// A deferred method call, not a closure: the closure and the variables
+	// it captured were two allocations per request.
+	defer t.finish(ctx, span, rt, rec, start)
+	next.ServeHTTP(rec, r.WithContext(ctx))
+	rec.finished = true
+}
+
+// finish ends the server span and records the duration. A handler that
+// did not return normally (rec.finished unset) is panicking on its way to
+// the recovery middleware, which answers 500: it is recorded as such.
+func (t *Telemetry) finish(ctx context.Context, span trace.Span, rt *route, rec *statusRecorder, start time.Time) {
+	status := rec.status
+	if !rec.finished {
+		status = http.StatusInternalServerError
+	}
+	if status == 0 {
+		status = http.StatusOK // the handler wrote nothing: net/http sends 200
+	}
+	if span.IsRecording() { // the attribute's variadic slice is an allocation
 		span.SetAttributes(semconv.HTTPResponseStatusCode(status))
 		if status >= 500 {
 			span.SetStatus(codes.Error, http.StatusText(status))
 		}
-		span.End()
-		t.inst.httpDuration.Record(ctx, time.Since(start).Seconds(), t.routes.metricOption(rt, status))
-	}()
-	next.ServeHTTP(rec, r.WithContext(ctx))
-	finished = true
+	}
+	span.End()
+	t.inst.httpDuration.Record(ctx, time.Since(start).Seconds(), t.routes.metricOptions(rt, status)...)
 }
 
 // route is what the middleware knows about a matched route, computed once
@@ -91,6 +109,9 @@ type route struct {
 	method    string
 	spanName  string
 	spanAttrs []attribute.KeyValue
+	// startOpts are the span options of every request on the route, built
+	// once: each request allocated them anew.
+	startOpts []trace.SpanStartOption
 }
 
 // routeKey indexes the caches; every field comes from a bounded set.
@@ -110,7 +131,7 @@ type metricKey struct {
 type routeCache struct {
 	mu      sync.RWMutex
 	routes  map[routeKey]*route
-	metrics map[metricKey]metric.RecordOption
+	metrics map[metricKey][]metric.RecordOption
 }
 
 // unmatched is the route label of a request no route template describes.
@@ -123,7 +144,11 @@ func (c *routeCache) get(r *http.Request) *route {
 			template = tpl
 		}
 	}
-	method := r.Method
+	return c.lookup(template, r.Method)
+}
+
+// lookup returns the route of a template and request method.
+func (c *routeCache) lookup(template, method string) *route {
 	if !knownMethods[method] {
 		method = "_OTHER"
 	}
@@ -143,6 +168,7 @@ func (c *routeCache) get(r *http.Request) *route {
 		rt.spanName = method
 		rt.spanAttrs = rt.spanAttrs[:1]
 	}
+	rt.startOpts = []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindServer), trace.WithAttributes(rt.spanAttrs...)}
 	c.mu.Lock()
 	if c.routes == nil {
 		c.routes = map[routeKey]*route{}
@@ -156,7 +182,9 @@ func (c *routeCache) get(r *http.Request) *route {
 	return rt
 }
 
-func (c *routeCache) metricOption(rt *route, status int) metric.RecordOption {
+// metricOptions returns the duration's attributes as a ready variadic
+// argument, so that recording allocates no slice.
+func (c *routeCache) metricOptions(rt *route, status int) []metric.RecordOption {
 	if status < 100 || status > 599 {
 		status = 0
 	}
@@ -167,14 +195,14 @@ func (c *routeCache) metricOption(rt *route, status int) metric.RecordOption {
 	if ok {
 		return opt
 	}
-	opt = metric.WithAttributeSet(attribute.NewSet(
+	opt = []metric.RecordOption{metric.WithAttributeSet(attribute.NewSet(
 		semconv.HTTPRequestMethodKey.String(rt.method),
 		semconv.HTTPRoute(rt.template),
 		semconv.HTTPResponseStatusCode(status),
-	))
+	))}
 	c.mu.Lock()
 	if c.metrics == nil {
-		c.metrics = map[metricKey]metric.RecordOption{}
+		c.metrics = map[metricKey][]metric.RecordOption{}
 	}
 	c.metrics[key] = opt
 	c.mu.Unlock()
@@ -188,6 +216,8 @@ func (c *routeCache) metricOption(rt *route, status int) metric.RecordOption {
 type statusRecorder struct {
 	http.ResponseWriter
 	status int
+	// finished is set when the handler returned normally.
+	finished bool
 }
 
 // WriteHeader records the first final status.

@@ -322,3 +322,32 @@ func TestStoreSpansNestUnderTheCallersSpan(t *testing.T) {
 	outcome, _ := attr(get, "oidcproxy.store.outcome")
 	require.Equal(t, "ok", outcome.AsString())
 }
+
+// RouteMiddleware names and labels the requests of a handler outside the
+// router after its fixed route, continues the caller's trace, and records
+// the status like ServerMiddleware.
+func TestRouteMiddlewareTracesAnUnroutedHandlerUnderItsRoute(t *testing.T) {
+	f := newFixture(t)
+	h := f.tel.RouteMiddleware("/mcp")(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		require.True(t, trace.SpanContextFromContext(r.Context()).IsValid(), "the handler runs inside the span")
+		w.WriteHeader(http.StatusAccepted)
+	}))
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+
+	req, err := http.NewRequest(http.MethodPost, srv.URL+"/mcp/session", strings.NewReader("{}"))
+	require.NoError(t, err)
+	req.Header.Set("Traceparent", traceparent)
+	resp, err := srv.Client().Do(req)
+	require.NoError(t, err)
+	require.NoError(t, resp.Body.Close())
+	require.Equal(t, http.StatusAccepted, resp.StatusCode)
+
+	s := f.spanNamed(t, "POST /mcp")
+	require.Equal(t, trace.SpanKindServer, s.SpanKind)
+	require.Equal(t, callerTraceID, s.SpanContext.TraceID().String())
+	route, _ := attr(s, "http.route")
+	require.Equal(t, "/mcp", route.AsString())
+	st, _ := attr(s, "http.response.status_code")
+	require.Equal(t, int64(http.StatusAccepted), st.AsInt64())
+}

@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"sync"
 	"time"
+	"unsafe"
 
 	"github.com/oidcproxy/oidcproxy/domain"
 )
@@ -30,7 +31,12 @@ func newVerifiedCache(max int) *verifiedCache {
 	return &verifiedCache{cur: make(map[[32]byte]domain.AccessToken), old: map[[32]byte]domain.AccessToken{}, max: max}
 }
 
-func cacheKey(token string) [32]byte { return sha256.Sum256([]byte(token)) }
+// cacheKey hashes the token in place: converting it to a []byte copied
+// every bearer token on the gateway's hot path. Sum256 only reads its
+// argument and keeps nothing, so the string's bytes are never changed.
+func cacheKey(token string) [32]byte {
+	return sha256.Sum256(unsafe.Slice(unsafe.StringData(token), len(token)))
+}
 
 // get returns a cached verification that is still usable at now with the
 // given key ring.
