@@ -405,48 +405,48 @@ type side struct {
 	slice func(ctx context.Context) (sliceResult, error)
 }
 
-// runSides measures two sides in b.N × rounds rounds of one slice each,
-// x first in even rounds and y first in odd ones, so that whatever else
-// loads the machine hits both alike. beforeTimed, when set, runs just
-// before the timer starts (after the callers' warm-up).
+// runSides measures sides in b.N × rounds rounds of one slice each, the
+// order rotating every round, so that whatever else loads the machine
+// hits every side alike. beforeTimed, when set, runs just before the
+// timer starts (after the callers' warm-up). It returns each side's
+// stats, in the order given.
 //
 // With OIDCPROXY_BENCH_CPUPROFILE=dir, every slice writes its own CPU
 // profile, dir/<benchmark>_<side>_<n>.cpu, so that each side can be read
-// on its own although both ran in one process under the same conditions
+// on its own although all ran in one process under the same conditions
 // (pprof merges the files it is given):
 //
 //	go tool pprof -top -cum dir/BenchmarkGateway_gw_*.cpu
-func runSides(b *testing.B, rounds int, x, y side, beforeTimed func()) (sideStats, sideStats) {
+func runSides(b *testing.B, rounds int, sides []side, beforeTimed func()) []sideStats {
 	b.Helper()
 	ctx := b.Context()
-	var results [2][]sliceResult
-	sides := [2]side{x, y}
+	results := make([][]sliceResult, len(sides))
 	seq := 0
-	measure := func(i int) error {
-		seq++
-		stop := profileSlice(b, sides[i].name, seq)
-		r, err := sides[i].slice(ctx)
-		stop()
-		results[i] = append(results[i], r)
-		return err
-	}
 	if beforeTimed != nil {
 		beforeTimed()
 	}
 	b.ResetTimer()
-	for range b.N {
+	for iter := range b.N {
 		for round := range rounds {
-			first := round % 2
-			if err := measure(first); err != nil {
-				b.Fatal(err)
-			}
-			if err := measure(1 - first); err != nil {
-				b.Fatal(err)
+			for k := range sides {
+				i := (iter*rounds + round + k) % len(sides)
+				seq++
+				stop := profileSlice(b, sides[i].name, seq)
+				r, err := sides[i].slice(ctx)
+				stop()
+				results[i] = append(results[i], r)
+				if err != nil {
+					b.Fatalf("%s: %v", sides[i].name, err)
+				}
 			}
 		}
 	}
 	b.StopTimer()
-	return mergeSlices(results[0]), mergeSlices(results[1])
+	stats := make([]sideStats, len(sides))
+	for i := range sides {
+		stats[i] = mergeSlices(results[i])
+	}
+	return stats
 }
 
 // profileSlice starts a CPU profile of one slice when profileEnv is set
@@ -529,7 +529,8 @@ func BenchmarkGateway(b *testing.B) {
 	gw := mcpLoad{client: client, url: p.MCPURL(), tokens: tokens, body: body, wantBytes: want}
 	bare := mcpLoad{client: client, url: newBareProxy(b, upstream), tokens: tokens, body: body, wantBytes: want}
 
-	g, r := runSides(b, gatewaySlices, mcpSide(b, "gw", gw), mcpSide(b, "bare", bare), nil)
+	st := runSides(b, gatewaySlices, []side{mcpSide(b, "gw", gw), mcpSide(b, "bare", bare)}, nil)
+	g, r := st[0], st[1]
 	b.ReportMetric(0, "ns/op")
 	b.ReportMetric(g.PerSec, "gw-req/s")
 	b.ReportMetric(r.PerSec, "bare-req/s")
@@ -597,11 +598,33 @@ func TestGatewayBenchHarnessWorks(t *testing.T) {
 	})
 
 	t.Run("a token slice redeems exactly the codes it is given", func(t *testing.T) {
-		side := newTokenSide(t, 10, telemetryOff, client)
+		side := newTokenSide(t, 10, client, tokenSideOptions{telemetryEnv: telemetryOff})
 		res, err := side.run(t.Context(), 10)
 		require.NoError(t, err)
 		require.Equal(t, 10, res.requests)
 		_, err = side.run(t.Context(), 1)
 		require.Error(t, err, "a side must not hand out more codes than were seeded")
 	})
+	for _, tc := range []struct {
+		name string
+		opts tokenSideOptions
+	}{
+		{"stolen-code replays are refused and good exchanges still succeed", tokenSideOptions{replay: replayStolen}},
+		{"client-retry replays are refused and good exchanges still succeed", tokenSideOptions{replay: replayRetry}},
+		{"refresh slices rotate every seeded refresh token once", tokenSideOptions{refresh: true}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.opts.store = boltstore.Options{NoSync: true}
+			// A client of its own whose idle connections close before the
+			// App shuts down (cleanups run last in, first out): the server
+			// would wait 5 s for a connection the transport dialled but
+			// never used.
+			transport := newTransport()
+			side := newTokenSide(t, 40, &http.Client{Transport: transport, Timeout: 10 * time.Second}, tc.opts)
+			t.Cleanup(transport.CloseIdleConnections)
+			res, err := side.run(t.Context(), 40)
+			require.NoError(t, err)
+			require.Equal(t, 40, res.requests)
+		})
+	}
 }

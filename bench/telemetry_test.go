@@ -2,12 +2,10 @@ package bench_test
 
 import (
 	"compress/gzip"
-	"context"
 	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -15,8 +13,6 @@ import (
 	coltracepb "go.opentelemetry.io/proto/otlp/collector/trace/v1"
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
-
-	"github.com/oidcproxy/oidcproxy/adapters/boltstore"
 )
 
 // BenchmarkTelemetryCost (issue 5, "Performance") runs two Apps side by
@@ -25,15 +21,6 @@ import (
 //
 //	go test -run '^$' -bench 'TelemetryCost' -benchtime 1x -count 3 -v ./bench
 const (
-	// tokenSlices is how many slices of each side one iteration of the
-	// token half runs.
-	tokenSlices = 8
-	// tokenSliceRequests is how many authorization codes one slice of one
-	// side redeems. The token half slices by count, not time, because
-	// every request consumes a code seeded before the timer.
-	tokenSliceRequests = 1000
-	// tokenWarmUpRequests are redeemed by each side before the timer.
-	tokenWarmUpRequests = 200
 	// telemetryCostTarget is issue 5's bound: telemetry on keeps at least
 	// this share of the throughput with telemetry off.
 	telemetryCostTarget = 0.90
@@ -191,95 +178,6 @@ func telemetryOn(sink *spanSink) map[string]string {
 // telemetryOff is the OTEL_* environment of an App without telemetry.
 var telemetryOff = map[string]string{"OTEL_SDK_DISABLED": "true"}
 
-// tokenSide redeems seeded authorization codes at one App's /token.
-type tokenSide struct {
-	p      *proxy
-	client *http.Client
-	bodies []string
-	used   int
-}
-
-// newTokenSide starts an App on a production (fsync) store with n seeded
-// codes and telemetry from env, and prepares the n exchange forms. The
-// benchmark's warm-up slice opens the keep-alive connections.
-func newTokenSide(tb testing.TB, n int, env map[string]string, client *http.Client) *tokenSide {
-	tb.Helper()
-	p := newProxy(tb)
-	p.TelemetryEnv = env
-	creds := newCredentials(n, false)
-	p.seedGrants(creds)
-	p.start(boltstore.Options{})
-	bodies := make([]string, n)
-	for i, c := range creds {
-		bodies[i] = codeExchangeBody(p.Client.ID, c.Code, c.Verifier, p.Resource)
-	}
-	return &tokenSide{p: p, client: client, bodies: bodies}
-}
-
-// run redeems the next n codes with concurrentClients goroutines. Every
-// exchange must answer 200 with an access token.
-func (s *tokenSide) run(ctx context.Context, n int) (sliceResult, error) {
-	if s.used+n > len(s.bodies) {
-		return sliceResult{}, fmt.Errorf("token slice: %d codes left, %d wanted", len(s.bodies)-s.used, n)
-	}
-	bodies := s.bodies[s.used : s.used+n]
-	s.used += n
-	var (
-		next  atomic.Int64
-		wg    sync.WaitGroup
-		fails failures
-		lat   latencies
-	)
-	meter := startCPU()
-	start := time.Now()
-	for range concurrentClients {
-		wg.Go(func() {
-			local := make([]time.Duration, 0, n/concurrentClients+1)
-			for {
-				i := int(next.Add(1) - 1)
-				if i >= len(bodies) {
-					break
-				}
-				t0 := time.Now()
-				res, err := postToken(ctx, s.client, s.p.TokenURL, bodies[i])
-				switch {
-				case err != nil:
-					fails.add(err)
-					return
-				case res.Status != http.StatusOK:
-					fails.add(fmt.Errorf("exchange answered HTTP %d %q", res.Status, res.Error))
-					return
-				case !res.Issued:
-					fails.add(errNotIssued)
-					return
-				}
-				local = append(local, time.Since(t0))
-			}
-			lat.merge(local)
-		})
-	}
-	wg.Wait()
-	res := sliceResult{elapsed: time.Since(start), latencies: lat.all}
-	meter.stop(&res)
-	res.requests = len(res.latencies)
-	if n := fails.n.Load(); n > 0 {
-		return res, fmt.Errorf("%d failed exchanges; first: %w", n, fails.first)
-	}
-	return res, nil
-}
-
-// side is s as one side of an interleaved benchmark, warmed up with
-// tokenWarmUpRequests exchanges first (connections, pools).
-func (s *tokenSide) side(b *testing.B, name string) side {
-	b.Helper()
-	if _, err := s.run(b.Context(), tokenWarmUpRequests); err != nil {
-		b.Fatalf("%s: warm-up: %v", name, err)
-	}
-	return side{name: name, slice: func(ctx context.Context) (sliceResult, error) {
-		return s.run(ctx, tokenSliceRequests)
-	}}
-}
-
 // reportCost reports the on and off sides under unit ("good/s", "req/s"),
 // their ratio, and the spans the sink received per request of the on
 // side during the timed part.
@@ -333,14 +231,13 @@ func BenchmarkTelemetryCost(b *testing.B) {
 		transport := newTransport()
 		b.Cleanup(transport.CloseIdleConnections)
 		client := &http.Client{Transport: transport, Timeout: 30 * time.Second}
-		n := b.N*tokenSlices*tokenSliceRequests + tokenWarmUpRequests
-		on := newTokenSide(b, n, telemetryOn(sink), client)
-		off := newTokenSide(b, n, telemetryOff, client)
+		on := newTokenSide(b, sideCredentials(b), client, tokenSideOptions{telemetryEnv: telemetryOn(sink)})
+		off := newTokenSide(b, sideCredentials(b), client, tokenSideOptions{telemetryEnv: telemetryOff})
 		// The warm-up exchanges export spans too: count from the timed part.
 		var spans0 int64
-		onStats, offStats := runSides(b, tokenSlices, on.side(b, "on"), off.side(b, "off"),
+		st := runSides(b, tokenSlices, []side{on.side(b, "on"), off.side(b, "off")},
 			func() { spans0 = sink.Spans() })
-		reportCost(b, "good/s", onStats, offStats, sink.Spans()-spans0)
+		reportCost(b, "good/s", st[0], st[1], sink.Spans()-spans0)
 	})
 
 	b.Run("gateway", func(b *testing.B) {
@@ -356,8 +253,8 @@ func BenchmarkTelemetryCost(b *testing.B) {
 		off := mcpLoad{client: client, url: pOff.MCPURL(), tokens: offTokens, body: body, wantBytes: want}
 		// The warm-up slices export spans too: count from the timed part.
 		var spans0 int64
-		onStats, offStats := runSides(b, gatewaySlices, mcpSide(b, "on", on), mcpSide(b, "off", off),
+		st := runSides(b, gatewaySlices, []side{mcpSide(b, "on", on), mcpSide(b, "off", off)},
 			func() { spans0 = sink.Spans() })
-		reportCost(b, "req/s", onStats, offStats, sink.Spans()-spans0)
+		reportCost(b, "req/s", st[0], st[1], sink.Spans()-spans0)
 	})
 }

@@ -39,102 +39,192 @@ const (
 // stolenVerifier is the replaying attacker's own PKCE verifier.
 var stolenVerifier = randomToken()
 
-// tokenLoad describes one token-endpoint run: good(i) is the body of the
-// i-th good request (each redeems a credential that yields exactly one
-// 200); replay(i), when set, the body that replays good request i.
-type tokenLoad struct {
-	good   func(i int) string
-	replay func(i int) string
-	// n is how many good requests were seeded.
-	n int
+// Slicing of the token benchmarks, which run their sides interleaved
+// (see runSides) and slice by count, not time: every request consumes a
+// credential seeded before the timer.
+const (
+	// tokenSlices is how many slices of each side one iteration runs.
+	tokenSlices = 8
+	// tokenSliceRequests is how many good requests one slice of one side
+	// sends.
+	tokenSliceRequests = 1000
+	// tokenWarmUpRequests are sent by each side before the timer.
+	tokenWarmUpRequests = 200
+)
+
+// tokenSideOptions shape one side of a token benchmark.
+type tokenSideOptions struct {
+	// store opens the App's bbolt file (default: production, fsync).
+	store boltstore.Options
+	// telemetryEnv is the App's OTEL_* environment (nil: production
+	// without OTEL_* variables).
+	telemetryEnv map[string]string
+	// refresh makes the good requests refresh_token grants, each rotating
+	// a seeded live refresh token, instead of authorization_code grants.
+	refresh bool
+	// replay mixes replayed authorization codes in (see replayKind).
+	replay replayKind
 }
 
-// tokenStats is what a run measured.
-type tokenStats struct {
-	GoodPerSec float64
-	P50, P99   float64
+// tokenSide sends the token requests of one App: good requests, each
+// spending one seeded credential that must yield exactly one 200 with an
+// access token, and, with replays, after every third good request of a
+// client a replay of its last one, which must yield 400 invalid_grant.
+// Since every credential is sent once as a good request and otherwise
+// only as a replay, those checks together assert zero double issuance.
+type tokenSide struct {
+	p      *proxy
+	client *http.Client
+	good   []string
+	// replay[i], when replays are mixed in, replays good[i].
+	replay []string
+	used   int
 }
 
-// runTokenLoad drives p's /token with about concurrentClients goroutines
-// over keep-alive connections, every 4th request of a goroutine a replay
-// when load.replay is set. It fails the benchmark on any transport error,
-// any 5xx, any good request that is not a 200 with an access token, any
-// replay that is not 400 invalid_grant, and any credential that yielded
-// other than exactly one 200. Latencies are those of good requests.
-func runTokenLoad(b *testing.B, p *proxy, load tokenLoad) tokenStats {
-	b.Helper()
-	transport := newTransport()
-	b.Cleanup(transport.CloseIdleConnections)
-	client := &http.Client{Transport: transport, Timeout: 30 * time.Second}
-	ctx := context.Background()
-	warmUp(b, client, p.BaseURL+"/healthz")
+// sideCredentials is how many credentials a token side needs for b.N
+// iterations of tokenSlices slices plus the warm-up.
+func sideCredentials(b *testing.B) int {
+	return b.N*tokenSlices*tokenSliceRequests + tokenWarmUpRequests
+}
 
-	issued := make([]atomic.Int32, load.n)
+// newTokenSide starts an App with n seeded credentials and prepares the
+// request bodies.
+func newTokenSide(tb testing.TB, n int, client *http.Client, opts tokenSideOptions) *tokenSide {
+	tb.Helper()
+	p := newProxy(tb)
+	p.TelemetryEnv = opts.telemetryEnv
+	creds := newCredentials(n, opts.refresh)
+	p.seedGrants(creds)
+	p.start(opts.store)
+	s := &tokenSide{p: p, client: client, good: make([]string, n)}
+	for i, c := range creds {
+		if opts.refresh {
+			s.good[i] = refreshBody(p.Client.ID, c.RefreshToken, p.Resource)
+		} else {
+			s.good[i] = codeExchangeBody(p.Client.ID, c.Code, c.Verifier, p.Resource)
+		}
+	}
+	switch opts.replay {
+	case replayStolen:
+		s.replay = make([]string, n)
+		for i, c := range creds {
+			s.replay[i] = codeExchangeBody(p.Client.ID, c.Code, stolenVerifier, p.Resource)
+		}
+	case replayRetry:
+		s.replay = s.good
+	}
+	return s
+}
+
+// run sends the next n good requests (and the replays) from
+// concurrentClients goroutines. Latencies are those of good requests;
+// the slice's requests count good ones only.
+func (s *tokenSide) run(ctx context.Context, n int) (sliceResult, error) {
+	if s.used+n > len(s.good) {
+		return sliceResult{}, fmt.Errorf("token slice: %d credentials left, %d wanted", len(s.good)-s.used, n)
+	}
+	first := s.used
+	s.used += n
 	var (
 		next  atomic.Int64
-		goods atomic.Int64
+		wg    sync.WaitGroup
 		fails failures
 		lat   latencies
 	)
-	setClients(b)
-	stopProfile := profileTimed(b)
-	b.ResetTimer()
-	b.RunParallel(func(pb *testing.PB) {
-		local := make([]time.Duration, 0, 1024)
-		last, count := -1, 0
-		for pb.Next() {
-			count++
-			if load.replay != nil && count%4 == 0 && last >= 0 {
-				res, err := postToken(ctx, client, p.TokenURL, load.replay(last))
+	meter := startCPU()
+	start := time.Now()
+	for range concurrentClients {
+		wg.Go(func() {
+			local := make([]time.Duration, 0, n/concurrentClients+1)
+			defer func() { lat.merge(local) }()
+			last := -1
+			for count := 1; ; count++ {
+				if s.replay != nil && count%4 == 0 && last >= 0 {
+					res, err := postToken(ctx, s.client, s.p.TokenURL, s.replay[last])
+					switch {
+					case err != nil:
+						fails.add(fmt.Errorf("replay: %w", err))
+						return
+					case res.Status != http.StatusBadRequest || res.Error != string(domain.CodeInvalidGrant):
+						fails.add(fmt.Errorf("replay answered HTTP %d %q, want 400 invalid_grant", res.Status, res.Error))
+						return
+					}
+					continue
+				}
+				i := first + int(next.Add(1)-1)
+				if i >= first+n {
+					return
+				}
+				t0 := time.Now()
+				res, err := postToken(ctx, s.client, s.p.TokenURL, s.good[i])
 				switch {
 				case err != nil:
-					fails.add(fmt.Errorf("replay: %w", err))
-				case res.Status != http.StatusBadRequest || res.Error != string(domain.CodeInvalidGrant):
-					fails.add(fmt.Errorf("replay answered HTTP %d %q, want 400 invalid_grant", res.Status, res.Error))
+					fails.add(err)
+					return
+				case res.Status != http.StatusOK:
+					fails.add(fmt.Errorf("good request answered HTTP %d %q", res.Status, res.Error))
+					return
+				case !res.Issued:
+					fails.add(errNotIssued)
+					return
 				}
-				continue
-			}
-			i := int(next.Add(1) - 1)
-			if i >= load.n {
-				fails.add(fmt.Errorf("request %d: only %d credentials were seeded", i, load.n))
-				continue
-			}
-			start := time.Now()
-			res, err := postToken(ctx, client, p.TokenURL, load.good(i))
-			local = append(local, time.Since(start))
-			switch {
-			case err != nil:
-				fails.add(err)
-			case res.Status != http.StatusOK:
-				fails.add(fmt.Errorf("good request answered HTTP %d %q", res.Status, res.Error))
-			case !res.Issued:
-				fails.add(errNotIssued)
-			default:
-				issued[i].Add(1)
-				goods.Add(1)
+				local = append(local, time.Since(t0))
 				last = i
 			}
-		}
-		lat.merge(local)
-	})
-	b.StopTimer()
-	stopProfile()
-	fails.check(b)
-	used := min(int(next.Load()), load.n)
-	for i := range used {
-		if n := issued[i].Load(); n != 1 {
-			b.Fatalf("credential %d yielded %d successful token responses, want exactly 1", i, n)
-		}
+		})
 	}
-	stats := tokenStats{
-		GoodPerSec: float64(goods.Load()) / b.Elapsed().Seconds(),
-		P50:        lat.quantile(0.50),
-		P99:        lat.quantile(0.99),
+	wg.Wait()
+	res := sliceResult{elapsed: time.Since(start), latencies: lat.all}
+	meter.stop(&res)
+	res.requests = len(res.latencies)
+	if n := fails.n.Load(); n > 0 {
+		return res, fmt.Errorf("%d failed requests; first: %w", n, fails.first)
 	}
-	b.ReportMetric(stats.GoodPerSec, "good/s")
-	b.ReportMetric(stats.P50, "p50-ms")
-	b.ReportMetric(stats.P99, "p99-ms")
-	return stats
+	return res, nil
+}
+
+// side is s as one side of an interleaved benchmark, warmed up with
+// tokenWarmUpRequests good requests first (connections, pools).
+func (s *tokenSide) side(b *testing.B, name string) side {
+	b.Helper()
+	if _, err := s.run(b.Context(), tokenWarmUpRequests); err != nil {
+		b.Fatalf("%s: warm-up: %v", name, err)
+	}
+	return side{name: name, slice: func(ctx context.Context) (sliceResult, error) {
+		return s.run(ctx, tokenSliceRequests)
+	}}
+}
+
+// tokenClient is the HTTP client of one token benchmark's sides.
+func tokenClient(b *testing.B) *http.Client {
+	b.Helper()
+	transport := newTransport()
+	b.Cleanup(transport.CloseIdleConnections)
+	return &http.Client{Transport: transport, Timeout: 30 * time.Second}
+}
+
+// reportSides reports every side's good/s, p50 and p99 under its name.
+func reportSides(b *testing.B, names []string, st []sideStats) {
+	b.Helper()
+	b.ReportMetric(0, "ns/op")
+	for i, name := range names {
+		b.ReportMetric(st[i].PerSec, name+"-good/s")
+		b.ReportMetric(st[i].P50, name+"-p50-ms")
+		b.ReportMetric(st[i].P99, name+"-p99-ms")
+	}
+}
+
+// reportRatio reports num's good/s over den's and logs it against
+// target (at least).
+func reportRatio(b *testing.B, what, numName, denName string, num, den sideStats, target float64) {
+	b.Helper()
+	if den.PerSec == 0 {
+		return
+	}
+	ratio := num.PerSec / den.PerSec
+	b.ReportMetric(ratio, numName+"/"+denName)
+	logVerdict(b, fmt.Sprintf("%s: %s ÷ %s = %.0f ÷ %.0f good/s", what, numName, denName, num.PerSec, den.PerSec),
+		ratio, target, true)
 }
 
 // warmUp opens the client's keep-alive connections before the timer runs,
@@ -157,107 +247,59 @@ func warmUp(b *testing.B, client *http.Client, url string) {
 	fails.check(b)
 }
 
-// codeExchangeRun seeds b.N codes, serves the App on a store opened with
-// opts and redeems them.
-func codeExchangeRun(b *testing.B, opts boltstore.Options, replay replayKind) tokenStats {
-	p := newProxy(b)
-	creds := newCredentials(b.N, false)
-	p.seedGrants(creds)
-	p.start(opts)
-	load := tokenLoad{
-		n: len(creds),
-		good: func(i int) string {
-			return codeExchangeBody(p.Client.ID, creds[i].Code, creds[i].Verifier, p.Resource)
-		},
-	}
-	switch replay {
-	case replayStolen:
-		load.replay = func(i int) string {
-			return codeExchangeBody(p.Client.ID, creds[i].Code, stolenVerifier, p.Resource)
-		}
-	case replayRetry:
-		load.replay = load.good
-	}
-	return runTokenLoad(b, p, load)
-}
-
-// results remembers the last (largest b.N) result of each sub-benchmark,
-// so that the parent can compare modes measured in the same run.
-type results map[string]tokenStats
-
-func (r results) run(b *testing.B, name string, fn func(b *testing.B) tokenStats) {
-	b.Run(name, func(b *testing.B) { r[name] = fn(b) })
-}
-
-func (r results) logRatio(b *testing.B, what, num, den string, target float64) {
-	n, okN := r[num]
-	d, okD := r[den]
-	if !okN || !okD || d.GoodPerSec == 0 {
-		return
-	}
-	ratio := n.GoodPerSec / d.GoodPerSec
-	verdict := "meets"
-	if ratio < target {
-		verdict = "MISSES"
-	}
-	b.Logf("%s: %s ÷ %s = %.0f ÷ %.0f good/s = %.2f (%s the ≥ %.1f target)", what, num, den, n.GoodPerSec, d.GoodPerSec, ratio, verdict, target)
-}
-
 // BenchmarkTokenAuthorizationCode measures grant_type=authorization_code
-// at /token: the real App on loopback HTTP and a real bbolt file, 50
-// concurrent public clients each redeeming codes seeded beforehand.
+// at /token: four real Apps on loopback HTTP, each on its own bbolt file
+// seeded with codes, each driven by 50 concurrent public clients, in
+// interleaved slices (runSides), so that the disk's mood on this small
+// machine hits every side alike:
 //
-//   - fsync/batch: production settings (default boltstore.Options).
-//   - nosync/batch: the same without fsync (tests only), the ceiling
-//     group commit should come close to.
-//   - fsync/batch-replay25: every 4th request replays a redeemed code
-//     with an attacker's verifier (see replayStolen).
-//   - fsync/batch-replay25-retry: every 4th request replays a redeemed
-//     code with its right verifier, which revokes the grant (replayRetry).
+//   - fsync: production settings (default boltstore.Options).
+//   - nosync: the same without fsync (tests only), the ceiling group
+//     commit should come close to.
+//   - stolen: fsync, and after every third good request a client replays
+//     a redeemed code with an attacker's verifier (replayStolen).
+//   - retry: fsync, and after every third good request a client replays
+//     a redeemed code with its right verifier, which revokes the grant
+//     (replayRetry).
 //
-// Metrics: good/s (successful exchanges per second), p50-ms and p99-ms
-// (latency of the successful exchanges as the client sees it).
+// Metrics per side: good/s (successful exchanges per second), p50-ms and
+// p99-ms (latency of the successful exchanges as the client sees it), and
+// the ratios issue 2 sets targets for (-v logs the verdicts). Run it with
+// -benchtime 1x (8,000 exchanges per side) or 2x.
 func BenchmarkTokenAuthorizationCode(b *testing.B) {
-	r := results{}
-	r.run(b, "fsync/batch", func(b *testing.B) tokenStats { return codeExchangeRun(b, boltstore.Options{}, noReplay) })
-	r.run(b, "nosync/batch", func(b *testing.B) tokenStats {
-		return codeExchangeRun(b, boltstore.Options{NoSync: true}, noReplay)
-	})
-	r.run(b, "fsync/batch-replay25", func(b *testing.B) tokenStats {
-		return codeExchangeRun(b, boltstore.Options{}, replayStolen)
-	})
-	r.run(b, "fsync/batch-replay25-retry", func(b *testing.B) tokenStats {
-		return codeExchangeRun(b, boltstore.Options{}, replayRetry)
-	})
-	r.logRatio(b, "durability cost", "fsync/batch", "nosync/batch", 0.8)
-	r.logRatio(b, "stolen-code replays", "fsync/batch-replay25", "fsync/batch", 0.8)
-	r.logRatio(b, "client-retry replays", "fsync/batch-replay25-retry", "fsync/batch", 0.8)
-}
-
-// refreshRun seeds b.N grants with a live refresh token each, serves the
-// App on a store opened with opts and rotates every token once.
-func refreshRun(b *testing.B, opts boltstore.Options) tokenStats {
-	p := newProxy(b)
-	creds := newCredentials(b.N, true)
-	p.seedGrants(creds)
-	p.start(opts)
-	return runTokenLoad(b, p, tokenLoad{
-		n: len(creds),
-		good: func(i int) string {
-			return refreshBody(p.Client.ID, creds[i].RefreshToken, p.Resource)
-		},
-	})
+	client := tokenClient(b)
+	names := []string{"fsync", "nosync", "stolen", "retry"}
+	sides := []*tokenSide{
+		newTokenSide(b, sideCredentials(b), client, tokenSideOptions{}),
+		newTokenSide(b, sideCredentials(b), client, tokenSideOptions{store: boltstore.Options{NoSync: true}}),
+		newTokenSide(b, sideCredentials(b), client, tokenSideOptions{replay: replayStolen}),
+		newTokenSide(b, sideCredentials(b), client, tokenSideOptions{replay: replayRetry}),
+	}
+	in := make([]side, len(sides))
+	for i, s := range sides {
+		in[i] = s.side(b, names[i])
+	}
+	st := runSides(b, tokenSlices, in, nil)
+	reportSides(b, names, st)
+	reportRatio(b, "durability cost", "fsync", "nosync", st[0], st[1], 0.8)
+	reportRatio(b, "stolen-code replays", "stolen", "fsync", st[2], st[0], 0.8)
+	reportRatio(b, "client-retry replays", "retry", "fsync", st[3], st[0], 0.8)
+	if st[0].P99 > 25 {
+		b.Logf("fsync p99 %.1f ms MISSES the ≤ 25 ms target", st[0].P99)
+	}
 }
 
 // BenchmarkTokenRefresh measures grant_type=refresh_token at /token with 50
 // concurrent clients, each refresh rotating a distinct live token (the
 // upstream token is fresh, so the IdP is never called): fsync (production)
-// and nosync.
+// and nosync, in interleaved slices. Run it with -benchtime 1x.
 func BenchmarkTokenRefresh(b *testing.B) {
-	r := results{}
-	r.run(b, "fsync/batch", func(b *testing.B) tokenStats { return refreshRun(b, boltstore.Options{}) })
-	r.run(b, "nosync/batch", func(b *testing.B) tokenStats { return refreshRun(b, boltstore.Options{NoSync: true}) })
-	r.logRatio(b, "durability cost", "fsync/batch", "nosync/batch", 0.8)
+	client := tokenClient(b)
+	fsync := newTokenSide(b, sideCredentials(b), client, tokenSideOptions{refresh: true})
+	nosync := newTokenSide(b, sideCredentials(b), client, tokenSideOptions{refresh: true, store: boltstore.Options{NoSync: true}})
+	st := runSides(b, tokenSlices, []side{fsync.side(b, "fsync"), nosync.side(b, "nosync")}, nil)
+	reportSides(b, []string{"fsync", "nosync"}, st)
+	reportRatio(b, "durability cost", "fsync", "nosync", st[0], st[1], 0.8)
 }
 
 // tuneEnv enables BenchmarkBatchTuning, which is long and only useful when
@@ -271,9 +313,15 @@ func BenchmarkBatchTuning(b *testing.B) {
 	if os.Getenv(tuneEnv) != "1" {
 		b.Skipf("set %s=1 to run the batch tuning grid", tuneEnv)
 	}
+	client := tokenClient(b)
+	var (
+		names []string
+		sides []side
+	)
 	for _, size := range []int{16, 32, 64, 128, 256} {
-		b.Run(fmt.Sprintf("size=%d", size), func(b *testing.B) {
-			codeExchangeRun(b, boltstore.Options{MaxBatchSize: size}, noReplay)
-		})
+		name := fmt.Sprintf("size=%d", size)
+		names = append(names, name)
+		sides = append(sides, newTokenSide(b, sideCredentials(b), client, tokenSideOptions{store: boltstore.Options{MaxBatchSize: size}}).side(b, name))
 	}
+	reportSides(b, names, runSides(b, tokenSlices, sides, nil))
 }

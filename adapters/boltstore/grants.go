@@ -1,6 +1,7 @@
 package boltstore
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"time"
@@ -53,60 +54,167 @@ func (s *Store) RevokeGrant(ctx context.Context, id string) error {
 // returns, in one group-committed transaction. issue sees the code as it
 // will be stored (RedeemedAt = now). An issue error burns the code and is
 // returned as is.
+//
+// The single writer is what limits /token, so the work that needs no
+// lock runs before it, on the caller's goroutine: reading and decoding
+// the code and its grant and encoding the redeemed code
+// (readRedeemable, prepare). The write transaction then checks that the
+// code and grant still hold the bytes that were read, asks issue and
+// stores the records; if anything changed in between, it decides again
+// from what it reads itself. A code that is missing, expired or already redeemed stays
+// so, and is answered from the read alone, without queueing for a write:
+// replayed and made-up codes cost no commit.
 func (s *Store) RedeemCode(ctx context.Context, hash string, now time.Time, issue func(domain.AuthorizationCode, domain.Grant) (*domain.RefreshToken, error)) (domain.AuthorizationCode, domain.Grant, error) {
 	const op = "redeem code"
+	var (
+		plan  redeemPlan
+		found bool
+	)
+	err := s.view(ctx, op, func(tx *bolt.Tx) error {
+		var err error
+		plan, found, err = readRedeemable(tx, hash, now)
+		return err
+	})
+	switch {
+	case err != nil:
+		return domain.AuthorizationCode{}, domain.Grant{}, err
+	case !found:
+		return domain.AuthorizationCode{}, domain.Grant{}, fail(op, domain.ErrNotFound)
+	case plan.code.Redeemed():
+		return plan.code, plan.grant, fail(op, domain.ErrAlreadyConsumed)
+	}
+	if err := plan.prepare(now); err != nil {
+		return domain.AuthorizationCode{}, domain.Grant{}, fail(op, err)
+	}
+
 	var (
 		code    domain.AuthorizationCode
 		grant   domain.Grant
 		outcome error
 	)
-	err := s.write(ctx, op, true, func(tx *bolt.Tx) error {
+	err = s.write(ctx, op, true, func(tx *bolt.Tx) error {
 		code, grant, outcome = domain.AuthorizationCode{}, domain.Grant{}, nil
-		c, g, ok, err := liveCode(tx, hash, now)
-		if err != nil {
-			return err
+		if plan.current(tx) {
+			return plan.apply(tx, op, issue, &code, &grant, &outcome)
 		}
-		if !ok {
-			outcome = fail(op, domain.ErrNotFound)
-			return errNoChange
-		}
-		if c.Redeemed() {
-			code, grant, outcome = c, g, fail(op, domain.ErrAlreadyConsumed)
-			return errNoChange
-		}
-		c.RedeemedAt = now.UTC()
-		rt, err := issue(c.Clone(), g.Clone())
-		if err != nil {
-			outcome = err
-			return updateCode(tx, c) // commit the burn
-		}
-		if rt != nil {
-			if err := checkKey(rt.Hash); err != nil {
-				outcome = fail(op, err)
-				return errNoChange
-			}
-			if rt.GrantID != g.ID {
-				outcome = fail(op, errors.New("the refresh token belongs to another grant"))
-				return errNoChange
-			}
-			if exists(tx, bucketRefresh, rt.Hash) {
-				outcome = fail(op, domain.ErrAlreadyExists)
-				return errNoChange
-			}
-			if err := insertToken(tx, *rt); err != nil {
-				return err
-			}
-		}
-		if err := updateCode(tx, c); err != nil {
-			return err
-		}
-		code, grant = c, g
-		return nil
+		var err error
+		code, grant, outcome, err = redeemInTx(tx, op, hash, now, issue)
+		return err
 	})
 	if err != nil {
 		return domain.AuthorizationCode{}, domain.Grant{}, err
 	}
 	return code, grant, outcome
+}
+
+// redeemPlan is RedeemCode's work done before the write transaction.
+type redeemPlan struct {
+	// code and grant as read; prepare sets code.RedeemedAt.
+	code  domain.AuthorizationCode
+	grant domain.Grant
+	// codeRaw and grantRaw are copies of the bytes they were decoded from.
+	codeRaw, grantRaw []byte
+	// codeOut is the redeemed code's record.
+	codeOut []byte
+}
+
+// readRedeemable reads a live code with its live grant.
+func readRedeemable(tx *bolt.Tx, hash string, now time.Time) (redeemPlan, bool, error) {
+	c, g, ok, err := liveCode(tx, hash, now)
+	if err != nil || !ok {
+		return redeemPlan{}, false, err
+	}
+	return redeemPlan{
+		code:     c,
+		grant:    g,
+		codeRaw:  bytes.Clone(tx.Bucket(bucketCodes).Get([]byte(hash))),
+		grantRaw: bytes.Clone(tx.Bucket(bucketGrants).Get([]byte(g.ID))),
+	}, true, nil
+}
+
+// prepare marks the code redeemed at now and encodes its record.
+func (p *redeemPlan) prepare(now time.Time) error {
+	p.code.RedeemedAt = now.UTC()
+	var err error
+	p.codeOut, err = encodeCode(p.code)
+	return err
+}
+
+// current reports whether the code and grant still hold the bytes read.
+func (p *redeemPlan) current(tx *bolt.Tx) bool {
+	return bytes.Equal(tx.Bucket(bucketCodes).Get([]byte(p.code.Hash)), p.codeRaw) &&
+		bytes.Equal(tx.Bucket(bucketGrants).Get([]byte(p.grant.ID)), p.grantRaw)
+}
+
+// apply asks issue, inside the transaction so that of concurrent
+// redemptions only the one that commits reaches it, and stores the
+// outcome, reporting through the pointers as the write closure does.
+func (p *redeemPlan) apply(tx *bolt.Tx, op string, issue func(domain.AuthorizationCode, domain.Grant) (*domain.RefreshToken, error), code *domain.AuthorizationCode, grant *domain.Grant, outcome *error) error {
+	rt, err := issue(p.code.Clone(), p.grant.Clone())
+	if err != nil {
+		*outcome = err
+		return tx.Bucket(bucketCodes).Put([]byte(p.code.Hash), p.codeOut) // commit the burn
+	}
+	if rt != nil {
+		if err := checkKey(rt.Hash); err != nil {
+			*outcome = fail(op, err)
+			return errNoChange
+		}
+		if rt.GrantID != p.grant.ID {
+			*outcome = fail(op, errors.New("the refresh token belongs to another grant"))
+			return errNoChange
+		}
+		if exists(tx, bucketRefresh, rt.Hash) {
+			*outcome = fail(op, domain.ErrAlreadyExists)
+			return errNoChange
+		}
+		if err := insertToken(tx, *rt); err != nil {
+			return err
+		}
+	}
+	if err := tx.Bucket(bucketCodes).Put([]byte(p.code.Hash), p.codeOut); err != nil {
+		return err
+	}
+	*code, *grant = p.code.Clone(), p.grant.Clone()
+	return nil
+}
+
+// redeemInTx is RedeemCode decided entirely inside the transaction, for
+// when the code or its grant changed after readRedeemable read them.
+func redeemInTx(tx *bolt.Tx, op, hash string, now time.Time, issue func(domain.AuthorizationCode, domain.Grant) (*domain.RefreshToken, error)) (domain.AuthorizationCode, domain.Grant, error, error) {
+	c, g, ok, err := liveCode(tx, hash, now)
+	if err != nil {
+		return domain.AuthorizationCode{}, domain.Grant{}, nil, err
+	}
+	if !ok {
+		return domain.AuthorizationCode{}, domain.Grant{}, fail(op, domain.ErrNotFound), errNoChange
+	}
+	if c.Redeemed() {
+		return c, g, fail(op, domain.ErrAlreadyConsumed), errNoChange
+	}
+	c.RedeemedAt = now.UTC()
+	rt, err := issue(c.Clone(), g.Clone())
+	if err != nil {
+		return domain.AuthorizationCode{}, domain.Grant{}, err, updateCode(tx, c) // commit the burn
+	}
+	if rt != nil {
+		if err := checkKey(rt.Hash); err != nil {
+			return domain.AuthorizationCode{}, domain.Grant{}, fail(op, err), errNoChange
+		}
+		if rt.GrantID != g.ID {
+			return domain.AuthorizationCode{}, domain.Grant{}, fail(op, errors.New("the refresh token belongs to another grant")), errNoChange
+		}
+		if exists(tx, bucketRefresh, rt.Hash) {
+			return domain.AuthorizationCode{}, domain.Grant{}, fail(op, domain.ErrAlreadyExists), errNoChange
+		}
+		if err := insertToken(tx, *rt); err != nil {
+			return domain.AuthorizationCode{}, domain.Grant{}, nil, err
+		}
+	}
+	if err := updateCode(tx, c); err != nil {
+		return domain.AuthorizationCode{}, domain.Grant{}, nil, err
+	}
+	return c, g, nil, nil
 }
 
 // RotateRefreshToken marks the token rotated, stores the successor rotate

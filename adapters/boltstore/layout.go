@@ -308,6 +308,16 @@ func updateCode(tx *bolt.Tx, c domain.AuthorizationCode) error {
 	return putJSON(tx, bucketCodes, c.Hash, toCodeRecord(c))
 }
 
+// encodeCode encodes a code record outside a transaction; bbolt keeps
+// the bytes a Put is given until the commit, and they are never changed.
+func encodeCode(c domain.AuthorizationCode) ([]byte, error) {
+	raw, err := json.Marshal(toCodeRecord(c))
+	if err != nil {
+		return nil, fmt.Errorf("encode %s record: %w", bucketCodes, err)
+	}
+	return raw, nil
+}
+
 func deleteCode(tx *bolt.Tx, c domain.AuthorizationCode) error {
 	if err := tx.Bucket(bucketCodes).Delete([]byte(c.Hash)); err != nil {
 		return err

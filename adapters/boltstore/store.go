@@ -114,7 +114,7 @@ func Open(opts Options) (*Store, error) {
 	if err := restrictMode(opts.Path); err != nil {
 		return nil, fmt.Errorf("boltstore: open %s: %w", opts.Path, err)
 	}
-	db, err := bolt.Open(opts.Path, 0o600, &bolt.Options{Timeout: opts.Timeout, NoSync: opts.NoSync})
+	db, err := bolt.Open(opts.Path, 0o600, &bolt.Options{Timeout: opts.Timeout, NoSync: opts.NoSync, NoFreelistSync: true, FreelistType: bolt.FreelistMapType})
 	if errors.Is(err, berrors.ErrTimeout) {
 		return nil, fmt.Errorf("boltstore: open %s: %w (waited %s)", opts.Path, ErrLocked, opts.Timeout)
 	}
