@@ -221,17 +221,37 @@ func redeemInTx(tx *bolt.Tx, op, hash string, now time.Time, issue func(domain.A
 // returns (which it also returns) and saves the grant as rotate left it, in
 // one group-committed transaction. A rotate error changes nothing and is
 // returned as is; reuse of a rotated token revokes the grant.
+//
+// As in RedeemCode, the token and its grant are read and decoded before
+// the write transaction, which decodes them again only if their bytes
+// changed in between; a token that is missing or expired is answered
+// from the read alone.
 func (s *Store) RotateRefreshToken(ctx context.Context, hash string, now time.Time, rotate func(domain.RefreshToken, *domain.Grant) (domain.RefreshToken, error)) (domain.RefreshToken, error) {
 	const op = "rotate refresh token"
+	var pre tokenRead
+	err := s.view(ctx, op, func(tx *bolt.Tx) error {
+		var err error
+		pre, err = readLiveToken(tx, hash, now)
+		return err
+	})
+	if err != nil {
+		return domain.RefreshToken{}, err
+	}
+	if !pre.found {
+		return domain.RefreshToken{}, fail(op, domain.ErrNotFound)
+	}
 	var (
 		result  domain.RefreshToken
 		outcome error
 	)
-	err := s.write(ctx, op, true, func(tx *bolt.Tx) error {
+	err = s.write(ctx, op, true, func(tx *bolt.Tx) error {
 		result, outcome = domain.RefreshToken{}, nil
-		old, g, ok, err := liveToken(tx, hash, now)
-		if err != nil {
-			return err
+		old, g, ok := pre.token.Clone(), pre.grant.Clone(), true
+		if !pre.current(tx) {
+			var err error
+			if old, g, ok, err = liveToken(tx, hash, now); err != nil {
+				return err
+			}
 		}
 		if !ok {
 			outcome = fail(op, domain.ErrNotFound)
@@ -279,6 +299,38 @@ func (s *Store) RotateRefreshToken(ctx context.Context, hash string, now time.Ti
 		return domain.RefreshToken{}, err
 	}
 	return result, outcome
+}
+
+// tokenRead is a refresh token and its grant as a read transaction found
+// them, with copies of the bytes they were decoded from.
+type tokenRead struct {
+	token              domain.RefreshToken
+	grant              domain.Grant
+	tokenRaw, grantRaw []byte
+	found              bool
+}
+
+// readLiveToken reads a live refresh token (rotated or not) with its live
+// grant.
+func readLiveToken(tx *bolt.Tx, hash string, now time.Time) (tokenRead, error) {
+	t, g, ok, err := liveToken(tx, hash, now)
+	if err != nil || !ok {
+		return tokenRead{}, err
+	}
+	return tokenRead{
+		token:    t,
+		grant:    g,
+		tokenRaw: bytes.Clone(tx.Bucket(bucketRefresh).Get([]byte(hash))),
+		grantRaw: bytes.Clone(tx.Bucket(bucketGrants).Get([]byte(g.ID))),
+		found:    true,
+	}, nil
+}
+
+// current reports whether the token and grant still hold the bytes read,
+// so that what was decoded from them still holds in tx.
+func (r tokenRead) current(tx *bolt.Tx) bool {
+	return bytes.Equal(tx.Bucket(bucketRefresh).Get([]byte(r.token.Hash)), r.tokenRaw) &&
+		bytes.Equal(tx.Bucket(bucketGrants).Get([]byte(r.grant.ID)), r.grantRaw)
 }
 
 // GetGrant returns a live grant. Repeated reads are served from memory
