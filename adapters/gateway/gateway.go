@@ -111,9 +111,15 @@ var _ http.Handler = (*Gateway)(nil)
 // identity to the proxy's Rewrite hook.
 type forwardKey struct{}
 
-// forward is what the backend learns about the caller.
+// forward is what the backend learns about the caller, and the per-request
+// state of the proxying: one allocation per request carries all of it.
 type forward struct {
 	user, email, upstreamToken string
+	// values back the identity header values rewrite sets (user, email,
+	// upstream token), so that setting them allocates nothing.
+	values [3][1]string
+	// in and out count the request and response bodies when observed.
+	in, out countingBody
 }
 
 // New builds a Gateway. verify checks bearer tokens; sealer opens the
@@ -329,7 +335,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// ResponseWriter to touch (MaxBytesReader would set a header on it).
 		out.Body = http.MaxBytesReader(nil, r.Body, g.maxBody)
 	}
-	g.observeRequest(out)
+	g.observeRequest(out, fwd)
 	g.proxy.ServeHTTP(w, out)
 }
 

@@ -72,12 +72,14 @@ func isEventStream(ct string) bool {
 	return rest == "" || rest[0] == ';'
 }
 
-// observeRequest wraps the request body going to the backend.
-func (g *Gateway) observeRequest(r *http.Request) {
+// observeRequest wraps the request body going to the backend in f's
+// request counter.
+func (g *Gateway) observeRequest(r *http.Request, f *forward) {
 	if g.observe.BytesIn == nil || r.Body == nil || r.Body == http.NoBody {
 		return
 	}
-	r.Body = &countingBody{ReadCloser: r.Body, ctx: r.Context(), report: g.observe.BytesIn}
+	f.in.ReadCloser, f.in.ctx, f.in.report = r.Body, r.Context(), g.observe.BytesIn
+	r.Body = &f.in
 }
 
 // observeResponse wraps the backend's response body (ReverseProxy's
@@ -87,7 +89,11 @@ func (g *Gateway) observeResponse(resp *http.Response) error {
 		return nil
 	}
 	ctx := resp.Request.Context()
-	body := &countingBody{ReadCloser: resp.Body, ctx: ctx, report: g.observe.BytesOut}
+	body := &countingBody{}
+	if f, ok := ctx.Value(forwardKey{}).(*forward); ok {
+		body = &f.out // allocated with the request's other state
+	}
+	body.ReadCloser, body.ctx, body.report = resp.Body, ctx, g.observe.BytesOut
 	if isEventStream(resp.Header.Get("Content-Type")) {
 		if g.observe.StreamOpened != nil {
 			g.observe.StreamOpened(ctx)

@@ -146,12 +146,15 @@ func (g *Gateway) rewrite(pr *httputil.ProxyRequest) {
 	}
 
 	if f, ok := pr.In.Context().Value(forwardKey{}).(*forward); ok {
-		h[g.userHeader] = []string{f.user}
+		f.values[0][0] = f.user
+		h[g.userHeader] = f.values[0][:]
 		if f.email != "" {
-			h[g.emailHeader] = []string{f.email}
+			f.values[1][0] = f.email
+			h[g.emailHeader] = f.values[1][:]
 		}
 		if f.upstreamToken != "" {
-			h[g.upstreamTokenHeader] = []string{f.upstreamToken}
+			f.values[2][0] = f.upstreamToken
+			h[g.upstreamTokenHeader] = f.values[2][:]
 		}
 	}
 	pr.SetXForwarded()

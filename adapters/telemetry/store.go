@@ -57,7 +57,8 @@ func storeOutcome(err error) string {
 type storeOp struct {
 	spanName string
 	attr     attribute.KeyValue
-	outcomes map[string]metric.RecordOption
+	// outcomes are ready variadic arguments (see useCase.ok).
+	outcomes map[string][]metric.RecordOption
 	outAttr  map[string]attribute.KeyValue
 }
 
@@ -65,12 +66,12 @@ func newStoreOp(name string) *storeOp {
 	op := &storeOp{
 		spanName: "store." + name,
 		attr:     semconv.DBOperationName(name),
-		outcomes: map[string]metric.RecordOption{},
+		outcomes: map[string][]metric.RecordOption{},
 		outAttr:  map[string]attribute.KeyValue{},
 	}
 	for _, o := range storeOutcomes {
 		op.outAttr[o] = keyStoreOutcome.String(o)
-		op.outcomes[o] = metric.WithAttributeSet(attribute.NewSet(op.attr, op.outAttr[o]))
+		op.outcomes[o] = []metric.RecordOption{metric.WithAttributeSet(attribute.NewSet(op.attr, op.outAttr[o]))}
 	}
 	return op
 }
@@ -134,7 +135,7 @@ func (s *store) end(ctx context.Context, op *storeOp, span trace.Span, start tim
 		span.SetStatus(codes.Error, outcomeError)
 	}
 	span.End()
-	s.t.inst.storeDuration.Record(ctx, elapsed, op.outcomes[outcome])
+	s.t.inst.storeDuration.Record(ctx, elapsed, op.outcomes[outcome]...)
 }
 
 // CreateClient implements ports.ClientStore.
@@ -151,7 +152,7 @@ func (s *store) CreateClient(ctx context.Context, c domain.Client) error {
 // their spans cost more than the (cached) reads themselves. Writes, where a
 // transaction's latency matters when debugging, keep their spans.
 func (s *store) measure(ctx context.Context, op *storeOp, start time.Time, err error) {
-	s.t.inst.storeDuration.Record(ctx, time.Since(start).Seconds(), op.outcomes[storeOutcome(err)])
+	s.t.inst.storeDuration.Record(ctx, time.Since(start).Seconds(), op.outcomes[storeOutcome(err)]...)
 }
 
 // GetClient implements ports.ClientStore (measured, not traced).

@@ -26,15 +26,18 @@ const (
 // attribute sets built once so that a call allocates none.
 type useCase struct {
 	spanName string
-	ok       metric.RecordOption
-	byCode   map[string]metric.RecordOption // bounded code -> {usecase, oauth.error}
-	failed   map[string]metric.AddOption    // bounded code -> {step, oauth.error}; nil outside the flow
+	// ok is a ready variadic argument: a one-option call allocates its
+	// slice on every request otherwise (the gateway's token check runs
+	// this on each proxied request).
+	ok     []metric.RecordOption
+	byCode map[string]metric.RecordOption // bounded code -> {usecase, oauth.error}
+	failed map[string]metric.AddOption    // bounded code -> {step, oauth.error}; nil outside the flow
 }
 
 func newUseCase(name, step string) *useCase {
 	uc := &useCase{
 		spanName: "usecase." + name,
-		ok:       metric.WithAttributeSet(attribute.NewSet(keyUseCase.String(name))),
+		ok:       []metric.RecordOption{metric.WithAttributeSet(attribute.NewSet(keyUseCase.String(name)))},
 		byCode:   map[string]metric.RecordOption{},
 	}
 	if step != "" {
@@ -94,7 +97,7 @@ func (t *Telemetry) endUseCase(ctx context.Context, uc *useCase, span trace.Span
 	elapsed := time.Since(start).Seconds()
 	if err == nil {
 		span.End()
-		t.inst.useCaseDuration.Record(ctx, elapsed, uc.ok)
+		t.inst.useCaseDuration.Record(ctx, elapsed, uc.ok...)
 		return
 	}
 	code := domain.CodeOf(err)
@@ -306,10 +309,10 @@ func (d verifyAccessToken) Handle(ctx context.Context, cmd ports.VerifyAccessTok
 	elapsed := time.Since(start).Seconds()
 	span := trace.SpanFromContext(ctx)
 	if err == nil {
-		if res.Token.ClientID != "" {
+		if res.Token.ClientID != "" && span.IsRecording() {
 			span.SetAttributes(keyClientID.String(res.Token.ClientID))
 		}
-		d.t.inst.useCaseDuration.Record(ctx, elapsed, uc.ok)
+		d.t.inst.useCaseDuration.Record(ctx, elapsed, uc.ok...)
 		return res, nil
 	}
 	code := domain.CodeOf(err)
