@@ -2,7 +2,6 @@ package usecase
 
 import (
 	"context"
-	"errors"
 	"fmt"
 
 	"github.com/oidcproxy/oidcproxy/domain"
@@ -32,14 +31,15 @@ func lookupClient(ctx context.Context, d Deps, clientID string) (domain.Client, 
 		// CIMD is off: a URL is just an id nobody registered.
 		return domain.Client{}, fmt.Errorf("client metadata documents are disabled: %w", domain.ErrNotFound)
 	}
-	if _, err := domain.ValidateClientIDURL(clientID, d.Settings.ClientIDURLAllowIPLiteral); err != nil {
+	u, err := domain.ValidateClientIDURL(clientID, d.Settings.ClientIDURLAllowIPLiteral)
+	if err != nil {
 		return domain.Client{}, domain.ErrInvalidClient("the client_id is not an acceptable client metadata document URL: " + err.Error())
 	}
 	doc, err := d.ClientMetadata.FetchClientMetadata(ctx, clientID)
 	if err != nil {
 		return domain.Client{}, domain.ErrInvalidClient("the application's client metadata document could not be retrieved, or is not a JSON document").WithCause(err)
 	}
-	c, err := clientFromDocument(clientID, doc, d.Settings.RedirectPatterns)
+	c, err := clientFromDocument(clientID, u.Host, doc, d.Settings.RedirectPatterns)
 	if err != nil {
 		return domain.Client{}, err
 	}
@@ -50,10 +50,12 @@ func lookupClient(ctx context.Context, d Deps, clientID string) (domain.Client, 
 // the URL, no shared secret may be involved, and the registration rules
 // (redirect URIs, application type, grant types, text fields) apply as they
 // would to POST /register.
-func clientFromDocument(clientID string, doc ports.ClientMetadataDocument, patterns []domain.RedirectPattern) (domain.Client, error) {
+func clientFromDocument(clientID, host string, doc ports.ClientMetadataDocument, patterns []domain.RedirectPattern) (domain.Client, error) {
 	invalid := func(reason string) error {
+		// The cause names the host, for the operator's log; never the
+		// document itself.
 		return domain.ErrInvalidClient("the application's client metadata document is invalid: " + reason).
-			WithCause(errors.New("client metadata document: " + reason))
+			WithCause(fmt.Errorf("client metadata document at %s: %s", host, reason))
 	}
 	if doc.ClientID == "" {
 		return domain.Client{}, invalid("client_id is missing")

@@ -99,7 +99,7 @@ type proxy struct {
 	// CIMDRoots verify client metadata document servers (httptest TLS).
 	CIMDRoots *x509.CertPool
 	App       *oidcproxy.App
-	stop    func()
+	stop      func()
 }
 
 type proxyOption func(env map[string]string)
