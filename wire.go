@@ -22,7 +22,9 @@ func InitializeApp(ctx context.Context, cfg config.Config) (*App, func(), error)
 // InitializeTestApp builds the App with a caller-supplied clock, log output
 // and telemetry options (an in-memory span exporter), for black-box tests
 // that move time, read the logs or inspect spans.
-func InitializeTestApp(ctx context.Context, cfg config.Config, clock ports.Clock, logs LogOutput, tel telemetry.Options) (*App, func(), error) {
+//
+// cimdRoots verify the test's client metadata document servers.
+func InitializeTestApp(ctx context.Context, cfg config.Config, clock ports.Clock, logs LogOutput, tel telemetry.Options, cimdRoots CIMDRootCAs) (*App, func(), error) {
 	wire.Build(coreSet, ProvideStore)
 	return nil, nil, nil
 }
@@ -30,6 +32,6 @@ func InitializeTestApp(ctx context.Context, cfg config.Config, clock ports.Clock
 // InitializeAppWithStore builds the App on a store the caller opened (and
 // closes): benchmarks use it to compare store options in one run.
 func InitializeAppWithStore(ctx context.Context, cfg config.Config, clock ports.Clock, logs LogOutput, tel telemetry.Options, store RawStore) (*App, func(), error) {
-	wire.Build(coreSet)
+	wire.Build(coreSet, wire.Value(CIMDRootCAs{}))
 	return nil, nil, nil
 }

@@ -64,7 +64,14 @@ func InitializeApp(ctx context.Context, cfg config.Config) (*App, func(), error)
 		cleanup()
 		return nil, nil, err
 	}
-	application, err := ProvideApplication(store, identityProvider, issuer, sealer, systemClock, cryptoRandom, settings, logger, telemetry)
+	cimdRootCAs := _wireCIMDRootCAsValue
+	metadataFetcher, err := ProvideMetadataFetcher(cfg, systemClock, cimdRootCAs)
+	if err != nil {
+		cleanup2()
+		cleanup()
+		return nil, nil, err
+	}
+	application, err := ProvideApplication(store, identityProvider, issuer, sealer, systemClock, cryptoRandom, settings, logger, telemetry, metadataFetcher)
 	if err != nil {
 		cleanup2()
 		cleanup()
@@ -100,12 +107,15 @@ func InitializeApp(ctx context.Context, cfg config.Config) (*App, func(), error)
 var (
 	_wireSystemClockValue  = SystemClock{}
 	_wireCryptoRandomValue = CryptoRandom{}
+	_wireCIMDRootCAsValue  = CIMDRootCAs{}
 )
 
 // InitializeTestApp builds the App with a caller-supplied clock, log output
 // and telemetry options (an in-memory span exporter), for black-box tests
 // that move time, read the logs or inspect spans.
-func InitializeTestApp(ctx context.Context, cfg config.Config, clock ports.Clock, logs LogOutput, tel telemetry.Options) (*App, func(), error) {
+//
+// cimdRoots verify the test's client metadata document servers.
+func InitializeTestApp(ctx context.Context, cfg config.Config, clock ports.Clock, logs LogOutput, tel telemetry.Options, cimdRoots CIMDRootCAs) (*App, func(), error) {
 	rawStore, cleanup, err := ProvideStore(cfg)
 	if err != nil {
 		return nil, nil, err
@@ -149,7 +159,13 @@ func InitializeTestApp(ctx context.Context, cfg config.Config, clock ports.Clock
 		cleanup()
 		return nil, nil, err
 	}
-	application, err := ProvideApplication(store, identityProvider, issuer, sealer, clock, cryptoRandom, settings, logger, telemetryTelemetry)
+	metadataFetcher, err := ProvideMetadataFetcher(cfg, clock, cimdRoots)
+	if err != nil {
+		cleanup2()
+		cleanup()
+		return nil, nil, err
+	}
+	application, err := ProvideApplication(store, identityProvider, issuer, sealer, clock, cryptoRandom, settings, logger, telemetryTelemetry, metadataFetcher)
 	if err != nil {
 		cleanup2()
 		cleanup()
@@ -218,7 +234,13 @@ func InitializeAppWithStore(ctx context.Context, cfg config.Config, clock ports.
 		cleanup()
 		return nil, nil, err
 	}
-	application, err := ProvideApplication(portsStore, identityProvider, issuer, sealer, clock, cryptoRandom, settings, logger, telemetryTelemetry)
+	cimdRootCAs := _wireOidcproxyCIMDRootCAsValue
+	metadataFetcher, err := ProvideMetadataFetcher(cfg, clock, cimdRootCAs)
+	if err != nil {
+		cleanup()
+		return nil, nil, err
+	}
+	application, err := ProvideApplication(portsStore, identityProvider, issuer, sealer, clock, cryptoRandom, settings, logger, telemetryTelemetry, metadataFetcher)
 	if err != nil {
 		cleanup()
 		return nil, nil, err
@@ -245,3 +267,7 @@ func InitializeAppWithStore(ctx context.Context, cfg config.Config, clock ports.
 		cleanup()
 	}, nil
 }
+
+var (
+	_wireOidcproxyCIMDRootCAsValue = CIMDRootCAs{}
+)

@@ -3,6 +3,7 @@ package oidcproxy
 import (
 	"context"
 	"crypto/rand"
+	"crypto/x509"
 	"fmt"
 	"io"
 	"log/slog"
@@ -17,6 +18,7 @@ import (
 	"github.com/google/wire"
 
 	"github.com/oidcproxy/oidcproxy/adapters/boltstore"
+	"github.com/oidcproxy/oidcproxy/adapters/cimd"
 	"github.com/oidcproxy/oidcproxy/adapters/config"
 	"github.com/oidcproxy/oidcproxy/adapters/gateway"
 	"github.com/oidcproxy/oidcproxy/adapters/httpapi"
@@ -51,6 +53,12 @@ type RawStore interface{ ports.Store }
 // buffer in tests).
 type LogOutput io.Writer
 
+// CIMDRootCAs are the roots that client metadata document servers'
+// certificates are verified against: the system roots in production (a nil
+// Pool); tests pass the pool of their httptest TLS server, so https stays
+// mandatory even there.
+type CIMDRootCAs struct{ Pool *x509.CertPool }
+
 // coreSet builds everything but the clock, the logger and the store, which
 // production, tests and benchmarks supply differently.
 var coreSet = wire.NewSet(
@@ -67,6 +75,7 @@ var coreSet = wire.NewSet(
 	wire.Bind(new(ports.KeyManager), new(*tokens.Issuer)),
 	ProvideIdentityProvider,
 	ProvideSettings,
+	ProvideMetadataFetcher,
 	wire.Value(CryptoRandom{}),
 	wire.Bind(new(ports.Random), new(CryptoRandom)),
 	ProvideApplication,
@@ -84,6 +93,7 @@ var productionSet = wire.NewSet(
 	wire.Bind(new(ports.Clock), new(SystemClock)),
 	ProvideLogOutput,
 	ProvideTelemetryOptions,
+	wire.Value(CIMDRootCAs{}),
 )
 
 // ProvideLogOutput is standard error.
@@ -274,6 +284,8 @@ func ProvideSettings(cfg config.Config) (usecase.Settings, error) {
 		RedirectPatterns: patterns,
 		ForwardResource:  cfg.ForwardResource,
 
+		ClientIDURLAllowIPLiteral: cfg.CIMDAllowPrivateNetwork,
+
 		IntrospectionSecretHash: introspection,
 	}, nil
 }
@@ -295,20 +307,44 @@ func defaultScopes(cfg config.Config, supported []string) []string {
 	return out
 }
 
+// maxCIMDTimeout caps a client metadata document fetch below TIMEOUT_SECONDS:
+// the fetch holds a user's /authorize request, and a document is small.
+const maxCIMDTimeout = 5 * time.Second
+
+// ProvideMetadataFetcher builds the client ID metadata document fetcher, or
+// nil when CIMD_ENABLED is off (URL client_ids are then unknown clients).
+// Its cache runs on the proxy's clock.
+func ProvideMetadataFetcher(cfg config.Config, clock ports.Clock, roots CIMDRootCAs) (ports.MetadataFetcher, error) {
+	if !cfg.CIMDEnabled {
+		return nil, nil // an untyped nil: a nil *cimd.Fetcher would be a non-nil interface
+	}
+	f, err := cimd.New(cimd.Options{
+		AllowPrivateNetwork: cfg.CIMDAllowPrivateNetwork,
+		Timeout:             min(cfg.Timeout(), maxCIMDTimeout),
+		RootCAs:             roots.Pool,
+		Now:                 clock.Now,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return f, nil
+}
+
 // ProvideApplication builds the use cases, each wrapped in a span.
 func ProvideApplication(store ports.Store, provider ports.IdentityProvider, issuer ports.TokenIssuer,
 	sealer ports.Sealer, clock ports.Clock, random ports.Random, settings usecase.Settings, logger *slog.Logger,
-	tel *telemetry.Telemetry,
+	tel *telemetry.Telemetry, metadata ports.MetadataFetcher,
 ) (ports.Application, error) {
 	app, err := usecase.NewApplication(usecase.Deps{
-		Store:    store,
-		Provider: provider,
-		Tokens:   issuer,
-		Sealer:   sealer,
-		Clock:    clock,
-		Random:   random,
-		Settings: settings,
-		Logger:   logger,
+		Store:          store,
+		Provider:       provider,
+		Tokens:         issuer,
+		Sealer:         sealer,
+		Clock:          clock,
+		Random:         random,
+		ClientMetadata: metadata,
+		Settings:       settings,
+		Logger:         logger,
 	})
 	if err != nil {
 		return ports.Application{}, err
@@ -336,6 +372,7 @@ func ProvideHTTPAPI(cfg config.Config, app ports.Application, issuer ports.Token
 		Resource:          settings.Resource,
 		MCPPath:           cfg.MCPPath,
 		ScopesSupported:   settings.SupportedScopes,
+		CIMD:              cfg.CIMDEnabled,
 		CookieKey:         cookieKey,
 		Consent:           cfg.Consent,
 		ReadyTimeout:      cfg.Timeout(),

@@ -103,11 +103,15 @@ type ConsentView struct {
 	ClientID      string
 	ClientName    string
 	ClientURI     string
-	RedirectURI   string
-	RedirectHost  string
-	Scopes        []string
-	Resource      string
-	ExpiresAt     time.Time
+	// DocumentHost is the host of the client_id URL when the client
+	// identified itself with a client ID metadata document, "" for
+	// registered clients.
+	DocumentHost string
+	RedirectURI  string
+	RedirectHost string
+	Scopes       []string
+	Resource     string
+	ExpiresAt    time.Time
 }
 
 // ConsentDecisionCommand is the user's answer on the consent page.

@@ -106,3 +106,28 @@ type KeyManager interface {
 	// Prune deletes keys past their RemoveAfter.
 	Prune(ctx context.Context) (int, error)
 }
+
+// ClientMetadataDocument is a client's metadata as published at its
+// client_id URL (draft-ietf-oauth-client-id-metadata-document), parsed but
+// not yet judged: the use cases apply the registration rules to it, so a
+// document client and a registered client meet the same redirect URI policy.
+type ClientMetadataDocument struct {
+	// ClientID is the document's own client_id member, "" when absent; it
+	// must equal the URL it was fetched from, byte for byte.
+	ClientID string
+	// Metadata holds the RFC 7591 members, as a registration would carry
+	// them.
+	Metadata RegisterClientCommand
+	// DeclaresSecret reports a client_secret or client_secret_expires_at
+	// member: a published document cannot hold a shared secret, so such a
+	// document is refused whatever its value.
+	DeclaresSecret bool
+}
+
+// MetadataFetcher fetches client ID metadata documents for client_ids that
+// are https URLs, behind SSRF guards, a size cap and a cache. Errors say
+// why the document could not be had (unreachable, refused address, not
+// JSON, too large); they name the URL's host, never the document's body.
+type MetadataFetcher interface {
+	FetchClientMetadata(ctx context.Context, clientID string) (ClientMetadataDocument, error)
+}

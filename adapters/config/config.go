@@ -54,6 +54,8 @@ type Config struct {
 
 	AllowedClientRedirectURIs []string           `env:"ALLOWED_CLIENT_REDIRECT_URIS" yaml:"allowed_client_redirect_uris" flag:"allowed-client-redirect-uris" help:"Comma-separated patterns (with *) that every client redirect URI must match, where empty adds no restriction beyond the registration rules."`
 	ScopesSupported           []string           `env:"SCOPES_SUPPORTED" yaml:"scopes_supported" flag:"scopes-supported" help:"Scopes MCP clients may request, separated by commas or spaces, where empty means openid, profile, email, offline_access and REQUIRED_SCOPES."`
+	CIMDEnabled               bool               `env:"CIMD_ENABLED" yaml:"cimd_enabled" flag:"cimd-enabled" default:"true" help:"Whether MCP clients may use an https URL as their client_id, whose Client ID Metadata Document the proxy fetches (behind SSRF guards) instead of requiring registration."`
+	CIMDAllowPrivateNetwork   bool               `env:"CIMD_ALLOW_PRIVATE_NETWORK" yaml:"cimd_allow_private_network" flag:"cimd-allow-private-network" default:"false" help:"Whether Client ID Metadata Documents may be fetched from loopback and private addresses and IP-literal hosts (https is still required): for development and tests only."`
 	Consent                   domain.ConsentMode `env:"CONSENT" yaml:"consent" flag:"consent" default:"always" help:"When the consent page is shown: always, remember (skipped for a client this browser approved) or off."`
 
 	StorePath       string        `env:"STORE_PATH" yaml:"store_path" flag:"store-path" default:"oidcproxy.db" help:"Path of the bbolt database file."`

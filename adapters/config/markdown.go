@@ -43,9 +43,9 @@ var docSections = []docSection{
 	},
 	{
 		title: "MCP clients, scopes and consent",
-		intro: "What MCP clients may register and request, when the consent page is shown, and who may call `/introspect`.",
+		intro: "What MCP clients may register (or publish as a Client ID Metadata Document) and request, when the consent page is shown, and who may call `/introspect`.",
 		fields: []string{
-			"AllowedClientRedirectURIs", "ScopesSupported", "Consent", "IntrospectionSecret",
+			"AllowedClientRedirectURIs", "CIMDEnabled", "CIMDAllowPrivateNetwork", "ScopesSupported", "Consent", "IntrospectionSecret",
 		},
 	},
 	{

@@ -50,6 +50,9 @@ type Options struct {
 	MCPPath  string
 	// ScopesSupported are advertised in the metadata documents.
 	ScopesSupported []string
+	// CIMD advertises client_id_metadata_document_supported: URL client_ids
+	// are resolved through their Client ID Metadata Documents.
+	CIMD bool
 	// CookieKey signs cookies (HKDF-derived, distinct from other keys).
 	CookieKey []byte
 	// Consent is the consent mode (for the remember cookie).

@@ -30,6 +30,9 @@ var devDefaults = map[string]string{
 	config.EnvPrefix + "ADMIN_ADDR":  "127.0.0.1:0",
 	config.EnvPrefix + "STORE_PATH":  oidcproxy.MemoryStorePath,
 	config.EnvPrefix + "LOG_FORMAT":  "text",
+	// Client metadata documents of clients under development live on
+	// this machine too; https stays required.
+	config.EnvPrefix + "CIMD_ALLOW_PRIVATE_NETWORK": "true",
 }
 
 // devClientID is the proxy's client at the development OpenID provider.

@@ -30,12 +30,17 @@ func (h *StartAuthorizationHandler) Handle(ctx context.Context, cmd ports.StartA
 	if cmd.ClientID == "" {
 		return res, noRedirect(domain.ErrInvalidRequest("client_id is missing"))
 	}
-	client, err := h.d.Store.GetClient(ctx, cmd.ClientID)
+	client, err := lookupClient(ctx, h.d, cmd.ClientID)
 	if errors.Is(err, domain.ErrNotFound) {
 		return res, noRedirect(domain.ErrInvalidClient("unknown client"))
 	}
+	if e, ok := domain.AsError(err); ok {
+		// A client metadata document that cannot be used: its redirect
+		// URIs are not trusted, so this is a page too.
+		return res, noRedirect(e)
+	}
 	if err != nil {
-		return res, noRedirect(domain.ErrServerError(fmt.Errorf("authorize: get client: %w", err)))
+		return res, noRedirect(domain.ErrServerError(fmt.Errorf("authorize: %w", err)))
 	}
 	if cmd.RedirectURI == "" {
 		// OAuth 2.1 requires redirect_uri; refusing its absence also means the

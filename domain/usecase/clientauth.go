@@ -13,16 +13,22 @@ import (
 // authenticateClient checks the credentials presented at /token or /revoke.
 // Every failure is the same invalid_client, so the answer does not tell an
 // attacker whether the client exists.
-func authenticateClient(ctx context.Context, store ports.ClientStore, a ports.ClientAuth) (domain.Client, error) {
+func authenticateClient(ctx context.Context, d Deps, a ports.ClientAuth) (domain.Client, error) {
 	failed := func(cause error) error {
 		return domain.ErrInvalidClient("client authentication failed").WithCause(cause)
 	}
 	if a.ClientID == "" {
 		return domain.Client{}, failed(errors.New("no client_id"))
 	}
-	c, err := store.GetClient(ctx, a.ClientID)
+	c, err := lookupClient(ctx, d, a.ClientID)
 	if errors.Is(err, domain.ErrNotFound) {
 		return domain.Client{}, failed(errors.New("unknown client"))
+	}
+	if e, ok := domain.AsError(err); ok {
+		// A client metadata document that cannot be used: still
+		// invalid_client, with the document's problem as the description
+		// (the document is public, so this tells an attacker nothing).
+		return domain.Client{}, e
 	}
 	if err != nil {
 		return domain.Client{}, domain.ErrServerError(fmt.Errorf("authenticate client: %w", err))

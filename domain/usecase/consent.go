@@ -42,10 +42,23 @@ func (h *ConsentHandler) Show(ctx context.Context, transactionID string) (ports.
 	if err != nil {
 		return ports.ConsentView{}, noRedirect(domain.ErrServerError(fmt.Errorf("consent: update transaction: %w", err)))
 	}
-	client, err := h.d.Store.GetClient(ctx, txn.ClientID)
+	client, err := lookupClient(ctx, h.d, txn.ClientID)
+	if e, ok := domain.AsError(err); ok {
+		// The client's metadata document stopped being usable mid-flow.
+		return ports.ConsentView{}, noRedirect(e)
+	}
 	if err != nil {
 		// A client deleted mid-flow: nothing sensible to show.
 		return ports.ConsentView{}, errUnknownTransaction(err)
+	}
+	documentHost := ""
+	if domain.IsClientIDURL(client.ID) {
+		// Anyone can publish a document with any client_name: the host
+		// that serves it is the one thing about the client that is proven,
+		// so the page shows it.
+		if u, err := url.Parse(client.ID); err == nil {
+			documentHost = u.Host
+		}
 	}
 	host := ""
 	if u, err := url.Parse(txn.RedirectURI); err == nil {
@@ -60,6 +73,7 @@ func (h *ConsentHandler) Show(ctx context.Context, transactionID string) (ports.
 		ClientID:      client.ID,
 		ClientName:    client.DisplayName(),
 		ClientURI:     client.ClientURI,
+		DocumentHost:  documentHost,
 		RedirectURI:   txn.RedirectURI,
 		RedirectHost:  host,
 		Scopes:        txn.Scopes,

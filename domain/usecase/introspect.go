@@ -28,7 +28,7 @@ func (h *IntrospectHandler) Handle(ctx context.Context, cmd ports.IntrospectComm
 			return ports.IntrospectResult{}, domain.ErrInvalidClient("introspection requires authentication")
 		}
 	default:
-		client, err := authenticateClient(ctx, h.d.Store, cmd.Client)
+		client, err := authenticateClient(ctx, h.d, cmd.Client)
 		if err != nil {
 			return ports.IntrospectResult{}, err
 		}

@@ -24,7 +24,7 @@ func errRefreshInvalid() error {
 // a network call); the rotation then commits the new upstream tokens with the
 // successor. Presenting a rotated token revokes the grant.
 func (h *RefreshTokenHandler) Handle(ctx context.Context, cmd ports.RefreshTokenCommand) (ports.TokenResult, error) {
-	client, err := authenticateClient(ctx, h.d.Store, cmd.Client)
+	client, err := authenticateClient(ctx, h.d, cmd.Client)
 	if err != nil {
 		return ports.TokenResult{}, err
 	}

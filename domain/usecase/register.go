@@ -31,7 +31,7 @@ var _ ports.RegisterClient = (*RegisterClientHandler)(nil)
 // Handle validates the metadata, stores the client and returns it with its
 // secret (confidential clients only; the store keeps only the hash).
 func (h *RegisterClientHandler) Handle(ctx context.Context, cmd ports.RegisterClientCommand) (ports.RegisterClientResult, error) {
-	c, err := h.buildClient(cmd)
+	c, err := buildClient(cmd, h.d.Settings.RedirectPatterns)
 	if err != nil {
 		return ports.RegisterClientResult{}, err
 	}
@@ -48,7 +48,9 @@ func (h *RegisterClientHandler) Handle(ctx context.Context, cmd ports.RegisterCl
 	return ports.RegisterClientResult{Client: c, ClientSecret: secret}, nil
 }
 
-func (h *RegisterClientHandler) buildClient(cmd ports.RegisterClientCommand) (domain.Client, error) {
+// buildClient applies the registration rules to client metadata: those of
+// POST /register and those of a client ID metadata document alike.
+func buildClient(cmd ports.RegisterClientCommand, patterns []domain.RedirectPattern) (domain.Client, error) {
 	c := domain.Client{}
 	switch domain.ApplicationType(cmd.ApplicationType) {
 	case "":
@@ -77,7 +79,7 @@ func (h *RegisterClientHandler) buildClient(cmd ports.RegisterClientCommand) (do
 		return c, domain.ErrInvalidRedirectURI(fmt.Sprintf("at most %d redirect URIs may be registered", maxRedirectURIs))
 	}
 	for _, u := range cmd.RedirectURIs {
-		if err := domain.ValidateRedirectURI(u, c.ApplicationType, h.d.Settings.RedirectPatterns); err != nil {
+		if err := domain.ValidateRedirectURI(u, c.ApplicationType, patterns); err != nil {
 			return c, err
 		}
 		if !slices.Contains(c.RedirectURIs, u) {

@@ -25,7 +25,7 @@ var _ ports.Revoke = (*RevokeHandler)(nil)
 // silently (RFC 7009 2.2), so the endpoint cannot be used to probe tokens.
 // The upstream tokens are revoked too, best effort, when the IdP can.
 func (h *RevokeHandler) Handle(ctx context.Context, cmd ports.RevokeCommand) error {
-	client, err := authenticateClient(ctx, h.d.Store, cmd.Client)
+	client, err := authenticateClient(ctx, h.d, cmd.Client)
 	if err != nil {
 		return err
 	}

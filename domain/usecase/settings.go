@@ -31,6 +31,11 @@ type Settings struct {
 	RedirectPatterns []domain.RedirectPattern
 	// ForwardResource sends the client's resource indicator upstream.
 	ForwardResource bool
+	// ClientIDURLAllowIPLiteral lets client_id URLs (client ID metadata
+	// documents) name IP literals: the private-network allowance of
+	// development and tests, which the fetcher mirrors for the addresses it
+	// connects to.
+	ClientIDURLAllowIPLiteral bool
 	// IntrospectionSecretHash, when set, is the hash (domain.HashToken) of
 	// the secret resource servers present at /introspect.
 	IntrospectionSecretHash string
@@ -62,7 +67,10 @@ type Deps struct {
 	Sealer   ports.Sealer
 	Clock    ports.Clock
 	Random   ports.Random
-	Settings Settings
+	// ClientMetadata fetches client ID metadata documents; nil turns CIMD
+	// off, and URL client_ids are then unknown clients.
+	ClientMetadata ports.MetadataFetcher
+	Settings       Settings
 	// Logger receives best-effort failures that do not change the answer
 	// (an upstream revocation that failed after the local one succeeded).
 	Logger *slog.Logger

@@ -20,7 +20,7 @@ var _ ports.ExchangeToken = (*ExchangeTokenHandler)(nil)
 // valid parameters (the legitimate client's code leaked and was used first)
 // revokes the grant.
 func (h *ExchangeTokenHandler) Handle(ctx context.Context, cmd ports.ExchangeTokenCommand) (ports.TokenResult, error) {
-	client, err := authenticateClient(ctx, h.d.Store, cmd.Client)
+	client, err := authenticateClient(ctx, h.d, cmd.Client)
 	if err != nil {
 		return ports.TokenResult{}, err
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -95,8 +96,10 @@ type proxy struct {
 	// Spans and Metrics receive the App's telemetry.
 	Spans   *tracetest.InMemoryExporter
 	Metrics *sdkmetric.ManualReader
-	App     *oidcproxy.App
-	stop    func()
+	// CIMDRoots verify client metadata document servers (httptest TLS).
+	CIMDRoots *x509.CertPool
+	App       *oidcproxy.App
+	stop      func()
 }
 
 type proxyOption func(env map[string]string)
@@ -108,6 +111,13 @@ func withEnv(k, v string) proxyOption {
 // startWithOP runs the proxy in front of a real OpenID provider.
 func startWithOP(t *testing.T, opts ...proxyOption) (*proxy, *idp.OP) {
 	t.Helper()
+	return startWithOPTrusting(t, nil, opts...)
+}
+
+// startWithOPTrusting is startWithOP with the roots that client metadata
+// document servers are verified against.
+func startWithOPTrusting(t *testing.T, cimdRoots *x509.CertPool, opts ...proxyOption) (*proxy, *idp.OP) {
+	t.Helper()
 	ln := listen(t)
 	base := "http://" + ln.Addr().String()
 	op := idp.StartOP(t, idp.Client{ID: upstreamClientID, Secret: upstreamSecret, RedirectURIs: []string{base + "/auth/callback"}})
@@ -117,7 +127,7 @@ func startWithOP(t *testing.T, opts ...proxyOption) (*proxy, *idp.OP) {
 	for _, o := range opts {
 		o(env)
 	}
-	p := &proxy{t: t, BaseURL: base, Env: env, StorePath: env["OIDC_PROXY_STORE_PATH"], Clock: &testClock{}, Logs: &syncBuffer{}, Upstream: op}
+	p := &proxy{t: t, BaseURL: base, Env: env, StorePath: env["OIDC_PROXY_STORE_PATH"], Clock: &testClock{}, Logs: &syncBuffer{}, Upstream: op, CIMDRoots: cimdRoots}
 	p.start(ln)
 	return p, op
 }
@@ -175,7 +185,7 @@ func (p *proxy) start(ln net.Listener) {
 		Getenv:       func(string) string { return "" }, // never the test process's OTEL_* variables
 		SpanExporter: p.Spans,
 		MetricReader: p.Metrics,
-	})
+	}, oidcproxy.CIMDRootCAs{Pool: p.CIMDRoots})
 	if err != nil {
 		cancel()
 		_ = ln.Close()

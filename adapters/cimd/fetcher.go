@@ -1,0 +1,309 @@
+package cimd
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/oidcproxy/oidcproxy/domain"
+	"github.com/oidcproxy/oidcproxy/ports"
+)
+
+// Defaults for Options fields left zero.
+const (
+	// DefaultMaxDocumentBytes is the draft's recommended cap on a client
+	// metadata document: 5 kilobytes.
+	DefaultMaxDocumentBytes = 5 << 10
+	// DefaultTimeout bounds one fetch, from dial to the last byte.
+	DefaultTimeout = 5 * time.Second
+	// DefaultMinTTL and DefaultMaxTTL clamp the document's max-age: a
+	// floor, so that "no-cache" cannot make every request a fetch, and a
+	// ceiling, so that a changed document is seen within a day.
+	DefaultMinTTL = time.Minute
+	DefaultMaxTTL = 24 * time.Hour
+	// DefaultTTL applies when the document says nothing about caching.
+	DefaultTTL = 5 * time.Minute
+	// DefaultNegativeTTL is how long a failure is remembered: long enough
+	// that a hostile URL cannot make us fetch in a loop, short enough that
+	// a fixed document is picked up soon.
+	DefaultNegativeTTL = 30 * time.Second
+	// DefaultMaxEntries and DefaultMaxCacheBytes bound the cache.
+	DefaultMaxEntries    = 1000
+	DefaultMaxCacheBytes = 8 << 20
+)
+
+// Reasons a fetch fails; errors wrap one of them (test with errors.Is).
+var (
+	// ErrURL: the client_id is not an acceptable client identifier URL.
+	ErrURL = errors.New("client_id is not an acceptable metadata document URL")
+	// ErrAddressRefused: the host resolved to an address that is not public.
+	ErrAddressRefused = errAddressRefused
+	// ErrRedirect: the server answered with a redirect, which is not followed.
+	ErrRedirect = errors.New("redirects are not followed")
+	// ErrStatus: the server answered with a status other than 200.
+	ErrStatus = errors.New("unexpected status")
+	// ErrContentType: the answer is not JSON.
+	ErrContentType = errors.New("content type is not JSON")
+	// ErrTooLarge: the document exceeds the size cap.
+	ErrTooLarge = errors.New("document is too large")
+	// ErrNotJSON: the body is not a JSON object of client metadata.
+	ErrNotJSON = errors.New("document is not a JSON object of client metadata")
+)
+
+var errAddressRefused = errors.New("address is not public")
+
+// Options configure a Fetcher. Zero values take the defaults above.
+type Options struct {
+	// AllowPrivateNetwork lets the fetcher connect to loopback and private
+	// addresses and accept IP-literal hosts: for `oidcproxy dev` and tests,
+	// whose documents live on this machine. https stays mandatory.
+	AllowPrivateNetwork bool
+	// Timeout bounds each fetch.
+	Timeout time.Duration
+	// RootCAs verifies the document servers' certificates; nil means the
+	// system roots. Tests pass their httptest server's pool.
+	RootCAs *x509.CertPool
+	// MaxDocumentBytes caps the response body.
+	MaxDocumentBytes int64
+	// MinTTL, MaxTTL, DefaultTTL and NegativeTTL govern caching.
+	MinTTL, MaxTTL, DefaultTTL, NegativeTTL time.Duration
+	// MaxEntries and MaxCacheBytes bound the cache; the least recently used
+	// entries go first.
+	MaxEntries    int
+	MaxCacheBytes int64
+	// Now tells the time for cache expiry (the proxy's clock); nil means
+	// time.Now.
+	Now func() time.Time
+}
+
+func (o *Options) defaults() {
+	setDuration := func(d *time.Duration, v time.Duration) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	setDuration(&o.Timeout, DefaultTimeout)
+	setDuration(&o.MinTTL, DefaultMinTTL)
+	setDuration(&o.MaxTTL, DefaultMaxTTL)
+	setDuration(&o.DefaultTTL, DefaultTTL)
+	setDuration(&o.NegativeTTL, DefaultNegativeTTL)
+	if o.MaxDocumentBytes <= 0 {
+		o.MaxDocumentBytes = DefaultMaxDocumentBytes
+	}
+	if o.MaxEntries <= 0 {
+		o.MaxEntries = DefaultMaxEntries
+	}
+	if o.MaxCacheBytes <= 0 {
+		o.MaxCacheBytes = DefaultMaxCacheBytes
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+}
+
+// Fetcher fetches and caches client metadata documents. It is safe for
+// concurrent use.
+type Fetcher struct {
+	opts   Options
+	client *http.Client
+	cache  *cache
+}
+
+var _ ports.MetadataFetcher = (*Fetcher)(nil)
+
+// New builds a Fetcher with its own guarded HTTP client.
+func New(opts Options) (*Fetcher, error) {
+	opts.defaults()
+	if opts.MinTTL > opts.MaxTTL {
+		return nil, fmt.Errorf("cimd: minimum cache lifetime %s exceeds the maximum %s", opts.MinTTL, opts.MaxTTL)
+	}
+	dialer := &net.Dialer{Timeout: opts.Timeout, Control: dialControl(opts.AllowPrivateNetwork)}
+	transport := &http.Transport{
+		// Never a proxy from the environment: the proxy would do the
+		// connecting, and the address check would judge the proxy instead
+		// of the document's host.
+		Proxy:                  nil,
+		DialContext:            dialer.DialContext,
+		TLSClientConfig:        &tls.Config{RootCAs: opts.RootCAs, MinVersion: tls.VersionTLS12},
+		TLSHandshakeTimeout:    opts.Timeout,
+		ResponseHeaderTimeout:  opts.Timeout,
+		MaxResponseHeaderBytes: 16 << 10,
+		// Each host is fetched rarely (the cache), and keeping connections
+		// open to hosts that attackers choose buys nothing.
+		DisableKeepAlives: true,
+		ForceAttemptHTTP2: true,
+	}
+	client := &http.Client{
+		Transport: transport,
+		Timeout:   opts.Timeout,
+		// The document must be served at the client_id URL itself; a
+		// redirect could also point the fetch somewhere internal.
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+	return &Fetcher{opts: opts, client: client, cache: newCache(opts)}, nil
+}
+
+// FetchClientMetadata returns the document at clientID: from the cache while
+// it is fresh, otherwise fetched (once, however many callers ask at the
+// same time). A failure is cached too, for NegativeTTL.
+func (f *Fetcher) FetchClientMetadata(ctx context.Context, clientID string) (ports.ClientMetadataDocument, error) {
+	u, err := domain.ValidateClientIDURL(clientID, f.opts.AllowPrivateNetwork)
+	if err != nil {
+		return ports.ClientMetadataDocument{}, fmt.Errorf("cimd: %w: %w", ErrURL, err)
+	}
+	return f.cache.get(ctx, clientID, func(ctx context.Context) (ports.ClientMetadataDocument, int64, time.Duration, error) {
+		doc, size, ttl, err := f.fetch(ctx, clientID)
+		if err != nil {
+			return doc, 0, 0, fmt.Errorf("cimd: fetch client metadata from %s: %w", u.Host, err)
+		}
+		return doc, size, ttl, nil
+	})
+}
+
+// fetch performs one guarded GET and parses the answer. It returns the
+// document, its size for the cache's accounting, and how long it may be
+// cached.
+func (f *Fetcher) fetch(ctx context.Context, clientID string) (ports.ClientMetadataDocument, int64, time.Duration, error) {
+	var none ports.ClientMetadataDocument
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, clientID, nil)
+	if err != nil {
+		return none, 0, 0, fmt.Errorf("%w: %w", ErrURL, err)
+	}
+	req.Header.Set("Accept", "application/json")
+	req.Header.Set("User-Agent", "oidcproxy (client metadata document fetcher)")
+	resp, err := f.client.Do(req)
+	if err != nil {
+		// *url.Error repeats the whole URL; the host is named once, by the
+		// caller.
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
+		return none, 0, 0, err
+	}
+	defer resp.Body.Close()
+	switch {
+	case resp.StatusCode >= 300 && resp.StatusCode < 400:
+		return none, 0, 0, fmt.Errorf("%w (status %d)", ErrRedirect, resp.StatusCode)
+	case resp.StatusCode != http.StatusOK:
+		return none, 0, 0, fmt.Errorf("%w %d", ErrStatus, resp.StatusCode)
+	}
+	if !isJSON(resp.Header.Get("Content-Type")) {
+		return none, 0, 0, ErrContentType
+	}
+	limit := f.opts.MaxDocumentBytes
+	if resp.ContentLength > limit {
+		return none, 0, 0, fmt.Errorf("%w: over %d bytes", ErrTooLarge, limit)
+	}
+	body, err := io.ReadAll(io.LimitReader(resp.Body, limit+1))
+	if err != nil {
+		return none, 0, 0, fmt.Errorf("read document: %w", err)
+	}
+	if int64(len(body)) > limit {
+		return none, 0, 0, fmt.Errorf("%w: over %d bytes", ErrTooLarge, limit)
+	}
+	doc, err := parseDocument(body)
+	if err != nil {
+		return none, 0, 0, err
+	}
+	return doc, int64(len(body)), f.ttl(resp.Header), nil
+}
+
+// isJSON accepts application/json and the application/*+json types the
+// draft allows.
+func isJSON(contentType string) bool {
+	mt, _, err := mime.ParseMediaType(contentType)
+	if err != nil {
+		return false
+	}
+	return mt == "application/json" || (strings.HasPrefix(mt, "application/") && strings.HasSuffix(mt, "+json"))
+}
+
+// ttl is the document's max-age clamped to [MinTTL, MaxTTL]; no-store and
+// no-cache count as zero (so the floor), and no directive means DefaultTTL.
+func (f *Fetcher) ttl(h http.Header) time.Duration {
+	ttl := f.opts.DefaultTTL
+	for _, v := range h.Values("Cache-Control") {
+		for _, d := range strings.Split(v, ",") {
+			name, value, _ := strings.Cut(strings.TrimSpace(d), "=")
+			switch strings.ToLower(name) {
+			case "no-store", "no-cache":
+				ttl = 0
+			case "max-age":
+				secs, err := strconv.ParseInt(strings.Trim(value, `"`), 10, 64)
+				if err != nil || secs < 0 {
+					continue
+				}
+				if secs > int64(f.opts.MaxTTL/time.Second) {
+					ttl = f.opts.MaxTTL
+				} else {
+					ttl = time.Duration(secs) * time.Second
+				}
+			}
+		}
+	}
+	return min(max(ttl, f.opts.MinTTL), f.opts.MaxTTL)
+}
+
+// wireDocument is the JSON form of a client metadata document. Unknown
+// members are ignored (the draft allows them); the secret members are kept
+// raw only to notice that they are present.
+type wireDocument struct {
+	ClientID                string          `json:"client_id"`
+	RedirectURIs            []string        `json:"redirect_uris"`
+	TokenEndpointAuthMethod string          `json:"token_endpoint_auth_method"`
+	GrantTypes              []string        `json:"grant_types"`
+	ResponseTypes           []string        `json:"response_types"`
+	ApplicationType         string          `json:"application_type"`
+	ClientName              string          `json:"client_name"`
+	ClientURI               string          `json:"client_uri"`
+	LogoURI                 string          `json:"logo_uri"`
+	Scope                   string          `json:"scope"`
+	Contacts                []string        `json:"contacts"`
+	SoftwareID              string          `json:"software_id"`
+	SoftwareVersion         string          `json:"software_version"`
+	ClientSecret            json.RawMessage `json:"client_secret"`
+	ClientSecretExpiresAt   json.RawMessage `json:"client_secret_expires_at"`
+}
+
+// parseDocument decodes a document. Its errors never quote the body: the
+// JSON decoder's messages can contain bytes of it.
+func parseDocument(body []byte) (ports.ClientMetadataDocument, error) {
+	if t := bytes.TrimLeft(body, " \t\r\n"); len(t) == 0 || t[0] != '{' {
+		return ports.ClientMetadataDocument{}, ErrNotJSON
+	}
+	var w wireDocument
+	if err := json.Unmarshal(body, &w); err != nil {
+		return ports.ClientMetadataDocument{}, ErrNotJSON
+	}
+	return ports.ClientMetadataDocument{
+		ClientID: w.ClientID,
+		Metadata: ports.RegisterClientCommand{
+			RedirectURIs:            w.RedirectURIs,
+			TokenEndpointAuthMethod: w.TokenEndpointAuthMethod,
+			GrantTypes:              w.GrantTypes,
+			ResponseTypes:           w.ResponseTypes,
+			ApplicationType:         w.ApplicationType,
+			ClientName:              w.ClientName,
+			ClientURI:               w.ClientURI,
+			LogoURI:                 w.LogoURI,
+			Scope:                   w.Scope,
+			Contacts:                w.Contacts,
+			SoftwareID:              w.SoftwareID,
+			SoftwareVersion:         w.SoftwareVersion,
+		},
+		DeclaresSecret: len(w.ClientSecret) > 0 || len(w.ClientSecretExpiresAt) > 0,
+	}, nil
+}
