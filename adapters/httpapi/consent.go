@@ -29,6 +29,11 @@ func (s *Server) handleConsentPage(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.cookies.set(w, consentCookie(view.TransactionID), domain.HashToken(view.CSRFToken), consentMaxAge)
+	// Under the global no-referrer policy a browser sends "Origin: null"
+	// with the form's POST (Fetch: serializing a request origin), which
+	// sameOrigin must refuse. same-origin still sends no referrer to any
+	// other site, and lets the POST carry our true origin.
+	w.Header().Set("Referrer-Policy", "same-origin")
 	s.renderPage(w, http.StatusOK, "consent.html", consentPage{View: view, FormAction: consentPagePath})
 }
 

@@ -3,9 +3,7 @@ package e2e_test
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"crypto/x509"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -14,7 +12,6 @@ import (
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -27,10 +24,9 @@ import (
 	"golang.org/x/oauth2"
 
 	"github.com/oidcproxy/oidcproxy"
-	"github.com/oidcproxy/oidcproxy/adapters/config"
 	"github.com/oidcproxy/oidcproxy/adapters/telemetry"
-	"github.com/oidcproxy/oidcproxy/providers"
 	"github.com/oidcproxy/oidcproxy/test/idp"
+	"github.com/oidcproxy/oidcproxy/test/proxytest"
 )
 
 // upstreamClientID and upstreamSecret are the proxy's own credentials at
@@ -155,54 +151,20 @@ func listen(t *testing.T) net.Listener {
 }
 
 func baseEnv(t *testing.T, base, configURL string) map[string]string {
-	key := make([]byte, 32)
-	_, _ = rand.Read(key)
-	return map[string]string{
-		"OIDC_PROXY_BASE_URL":        base,
-		"OIDC_PROXY_CONFIG_URL":      configURL,
-		"OIDC_PROXY_CLIENT_ID":       upstreamClientID,
-		"OIDC_PROXY_CLIENT_SECRET":   upstreamSecret,
-		"OIDC_PROXY_STORE_PATH":      filepath.Join(t.TempDir(), "oidcproxy.db"),
-		"OIDC_PROXY_ENCRYPTION_KEY":  base64.StdEncoding.EncodeToString(key),
-		"OIDC_PROXY_LOG_LEVEL":       "debug",
-		"OIDC_PROXY_TIMEOUT_SECONDS": "3",
-	}
+	return proxytest.Env(t, base, configURL, upstreamClientID, upstreamSecret)
 }
 
 // start builds the App with the test injector and serves it on ln.
 func (p *proxy) start(ln net.Listener) {
-	t := p.t
-	t.Helper()
-	cfg, err := config.Load(nil, func(k string) string { return p.Env[k] })
-	require.NoError(t, err)
-	require.NoError(t, cfg.Validate(config.ValidateOptions{KnownProviders: providers.Names(), RequireUpstream: true}))
-	ctx, cancel := context.WithCancel(context.Background())
+	p.t.Helper()
 	if p.Spans == nil {
 		p.Spans = tracetest.NewInMemoryExporter()
 		p.Metrics = sdkmetric.NewManualReader()
 	}
-	app, cleanup, err := oidcproxy.InitializeTestApp(ctx, cfg, p.Clock, p.Logs, telemetry.Options{
-		Getenv:       func(string) string { return "" }, // never the test process's OTEL_* variables
+	p.App, p.stop = proxytest.Serve(p.t, ln, p.Env, p.Clock, p.Logs, telemetry.Options{
 		SpanExporter: p.Spans,
 		MetricReader: p.Metrics,
 	}, oidcproxy.CIMDRootCAs{Pool: p.CIMDRoots})
-	if err != nil {
-		cancel()
-		_ = ln.Close()
-		require.NoError(t, err)
-	}
-	p.App = app
-	done := make(chan error, 1)
-	go func() { done <- app.Serve(ctx, ln, nil) }()
-	var once sync.Once
-	p.stop = func() {
-		once.Do(func() {
-			cancel()
-			require.NoError(t, <-done)
-			cleanup()
-		})
-	}
-	t.Cleanup(p.stop)
 }
 
 // restart stops the App and starts a new one on the same address, store
