@@ -229,6 +229,10 @@ func TestTheConsentPageIsSafeToShow(t *testing.T) {
 	require.Equal(t, "DENY", consent.Header.Get("X-Frame-Options"))
 	require.Contains(t, consent.Header.Get("Content-Security-Policy"), "frame-ancestors 'none'")
 	require.Equal(t, "no-store", consent.Header.Get("Cache-Control"))
+	// Under no-referrer, browsers send "Origin: null" with the form's POST,
+	// which the consent handler must refuse: same-origin keeps the real
+	// Origin on our own POST and still sends no referrer to other sites.
+	require.Equal(t, "same-origin", consent.Header.Get("Referrer-Policy"))
 	require.NotContains(t, consent.Body, `<script>alert`)
 	require.Contains(t, consent.Body, "&lt;script&gt;")
 
