@@ -232,7 +232,7 @@ func (p *proxy) seedGrants(creds []credential) {
 func (p *proxy) seedGrant(ctx context.Context, s ports.Store, cred credential) error {
 	now := time.Now().UTC()
 	g := domain.Grant{
-		ID:       randomToken(),
+		ID:       domain.NewGrantID(now, randomToken()), // as the callback makes them
 		ClientID: p.Client.ID,
 		Subject:  idp.DefaultSubject,
 		Identity: domain.Identity{

@@ -3,7 +3,9 @@ package boltstore
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -57,8 +59,7 @@ func (s *Store) RevokeGrant(ctx context.Context, id string) error {
 //
 // The single writer is what limits /token, so the work that needs no
 // lock runs before it, on the caller's goroutine: reading and decoding
-// the code and its grant and encoding the redeemed code
-// (readRedeemable, prepare). The write transaction then checks that the
+// the code and its grant (readRedeemable). The write transaction then checks that the
 // code and grant still hold the bytes that were read, asks issue and
 // stores the records; if anything changed in between, it decides again
 // from what it reads itself. A code that is missing, expired or already redeemed stays
@@ -70,11 +71,16 @@ func (s *Store) RedeemCode(ctx context.Context, hash string, now time.Time, issu
 		plan  redeemPlan
 		found bool
 	)
+	epoch := s.grants.snapshot()
 	err := s.view(ctx, op, func(tx *bolt.Tx) error {
 		var err error
 		plan, found, err = readRedeemable(tx, hash, now)
 		return err
 	})
+	if err == nil && found {
+		plan.grant, found, err = s.grantFromRead(plan.code.GrantID, plan.grantRaw, epoch, now)
+		err = wrapErr(op, err)
+	}
 	switch {
 	case err != nil:
 		return domain.AuthorizationCode{}, domain.Grant{}, err
@@ -83,9 +89,7 @@ func (s *Store) RedeemCode(ctx context.Context, hash string, now time.Time, issu
 	case plan.code.Redeemed():
 		return plan.code, plan.grant, fail(op, domain.ErrAlreadyConsumed)
 	}
-	if err := plan.prepare(now); err != nil {
-		return domain.AuthorizationCode{}, domain.Grant{}, fail(op, err)
-	}
+	plan.code.RedeemedAt = now.UTC()
 
 	var (
 		code    domain.AuthorizationCode
@@ -114,34 +118,61 @@ type redeemPlan struct {
 	grant domain.Grant
 	// codeRaw and grantRaw are copies of the bytes they were decoded from.
 	codeRaw, grantRaw []byte
-	// codeOut is the redeemed code's record.
-	codeOut []byte
 }
 
-// readRedeemable reads a live code with its live grant.
+// readRedeemable reads a live code and the bytes of its grant, which the
+// caller decodes (grantFromRead) after the transaction.
 func readRedeemable(tx *bolt.Tx, hash string, now time.Time) (redeemPlan, bool, error) {
-	c, g, ok, err := liveCode(tx, hash, now)
-	if err != nil || !ok {
+	c, ok, err := loadCode(tx, hash)
+	if err != nil || !ok || expired(now, c.ExpiresAt) {
 		return redeemPlan{}, false, err
+	}
+	grantRaw := tx.Bucket(bucketGrants).Get([]byte(c.GrantID))
+	if grantRaw == nil {
+		return redeemPlan{}, false, nil
 	}
 	return redeemPlan{
 		code:     c,
-		grant:    g,
 		codeRaw:  bytes.Clone(tx.Bucket(bucketCodes).Get([]byte(hash))),
-		grantRaw: bytes.Clone(tx.Bucket(bucketGrants).Get([]byte(g.ID))),
+		grantRaw: bytes.Clone(grantRaw),
 	}, true, nil
 }
 
-// prepare marks the code redeemed at now and encodes its record.
-func (p *redeemPlan) prepare(now time.Time) error {
-	p.code.RedeemedAt = now.UTC()
-	var err error
-	p.codeOut, err = encodeCode(p.code)
-	return err
+// grantFromRead decodes grant id from raw, its bytes as a read transaction
+// saw them, and reports whether it is live at now. That transaction began
+// after s.grants.snapshot returned epoch: if no grant has changed since,
+// the cached grant is the one raw holds and nothing needs decoding (the
+// cache serves every bearer check too, so a fresh grant is usually in it).
+func (s *Store) grantFromRead(id string, raw []byte, epoch uint64, now time.Time) (domain.Grant, bool, error) {
+	g, ok := s.grants.get(id)
+	if !ok || s.grants.snapshot() != epoch {
+		var r grantRecord
+		if err := json.Unmarshal(raw, &r); err != nil {
+			return domain.Grant{}, false, fmt.Errorf("decode %s record: %w", bucketGrants, err)
+		}
+		g = r.domain()
+		s.grants.fill(epoch, g)
+	}
+	if g.Expired(now) {
+		return domain.Grant{}, false, nil
+	}
+	return g, true, nil
 }
 
-// current reports whether the code and grant still hold the bytes read.
+// wrapErr wraps a non-nil err with the operation's name.
+func wrapErr(op string, err error) error {
+	if err == nil {
+		return nil
+	}
+	return fail(op, err)
+}
+
+// current reports whether the code and grant still hold the bytes read
+// and the code is still unredeemed.
 func (p *redeemPlan) current(tx *bolt.Tx) bool {
+	if _, redeemed := redeemedMark(tx, p.code); redeemed {
+		return false
+	}
 	return bytes.Equal(tx.Bucket(bucketCodes).Get([]byte(p.code.Hash)), p.codeRaw) &&
 		bytes.Equal(tx.Bucket(bucketGrants).Get([]byte(p.grant.ID)), p.grantRaw)
 }
@@ -153,7 +184,7 @@ func (p *redeemPlan) apply(tx *bolt.Tx, op string, issue func(domain.Authorizati
 	rt, err := issue(p.code.Clone(), p.grant.Clone())
 	if err != nil {
 		*outcome = err
-		return tx.Bucket(bucketCodes).Put([]byte(p.code.Hash), p.codeOut) // commit the burn
+		return markRedeemed(tx, p.code) // commit the burn
 	}
 	if rt != nil {
 		if err := checkKey(rt.Hash); err != nil {
@@ -172,7 +203,7 @@ func (p *redeemPlan) apply(tx *bolt.Tx, op string, issue func(domain.Authorizati
 			return err
 		}
 	}
-	if err := tx.Bucket(bucketCodes).Put([]byte(p.code.Hash), p.codeOut); err != nil {
+	if err := markRedeemed(tx, p.code); err != nil {
 		return err
 	}
 	*code, *grant = p.code.Clone(), p.grant.Clone()
@@ -195,7 +226,7 @@ func redeemInTx(tx *bolt.Tx, op, hash string, now time.Time, issue func(domain.A
 	c.RedeemedAt = now.UTC()
 	rt, err := issue(c.Clone(), g.Clone())
 	if err != nil {
-		return domain.AuthorizationCode{}, domain.Grant{}, err, updateCode(tx, c) // commit the burn
+		return domain.AuthorizationCode{}, domain.Grant{}, err, markRedeemed(tx, c) // commit the burn
 	}
 	if rt != nil {
 		if err := checkKey(rt.Hash); err != nil {
@@ -211,7 +242,7 @@ func redeemInTx(tx *bolt.Tx, op, hash string, now time.Time, issue func(domain.A
 			return domain.AuthorizationCode{}, domain.Grant{}, nil, err
 		}
 	}
-	if err := updateCode(tx, c); err != nil {
+	if err := markRedeemed(tx, c); err != nil {
 		return domain.AuthorizationCode{}, domain.Grant{}, nil, err
 	}
 	return c, g, nil, nil
@@ -229,11 +260,16 @@ func redeemInTx(tx *bolt.Tx, op, hash string, now time.Time, issue func(domain.A
 func (s *Store) RotateRefreshToken(ctx context.Context, hash string, now time.Time, rotate func(domain.RefreshToken, *domain.Grant) (domain.RefreshToken, error)) (domain.RefreshToken, error) {
 	const op = "rotate refresh token"
 	var pre tokenRead
+	epoch := s.grants.snapshot()
 	err := s.view(ctx, op, func(tx *bolt.Tx) error {
 		var err error
 		pre, err = readLiveToken(tx, hash, now)
 		return err
 	})
+	if err == nil && pre.found {
+		pre.grant, pre.found, err = s.grantFromRead(pre.token.GrantID, pre.grantRaw, epoch, now)
+		err = wrapErr(op, err)
+	}
 	if err != nil {
 		return domain.RefreshToken{}, err
 	}
@@ -310,18 +346,22 @@ type tokenRead struct {
 	found              bool
 }
 
-// readLiveToken reads a live refresh token (rotated or not) with its live
-// grant.
+// readLiveToken reads a live refresh token (rotated or not) and the bytes
+// of its grant, which the caller decodes (grantFromRead) after the
+// transaction.
 func readLiveToken(tx *bolt.Tx, hash string, now time.Time) (tokenRead, error) {
-	t, g, ok, err := liveToken(tx, hash, now)
-	if err != nil || !ok {
+	t, ok, err := loadToken(tx, hash)
+	if err != nil || !ok || expired(now, t.ExpiresAt) {
 		return tokenRead{}, err
+	}
+	grantRaw := tx.Bucket(bucketGrants).Get([]byte(t.GrantID))
+	if grantRaw == nil {
+		return tokenRead{}, nil
 	}
 	return tokenRead{
 		token:    t,
-		grant:    g,
 		tokenRaw: bytes.Clone(tx.Bucket(bucketRefresh).Get([]byte(hash))),
-		grantRaw: bytes.Clone(tx.Bucket(bucketGrants).Get([]byte(g.ID))),
+		grantRaw: bytes.Clone(grantRaw),
 		found:    true,
 	}, nil
 }

@@ -26,6 +26,9 @@ const (
 	kindGrant       kind = 'g'
 	kindCode        kind = 'c'
 	kindRefresh     kind = 'r'
+	// kindRedeemed tags a children-index entry only: code <key> of the
+	// grant was redeemed at the entry's value (see markRedeemed).
+	kindRedeemed kind = 'x'
 )
 
 // maxKeyLen bounds ids and hashes. Real ones are 43-byte hashes or short
@@ -68,6 +71,12 @@ func sortableTime(t time.Time) uint64 {
 		n = t.UnixNano()
 	}
 	return uint64(n) ^ 1<<63
+}
+
+// timeFromSortable is the inverse of sortableTime (for times inside the
+// int64 nanosecond range), in UTC.
+func timeFromSortable(u uint64) time.Time {
+	return time.Unix(0, int64(u^1<<63)).UTC()
 }
 
 // expiryKey is the index key of a record: sortable expiry, kind, record key.
@@ -216,7 +225,13 @@ func updateGrant(tx *bolt.Tx, prev, next domain.Grant) error {
 // on it, with their index entries, and returns how many records went.
 func deleteGrantTree(tx *bolt.Tx, id string) (int, error) {
 	n := 0
-	g, ok, err := loadGrant(tx, id)
+	// Only the expiry is needed (to drop the index entry): decoding just
+	// that field keeps the rest of the record, its sealed upstream tokens
+	// above all, out of the single writer's time.
+	var g struct {
+		ExpiresAt time.Time `json:"expires_at"`
+	}
+	ok, err := getJSON(tx, bucketGrants, id, &g)
 	if err != nil {
 		return 0, err
 	}
@@ -243,6 +258,13 @@ func deleteGrantTree(tx *bolt.Tx, id string) (int, error) {
 			return n, errors.New("malformed grant_children entry")
 		}
 		k, key := kind(ch.key[len(prefix)]), string(ch.key[len(prefix)+1:])
+		if k == kindRedeemed {
+			// A mark, not a record: its code has an entry of its own.
+			if err := children.Delete(ch.key); err != nil {
+				return n, err
+			}
+			continue
+		}
 		bucket := tx.Bucket(bucketCodes)
 		if k == kindRefresh {
 			bucket = tx.Bucket(bucketRefresh)
@@ -272,10 +294,41 @@ func addChild(tx *bolt.Tx, grantID string, k kind, key string, expiresAt time.Ti
 
 // Codes.
 
+// loadCode reads a code. Its redemption lives beside its grant's other
+// children (markRedeemed); records written by schema 1 carry it in the
+// code record itself.
 func loadCode(tx *bolt.Tx, hash string) (domain.AuthorizationCode, bool, error) {
 	var r codeRecord
 	ok, err := getJSON(tx, bucketCodes, hash, &r)
-	return r.domain(), ok, err
+	if err != nil || !ok {
+		return domain.AuthorizationCode{}, ok, err
+	}
+	c := r.domain()
+	if c.RedeemedAt.IsZero() {
+		if at, marked := redeemedMark(tx, c); marked {
+			c.RedeemedAt = at
+		}
+	}
+	return c, true, nil
+}
+
+// redeemedMark reads the redemption entry of code c.
+func redeemedMark(tx *bolt.Tx, c domain.AuthorizationCode) (time.Time, bool) {
+	v := tx.Bucket(bucketChildren).Get(childKey(c.GrantID, kindRedeemed, c.Hash))
+	if len(v) != 8 {
+		return time.Time{}, false
+	}
+	return timeFromSortable(binary.BigEndian.Uint64(v)), true
+}
+
+// markRedeemed records that code c was redeemed at c.RedeemedAt. It writes
+// a children-index entry instead of rewriting the code record: the entry
+// sits next to the refresh token's own entry under the same grant, so a
+// redemption dirties one page of that index instead of also a page of the
+// codes bucket, where random code hashes put every code on a page of its
+// own. Under fsync the pages a commit writes are what /token waits for.
+func markRedeemed(tx *bolt.Tx, c domain.AuthorizationCode) error {
+	return tx.Bucket(bucketChildren).Put(childKey(c.GrantID, kindRedeemed, c.Hash), binary.BigEndian.AppendUint64(nil, sortableTime(c.RedeemedAt)))
 }
 
 // liveCode returns a code that has not expired and whose grant is live,
@@ -302,22 +355,6 @@ func insertCode(tx *bolt.Tx, c domain.AuthorizationCode) error {
 	return addChild(tx, c.GrantID, kindCode, c.Hash, c.ExpiresAt)
 }
 
-// updateCode rewrites a code whose key fields (hash, grant, expiry) did not
-// change, so its index entries stay valid.
-func updateCode(tx *bolt.Tx, c domain.AuthorizationCode) error {
-	return putJSON(tx, bucketCodes, c.Hash, toCodeRecord(c))
-}
-
-// encodeCode encodes a code record outside a transaction; bbolt keeps
-// the bytes a Put is given until the commit, and they are never changed.
-func encodeCode(c domain.AuthorizationCode) ([]byte, error) {
-	raw, err := json.Marshal(toCodeRecord(c))
-	if err != nil {
-		return nil, fmt.Errorf("encode %s record: %w", bucketCodes, err)
-	}
-	return raw, nil
-}
-
 func deleteCode(tx *bolt.Tx, c domain.AuthorizationCode) error {
 	if err := tx.Bucket(bucketCodes).Delete([]byte(c.Hash)); err != nil {
 		return err
@@ -325,7 +362,11 @@ func deleteCode(tx *bolt.Tx, c domain.AuthorizationCode) error {
 	if err := deleteExpiry(tx, c.ExpiresAt, kindCode, c.Hash); err != nil {
 		return err
 	}
-	return tx.Bucket(bucketChildren).Delete(childKey(c.GrantID, kindCode, c.Hash))
+	children := tx.Bucket(bucketChildren)
+	if err := children.Delete(childKey(c.GrantID, kindRedeemed, c.Hash)); err != nil {
+		return err
+	}
+	return children.Delete(childKey(c.GrantID, kindCode, c.Hash))
 }
 
 // Refresh tokens.

@@ -18,7 +18,14 @@ import (
 // schemaVersion is the layout this code reads and writes. Bump it, with a
 // migration in Open, whenever a bucket or record format changes
 // incompatibly.
-const schemaVersion = 1
+//
+//   - 1: the first layout.
+//   - 2: a code's redemption is a grant_children entry (markRedeemed)
+//     instead of a field of the code record. Files of schema 1 are read
+//     as they are (their redeemed codes keep the field) and marked 2 on
+//     open, so that an older binary, which would take a marked code for
+//     unredeemed, refuses the file instead of accepting a replayed code.
+const schemaVersion = 2
 
 // Defaults for Options. MaxBatchSize only caps a group commit: batches
 // form from whatever queued during the previous commit (see committer); on
@@ -178,6 +185,11 @@ func initSchema(tx *bolt.Tx) error {
 		return fmt.Errorf("%w: file has schema %d, this binary supports up to %d; upgrade oidcproxy", ErrSchemaTooNew, v, schemaVersion)
 	case v < 1:
 		return fmt.Errorf("%w: schema version %d", ErrNotAStore, v)
+	case v < schemaVersion:
+		// Every older layout is readable as it is (see schemaVersion).
+		if err := meta.Put(metaSchema, binary.BigEndian.AppendUint64(nil, schemaVersion)); err != nil {
+			return err
+		}
 	}
 	for _, name := range allBuckets {
 		if _, err := tx.CreateBucketIfNotExists(name); err != nil {

@@ -96,7 +96,7 @@ func (h *CompleteCallbackHandler) Handle(ctx context.Context, cmd ports.Complete
 	}
 
 	grant := domain.Grant{
-		ID:                 h.d.Random.Token(),
+		ID:                 domain.NewGrantID(now, h.d.Random.Token()),
 		ClientID:           txn.ClientID,
 		Subject:            identity.Subject,
 		Identity:           identity,
