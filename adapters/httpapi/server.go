@@ -230,11 +230,20 @@ func (s *Server) recoverPanics(next http.Handler) http.Handler {
 func securityHeaders(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h := w.Header()
-		h.Set("X-Content-Type-Options", "nosniff")
-		h.Set("Referrer-Policy", "no-referrer")
+		// Shared value slices: Set would allocate two per request, and
+		// every gateway request passes here. Nothing writes into a header
+		// value in place; an Add (ReverseProxy copying a backend's header
+		// of the same name) appends, and with len == cap that copies.
+		h["X-Content-Type-Options"] = nosniff
+		h["Referrer-Policy"] = noReferrer
 		next.ServeHTTP(w, r)
 	})
 }
+
+var (
+	nosniff    = []string{"nosniff"}
+	noReferrer = []string{"no-referrer"}
+)
 
 // cors allows any origin on the endpoints browser-based MCP clients call
 // directly (metadata, JWKS, registration, token, revocation). It never
