@@ -9,42 +9,38 @@
 //
 // The benchmarks never run in a normal test run; go test ./bench runs only
 // TestBenchHarnessWorks and TestGatewayBenchHarnessWorks, short smoke tests
-// of the harnesses. Run them
-// with a fixed iteration count, so that every sub-benchmark does the same
-// work, and repeat them to see the spread:
+// of the harnesses. Run them one at a time, with the iteration counts
+// below, and repeat them to see the spread; -v prints the ratios the
+// targets are stated in, with a verdict:
 //
-//	go test -run '^$' -bench . -benchtime 20000x -count 3 -v ./bench
-//
-// -v is what prints the ratios the targets are stated in (fsync/nosync,
-// replay/clean), logged by the parent benchmark after its sub-benchmarks.
-// One benchmark at a time:
-//
-//	go test -run '^$' -bench 'TokenAuthorizationCode' -benchtime 20000x -count 3 -v ./bench
-//	go test -run '^$' -bench 'TokenRefresh' -benchtime 20000x -count 3 -v ./bench
+//	go test -run '^$' -bench 'TokenAuthorizationCode' -benchtime 1x -count 3 -v ./bench
+//	go test -run '^$' -bench 'TokenRefresh' -benchtime 1x -count 3 -v ./bench
 //	go test -run '^$' -bench 'FullFlow' -benchtime 2000x -count 3 ./bench
 //	go test -run '^$' -bench 'Footprint' -benchtime 10000x ./bench
 //	go test -run '^$' -bench 'BenchmarkGateway$' -benchtime 1x -count 3 -v ./bench
+//	go test -run '^$' -bench 'GatewayIdleStreams' -benchtime 1x -count 3 -v ./bench
+//	go test -run '^$' -bench 'GatewaySerial' -count 5 ./bench
 //	go test -run '^$' -bench 'TelemetryCost' -benchtime 1x -count 3 -v ./bench
 //
-// BenchmarkGateway (the App's gateway with real tokens versus a bare
-// httputil.ReverseProxy with the same transport settings) and
-// BenchmarkTelemetryCost (telemetry on, sampling everything into a local
-// OTLP sink, versus OTEL_SDK_DISABLED) interleave short slices of their two
-// sides, alternating which goes first, because this machine is small and
-// noisy; they report each side's CPU µs per request, and with
-// OIDCPROXY_BENCH_CPUPROFILE one profile per slice and side.
-//
-// Every iteration consumes one seeded credential, and seeding is set-up
-// outside the timer, so a time-based -benchtime also works; it only makes
-// each sub-benchmark do a different amount of work.
+// Every benchmark that states a ratio measures both sides in one run and
+// interleaves them (runSides): each side runs a slice in turn, the order
+// rotating every round, so that whatever else loads this small, noisy
+// machine (its disk above all, for the fsync sides) hits every side
+// alike. The token benchmarks slice by count (tokenSlices slices of
+// tokenSliceRequests good requests per side and iteration: -benchtime 1x
+// is 8,000 per side), because each request spends a credential seeded
+// before the timer; the gateway benchmarks slice by time. They report
+// each side's throughput, p50 and p99, and, where it helps, its process
+// CPU µs per request.
 //
 // CPU profiles: go test's -cpuprofile covers the whole process, seeding
-// included. OIDCPROXY_BENCH_CPUPROFILE=dir writes, per sub-benchmark, a
-// profile of the timed part alone (run without -cpuprofile):
+// included. OIDCPROXY_BENCH_CPUPROFILE=dir writes one profile per slice of
+// the interleaved benchmarks, named after the benchmark and side, and one
+// of the timed part of the others (run without -cpuprofile):
 //
 //	mkdir -p /tmp/prof && OIDCPROXY_BENCH_CPUPROFILE=/tmp/prof \
-//	  go test -run '^$' -bench 'FullFlow/nosync' -benchtime 2000x ./bench
-//	go tool pprof -top -cum /tmp/prof/BenchmarkFullFlow_nosync.cpu
+//	  go test -run '^$' -bench 'TokenAuthorizationCode' -benchtime 1x ./bench
+//	go tool pprof -top -cum /tmp/prof/BenchmarkTokenAuthorizationCode_fsync_*.cpu
 //
 // OIDCPROXY_BENCH_TUNE=1 enables BenchmarkBatchTuning, a grid of the
 // store's group-commit cap (boltstore.Options MaxBatchSize) under the
@@ -52,7 +48,7 @@
 //
 // # What is measured
 //
-// Each sub-benchmark starts its own App on a fresh store file in a temp
+// Each side or sub-benchmark starts its own App on a fresh store file in a temp
 // directory, in front of an in-process upstream IdP (test/idp's Faulty,
 // which the token benchmarks only use for discovery at start-up), with
 // logging at error level into io.Discard and telemetry as production runs
@@ -62,18 +58,27 @@
 // file with the options under test): one public client, and per grant one
 // authorization code with the S256 challenge of a verifier the harness
 // keeps, or, for the refresh benchmark, a live refresh token stored by
-// ports.Store.RedeemCode exactly as /token would. Then about 50 client
-// goroutines (b.SetParallelism) share one keep-alive connection pool.
+// ports.Store.RedeemCode exactly as /token would. Then 50 client
+// goroutines share one keep-alive connection pool.
 //
-//   - BenchmarkTokenAuthorizationCode: authorization_code exchanges.
-//     fsync/batch is production (default boltstore.Options); nosync/batch
-//     the same without fsync (never for production); fsync/batch-replay25
-//     mixes in 25% replays of redeemed codes with an attacker's verifier
-//     (a leaked code without PKCE's verifier: the realistic attack, which
-//     must neither succeed nor revoke anything); fsync/batch-replay25-retry
-//     mixes in 25% replays with the right verifier (a client retrying a
-//     lost answer), each of which revokes its grant.
+//   - BenchmarkTokenAuthorizationCode: authorization_code exchanges, four
+//     sides. fsync is production (default boltstore.Options); nosync the
+//     same without fsync (never for production); stolen sends, after every
+//     third good request of a client, a replay of a redeemed code with an
+//     attacker's verifier (a leaked code without PKCE's verifier: the
+//     realistic attack, which must neither succeed nor revoke anything);
+//     retry replays with the right verifier (a client retrying a lost
+//     answer), each of which revokes its grant.
 //   - BenchmarkTokenRefresh: refresh_token rotations, fsync and nosync.
+//   - BenchmarkGateway: tools/call posts through the App's gateway (real
+//     tokens, the cached token and grant checks, telemetry as in
+//     production) and through a bare httputil.ReverseProxy with the same
+//     transport settings and buffer pool, to one backend.
+//   - BenchmarkGatewayIdleStreams: memory per idle SSE stream through the
+//     App's gateway, 1,000 streams, against the same streams direct.
+//   - BenchmarkGatewaySerial: one request at a time through either side:
+//     the steadiest view of the gateway's own ns and allocations per
+//     request.
 //   - BenchmarkFullFlow: whole authorizations, register → authorize →
 //     consent page → approve → upstream login → callback → token, each with
 //     its own browser cookie jar.
@@ -87,8 +92,9 @@
 // Besides ns/op (wall time divided by iterations, i.e. 1/throughput across
 // all clients), each line reports:
 //
-//   - good/s: successful token responses per second (replays excluded);
-//     flows/s for the full flow, registrations/s for the footprint;
+//   - <side>-good/s: successful token responses per second (replays
+//     excluded); flows/s for the full flow, registrations/s for the
+//     footprint;
 //   - p50-ms, p99-ms: latency of a successful request (or a whole flow) as
 //     its client saw it, queueing included.
 //
