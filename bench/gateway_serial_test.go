@@ -1,11 +1,6 @@
 package bench_test
 
-import (
-	"net/http"
-	"net/url"
-	"testing"
-	"time"
-)
+import "testing"
 
 // BenchmarkGatewaySerial is the per-request cost of one tools/call
 // through the App's gateway and through the bare proxy, one request at a
@@ -16,31 +11,19 @@ import (
 //
 //	go test -run '^$' -bench GatewaySerial -count 5 ./bench
 func BenchmarkGatewaySerial(b *testing.B) {
-	backend := newMCPBackend(b)
-	upstream, err := url.Parse(backend.URL + "/mcp")
-	if err != nil {
-		b.Fatal(err)
-	}
-	p, tokens := newGatewayProxy(b, backend.URL, nil)
-	transport := newTransport()
-	b.Cleanup(transport.CloseIdleConnections)
-	client := &http.Client{Transport: transport, Timeout: 10 * time.Second}
-	body, want := toolsCallRequest(), int64(len(toolsCallResult()))
+	gw, bare := gatewayAndBare(b)
 	for _, tc := range []struct {
 		name string
 		load mcpLoad
-	}{
-		{"gw", mcpLoad{client: client, url: p.MCPURL(), body: body, wantBytes: want}},
-		{"bare", mcpLoad{client: client, url: newBareProxy(b, upstream), body: body, wantBytes: want}},
-	} {
+	}{{"gw", gw}, {"bare", bare}} {
 		b.Run(tc.name, func(b *testing.B) {
-			ctx := b.Context()
-			if err := tc.load.post(ctx, tokens[0]); err != nil {
+			ctx, token := b.Context(), tc.load.tokens[0]
+			if err := tc.load.post(ctx, token); err != nil {
 				b.Fatal(err)
 			}
 			b.ReportAllocs()
 			for b.Loop() {
-				if err := tc.load.post(ctx, tokens[0]); err != nil {
+				if err := tc.load.post(ctx, token); err != nil {
 					b.Fatal(err)
 				}
 			}

@@ -388,6 +388,12 @@ func (l mcpLoad) run(ctx context.Context, clients int, d time.Duration) (sliceRe
 		})
 	}
 	wg.Wait()
+	return finishSlice(start, meter, &lat, &fails)
+}
+
+// finishSlice is the result of a slice that started at start with meter
+// running: its requests are its latencies; any failure fails it.
+func finishSlice(start time.Time, meter cpuMeter, lat *latencies, fails *failures) (sliceResult, error) {
 	res := sliceResult{elapsed: time.Since(start), latencies: lat.all}
 	meter.stop(&res)
 	res.requests = len(res.latencies)
@@ -516,18 +522,7 @@ func logVerdict(b *testing.B, what string, ratio, target float64, atLeast bool) 
 // is meaningless and reported as 0. Run it with -benchtime 1x; -v logs
 // the verdicts.
 func BenchmarkGateway(b *testing.B) {
-	backend := newMCPBackend(b)
-	upstream, err := url.Parse(backend.URL + "/mcp")
-	if err != nil {
-		b.Fatal(err)
-	}
-	p, tokens := newGatewayProxy(b, backend.URL, nil)
-	transport := newTransport()
-	b.Cleanup(transport.CloseIdleConnections)
-	client := &http.Client{Transport: transport, Timeout: 30 * time.Second}
-	body, want := toolsCallRequest(), int64(len(toolsCallResult()))
-	gw := mcpLoad{client: client, url: p.MCPURL(), tokens: tokens, body: body, wantBytes: want}
-	bare := mcpLoad{client: client, url: newBareProxy(b, upstream), tokens: tokens, body: body, wantBytes: want}
+	gw, bare := gatewayAndBare(b)
 
 	st := runSides(b, gatewaySlices, []side{mcpSide(b, "gw", gw), mcpSide(b, "bare", bare)}, nil)
 	g, r := st[0], st[1]
@@ -550,6 +545,27 @@ func BenchmarkGateway(b *testing.B) {
 		logVerdict(b, fmt.Sprintf("gateway ÷ bare p99: %.2f ÷ %.2f ms", g.P99, r.P99),
 			g.P99/r.P99, gatewayP99Target, false)
 	}
+}
+
+// gatewayAndBare starts the MCP backend, an App whose gateway fronts it
+// and a bare proxy to it, and returns the tools/call load toward each,
+// with the App's 50 minted tokens (the bare proxy gets them too, so both
+// sides receive the same bytes).
+func gatewayAndBare(b *testing.B) (gw, bare mcpLoad) {
+	b.Helper()
+	backend := newMCPBackend(b)
+	upstream, err := url.Parse(backend.URL + "/mcp")
+	if err != nil {
+		b.Fatal(err)
+	}
+	p, tokens := newGatewayProxy(b, backend.URL, nil)
+	transport := newTransport()
+	b.Cleanup(transport.CloseIdleConnections)
+	client := &http.Client{Transport: transport, Timeout: 30 * time.Second}
+	body, want := toolsCallRequest(), int64(len(toolsCallResult()))
+	gw = mcpLoad{client: client, url: p.MCPURL(), tokens: tokens, body: body, wantBytes: want}
+	bare = mcpLoad{client: client, url: newBareProxy(b, upstream), tokens: tokens, body: body, wantBytes: want}
+	return gw, bare
 }
 
 // TestGatewayBenchHarnessWorks runs the parts of BenchmarkGateway and

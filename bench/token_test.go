@@ -174,13 +174,7 @@ func (s *tokenSide) run(ctx context.Context, n int) (sliceResult, error) {
 		})
 	}
 	wg.Wait()
-	res := sliceResult{elapsed: time.Since(start), latencies: lat.all}
-	meter.stop(&res)
-	res.requests = len(res.latencies)
-	if n := fails.n.Load(); n > 0 {
-		return res, fmt.Errorf("%d failed requests; first: %w", n, fails.first)
-	}
-	return res, nil
+	return finishSlice(start, meter, &lat, &fails)
 }
 
 // side is s as one side of an interleaved benchmark, warmed up with

@@ -17,7 +17,6 @@ import (
 	"os"
 	"os/exec"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -52,25 +51,6 @@ const (
 	upstreamSecret   = "upstream-secret-chromium-0123456789"
 )
 
-// syncBuffer collects the proxy's logs from concurrent handlers, to show
-// them when a test fails.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // wallClock is the real time: Chromium and the upstream OP both use it.
 type wallClock struct{}
 
@@ -84,7 +64,7 @@ type env struct {
 	Callbacks chan *url.URL
 	// CallbackURL is the client's redirect URI.
 	CallbackURL string
-	logs        *syncBuffer
+	logs        *proxytest.LogBuffer
 }
 
 func start(t *testing.T) *env {
@@ -93,7 +73,7 @@ func start(t *testing.T) *env {
 	require.NoError(t, err)
 	base := "http://" + ln.Addr().String()
 	op := idp.StartOP(t, idp.Client{ID: upstreamClientID, Secret: upstreamSecret, RedirectURIs: []string{base + "/auth/callback"}})
-	e := &env{BaseURL: base, OP: op, Callbacks: make(chan *url.URL, 4), logs: &syncBuffer{}}
+	e := &env{BaseURL: base, OP: op, Callbacks: make(chan *url.URL, 4), logs: &proxytest.LogBuffer{}}
 	proxytest.Serve(t, ln, proxytest.Env(t, base, op.ConfigURL, upstreamClientID, upstreamSecret), wallClock{}, e.logs, telemetry.Options{}, oidcproxy.CIMDRootCAs{})
 	t.Cleanup(func() {
 		if t.Failed() {

@@ -56,24 +56,6 @@ func (c *testClock) Advance(d time.Duration) {
 	c.offset += d
 }
 
-// syncBuffer collects log output from concurrent handlers.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // upstream is what the proxy can be pointed at: the real OP or the faulty
 // IdP.
 type upstream interface {
@@ -87,7 +69,7 @@ type proxy struct {
 	StorePath string
 	Env       map[string]string
 	Clock     *testClock
-	Logs      *syncBuffer
+	Logs      *proxytest.LogBuffer
 	Upstream  upstream
 	// Spans and Metrics receive the App's telemetry.
 	Spans   *tracetest.InMemoryExporter
@@ -123,7 +105,7 @@ func startWithOPTrusting(t *testing.T, cimdRoots *x509.CertPool, opts ...proxyOp
 	for _, o := range opts {
 		o(env)
 	}
-	p := &proxy{t: t, BaseURL: base, Env: env, StorePath: env["OIDC_PROXY_STORE_PATH"], Clock: &testClock{}, Logs: &syncBuffer{}, Upstream: op, CIMDRoots: cimdRoots}
+	p := &proxy{t: t, BaseURL: base, Env: env, StorePath: env["OIDC_PROXY_STORE_PATH"], Clock: &testClock{}, Logs: &proxytest.LogBuffer{}, Upstream: op, CIMDRoots: cimdRoots}
 	p.start(ln)
 	return p, op
 }
@@ -138,7 +120,7 @@ func startWithFaulty(t *testing.T, opts ...proxyOption) (*proxy, *idp.Faulty) {
 	for _, o := range opts {
 		o(env)
 	}
-	p := &proxy{t: t, BaseURL: base, Env: env, StorePath: env["OIDC_PROXY_STORE_PATH"], Clock: &testClock{}, Logs: &syncBuffer{}, Upstream: f}
+	p := &proxy{t: t, BaseURL: base, Env: env, StorePath: env["OIDC_PROXY_STORE_PATH"], Clock: &testClock{}, Logs: &proxytest.LogBuffer{}, Upstream: f}
 	p.start(ln)
 	return p, f
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/oidcproxy/oidcproxy/test/idp"
+	"github.com/oidcproxy/oidcproxy/test/proxytest"
 )
 
 // startWithEmulation runs the proxy with PROVIDER=provider in front of an
@@ -25,7 +26,7 @@ func startWithEmulation(t *testing.T, provider string, emulate func(testing.TB, 
 	for _, o := range opts {
 		o(env)
 	}
-	p := &proxy{t: t, BaseURL: base, Env: env, StorePath: env["OIDC_PROXY_STORE_PATH"], Clock: &testClock{}, Logs: &syncBuffer{}, Upstream: up}
+	p := &proxy{t: t, BaseURL: base, Env: env, StorePath: env["OIDC_PROXY_STORE_PATH"], Clock: &testClock{}, Logs: &proxytest.LogBuffer{}, Upstream: up}
 	p.start(ln)
 	return p, up
 }

@@ -4,6 +4,7 @@
 package proxytest
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/base64"
@@ -77,4 +78,25 @@ func Serve(t testing.TB, ln net.Listener, env map[string]string, clock ports.Clo
 	}
 	t.Cleanup(stop)
 	return app, stop
+}
+
+// LogBuffer collects the proxy's log output from concurrent handlers, so
+// that a test can search it or show it when it fails.
+type LogBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+// Write implements io.Writer.
+func (b *LogBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+// String returns everything written so far.
+func (b *LogBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
