@@ -88,7 +88,7 @@ func newMCPBackend(tb testing.TB) *httptest.Server {
 
 // bareBufferSize matches the gateway's copy buffer, so that the baseline
 // copies bodies exactly as the gateway does.
-const bareBufferSize = 8 << 10
+const bareBufferSize = 4 << 10
 
 // bareBufferPool recycles the bare proxy's copy buffers (array pointers,
 // so that Put does not allocate a slice header).

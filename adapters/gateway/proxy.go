@@ -26,10 +26,12 @@ const (
 	// bufferSize is the copy buffer of a proxied body. An open SSE stream
 	// holds its buffer for as long as it stays open, so the size is a
 	// memory cost per idle stream: measured per stream (BenchmarkIdleStream
-	// Memory), 32 KiB buffers cost ~86 KiB, 16 KiB ~70 KiB, 8 KiB ~61 KiB.
-	// MCP messages are small JSON documents and SSE events; 8 KiB copies
-	// them in one read, and throughput did not change measurably.
-	bufferSize = 8 << 10
+	// Memory), 32 KiB buffers cost ~86 KiB, 16 KiB ~70 KiB, 8 KiB ~61 KiB,
+	// and through the whole App (bench: BenchmarkGatewayIdleStreams) 8 KiB
+	// came to 62-64 KiB, at the 64 KiB bound. MCP messages are small
+	// JSON documents and SSE events, and 4 KiB (the size of the transport's
+	// own read buffer) copies them in one or two reads.
+	bufferSize = 4 << 10
 )
 
 const allowedMethods = "GET, POST, DELETE"
