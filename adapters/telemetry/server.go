@@ -48,14 +48,39 @@ func (t *Telemetry) ServerMiddleware() mux.MiddlewareFunc {
 
 // RouteMiddleware instruments a handler that serves one route outside the
 // router (the gateway's mount point, which skips mux matching on its hot
-// path) exactly as ServerMiddleware instruments routed requests, with
-// template as the route.
+// path) as ServerMiddleware instruments routed requests, with template as
+// the route. When no span can leave the process (no exporter), it starts
+// no span: a span that is never recorded costs the gateway several
+// microseconds per request (measured: about a third of its overhead over
+// a bare reverse proxy) for nothing but a trace id in the rare log line.
+// The caller's trace context, if any, still reaches the handler and
+// through it the backend (unless the endpoint is public); durations are
+// recorded either way.
 func (t *Telemetry) RouteMiddleware(template string) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			t.serve(next, w, r, t.routes.lookup(template, r.Method))
+			rt := t.routes.lookup(template, r.Method)
+			if !t.exporting {
+				t.serveUntraced(next, w, r, rt)
+				return
+			}
+			t.serve(next, w, r, rt)
 		})
 	}
+}
+
+// serveUntraced is serve without a span of our own.
+func (t *Telemetry) serveUntraced(next http.Handler, w http.ResponseWriter, r *http.Request, rt *route) {
+	start := time.Now()
+	if !t.public {
+		if _, ok := r.Header["Traceparent"]; ok {
+			r = r.WithContext(t.prop.Extract(r.Context(), HeaderCarrier(r.Header)))
+		}
+	}
+	rec := &statusRecorder{ResponseWriter: w}
+	defer t.finish(r.Context(), trace.SpanFromContext(r.Context()), rt, rec, start)
+	next.ServeHTTP(rec, r)
+	rec.finished = true
 }
 
 func (t *Telemetry) serve(next http.Handler, w http.ResponseWriter, r *http.Request, rt *route) {

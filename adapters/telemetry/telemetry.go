@@ -23,6 +23,7 @@ import (
 	metricnoop "go.opentelemetry.io/otel/metric/noop"
 	"go.opentelemetry.io/otel/propagation"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	"go.opentelemetry.io/otel/sdk/metric/exemplar"
 	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
@@ -98,7 +99,11 @@ type Telemetry struct {
 	registry *prometheus.Registry
 	provider string
 	public   bool
-	inst     *instruments
+	// exporting is whether any span can leave the process (an exporter is
+	// configured); without one, the gateway's requests get no span of
+	// their own (see RouteMiddleware).
+	exporting bool
+	inst      *instruments
 	routes   routeCache
 	useCases useCases
 	storeOps storeOps
@@ -159,12 +164,12 @@ func Open(ctx context.Context, opts Options) (*Telemetry, func(), error) {
 		t.tp = tracenoop.NewTracerProvider()
 		t.mp = metricnoop.NewMeterProvider()
 	} else {
-		tp, err := buildTracerProvider(ctx, getenv, console, res, opts.SpanExporter)
+		tp, exporting, err := buildTracerProvider(ctx, getenv, console, res, opts.SpanExporter)
 		if err != nil {
 			return nil, nil, fmt.Errorf("telemetry: open: %w", err)
 		}
 		shutdowns = append(shutdowns, tp.Shutdown)
-		t.tp = tp
+		t.tp, t.exporting = tp, exporting
 
 		promExporter, err := otelprom.New(
 			otelprom.WithRegisterer(t.registry),
@@ -176,6 +181,11 @@ func Open(ctx context.Context, opts Options) (*Telemetry, func(), error) {
 			return nil, nil, fmt.Errorf("telemetry: open: prometheus exporter: %w", err)
 		}
 		mopts := []sdkmetric.Option{sdkmetric.WithResource(res), sdkmetric.WithReader(promExporter)}
+		if !exporting {
+			// Exemplars point at traces; with none exported they would point
+			// nowhere, and offering each measurement costs every request.
+			mopts = append(mopts, sdkmetric.WithExemplarFilter(exemplar.AlwaysOffFilter))
+		}
 		if opts.MetricReader != nil {
 			mopts = append(mopts, sdkmetric.WithReader(opts.MetricReader))
 		}
@@ -236,13 +246,14 @@ func buildResource(getenv func(string) string, opts Options) (*resource.Resource
 }
 
 // buildTracerProvider assembles the SDK tracer provider: the injected
-// exporter (synchronous) or the environment's (batched).
+// exporter (synchronous) or the environment's (batched). exporting
+// reports whether there is any exporter.
 func buildTracerProvider(ctx context.Context, getenv func(string) string, console io.Writer,
 	res *resource.Resource, injected sdktrace.SpanExporter,
-) (*sdktrace.TracerProvider, error) {
+) (_ *sdktrace.TracerProvider, exporting bool, _ error) {
 	smp, err := sampler(getenv)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	limits := sdktrace.NewSpanLimits()
 	if limits.AttributeValueLengthLimit < 0 || limits.AttributeValueLengthLimit > maxAttributeLength {
@@ -253,13 +264,15 @@ func buildTracerProvider(ctx context.Context, getenv func(string) string, consol
 		sdktrace.WithSampler(smp),
 		sdktrace.WithSpanLimits(limits),
 	}
+	exporting = injected != nil
 	if injected != nil {
 		tpOpts = append(tpOpts, sdktrace.WithSyncer(injected))
 	} else {
 		exporters, err := spanExporters(ctx, getenv, console)
 		if err != nil {
-			return nil, err
+			return nil, false, err
 		}
+		exporting = len(exporters) > 0
 		for _, e := range exporters {
 			tpOpts = append(tpOpts, sdktrace.WithBatcher(e))
 		}
@@ -272,7 +285,7 @@ func buildTracerProvider(ctx context.Context, getenv func(string) string, consol
 			tpOpts = append(tpOpts, sdktrace.WithSampler(sdktrace.NeverSample()))
 		}
 	}
-	return sdktrace.NewTracerProvider(tpOpts...), nil
+	return sdktrace.NewTracerProvider(tpOpts...), exporting, nil
 }
 
 // TracerProvider is the tracer provider, for components that create spans

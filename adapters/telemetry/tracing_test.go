@@ -351,3 +351,42 @@ func TestRouteMiddlewareTracesAnUnroutedHandlerUnderItsRoute(t *testing.T) {
 	st, _ := attr(s, "http.response.status_code")
 	require.Equal(t, int64(http.StatusAccepted), st.AsInt64())
 }
+
+// Without an exporter the gateway's route starts no span of its own (one
+// that is never recorded only costs time), still hands the caller's trace
+// context on, and still records the request's duration.
+func TestWithoutAnExporterRouteMiddlewareStartsNoSpanButKeepsTheCallersContext(t *testing.T) {
+	tel, cleanup, err := telemetry.Open(t.Context(), telemetry.Options{Getenv: envMap(nil)})
+	require.NoError(t, err)
+	t.Cleanup(cleanup)
+	var seen []trace.SpanContext
+	h := tel.RouteMiddleware("/mcp")(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		seen = append(seen, trace.SpanContextFromContext(r.Context()))
+		w.WriteHeader(http.StatusAccepted)
+	}))
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+
+	for _, header := range []http.Header{{"Traceparent": {traceparent}}, {}} {
+		req, err := http.NewRequest(http.MethodPost, srv.URL+"/mcp", strings.NewReader("{}"))
+		require.NoError(t, err)
+		req.Header = header
+		resp, err := srv.Client().Do(req)
+		require.NoError(t, err)
+		require.NoError(t, resp.Body.Close())
+		require.Equal(t, http.StatusAccepted, resp.StatusCode)
+	}
+	require.Len(t, seen, 2)
+	require.Equal(t, callerTraceID, seen[0].TraceID().String(), "the caller's trace goes on")
+	require.Equal(t, callerSpanID, seen[0].SpanID().String(), "no span of ours in between")
+	require.False(t, seen[1].IsValid(), "no trace is started for a caller without one")
+
+	metrics := httptest.NewServer(tel.MetricsHandler())
+	t.Cleanup(metrics.Close)
+	resp, err := metrics.Client().Get(metrics.URL)
+	require.NoError(t, err)
+	body, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	require.NoError(t, resp.Body.Close())
+	require.Contains(t, string(body), `http_server_request_duration_seconds_count{http_request_method="POST",http_response_status_code="202",http_route="/mcp"} 2`)
+}
