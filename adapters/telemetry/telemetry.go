@@ -104,9 +104,9 @@ type Telemetry struct {
 	// their own (see RouteMiddleware).
 	exporting bool
 	inst      *instruments
-	routes   routeCache
-	useCases useCases
-	storeOps storeOps
+	routes    routeCache
+	useCases  useCases
+	storeOps  storeOps
 	// upstreamOpts caches the attribute sets of the upstream metrics
 	// (upstreamKey -> metric.MeasurementOption); every key part is bounded.
 	upstreamOpts sync.Map
