@@ -2,6 +2,7 @@ package telemetry_test
 
 import (
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"strings"
 	"testing"
@@ -9,6 +10,9 @@ import (
 
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/otel/attribute"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 
 	"github.com/oidcproxy/oidcproxy/adapters/telemetry"
 	"github.com/oidcproxy/oidcproxy/domain"
@@ -144,4 +148,39 @@ func TestUpstreamMetricLabelsStayBoundedWhateverTheURL(t *testing.T) {
 	require.Equal(t, int64(20), f.counterValue(t, "oidcproxy.upstream.errors",
 		attribute.String("oidcproxy.upstream.endpoint", "other"), attribute.String("error.type", "502")))
 	require.NotContains(t, f.scrape(t), secret)
+}
+
+// Exemplars are off unless OTEL_METRICS_EXEMPLAR_FILTER asks for them:
+// offering every measurement of a sampled request to a reservoir cost the
+// hot paths several percent of their throughput.
+func TestExemplarsAreOffUnlessTheStandardVariableAsksForThem(t *testing.T) {
+	exemplarsOf := func(t *testing.T, env map[string]string) int {
+		reader := sdkmetric.NewManualReader()
+		tel, cleanup, err := telemetry.Open(t.Context(), telemetry.Options{
+			Getenv: envMap(env), SpanExporter: tracetest.NewInMemoryExporter(), MetricReader: reader,
+		})
+		require.NoError(t, err)
+		t.Cleanup(cleanup)
+		h := tel.RouteMiddleware("/mcp")(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {}))
+		h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodPost, "/mcp", nil))
+		var rm metricdata.ResourceMetrics
+		require.NoError(t, reader.Collect(t.Context(), &rm))
+		n, found := 0, false
+		for _, sm := range rm.ScopeMetrics {
+			for _, m := range sm.Metrics {
+				if hist, ok := m.Data.(metricdata.Histogram[float64]); ok && m.Name == "http.server.request.duration" {
+					found = true
+					for _, dp := range hist.DataPoints {
+						n += len(dp.Exemplars)
+					}
+				}
+			}
+		}
+		require.True(t, found, "the request duration was recorded")
+		return n
+	}
+	require.Zero(t, exemplarsOf(t, nil))
+
+	t.Setenv("OTEL_METRICS_EXEMPLAR_FILTER", "always_on") // the SDK reads the process environment
+	require.Positive(t, exemplarsOf(t, map[string]string{"OTEL_METRICS_EXEMPLAR_FILTER": "always_on"}))
 }
