@@ -97,9 +97,10 @@ func (c *cache) run(ctx context.Context, key string, cl *call, load loader) {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	cl.doc, cl.err = doc, err
-	delete(c.inflight, key)
-	close(cl.done)
+	// Stored before the waiters are released, so that its expiry counts
+	// from the fetch, not from whenever this goroutine gets to run after
+	// them (a test clock advanced in between made an entry outlive its
+	// TTL).
 	c.store(&entry{
 		key:     key,
 		doc:     doc,
@@ -107,6 +108,9 @@ func (c *cache) run(ctx context.Context, key string, cl *call, load loader) {
 		size:    int64(len(key)) + size + entryOverhead,
 		expires: c.opts.Now().Add(ttl),
 	})
+	cl.doc, cl.err = doc, err
+	delete(c.inflight, key)
+	close(cl.done)
 }
 
 // store adds e and evicts least recently used entries beyond the bounds.
