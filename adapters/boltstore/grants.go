@@ -380,22 +380,29 @@ func (s *Store) GetGrant(ctx context.Context, id string, now time.Time) (domain.
 	if err := ctx.Err(); err != nil {
 		return domain.Grant{}, fail(op, err)
 	}
-	g, found := s.grants.get(id)
-	if !found {
-		epoch := s.grants.snapshot()
-		err := s.view(ctx, op, func(tx *bolt.Tx) error {
-			var err error
-			g, found, err = loadGrant(tx, id)
-			return err
-		})
-		if err != nil {
-			return domain.Grant{}, err
+	if g, ok := s.grants.get(id); ok {
+		if g.Expired(now) {
+			return domain.Grant{}, fail(op, domain.ErrNotFound)
 		}
-		if found {
-			s.grants.fill(epoch, g)
-		}
+		return g, nil
 	}
-	if !found || g.Expired(now) {
+	epoch := s.grants.snapshot()
+	var raw []byte
+	err := s.view(ctx, op, func(tx *bolt.Tx) error {
+		raw = bytes.Clone(tx.Bucket(bucketGrants).Get([]byte(id)))
+		return nil
+	})
+	if err != nil {
+		return domain.Grant{}, err
+	}
+	if raw == nil {
+		return domain.Grant{}, fail(op, domain.ErrNotFound)
+	}
+	g, live, err := s.grantFromRead(id, raw, epoch, now)
+	switch {
+	case err != nil:
+		return domain.Grant{}, fail(op, err)
+	case !live:
 		return domain.Grant{}, fail(op, domain.ErrNotFound)
 	}
 	return g, nil

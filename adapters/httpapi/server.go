@@ -139,10 +139,6 @@ func New(app ports.Application, jwks ports.TokenIssuer, logger *slog.Logger, opt
 	return s, nil
 }
 
-// Router returns the mux so that the composition root can mount more routes
-// (the gateway) beside the authorization server's.
-func (s *Server) Router() *mux.Router { return s.router }
-
 // ServeHTTP implements http.Handler.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if s.gateway != nil && underMount(r.URL.Path, s.opts.MCPPath) {

@@ -19,8 +19,9 @@ const verifiedCacheSize = 8192
 // It is bounded with two generations: when the current one is full it
 // becomes the old one and the previous old one is dropped; a hit in the old
 // generation is promoted. Entries are never served past their exp or after
-// their key left the ring; revocation is not cached at all (the use case
-// reads the grant on every request).
+// their key left the ring. Revocation is not this cache's business: the
+// use case reads the grant on every request, from a store cache that
+// forgets a grant the moment its revocation commits.
 type verifiedCache struct {
 	mu       sync.RWMutex
 	cur, old map[[32]byte]domain.AccessToken
