@@ -32,6 +32,19 @@ func (t AccessToken) HasScopes(required []string) bool {
 	return true
 }
 
+// ExpiredAt reports whether the token is dead at now: from its exp on
+// (RFC 7519 4.1.4). Our tokens are judged without clock leeway: the clock
+// that stamped exp is the clock that judges it, so there is no skew to
+// forgive, and a leeway would only let a token live past the lifetime the
+// operator configured (RFC 9068 4: the resource server MUST check exp).
+// Leeway belongs where another party's clock stamped the time (the
+// upstream ID tokens, which the provider adapter verifies).
+func (t AccessToken) ExpiredAt(now time.Time) bool { return !now.Before(t.ExpiresAt) }
+
+// NotYetValidAt reports whether now is before the token's nbf (RFC 7519
+// 4.1.5), also without leeway; a zero NotBefore never holds a token back.
+func (t AccessToken) NotYetValidAt(now time.Time) bool { return now.Before(t.NotBefore) }
+
 // ConsentMode decides when the proxy shows its consent page.
 type ConsentMode string
 

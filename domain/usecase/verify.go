@@ -4,14 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"time"
 
 	"github.com/oidcproxy/oidcproxy/domain"
 	"github.com/oidcproxy/oidcproxy/ports"
 )
-
-// clockLeeway tolerates small clock differences on exp and nbf.
-const clockLeeway = 30 * time.Second
 
 // VerifyAccessTokenHandler checks bearer tokens for resource servers (the
 // gateway).
@@ -51,9 +47,9 @@ func liveAccessToken(ctx context.Context, d Deps, token string) (domain.AccessTo
 	switch {
 	case at.Issuer != d.Settings.Issuer:
 		return at, domain.Grant{}, domain.ErrInvalidToken("the access token was issued by someone else")
-	case !now.Before(at.ExpiresAt.Add(clockLeeway)):
+	case at.ExpiredAt(now):
 		return at, domain.Grant{}, domain.ErrInvalidToken("the access token has expired")
-	case now.Add(clockLeeway).Before(at.NotBefore):
+	case at.NotYetValidAt(now):
 		return at, domain.Grant{}, domain.ErrInvalidToken("the access token is not valid yet")
 	}
 	grant, err := d.Store.GetGrant(ctx, at.GrantID, now)

@@ -22,6 +22,8 @@ import (
 const (
 	issuer   = "https://proxy.example"
 	resource = "https://proxy.example/mcp"
+	// introspectionSecret is what resource servers present at /introspect.
+	introspectionSecret = "introspection-secret"
 )
 
 type clock struct {
@@ -30,6 +32,8 @@ type clock struct {
 }
 
 func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
+
+func (c *clock) Set(t time.Time) { c.mu.Lock(); defer c.mu.Unlock(); c.now = t }
 
 type random struct{}
 
@@ -62,7 +66,8 @@ func newFixture(t *testing.T) *fixture {
 	deps := usecase.Deps{
 		Store: store, Provider: p, Tokens: iss, Sealer: sealer, Clock: c, Random: random{},
 		Logger: discardLogger(), Settings: usecase.Settings{Issuer: issuer, Resource: resource, AccessTokenTTL: time.Hour,
-			RefreshTokenTTL: 24 * time.Hour, Consent: domain.ConsentAlways, SupportedScopes: []string{"openid", "mcp"}},
+			RefreshTokenTTL: 24 * time.Hour, Consent: domain.ConsentAlways, SupportedScopes: []string{"openid", "mcp"},
+			IntrospectionSecretHash: domain.HashToken(introspectionSecret)},
 	}
 	app, err := usecase.NewApplication(deps)
 	require.NoError(t, err)
@@ -104,13 +109,12 @@ func TestVerifyAccessTokenJudgesIssuerAudienceTimeScopeAndRevocation(t *testing.
 		edit func(*domain.AccessToken)
 		code domain.ErrorCode
 	}{
-		"another audience":      {func(a *domain.AccessToken) { a.Audience = "https://other.example/mcp" }, domain.CodeInvalidToken},
-		"another issuer":        {func(a *domain.AccessToken) { a.Issuer = "https://evil.example" }, domain.CodeInvalidToken},
-		"expired":               {func(a *domain.AccessToken) { a.ExpiresAt = a.IssuedAt.Add(-time.Minute) }, domain.CodeInvalidToken},
-		"not yet valid":         {func(a *domain.AccessToken) { a.NotBefore = a.IssuedAt.Add(time.Hour) }, domain.CodeInvalidToken},
-		"grant does not exist":  {func(a *domain.AccessToken) { a.GrantID = "gone" }, domain.CodeInvalidToken},
-		"missing a scope":       {func(a *domain.AccessToken) { a.Scopes = []string{"openid"} }, domain.CodeInsufficientScope},
-		"expired within leeway": {func(a *domain.AccessToken) { a.ExpiresAt = a.IssuedAt.Add(-10 * time.Second) }, ""},
+		"another audience":     {func(a *domain.AccessToken) { a.Audience = "https://other.example/mcp" }, domain.CodeInvalidToken},
+		"another issuer":       {func(a *domain.AccessToken) { a.Issuer = "https://evil.example" }, domain.CodeInvalidToken},
+		"expired":              {func(a *domain.AccessToken) { a.ExpiresAt = a.IssuedAt.Add(-time.Minute) }, domain.CodeInvalidToken},
+		"not yet valid":        {func(a *domain.AccessToken) { a.NotBefore = a.IssuedAt.Add(time.Hour) }, domain.CodeInvalidToken},
+		"grant does not exist": {func(a *domain.AccessToken) { a.GrantID = "gone" }, domain.CodeInvalidToken},
+		"missing a scope":      {func(a *domain.AccessToken) { a.Scopes = []string{"openid"} }, domain.CodeInsufficientScope},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -134,4 +138,51 @@ func TestVerifyAccessTokenJudgesIssuerAudienceTimeScopeAndRevocation(t *testing.
 		require.Equal(t, domain.CodeInvalidToken, domain.CodeOf(verify("")))
 		require.Equal(t, domain.CodeInvalidToken, domain.CodeOf(verify("a.b.c")))
 	})
+}
+
+// Our own tokens are judged on our own clock, which signed them: there is
+// no skew to forgive, so exp and nbf hold to the nanosecond (RFC 9068 4,
+// RFC 7519 4.1.4 and 4.1.5), at the gateway and at /introspect alike.
+func TestOurOwnTokensGetNoClockLeeway(t *testing.T) {
+	f := newFixture(t)
+	start := f.clock.Now()
+	exp, nbf := start.Add(time.Minute), start.Add(10*time.Minute)
+	expiring := f.mint(t, func(a *domain.AccessToken) { a.ExpiresAt = exp })
+	early := f.mint(t, func(a *domain.AccessToken) { a.NotBefore, a.ExpiresAt = nbf, nbf.Add(time.Hour) })
+
+	verify := func(token string) error {
+		_, err := f.app.VerifyAccessToken.Handle(t.Context(), ports.VerifyAccessTokenCommand{Token: token, Resource: resource})
+		return err
+	}
+	active := func(token string) bool {
+		res, err := f.app.Introspect.Handle(t.Context(), ports.IntrospectCommand{Secret: introspectionSecret, Token: token})
+		require.NoError(t, err)
+		return res.Active
+	}
+	cases := []struct {
+		name   string
+		token  string
+		at     time.Time
+		active bool
+	}{
+		{"a nanosecond before exp", expiring, exp.Add(-time.Nanosecond), true},
+		{"at exp", expiring, exp, false},
+		{"a nanosecond after exp", expiring, exp.Add(time.Nanosecond), false},
+		{"ten seconds after exp", expiring, exp.Add(10 * time.Second), false},
+		{"ten seconds before nbf", early, nbf.Add(-10 * time.Second), false},
+		{"a nanosecond before nbf", early, nbf.Add(-time.Nanosecond), false},
+		{"at nbf", early, nbf, true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			f.clock.Set(tc.at)
+			err := verify(tc.token)
+			if tc.active {
+				require.NoError(t, err)
+			} else {
+				require.Equal(t, domain.CodeInvalidToken, domain.CodeOf(err), "%v", err)
+			}
+			require.Equal(t, tc.active, active(tc.token), "introspection")
+		})
+	}
 }
