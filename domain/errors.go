@@ -63,6 +63,14 @@ func (e *Error) Is(target error) bool {
 	return false
 }
 
+// Internal reports whether the error is a failure of oidcproxy itself
+// (server_error), which its operator must look at. Every other code is a
+// client's mistake or a dependency failing: temporarily_unavailable means
+// the upstream identity provider is down or refused to serve, which the
+// operator can watch but not fix. Adapters log internal errors at Error
+// and the rest at Warn, so that Error lines mean "our fault".
+func (e *Error) Internal() bool { return e.Code == CodeServerError }
+
 // WithCause returns a copy of e that wraps cause.
 func (e *Error) WithCause(cause error) *Error {
 	c := *e

@@ -39,19 +39,6 @@ type Transaction struct {
 // Expired reports whether the transaction may no longer be used.
 func (t Transaction) Expired(now time.Time) bool { return !now.Before(t.ExpiresAt) }
 
-// Identity is who the upstream IdP says the user is, taken from a verified
-// ID token.
-type Identity struct {
-	Subject       string
-	Issuer        string
-	Email         string
-	EmailVerified bool
-	Name          string
-	// Claims holds the remaining verified ID-token claims worth keeping
-	// (for identity headers and introspection); bounded by the provider.
-	Claims map[string]any
-}
-
 // UpstreamTokens is what the IdP's token endpoint returned. It exists only
 // in memory: before it reaches a store it is sealed, and it never leaves
 // oidcproxy toward a client.

@@ -17,19 +17,49 @@ type CompleteCallbackHandler struct{ d Deps }
 
 var _ ports.CompleteCallback = (*CompleteCallbackHandler)(nil)
 
-// upstreamErrors maps the IdP's error codes onto the ones we send the
-// client. The IdP's description is never forwarded: it can carry internal
-// detail or attacker-chosen text.
-var upstreamErrors = map[string]func(string) *domain.Error{
-	"access_denied":              domain.ErrAccessDenied,
-	"login_required":             domain.ErrAccessDenied,
-	"consent_required":           domain.ErrAccessDenied,
-	"interaction_required":       domain.ErrAccessDenied,
-	"account_selection_required": domain.ErrAccessDenied,
-	"invalid_scope":              domain.ErrInvalidScope,
-	"temporarily_unavailable": func(d string) *domain.Error {
-		return domain.ErrTemporarilyUnavailable(d, nil)
-	},
+// upstreamErrors maps the IdP's error codes (RFC 6749 4.1.2.1, OpenID
+// Connect Core 3.1.2.6) onto the ones we send the client. The IdP's
+// description is never forwarded: it can carry internal detail or
+// attacker-chosen text.
+//   - The user or the IdP's policy refused: access_denied.
+//   - The IdP refused our own request (unknown client, wrong redirect URI or
+//     parameters at the IdP): that is the proxy's configuration, for the
+//     operator to fix, so server_error.
+//   - Anything else, the IdP's server_error included, is the IdP failing:
+//     temporarily_unavailable, so the client may try again (see
+//     upstreamError).
+var upstreamErrors = map[string]domain.ErrorCode{
+	"access_denied":              domain.CodeAccessDenied,
+	"login_required":             domain.CodeAccessDenied,
+	"consent_required":           domain.CodeAccessDenied,
+	"interaction_required":       domain.CodeAccessDenied,
+	"account_selection_required": domain.CodeAccessDenied,
+	"invalid_scope":              domain.CodeInvalidScope,
+	"invalid_request":            domain.CodeServerError,
+	"unauthorized_client":        domain.CodeServerError,
+	"unsupported_response_type":  domain.CodeServerError,
+	"invalid_request_uri":        domain.CodeServerError,
+	"invalid_request_object":     domain.CodeServerError,
+	"request_not_supported":      domain.CodeServerError,
+	"request_uri_not_supported":  domain.CodeServerError,
+	"registration_not_supported": domain.CodeServerError,
+}
+
+// upstreamError is what the client is told when the IdP answered the
+// authorization request with an error. The cause names the IdP's code
+// (clipped: it is the IdP's text) for the operator.
+func upstreamError(code string) *domain.Error {
+	cause := fmt.Errorf("callback: identity provider returned error %q", clip(code))
+	switch upstreamErrors[code] {
+	case domain.CodeAccessDenied:
+		return domain.ErrAccessDenied("the identity provider did not authorize the request").WithCause(cause)
+	case domain.CodeInvalidScope:
+		return domain.ErrInvalidScope("the identity provider did not authorize the request").WithCause(cause)
+	case domain.CodeServerError:
+		return domain.ErrServerError(cause)
+	default:
+		return domain.ErrTemporarilyUnavailable("the identity provider could not complete the sign-in; try again", cause)
+	}
 }
 
 // Handle implements the callback. Errors before the transaction is known and
@@ -63,11 +93,7 @@ func (h *CompleteCallbackHandler) Handle(ctx context.Context, cmd ports.Complete
 	res.RedirectURI, res.State = txn.RedirectURI, txn.State
 
 	if cmd.Error != "" {
-		mk, ok := upstreamErrors[cmd.Error]
-		if !ok {
-			return res, domain.ErrServerError(fmt.Errorf("callback: identity provider returned error %q", clip(cmd.Error)))
-		}
-		return res, mk("the identity provider did not authorize the request")
+		return res, upstreamError(cmd.Error)
 	}
 	if cmd.Code == "" {
 		return res, domain.ErrServerError(errors.New("callback: identity provider returned neither code nor error"))
@@ -91,8 +117,12 @@ func (h *CompleteCallbackHandler) Handle(ctx context.Context, cmd ports.Complete
 		}
 		return res, &domain.Error{Code: code, Description: "the identity provider's response could not be accepted", Err: fmt.Errorf("callback: exchange: %w", err)}
 	}
-	if identity.Subject == "" {
-		return res, domain.ErrAccessDenied("the identity provider did not identify the user").WithCause(errors.New("callback: empty subject"))
+	if err := identity.Validate(); err != nil {
+		// The IdP verified who the user is, but what it says cannot be
+		// carried safely (a subject that breaks a header, an address that
+		// is not one): no grant is made from it.
+		return res, domain.ErrAccessDenied("the identity provider's account details cannot be used here").
+			WithCause(fmt.Errorf("callback: %w", err))
 	}
 
 	grant := domain.Grant{

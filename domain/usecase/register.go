@@ -6,7 +6,6 @@ import (
 	"net/url"
 	"slices"
 	"strings"
-	"unicode/utf8"
 
 	"github.com/oidcproxy/oidcproxy/domain"
 	"github.com/oidcproxy/oidcproxy/ports"
@@ -149,21 +148,15 @@ func buildClient(cmd ports.RegisterClientCommand, patterns []domain.RedirectPatt
 	return c, nil
 }
 
-// cleanText accepts human-readable metadata: valid UTF-8, no control
-// characters (they could forge lines in logs or confuse the consent page).
+// cleanText accepts human-readable metadata: trimmed, bounded, and safe
+// text by domain.IsSafeText.
 func cleanText(field, v string, max int) (string, error) {
 	v = strings.TrimSpace(v)
 	if len(v) > max {
 		return "", domain.ErrInvalidClientMetadata(fmt.Sprintf("%s is longer than %d bytes", field, max))
 	}
-	if !utf8.ValidString(v) {
-		return "", domain.ErrInvalidClientMetadata(field + " is not valid UTF-8")
-	}
-	for _, r := range v {
-		if r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) || r == 0x2028 || r == 0x2029 ||
-			(r >= 0x202a && r <= 0x202e) || (r >= 0x2066 && r <= 0x2069) {
-			return "", domain.ErrInvalidClientMetadata(field + " contains control characters")
-		}
+	if !domain.IsSafeText(v) {
+		return "", domain.ErrInvalidClientMetadata(field + " contains control characters or is not valid UTF-8")
 	}
 	return v, nil
 }
