@@ -274,15 +274,16 @@ func ProvideSettings(cfg config.Config) (usecase.Settings, error) {
 		introspection = domain.HashToken(cfg.IntrospectionSecret)
 	}
 	return usecase.Settings{
-		Issuer:           cfg.Issuer(),
-		Resource:         resource,
-		SupportedScopes:  supported,
-		DefaultScopes:    defaultScopes(cfg, supported),
-		AccessTokenTTL:   cfg.AccessTokenTTL,
-		RefreshTokenTTL:  cfg.RefreshTokenTTL,
-		Consent:          cfg.Consent,
-		RedirectPatterns: patterns,
-		ForwardResource:  cfg.ForwardResource,
+		Issuer:            cfg.Issuer(),
+		Resource:          resource,
+		SupportedScopes:   supported,
+		DefaultScopes:     defaultScopes(cfg, supported),
+		AccessTokenTTL:    cfg.AccessTokenTTL,
+		RefreshTokenTTL:   cfg.RefreshTokenTTL,
+		RefreshReuseGrace: cfg.RefreshReuseGrace,
+		Consent:           cfg.Consent,
+		RedirectPatterns:  patterns,
+		ForwardResource:   cfg.ForwardResource,
 
 		ClientIDURLAllowIPLiteral: cfg.CIMDAllowPrivateNetwork,
 

@@ -198,4 +198,7 @@ var (
 	// before. The store returns the record alongside so that the use case can
 	// decide whether the replay is an attack on a live grant.
 	ErrAlreadyConsumed = errors.New("already consumed")
+	// ErrWrongClient: a record bound to one client (a live refresh token)
+	// was presented by another; nothing changed.
+	ErrWrongClient = errors.New("issued to another client")
 )

@@ -19,10 +19,17 @@ func errRefreshInvalid() error {
 	return domain.ErrInvalidGrant("refresh token is invalid, expired or revoked")
 }
 
+func errRefreshForeign() error {
+	return domain.ErrInvalidGrant("refresh token was issued to another client")
+}
+
 // Handle rotates the refresh token. When the upstream access token has
 // expired it refreshes upstream first (outside any store transaction: it is
 // a network call); the rotation then commits the new upstream tokens with the
-// successor. Presenting a rotated token revokes the grant.
+// successor. Presenting a rotated token again revokes the grant, unless it
+// is the same client retrying within the grace window while the successor
+// is still unused (domain.DecideRefresh): then the unused successor is
+// replaced.
 func (h *RefreshTokenHandler) Handle(ctx context.Context, cmd ports.RefreshTokenCommand) (ports.TokenResult, error) {
 	client, err := authenticateClient(ctx, h.d, cmd.Client)
 	if err != nil {
@@ -35,6 +42,7 @@ func (h *RefreshTokenHandler) Handle(ctx context.Context, cmd ports.RefreshToken
 		return ports.TokenResult{}, domain.ErrInvalidRequest("refresh_token is missing")
 	}
 	now := h.d.Clock.Now().UTC()
+	use := domain.RefreshUse{ClientID: client.ID, Grace: h.d.Settings.RefreshReuseGrace}
 	hash := domain.HashToken(cmd.RefreshToken)
 	tok, err := h.d.Store.GetRefreshToken(ctx, hash, now)
 	if errors.Is(err, domain.ErrNotFound) {
@@ -43,8 +51,11 @@ func (h *RefreshTokenHandler) Handle(ctx context.Context, cmd ports.RefreshToken
 	if err != nil {
 		return ports.TokenResult{}, domain.ErrServerError(fmt.Errorf("refresh: get token: %w", err))
 	}
-	if tok.ClientID != client.ID {
-		return ports.TokenResult{}, domain.ErrInvalidGrant("refresh token was issued to another client")
+	if !tok.Rotated() && tok.ClientID != client.ID {
+		// Decided here without a write: a token's client never changes.
+		// (A rotated token presented by another client is reuse; the
+		// store revokes its grant below.)
+		return ports.TokenResult{}, errRefreshForeign()
 	}
 	scopes := tok.Scopes
 	if cmd.Scope != "" {
@@ -71,7 +82,7 @@ func (h *RefreshTokenHandler) Handle(ctx context.Context, cmd ports.RefreshToken
 	}
 
 	var renewed *domain.Grant
-	if !tok.Rotated() && upstreamExpired(grant, now) {
+	if (!tok.Rotated() || tok.Retryable(use, now)) && upstreamExpired(grant, now) {
 		g, err := h.refreshUpstream(ctx, grant)
 		if err != nil {
 			return ports.TokenResult{}, err
@@ -81,10 +92,7 @@ func (h *RefreshTokenHandler) Handle(ctx context.Context, cmd ports.RefreshToken
 
 	successor := h.d.Random.Token()
 	var after domain.Grant
-	_, err = h.d.Store.RotateRefreshToken(ctx, hash, now, func(t domain.RefreshToken, g *domain.Grant) (domain.RefreshToken, error) {
-		if t.ClientID != client.ID {
-			return domain.RefreshToken{}, domain.ErrInvalidGrant("refresh token was issued to another client")
-		}
+	_, decision, err := h.d.Store.RotateRefreshToken(ctx, hash, now, use, func(t domain.RefreshToken, g *domain.Grant) (domain.RefreshToken, error) {
 		if renewed != nil {
 			g.SealedUpstream = renewed.SealedUpstream
 			g.UpstreamExpiry = renewed.UpstreamExpiry
@@ -106,6 +114,8 @@ func (h *RefreshTokenHandler) Handle(ctx context.Context, cmd ports.RefreshToken
 	case err == nil:
 	case errors.Is(err, domain.ErrAlreadyConsumed):
 		return ports.TokenResult{}, domain.ErrInvalidGrant("refresh token was already used; the grant has been revoked").WithCause(err)
+	case errors.Is(err, domain.ErrWrongClient):
+		return ports.TokenResult{}, errRefreshForeign()
 	case errors.Is(err, domain.ErrNotFound):
 		return ports.TokenResult{}, errRefreshInvalid()
 	default:
@@ -127,6 +137,7 @@ func (h *RefreshTokenHandler) Handle(ctx context.Context, cmd ports.RefreshToken
 		ClientID:     client.ID,
 		Subject:      after.Subject,
 		GrantID:      after.ID,
+		Retried:      decision == domain.RefreshRetry,
 	}, nil
 }
 

@@ -24,6 +24,10 @@ type Settings struct {
 	// AccessTokenTTL and RefreshTokenTTL bound our tokens.
 	AccessTokenTTL  time.Duration
 	RefreshTokenTTL time.Duration
+	// RefreshReuseGrace is how long after a rotation a second use of the
+	// rotated token by its client, while the successor is unused, counts
+	// as a retry after a lost response instead of theft; zero is strict.
+	RefreshReuseGrace time.Duration
 	// Consent decides when the consent page is shown.
 	Consent domain.ConsentMode
 	// RedirectPatterns, when non-empty, restrict the redirect URIs clients
@@ -51,6 +55,9 @@ func (s Settings) validate() error {
 	}
 	if s.AccessTokenTTL <= 0 || s.RefreshTokenTTL <= 0 {
 		errs = append(errs, errors.New("usecase: token lifetimes must be positive"))
+	}
+	if s.RefreshReuseGrace < 0 {
+		errs = append(errs, errors.New("usecase: the refresh reuse grace must not be negative"))
 	}
 	if !s.Consent.Valid() {
 		errs = append(errs, errors.New("usecase: unknown consent mode"))
