@@ -336,17 +336,7 @@ func ProvideApplication(store ports.Store, provider ports.IdentityProvider, issu
 	sealer ports.Sealer, clock ports.Clock, random ports.Random, settings usecase.Settings, logger *slog.Logger,
 	tel *telemetry.Telemetry, metadata ports.MetadataFetcher,
 ) (ports.Application, error) {
-	app, err := usecase.NewApplication(usecase.Deps{
-		Store:          store,
-		Provider:       provider,
-		Tokens:         issuer,
-		Sealer:         sealer,
-		Clock:          clock,
-		Random:         random,
-		ClientMetadata: metadata,
-		Settings:       settings,
-		Logger:         logger,
-	})
+	app, err := usecase.NewApplication(store, provider, issuer, sealer, clock, random, metadata, logger, settings)
 	if err != nil {
 		return ports.Application{}, err
 	}

@@ -44,25 +44,3 @@ func (t AccessToken) ExpiredAt(now time.Time) bool { return !now.Before(t.Expire
 // NotYetValidAt reports whether now is before the token's nbf (RFC 7519
 // 4.1.5), also without leeway; a zero NotBefore never holds a token back.
 func (t AccessToken) NotYetValidAt(now time.Time) bool { return now.Before(t.NotBefore) }
-
-// ConsentMode decides when the proxy shows its consent page.
-type ConsentMode string
-
-// The consent modes.
-const (
-	// ConsentAlways shows the page on every authorization (the default: with
-	// dynamic registration any site can register a client, so the user must
-	// see who is asking, or the proxy becomes a confused deputy).
-	ConsentAlways ConsentMode = "always"
-	// ConsentRemember skips the page when this browser approved the same
-	// client for the same scopes before.
-	ConsentRemember ConsentMode = "remember"
-	// ConsentOff never shows the page. Only safe when registration is closed
-	// to trusted clients.
-	ConsentOff ConsentMode = "off"
-)
-
-// Valid reports whether m is a known consent mode.
-func (m ConsentMode) Valid() bool {
-	return m == ConsentAlways || m == ConsentRemember || m == ConsentOff
-}

@@ -71,6 +71,15 @@ func (e *Error) Is(target error) bool {
 // and the rest at Warn, so that Error lines mean "our fault".
 func (e *Error) Internal() bool { return e.Code == CodeServerError }
 
+// WithNoRedirect returns a copy of e marked NoRedirect: it is shown to the
+// user as a page instead of being sent to a redirect URI that was not (or
+// could not be) validated, which would make the proxy an open redirector.
+func (e *Error) WithNoRedirect() *Error {
+	c := *e
+	c.NoRedirect = true
+	return &c
+}
+
 // WithCause returns a copy of e that wraps cause.
 func (e *Error) WithCause(cause error) *Error {
 	c := *e

@@ -110,38 +110,6 @@ type AuthorizationCode struct {
 // Redeemed reports whether the code was used (or burned) before.
 func (c AuthorizationCode) Redeemed() bool { return !c.RedeemedAt.IsZero() }
 
-// RefreshToken is an opaque refresh token, stored under its hash. Rotation
-// marks the old token and records its successor; the rotated record stays
-// until it expires, so that its reuse is recognised as theft.
-type RefreshToken struct {
-	Hash          string
-	GrantID       string
-	ClientID      string
-	Scopes        []string
-	IssuedAt      time.Time
-	ExpiresAt     time.Time
-	RotatedAt     time.Time // zero while this is the live token of its grant
-	SuccessorHash string
-}
-
-// Rotated reports whether the token was already exchanged for a successor.
-func (r RefreshToken) Rotated() bool { return !r.RotatedAt.IsZero() }
-
-// SigningKey is one key of oidcproxy's signing key ring. The private key is
-// sealed; the public JWK is stored in the clear for JWKS.
-type SigningKey struct {
-	ID            string // kid
-	Algorithm     string // JWS alg, e.g. ES256
-	SealedPrivate []byte
-	PublicJWK     []byte
-	CreatedAt     time.Time
-	// NotAfter is when the key stops signing (zero while it is the active
-	// key); RemoveAfter is when it may leave JWKS because every token it
-	// signed has expired.
-	NotAfter    time.Time
-	RemoveAfter time.Time
-}
-
 // BindingName derives, from the upstream state, a short name that tells
 // concurrent flows in one browser apart (it becomes part of the binding
 // cookie's name). The state is public, so its hash prefix reveals nothing.

@@ -2,6 +2,23 @@ package domain
 
 import "time"
 
+// RefreshToken is an opaque refresh token, stored under its hash. Rotation
+// marks the old token and records its successor; the rotated record stays
+// until it expires, so that its reuse is recognised as theft.
+type RefreshToken struct {
+	Hash          string
+	GrantID       string
+	ClientID      string
+	Scopes        []string
+	IssuedAt      time.Time
+	ExpiresAt     time.Time
+	RotatedAt     time.Time // zero while this is the live token of its grant
+	SuccessorHash string
+}
+
+// Rotated reports whether the token was already exchanged for a successor.
+func (r RefreshToken) Rotated() bool { return !r.RotatedAt.IsZero() }
+
 // RefreshUse is one presentation of a refresh token at the token endpoint:
 // the authenticated client presenting it, and the retry window the
 // operator allows (REFRESH_REUSE_GRACE).

@@ -11,9 +11,32 @@ import (
 
 // RefreshTokenHandler implements grant_type=refresh_token with rotation and
 // reuse detection.
-type RefreshTokenHandler struct{ d Deps }
+type RefreshTokenHandler struct {
+	clients  *Clients
+	grants   ports.GrantStore
+	provider ports.IdentityProvider
+	sealer   ports.Sealer
+	access   accessTokens
+	clock    ports.Clock
+	random   ports.Random
+	policy   TokenPolicy
+}
 
 var _ ports.RefreshToken = (*RefreshTokenHandler)(nil)
+
+// NewRefreshToken builds the refresh_token grant. The provider refreshes
+// upstream when it implements ports.Refresher.
+func NewRefreshToken(clients *Clients, grants ports.GrantStore, provider ports.IdentityProvider, sealer ports.Sealer,
+	tokens ports.TokenIssuer, clock ports.Clock, random ports.Random, policy TokenPolicy,
+) (*RefreshTokenHandler, error) {
+	err := errors.Join(need("NewRefreshToken", dep("clients", clients), dep("grant store", grants), dep("identity provider", provider),
+		dep("sealer", sealer), dep("token issuer", tokens), dep("clock", clock), dep("random source", random)), policy.validate())
+	if err != nil {
+		return nil, err
+	}
+	return &RefreshTokenHandler{clients: clients, grants: grants, provider: provider, sealer: sealer,
+		access: accessTokens{issuer: tokens, random: random, policy: policy}, clock: clock, random: random, policy: policy}, nil
+}
 
 func errRefreshInvalid() error {
 	return domain.ErrInvalidGrant("refresh token is invalid, expired or revoked")
@@ -31,7 +54,7 @@ func errRefreshForeign() error {
 // is still unused (domain.DecideRefresh): then the unused successor is
 // replaced.
 func (h *RefreshTokenHandler) Handle(ctx context.Context, cmd ports.RefreshTokenCommand) (ports.TokenResult, error) {
-	client, err := authenticateClient(ctx, h.d, cmd.Client)
+	client, err := h.clients.authenticate(ctx, cmd.Client)
 	if err != nil {
 		return ports.TokenResult{}, err
 	}
@@ -41,10 +64,10 @@ func (h *RefreshTokenHandler) Handle(ctx context.Context, cmd ports.RefreshToken
 	if cmd.RefreshToken == "" {
 		return ports.TokenResult{}, domain.ErrInvalidRequest("refresh_token is missing")
 	}
-	now := h.d.Clock.Now().UTC()
-	use := domain.RefreshUse{ClientID: client.ID, Grace: h.d.Settings.RefreshReuseGrace}
+	now := h.clock.Now().UTC()
+	use := domain.RefreshUse{ClientID: client.ID, Grace: h.policy.RefreshReuseGrace}
 	hash := domain.HashToken(cmd.RefreshToken)
-	tok, err := h.d.Store.GetRefreshToken(ctx, hash, now)
+	tok, err := h.grants.GetRefreshToken(ctx, hash, now)
 	if errors.Is(err, domain.ErrNotFound) {
 		return ports.TokenResult{}, errRefreshInvalid()
 	}
@@ -70,14 +93,14 @@ func (h *RefreshTokenHandler) Handle(ctx context.Context, cmd ports.RefreshToken
 			scopes = requested
 		}
 	}
-	grant, err := h.d.Store.GetGrant(ctx, tok.GrantID, now)
+	grant, err := h.grants.GetGrant(ctx, tok.GrantID, now)
 	if errors.Is(err, domain.ErrNotFound) {
 		return ports.TokenResult{}, errRefreshInvalid()
 	}
 	if err != nil {
 		return ports.TokenResult{}, domain.ErrServerError(fmt.Errorf("refresh: get grant: %w", err))
 	}
-	if _, err := checkResource(grant.Resource, cmd.Resource); err != nil {
+	if _, err := domain.CheckResource(grant.Resource, cmd.Resource); err != nil {
 		return ports.TokenResult{}, err
 	}
 
@@ -90,16 +113,16 @@ func (h *RefreshTokenHandler) Handle(ctx context.Context, cmd ports.RefreshToken
 		renewed = &g
 	}
 
-	successor := h.d.Random.Token()
+	successor := h.random.Token()
 	var after domain.Grant
-	_, decision, err := h.d.Store.RotateRefreshToken(ctx, hash, now, use, func(t domain.RefreshToken, g *domain.Grant) (domain.RefreshToken, error) {
+	_, decision, err := h.grants.RotateRefreshToken(ctx, hash, now, use, func(t domain.RefreshToken, g *domain.Grant) (domain.RefreshToken, error) {
 		if renewed != nil {
 			g.SealedUpstream = renewed.SealedUpstream
 			g.UpstreamExpiry = renewed.UpstreamExpiry
 			g.HasUpstreamRefresh = renewed.HasUpstreamRefresh
 		}
 		// Sliding expiry: an active session lives on, an idle one dies.
-		g.ExpiresAt = now.Add(h.d.Settings.RefreshTokenTTL)
+		g.ExpiresAt = now.Add(h.policy.RefreshTokenTTL)
 		after = *g
 		return domain.RefreshToken{
 			Hash:      domain.HashToken(successor),
@@ -124,7 +147,7 @@ func (h *RefreshTokenHandler) Handle(ctx context.Context, cmd ports.RefreshToken
 		}
 		return ports.TokenResult{}, domain.ErrServerError(fmt.Errorf("refresh: rotate: %w", err))
 	}
-	access, expiresIn, err := issueAccessToken(ctx, h.d, after, scopes, now)
+	access, expiresIn, err := h.access.issue(ctx, after, scopes, now)
 	if err != nil {
 		return ports.TokenResult{}, err
 	}
@@ -145,11 +168,11 @@ func (h *RefreshTokenHandler) Handle(ctx context.Context, cmd ports.RefreshToken
 // with the new sealed tokens (not yet stored). An upstream refusal ends the
 // grant: the user must sign in again.
 func (h *RefreshTokenHandler) refreshUpstream(ctx context.Context, g domain.Grant) (domain.Grant, error) {
-	refresher, ok := h.d.Provider.(ports.Refresher)
+	refresher, ok := h.provider.(ports.Refresher)
 	if !ok || !g.HasUpstreamRefresh {
 		return g, h.endGrant(ctx, g.ID, errors.New("upstream token expired and cannot be refreshed"))
 	}
-	current, err := openUpstream(h.d.Sealer, g)
+	current, err := openUpstream(h.sealer, g)
 	if err != nil {
 		return g, domain.ErrServerError(fmt.Errorf("refresh: %w", err))
 	}
@@ -165,7 +188,7 @@ func (h *RefreshTokenHandler) refreshUpstream(ctx context.Context, g domain.Gran
 	if fresh.RefreshToken == "" {
 		fresh.RefreshToken = current.RefreshToken
 	}
-	if g.SealedUpstream, err = sealUpstream(h.d.Sealer, g.ID, fresh); err != nil {
+	if g.SealedUpstream, err = sealUpstream(h.sealer, g.ID, fresh); err != nil {
 		return g, domain.ErrServerError(fmt.Errorf("refresh: %w", err))
 	}
 	g.UpstreamExpiry = fresh.Expiry.UTC()
@@ -174,7 +197,7 @@ func (h *RefreshTokenHandler) refreshUpstream(ctx context.Context, g domain.Gran
 }
 
 func (h *RefreshTokenHandler) endGrant(ctx context.Context, grantID string, cause error) error {
-	if err := h.d.Store.RevokeGrant(ctx, grantID); err != nil {
+	if err := h.grants.RevokeGrant(ctx, grantID); err != nil {
 		return domain.ErrServerError(fmt.Errorf("refresh: revoke grant: %w", err))
 	}
 	return domain.ErrInvalidGrant("the upstream session has ended; sign in again").WithCause(cause)

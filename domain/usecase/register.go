@@ -23,25 +23,38 @@ const (
 )
 
 // RegisterClientHandler implements RFC 7591 dynamic client registration.
-type RegisterClientHandler struct{ d Deps }
+type RegisterClientHandler struct {
+	store  ports.ClientStore
+	clock  ports.Clock
+	random ports.Random
+	policy ClientPolicy
+}
 
 var _ ports.RegisterClient = (*RegisterClientHandler)(nil)
+
+// NewRegisterClient builds dynamic client registration.
+func NewRegisterClient(store ports.ClientStore, clock ports.Clock, random ports.Random, policy ClientPolicy) (*RegisterClientHandler, error) {
+	if err := need("NewRegisterClient", dep("client store", store), dep("clock", clock), dep("random source", random)); err != nil {
+		return nil, err
+	}
+	return &RegisterClientHandler{store: store, clock: clock, random: random, policy: policy}, nil
+}
 
 // Handle validates the metadata, stores the client and returns it with its
 // secret (confidential clients only; the store keeps only the hash).
 func (h *RegisterClientHandler) Handle(ctx context.Context, cmd ports.RegisterClientCommand) (ports.RegisterClientResult, error) {
-	c, err := buildClient(cmd, h.d.Settings.RedirectPatterns)
+	c, err := buildClient(cmd, h.policy.RedirectPatterns)
 	if err != nil {
 		return ports.RegisterClientResult{}, err
 	}
 	var secret string
 	if !c.IsPublic() {
-		secret = h.d.Random.Token()
+		secret = h.random.Token()
 		c.SecretHash = []byte(domain.HashToken(secret))
 	}
-	c.ID = h.d.Random.Token()
-	c.CreatedAt = h.d.Clock.Now().UTC()
-	if err := h.d.Store.CreateClient(ctx, c); err != nil {
+	c.ID = h.random.Token()
+	c.CreatedAt = h.clock.Now().UTC()
+	if err := h.store.CreateClient(ctx, c); err != nil {
 		return ports.RegisterClientResult{}, domain.ErrServerError(fmt.Errorf("register client: %w", err))
 	}
 	return ports.RegisterClientResult{Client: c, ClientSecret: secret}, nil
@@ -178,12 +191,4 @@ func cleanURL(field, v string) (string, error) {
 		return "", domain.ErrInvalidClientMetadata(field + " must be an absolute https URL")
 	}
 	return v, nil
-}
-
-// clip shortens client-supplied text quoted in an error description.
-func clip(s string) string {
-	if len(s) > 40 {
-		s = s[:40] + "…"
-	}
-	return strings.ToValidUTF8(s, "?")
 }
