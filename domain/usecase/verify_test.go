@@ -2,8 +2,6 @@ package usecase_test
 
 import (
 	"crypto/rand"
-	"net/http"
-	"sync"
 	"testing"
 	"time"
 
@@ -15,33 +13,11 @@ import (
 	"github.com/oidcproxy/oidcproxy/domain"
 	"github.com/oidcproxy/oidcproxy/domain/usecase"
 	"github.com/oidcproxy/oidcproxy/ports"
-	"github.com/oidcproxy/oidcproxy/providers/oidc"
-	"github.com/oidcproxy/oidcproxy/test/idp"
 )
 
-const (
-	issuer   = "https://proxy.example"
-	resource = "https://proxy.example/mcp"
-	// introspectionSecret is what resource servers present at /introspect.
-	introspectionSecret = "introspection-secret"
-)
-
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
-
-func (c *clock) Set(t time.Time) { c.mu.Lock(); defer c.mu.Unlock(); c.now = t }
-
-type random struct{}
-
-func (random) Token() string { return rand.Text() }
-
-// fixture is the use cases over real parts: memstore, the ES256 key ring,
-// AES-GCM sealing, and the generic OIDC provider pointed at the
-// fault-injecting IdP (only discovery is used here).
+// fixture is the use cases over memstore, the ES256 key ring and AES-GCM
+// sealing, with tokens minted directly (the identity provider plays no
+// part in verifying our tokens: the scripted one stands in).
 type fixture struct {
 	app    ports.Application
 	store  *memstore.Store
@@ -51,10 +27,6 @@ type fixture struct {
 
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
-	f := idp.NewFaulty(t, idp.FaultyOptions{})
-	p, err := oidc.New(t.Context(), oidc.Settings{ConfigURL: f.ConfigURL, ClientID: f.ClientID, ClientSecret: f.ClientSecret,
-		RedirectURL: "https://proxy.example/auth/callback", Strict: true, Timeout: 3 * time.Second}, http.DefaultClient)
-	require.NoError(t, err)
 	key := make([]byte, 32)
 	_, _ = rand.Read(key)
 	sealer, err := seal.New(key)
@@ -66,7 +38,7 @@ func newFixture(t *testing.T) *fixture {
 	settings := usecase.Settings{Issuer: issuer, Resource: resource, AccessTokenTTL: time.Hour,
 		RefreshTokenTTL: 24 * time.Hour, Consent: domain.ConsentAlways, SupportedScopes: []string{"openid", "mcp"},
 		IntrospectionSecretHash: domain.HashToken(introspectionSecret)}
-	app, err := usecase.NewApplication(store, p, iss, sealer, c, random{}, nil, discardLogger(), settings)
+	app, err := usecase.NewApplication(store, newScriptedIdP(), iss, sealer, c, random{}, nil, discardLogger(), settings)
 	require.NoError(t, err)
 	return &fixture{app: app, store: store, tokens: iss, clock: c}
 }
