@@ -67,6 +67,10 @@ type scriptedIdP struct {
 	refreshErr  error
 	exchanges   []ports.ExchangeRequest
 	refreshes   int
+	// onRefresh, when set, runs (once, outside the lock) before a refresh
+	// answers, and its error becomes the answer: a test's way to let
+	// another request act while this one waits on the IdP.
+	onRefresh func() error
 }
 
 var (
@@ -101,12 +105,22 @@ func (p *scriptedIdP) Exchange(_ context.Context, req ports.ExchangeRequest) (do
 
 func (p *scriptedIdP) Refresh(_ context.Context, current domain.UpstreamTokens) (domain.UpstreamTokens, error) {
 	p.mu.Lock()
+	hook := p.onRefresh
+	p.onRefresh = nil
+	p.mu.Unlock()
+	if hook != nil {
+		if err := hook(); err != nil {
+			return domain.UpstreamTokens{}, err
+		}
+	}
+	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.refreshes++
 	if p.refreshErr != nil {
 		return domain.UpstreamTokens{}, p.refreshErr
 	}
 	current.AccessToken += "+"
+	current.Expiry = current.Expiry.Add(24 * time.Hour)
 	return current, nil
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/oidcproxy/oidcproxy/domain"
 	"github.com/oidcproxy/oidcproxy/ports"
@@ -106,11 +107,9 @@ func (h *RefreshTokenHandler) Handle(ctx context.Context, cmd ports.RefreshToken
 
 	var renewed *domain.Grant
 	if (!tok.Rotated() || tok.Retryable(use, now)) && upstreamExpired(grant, now) {
-		g, err := h.refreshUpstream(ctx, grant)
-		if err != nil {
+		if renewed, err = h.refreshUpstream(ctx, grant, now); err != nil {
 			return ports.TokenResult{}, err
 		}
-		renewed = &g
 	}
 
 	successor := h.random.Token()
@@ -165,35 +164,44 @@ func (h *RefreshTokenHandler) Handle(ctx context.Context, cmd ports.RefreshToken
 }
 
 // refreshUpstream renews the upstream tokens of a grant and returns the grant
-// with the new sealed tokens (not yet stored). An upstream refusal ends the
-// grant: the user must sign in again.
-func (h *RefreshTokenHandler) refreshUpstream(ctx context.Context, g domain.Grant) (domain.Grant, error) {
+// with the new sealed tokens (not yet stored), or nil when there is nothing
+// to store. An upstream refusal ends the grant: the user must sign in
+// again; unless a concurrent refresh of the same grant renewed it first.
+func (h *RefreshTokenHandler) refreshUpstream(ctx context.Context, g domain.Grant, now time.Time) (*domain.Grant, error) {
 	refresher, ok := h.provider.(ports.Refresher)
 	if !ok || !g.HasUpstreamRefresh {
-		return g, h.endGrant(ctx, g.ID, errors.New("upstream token expired and cannot be refreshed"))
+		return nil, h.endGrant(ctx, g.ID, errors.New("upstream token expired and cannot be refreshed"))
 	}
 	current, err := openUpstream(h.sealer, g)
 	if err != nil {
-		return g, domain.ErrServerError(fmt.Errorf("refresh: %w", err))
+		return nil, domain.ErrServerError(fmt.Errorf("refresh: %w", err))
 	}
 	fresh, err := refresher.Refresh(ctx, current)
 	if err != nil {
 		if domain.CodeOf(err) == domain.CodeInvalidGrant {
-			return g, h.endGrant(ctx, g.ID, err)
+			// Two refreshes of one token (a duplicate, or a retry racing
+			// its original) both read the expired upstream token; the
+			// first renewed it, spending the upstream refresh token the
+			// second then presented. The IdP's refusal of that one does
+			// not end the session.
+			if latest, gerr := h.grants.GetGrant(ctx, g.ID, now); gerr == nil && !upstreamExpired(latest, now) {
+				return nil, nil
+			}
+			return nil, h.endGrant(ctx, g.ID, err)
 		}
 		// A transient upstream failure: keep everything as it was so the
 		// client can retry with the same refresh token.
-		return g, domain.ErrTemporarilyUnavailable("the identity provider is unavailable; try again", err)
+		return nil, domain.ErrTemporarilyUnavailable("the identity provider is unavailable; try again", err)
 	}
 	if fresh.RefreshToken == "" {
 		fresh.RefreshToken = current.RefreshToken
 	}
 	if g.SealedUpstream, err = sealUpstream(h.sealer, g.ID, fresh); err != nil {
-		return g, domain.ErrServerError(fmt.Errorf("refresh: %w", err))
+		return nil, domain.ErrServerError(fmt.Errorf("refresh: %w", err))
 	}
 	g.UpstreamExpiry = fresh.Expiry.UTC()
 	g.HasUpstreamRefresh = fresh.RefreshToken != ""
-	return g, nil
+	return &g, nil
 }
 
 func (h *RefreshTokenHandler) endGrant(ctx context.Context, grantID string, cause error) error {

@@ -115,6 +115,32 @@ func TestARefreshRenewsTheUpstreamTokenOnlyOnceItHasExpired(t *testing.T) {
 		require.Equal(t, domain.CodeInvalidGrant, domain.CodeOf(err))
 		require.False(t, h.grantLive(t, tok.GrantID))
 	})
+	t.Run("a duplicate that lost the upstream race keeps the grant", func(t *testing.T) {
+		// Two refreshes of one token (a client's duplicate, or its retry
+		// racing the original) both find the upstream token expired. The
+		// first renews it upstream, spending the upstream refresh token;
+		// the IdP then refuses the second's. That refusal is no sign of an
+		// ended session: the grant was just renewed.
+		h, c, tok := login(t)
+		h.clock.Advance(2 * time.Hour)
+		var first ports.TokenResult
+		h.idp.script(func(p *scriptedIdP) {
+			p.onRefresh = func() error {
+				var err error
+				first, err = h.refresh(t, c, tok.RefreshToken)
+				require.NoError(t, err)
+				return domain.ErrInvalidGrant("refresh token already used")
+			}
+		})
+		second, err := h.refresh(t, c, tok.RefreshToken)
+		require.NoError(t, err, "the duplicate is a retry")
+		require.True(t, second.Retried)
+		require.Equal(t, 1, h.idp.refreshes, "one upstream renewal")
+		require.True(t, h.grantLive(t, tok.GrantID))
+		_, err = h.refresh(t, c, second.RefreshToken)
+		require.NoError(t, err)
+		require.NotEqual(t, first.RefreshToken, second.RefreshToken)
+	})
 	t.Run("an unavailable upstream keeps the grant and the token", func(t *testing.T) {
 		h, c, tok := login(t)
 		h.idp.script(func(p *scriptedIdP) {
