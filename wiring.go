@@ -274,15 +274,16 @@ func ProvideSettings(cfg config.Config) (usecase.Settings, error) {
 		introspection = domain.HashToken(cfg.IntrospectionSecret)
 	}
 	return usecase.Settings{
-		Issuer:           cfg.Issuer(),
-		Resource:         resource,
-		SupportedScopes:  supported,
-		DefaultScopes:    defaultScopes(cfg, supported),
-		AccessTokenTTL:   cfg.AccessTokenTTL,
-		RefreshTokenTTL:  cfg.RefreshTokenTTL,
-		Consent:          cfg.Consent,
-		RedirectPatterns: patterns,
-		ForwardResource:  cfg.ForwardResource,
+		Issuer:            cfg.Issuer(),
+		Resource:          resource,
+		SupportedScopes:   supported,
+		DefaultScopes:     defaultScopes(cfg, supported),
+		AccessTokenTTL:    cfg.AccessTokenTTL,
+		RefreshTokenTTL:   cfg.RefreshTokenTTL,
+		RefreshReuseGrace: cfg.RefreshReuseGrace,
+		Consent:           cfg.Consent,
+		RedirectPatterns:  patterns,
+		ForwardResource:   cfg.ForwardResource,
 
 		ClientIDURLAllowIPLiteral: cfg.CIMDAllowPrivateNetwork,
 
@@ -335,17 +336,7 @@ func ProvideApplication(store ports.Store, provider ports.IdentityProvider, issu
 	sealer ports.Sealer, clock ports.Clock, random ports.Random, settings usecase.Settings, logger *slog.Logger,
 	tel *telemetry.Telemetry, metadata ports.MetadataFetcher,
 ) (ports.Application, error) {
-	app, err := usecase.NewApplication(usecase.Deps{
-		Store:          store,
-		Provider:       provider,
-		Tokens:         issuer,
-		Sealer:         sealer,
-		Clock:          clock,
-		Random:         random,
-		ClientMetadata: metadata,
-		Settings:       settings,
-		Logger:         logger,
-	})
+	app, err := usecase.NewApplication(store, provider, issuer, sealer, clock, random, metadata, logger, settings)
 	if err != nil {
 		return ports.Application{}, err
 	}

@@ -16,7 +16,9 @@ import (
 // the next benchmark session.
 func TestBenchHarnessWorks(t *testing.T) {
 	const exchanges = 20
-	p := newProxy(t)
+	// Strict rotation, so that the second use of a refresh token below is
+	// reuse and not a retry within REFRESH_REUSE_GRACE.
+	p := newProxyEnv(t, map[string]string{"OIDC_PROXY_REFRESH_REUSE_GRACE": "0"})
 	creds := newCredentials(exchanges, false)
 	refresh := newCredentials(2, true)
 	p.seedGrants(append(creds, refresh...))

@@ -32,24 +32,15 @@ func (t AccessToken) HasScopes(required []string) bool {
 	return true
 }
 
-// ConsentMode decides when the proxy shows its consent page.
-type ConsentMode string
+// ExpiredAt reports whether the token is dead at now: from its exp on
+// (RFC 7519 4.1.4). Our tokens are judged without clock leeway: the clock
+// that stamped exp is the clock that judges it, so there is no skew to
+// forgive, and a leeway would only let a token live past the lifetime the
+// operator configured (RFC 9068 4: the resource server MUST check exp).
+// Leeway belongs where another party's clock stamped the time (the
+// upstream ID tokens, which the provider adapter verifies).
+func (t AccessToken) ExpiredAt(now time.Time) bool { return !now.Before(t.ExpiresAt) }
 
-// The consent modes.
-const (
-	// ConsentAlways shows the page on every authorization (the default: with
-	// dynamic registration any site can register a client, so the user must
-	// see who is asking, or the proxy becomes a confused deputy).
-	ConsentAlways ConsentMode = "always"
-	// ConsentRemember skips the page when this browser approved the same
-	// client for the same scopes before.
-	ConsentRemember ConsentMode = "remember"
-	// ConsentOff never shows the page. Only safe when registration is closed
-	// to trusted clients.
-	ConsentOff ConsentMode = "off"
-)
-
-// Valid reports whether m is a known consent mode.
-func (m ConsentMode) Valid() bool {
-	return m == ConsentAlways || m == ConsentRemember || m == ConsentOff
-}
+// NotYetValidAt reports whether now is before the token's nbf (RFC 7519
+// 4.1.5), also without leeway; a zero NotBefore never holds a token back.
+func (t AccessToken) NotYetValidAt(now time.Time) bool { return now.Before(t.NotBefore) }

@@ -63,6 +63,23 @@ func (e *Error) Is(target error) bool {
 	return false
 }
 
+// Internal reports whether the error is a failure of oidcproxy itself
+// (server_error), which its operator must look at. Every other code is a
+// client's mistake or a dependency failing: temporarily_unavailable means
+// the upstream identity provider is down or refused to serve, which the
+// operator can watch but not fix. Adapters log internal errors at Error
+// and the rest at Warn, so that Error lines mean "our fault".
+func (e *Error) Internal() bool { return e.Code == CodeServerError }
+
+// WithNoRedirect returns a copy of e marked NoRedirect: it is shown to the
+// user as a page instead of being sent to a redirect URI that was not (or
+// could not be) validated, which would make the proxy an open redirector.
+func (e *Error) WithNoRedirect() *Error {
+	c := *e
+	c.NoRedirect = true
+	return &c
+}
+
 // WithCause returns a copy of e that wraps cause.
 func (e *Error) WithCause(cause error) *Error {
 	c := *e
@@ -190,4 +207,7 @@ var (
 	// before. The store returns the record alongside so that the use case can
 	// decide whether the replay is an attack on a live grant.
 	ErrAlreadyConsumed = errors.New("already consumed")
+	// ErrWrongClient: a record bound to one client (a live refresh token)
+	// was presented by another; nothing changed.
+	ErrWrongClient = errors.New("issued to another client")
 )

@@ -39,19 +39,6 @@ type Transaction struct {
 // Expired reports whether the transaction may no longer be used.
 func (t Transaction) Expired(now time.Time) bool { return !now.Before(t.ExpiresAt) }
 
-// Identity is who the upstream IdP says the user is, taken from a verified
-// ID token.
-type Identity struct {
-	Subject       string
-	Issuer        string
-	Email         string
-	EmailVerified bool
-	Name          string
-	// Claims holds the remaining verified ID-token claims worth keeping
-	// (for identity headers and introspection); bounded by the provider.
-	Claims map[string]any
-}
-
 // UpstreamTokens is what the IdP's token endpoint returned. It exists only
 // in memory: before it reaches a store it is sealed, and it never leaves
 // oidcproxy toward a client.
@@ -122,38 +109,6 @@ type AuthorizationCode struct {
 
 // Redeemed reports whether the code was used (or burned) before.
 func (c AuthorizationCode) Redeemed() bool { return !c.RedeemedAt.IsZero() }
-
-// RefreshToken is an opaque refresh token, stored under its hash. Rotation
-// marks the old token and records its successor; the rotated record stays
-// until it expires, so that its reuse is recognised as theft.
-type RefreshToken struct {
-	Hash          string
-	GrantID       string
-	ClientID      string
-	Scopes        []string
-	IssuedAt      time.Time
-	ExpiresAt     time.Time
-	RotatedAt     time.Time // zero while this is the live token of its grant
-	SuccessorHash string
-}
-
-// Rotated reports whether the token was already exchanged for a successor.
-func (r RefreshToken) Rotated() bool { return !r.RotatedAt.IsZero() }
-
-// SigningKey is one key of oidcproxy's signing key ring. The private key is
-// sealed; the public JWK is stored in the clear for JWKS.
-type SigningKey struct {
-	ID            string // kid
-	Algorithm     string // JWS alg, e.g. ES256
-	SealedPrivate []byte
-	PublicJWK     []byte
-	CreatedAt     time.Time
-	// NotAfter is when the key stops signing (zero while it is the active
-	// key); RemoveAfter is when it may leave JWKS because every token it
-	// signed has expired.
-	NotAfter    time.Time
-	RemoveAfter time.Time
-}
 
 // BindingName derives, from the upstream state, a short name that tells
 // concurrent flows in one browser apart (it becomes part of the binding

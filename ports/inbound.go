@@ -163,8 +163,8 @@ type CompleteCallback interface {
 	Handle(ctx context.Context, cmd CompleteCallbackCommand) (CompleteCallbackResult, error)
 }
 
-// TokenResult is a successful token response. ClientID, Subject and
-// GrantID are not sent to the client; they are for the audit log.
+// TokenResult is a successful token response. ClientID, Subject, GrantID
+// and Retried are not sent to the client; they are for the audit log.
 type TokenResult struct {
 	AccessToken  string
 	TokenType    string
@@ -175,6 +175,10 @@ type TokenResult struct {
 	ClientID string
 	Subject  string
 	GrantID  string
+	// Retried reports a refresh that presented an already rotated token
+	// within the retry window (domain.RefreshRetry): the client most likely
+	// lost the previous response, and its unused successor was withdrawn.
+	Retried bool
 }
 
 // ExchangeTokenCommand is an authorization_code token request.

@@ -79,18 +79,39 @@ type GrantStore interface {
 	// code exactly one reaches issue.
 	RedeemCode(ctx context.Context, hash string, now time.Time, issue func(domain.AuthorizationCode, domain.Grant) (*domain.RefreshToken, error)) (domain.AuthorizationCode, domain.Grant, error)
 
-	// RotateRefreshToken is the single-use step of the refresh_token grant.
-	// In one atomic unit it marks the token rotated, stores the successor
-	// rotate returns and saves the grant as rotate left it.
-	//   - absent, expired, or grant gone: domain.ErrNotFound;
-	//   - already rotated: the grant is revoked (reuse means theft, RFC 9700
-	//     4.14.2) and the stored token and domain.ErrAlreadyConsumed are
-	//     returned;
-	//   - rotate returns an error: nothing changes and the error is returned.
-	// On success the successor is returned. A successor with an empty hash,
-	// or a rotate that changes the grant's id, is refused and nothing
-	// changes.
-	RotateRefreshToken(ctx context.Context, hash string, now time.Time, rotate func(domain.RefreshToken, *domain.Grant) (domain.RefreshToken, error)) (domain.RefreshToken, error)
+	// RotateRefreshToken is the single-use step of the refresh_token grant,
+	// with reuse detection and a retry window. In one atomic unit it reads
+	// the presented token and, when that was rotated, the successor its
+	// SuccessorHash names, and applies
+	// domain.DecideRefresh(presented, successor, use, now):
+	//   - absent, expired, or grant gone: domain.ErrNotFound, nothing
+	//     changes;
+	//   - RefreshRotate: the presented token gets RotatedAt = now and
+	//     SuccessorHash = the hash of the token rotate returns, which is
+	//     stored; the grant is saved as rotate left it;
+	//   - RefreshRetry: the presented token's SuccessorHash names the token
+	//     rotate returns, which is stored (its RotatedAt stays: the window
+	//     counts from the first rotation); the previous, unused successor is
+	//     withdrawn (RotatedAt = now, SuccessorHash = ""); the grant is saved
+	//     as rotate left it;
+	//   - RefreshRevoke: the grant is revoked (deleted with every code and
+	//     token, as RevokeGrant) and the presented token is returned with
+	//     domain.ErrAlreadyConsumed;
+	//   - RefreshRefuse: nothing changes; the presented token is returned
+	//     with domain.ErrWrongClient;
+	//   - rotate returns an error: nothing changes and the error is
+	//     returned.
+	// The decision is returned in every case but ErrNotFound; on success
+	// with the new token. rotate builds the new token and the grant's new
+	// state the same way for a rotation and a retry, so a store may call it
+	// before deciding (and discard its result on RefreshRevoke or
+	// RefreshRefuse): a SQL store can then apply the whole rule in one
+	// conditional statement. A new token with an empty or taken hash, or a
+	// rotate that changes the grant's id, is refused and nothing changes.
+	// Of many concurrent calls for one token, each sees the state the
+	// previous one committed: with a retry window they may all succeed,
+	// but every successor but the last ends withdrawn.
+	RotateRefreshToken(ctx context.Context, hash string, now time.Time, use domain.RefreshUse, rotate func(domain.RefreshToken, *domain.Grant) (domain.RefreshToken, error)) (domain.RefreshToken, domain.RefreshDecision, error)
 	// GetRefreshToken returns a refresh token record (live or rotated) whose
 	// grant still exists.
 	GetRefreshToken(ctx context.Context, hash string, now time.Time) (domain.RefreshToken, error)

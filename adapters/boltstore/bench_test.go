@@ -67,7 +67,7 @@ func BenchmarkRotateRefreshToken(b *testing.B) {
 				boltstore.DisableBatch(s)
 			}
 			runParallel(b, func(i int) error {
-				_, err := s.RotateRefreshToken(b.Context(), tokenHash(i), base, func(old domain.RefreshToken, g *domain.Grant) (domain.RefreshToken, error) {
+				_, _, err := s.RotateRefreshToken(b.Context(), tokenHash(i), base, domain.RefreshUse{ClientID: domain.HashToken("client")}, func(old domain.RefreshToken, g *domain.Grant) (domain.RefreshToken, error) {
 					return benchToken("next-"+old.Hash, g.ID), nil
 				})
 				return err

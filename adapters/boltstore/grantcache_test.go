@@ -36,7 +36,7 @@ func TestRepeatedGrantReadsSeeEveryChangeAndRevocation(t *testing.T) {
 	require.Equal(t, []string{"mcp"}, again.Scopes, "callers never share the cached value")
 
 	later := now.Add(2 * time.Hour)
-	_, err = s.RotateRefreshToken(ctx, "rt", now, func(_ domain.RefreshToken, gr *domain.Grant) (domain.RefreshToken, error) {
+	_, _, err = s.RotateRefreshToken(ctx, "rt", now, domain.RefreshUse{ClientID: "c"}, func(_ domain.RefreshToken, gr *domain.Grant) (domain.RefreshToken, error) {
 		gr.ExpiresAt = later
 		return domain.RefreshToken{Hash: "rt2", GrantID: "g1", ClientID: "c", IssuedAt: now, ExpiresAt: later}, nil
 	})

@@ -248,16 +248,19 @@ func redeemInTx(tx *bolt.Tx, op, hash string, now time.Time, issue func(domain.A
 	return c, g, nil, nil
 }
 
-// RotateRefreshToken marks the token rotated, stores the successor rotate
-// returns (which it also returns) and saves the grant as rotate left it, in
-// one group-committed transaction. A rotate error changes nothing and is
-// returned as is; reuse of a rotated token revokes the grant.
+// RotateRefreshToken applies domain.DecideRefresh to the presented token
+// and the successor it names, in one group-committed transaction: a
+// rotation or a retry stores the token rotate returns and saves the grant
+// as rotate left it (a retry also withdraws the unused successor), a
+// reuse revokes the grant, a foreign client changes nothing. A rotate
+// error changes nothing and is returned as is. See ports.GrantStore.
 //
 // As in RedeemCode, the token and its grant are read and decoded before
 // the write transaction, which decodes them again only if their bytes
 // changed in between; a token that is missing or expired is answered
-// from the read alone.
-func (s *Store) RotateRefreshToken(ctx context.Context, hash string, now time.Time, rotate func(domain.RefreshToken, *domain.Grant) (domain.RefreshToken, error)) (domain.RefreshToken, error) {
+// from the read alone. The successor is read inside the transaction: the
+// decision depends on it, and it is read only for a rotated token.
+func (s *Store) RotateRefreshToken(ctx context.Context, hash string, now time.Time, use domain.RefreshUse, rotate func(domain.RefreshToken, *domain.Grant) (domain.RefreshToken, error)) (domain.RefreshToken, domain.RefreshDecision, error) {
 	const op = "rotate refresh token"
 	var pre tokenRead
 	epoch := s.grants.snapshot()
@@ -271,17 +274,18 @@ func (s *Store) RotateRefreshToken(ctx context.Context, hash string, now time.Ti
 		err = wrapErr(op, err)
 	}
 	if err != nil {
-		return domain.RefreshToken{}, err
+		return domain.RefreshToken{}, 0, err
 	}
 	if !pre.found {
-		return domain.RefreshToken{}, fail(op, domain.ErrNotFound)
+		return domain.RefreshToken{}, 0, fail(op, domain.ErrNotFound)
 	}
 	var (
-		result  domain.RefreshToken
-		outcome error
+		result   domain.RefreshToken
+		decision domain.RefreshDecision
+		outcome  error
 	)
 	err = s.write(ctx, op, true, func(tx *bolt.Tx) error {
-		result, outcome = domain.RefreshToken{}, nil
+		result, decision, outcome = domain.RefreshToken{}, 0, nil
 		old, g, ok := pre.token.Clone(), pre.grant.Clone(), true
 		if !pre.current(tx) {
 			var err error
@@ -293,11 +297,23 @@ func (s *Store) RotateRefreshToken(ctx context.Context, hash string, now time.Ti
 			outcome = fail(op, domain.ErrNotFound)
 			return errNoChange
 		}
-		if old.Rotated() {
+		var prev domain.RefreshToken
+		if old.SuccessorHash != "" {
+			var err error
+			if prev, _, err = loadToken(tx, old.SuccessorHash); err != nil {
+				return err
+			}
+		}
+		decision = domain.DecideRefresh(old, prev, use, now)
+		switch decision {
+		case domain.RefreshRevoke:
 			// Reuse means theft (RFC 9700 4.14.2): revoke, and commit.
 			result, outcome = old, fail(op, domain.ErrAlreadyConsumed)
 			_, err := deleteGrantTree(tx, g.ID)
 			return err
+		case domain.RefreshRefuse:
+			result, outcome = old, fail(op, domain.ErrWrongClient)
+			return errNoChange
 		}
 		next := g.Clone() // rotate changes this copy; g keeps the stored expiry
 		succ, err := rotate(old.Clone(), &next)
@@ -317,7 +333,16 @@ func (s *Store) RotateRefreshToken(ctx context.Context, hash string, now time.Ti
 			outcome = fail(op, domain.ErrAlreadyExists)
 			return errNoChange
 		}
-		old.RotatedAt = now.UTC()
+		if decision == domain.RefreshRetry {
+			// The unused successor is withdrawn, not deleted: its holder's
+			// next use must still be recognised, and revoke the grant.
+			prev.RotatedAt, prev.SuccessorHash = now.UTC(), ""
+			if err := updateToken(tx, prev); err != nil {
+				return err
+			}
+		} else {
+			old.RotatedAt = now.UTC()
+		}
 		old.SuccessorHash = succ.Hash
 		if err := updateToken(tx, old); err != nil {
 			return err
@@ -332,9 +357,9 @@ func (s *Store) RotateRefreshToken(ctx context.Context, hash string, now time.Ti
 		return nil
 	})
 	if err != nil {
-		return domain.RefreshToken{}, err
+		return domain.RefreshToken{}, 0, err
 	}
-	return result, outcome
+	return result, decision, outcome
 }
 
 // tokenRead is a refresh token and its grant as a read transaction found

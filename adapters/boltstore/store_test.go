@@ -199,7 +199,7 @@ func TestRevokedAndSweptRecordsLeaveNothingBehind(t *testing.T) {
 			return &domain.RefreshToken{Hash: "rt-" + id, GrantID: id, ExpiresAt: base.Add(100 * time.Hour)}, nil
 		})
 		require.NoError(t, err)
-		_, err = s.RotateRefreshToken(ctx, "rt-"+id, base, func(old domain.RefreshToken, g *domain.Grant) (domain.RefreshToken, error) {
+		_, _, err = s.RotateRefreshToken(ctx, "rt-"+id, base, domain.RefreshUse{}, func(old domain.RefreshToken, g *domain.Grant) (domain.RefreshToken, error) {
 			return domain.RefreshToken{Hash: "rt2-" + id, GrantID: id, ExpiresAt: base.Add(100 * time.Hour)}, nil
 		})
 		require.NoError(t, err)

@@ -52,7 +52,7 @@ var docSections = []docSection{
 		title: "Storage, keys and token lifetimes",
 		intro: "The bbolt file holds registered clients, grants, hashed codes and refresh tokens, and the sealed signing keys; " +
 			"upstream tokens in it are sealed with a key derived from `ENCRYPTION_KEY`. See docs/operations.md for backups and key rotation.",
-		fields: []string{"StorePath", "EncryptionKey", "AccessTokenTTL", "RefreshTokenTTL"},
+		fields: []string{"StorePath", "EncryptionKey", "AccessTokenTTL", "RefreshTokenTTL", "RefreshReuseGrace"},
 	},
 	{
 		title: "Gateway",

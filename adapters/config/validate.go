@@ -46,7 +46,11 @@ const (
 // Bounds that keep a mistyped value from producing an unsafe deployment.
 const (
 	maxAccessTokenTTL = 24 * time.Hour
-	maxTimeoutSeconds = 300
+	// maxRefreshReuseGrace bounds the retry window: a retry follows a
+	// lost response within seconds, and every second of the window is a
+	// second in which a stolen rotated token still buys a new pair.
+	maxRefreshReuseGrace = 10 * time.Minute
+	maxTimeoutSeconds    = 300
 )
 
 // reservedPaths are the proxy's own endpoints. REDIRECT_PATH and MCP_PATH
@@ -373,6 +377,13 @@ func (v *validator) durations(c Config) {
 		v.add("REFRESH_TOKEN_TTL", "must be positive, got %s", c.RefreshTokenTTL)
 	case c.AccessTokenTTL > 0 && c.RefreshTokenTTL < c.AccessTokenTTL:
 		v.add("REFRESH_TOKEN_TTL", "must not be shorter than OIDC_PROXY_ACCESS_TOKEN_TTL (%s), got %s", c.AccessTokenTTL, c.RefreshTokenTTL)
+	}
+	switch {
+	case c.RefreshReuseGrace < 0:
+		v.add("REFRESH_REUSE_GRACE", "must not be negative (0 turns the retry window off), got %s", c.RefreshReuseGrace)
+	case c.RefreshReuseGrace > maxRefreshReuseGrace:
+		v.add("REFRESH_REUSE_GRACE", "must be at most %s (a stolen rotated refresh token works within it), got %s",
+			maxRefreshReuseGrace, c.RefreshReuseGrace)
 	}
 }
 

@@ -150,6 +150,8 @@ func TestEveryValidationRuleRejectsABadValue(t *testing.T) {
 		{"ACCESS_TOKEN_TTL is at most a day", func(c *config.Config) { c.AccessTokenTTL = 25 * time.Hour }, "ACCESS_TOKEN_TTL", "at most 24h"},
 		{"REFRESH_TOKEN_TTL is positive", func(c *config.Config) { c.RefreshTokenTTL = -time.Hour }, "REFRESH_TOKEN_TTL", "must be positive"},
 		{"REFRESH_TOKEN_TTL outlives the access token", func(c *config.Config) { c.RefreshTokenTTL = 30 * time.Minute }, "REFRESH_TOKEN_TTL", "not be shorter"},
+		{"REFRESH_REUSE_GRACE is not negative", func(c *config.Config) { c.RefreshReuseGrace = -time.Second }, "REFRESH_REUSE_GRACE", "must not be negative"},
+		{"REFRESH_REUSE_GRACE is at most ten minutes", func(c *config.Config) { c.RefreshReuseGrace = 11 * time.Minute }, "REFRESH_REUSE_GRACE", "at most 10m"},
 		{"MCP_UPSTREAM is an absolute URL", func(c *config.Config) { c.MCPUpstream = "mcp-backend:3000" }, "MCP_UPSTREAM", "absolute http or https URL"},
 		{"MCP_UPSTREAM is http(s)", func(c *config.Config) { c.MCPUpstream = "unix:///run/mcp.sock" }, "MCP_UPSTREAM", "absolute http or https URL"},
 		{"LISTEN_ADDR is host:port", func(c *config.Config) { c.ListenAddr = "8000" }, "LISTEN_ADDR", "host:port"},

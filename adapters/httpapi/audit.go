@@ -17,9 +17,13 @@ const (
 	auditConsentDenied    = "consent_denied"
 	auditTokensIssued     = "tokens_issued"
 	auditRefreshRotated   = "refresh_rotated"
-	auditReuseDetected    = "token_reuse_detected_grant_revoked"
-	auditRevocation       = "revocation_requested"
-	auditIntrospection    = "token_introspected"
+	// auditRefreshRetry: a rotated refresh token presented again by its
+	// client within REFRESH_REUSE_GRACE while its successor was unused (a
+	// retry after a lost response); the unused successor was withdrawn.
+	auditRefreshRetry  = "refresh_retry"
+	auditReuseDetected = "token_reuse_detected_grant_revoked"
+	auditRevocation    = "revocation_requested"
+	auditIntrospection = "token_introspected"
 )
 
 // audit logs one audit event for the request.
@@ -29,9 +33,10 @@ func (s *Server) audit(r *http.Request, event string, attrs ...any) {
 }
 
 // auditTokenError records the token-endpoint failures that matter for
-// security: a replayed code or reused refresh token revoked a grant.
-func (s *Server) auditTokenError(r *http.Request, clientID string, err error) {
+// security: a replayed code or reused refresh token revoked a grant (the
+// grant type tells which).
+func (s *Server) auditTokenError(r *http.Request, clientID, grantType string, err error) {
 	if errors.Is(err, domain.ErrAlreadyConsumed) && domain.CodeOf(err) == domain.CodeInvalidGrant {
-		s.audit(r, auditReuseDetected, "client_id", clientID)
+		s.audit(r, auditReuseDetected, "client_id", clientID, "grant_type", grantType)
 	}
 }

@@ -12,7 +12,7 @@ import (
 func (s *Server) handleCallback(w http.ResponseWriter, r *http.Request) {
 	values, err := checkParams(r.URL.Query())
 	if err != nil {
-		s.renderError(w, r, noRedirect(domain.ErrInvalidRequest("the identity provider's response is malformed")))
+		s.renderError(w, r, domain.ErrInvalidRequest("the identity provider's response is malformed").WithNoRedirect())
 		return
 	}
 	state := values.Get("state")

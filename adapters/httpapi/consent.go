@@ -45,13 +45,13 @@ func (s *Server) handleConsentDecision(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !s.sameOrigin(r) {
-		s.renderError(w, r, noRedirect(domain.ErrAccessDenied("the consent form was submitted from another site")))
+		s.renderError(w, r, domain.ErrAccessDenied("the consent form was submitted from another site").WithNoRedirect())
 		return
 	}
 	csrf, txn := values.Get("csrf_token"), values.Get("txn")
 	cookieHash, ok := s.cookies.get(r, consentCookie(txn))
 	if !ok || csrf == "" || !domain.EqualHash(csrf, cookieHash) {
-		s.renderError(w, r, noRedirect(domain.ErrAccessDenied("the consent form was not valid for this browser; start again from your application")))
+		s.renderError(w, r, domain.ErrAccessDenied("the consent form was not valid for this browser; start again from your application").WithNoRedirect())
 		return
 	}
 	s.cookies.clear(w, consentCookie(txn))
@@ -61,7 +61,7 @@ func (s *Server) handleConsentDecision(w http.ResponseWriter, r *http.Request) {
 		approve = true
 	case "deny":
 	default:
-		s.renderError(w, r, noRedirect(domain.ErrInvalidRequest("the consent form is incomplete")))
+		s.renderError(w, r, domain.ErrInvalidRequest("the consent form is incomplete").WithNoRedirect())
 		return
 	}
 	res, err := s.app.Consent.Decide(r.Context(), ports.ConsentDecisionCommand{
@@ -97,11 +97,6 @@ func (s *Server) sameOrigin(r *http.Request) bool {
 	o, err := url.Parse(origin)
 	b, berr := url.Parse(s.opts.BaseURL)
 	return err == nil && berr == nil && o.Scheme == b.Scheme && o.Host == b.Host
-}
-
-func noRedirect(e *domain.Error) *domain.Error {
-	e.NoRedirect = true
-	return e
 }
 
 // consentCookie names the consent cookie of one transaction, so consent

@@ -35,12 +35,12 @@ func oauthError(err error) *domain.Error {
 	return domain.ErrServerError(err)
 }
 
-// logError logs a failed request once, at the edge: client mistakes at Warn,
-// our own failures at Error. The private cause is logged; it never carries
+// logError logs a failed request once, at the edge: client mistakes and
+// an unavailable identity provider at Warn, our own failures at Error. The private cause is logged; it never carries
 // codes, tokens or secrets (the use cases build it that way).
 func (s *Server) logError(r *http.Request, e *domain.Error) {
 	level := slog.LevelWarn
-	if statusOf(e.Code) >= 500 {
+	if e.Internal() {
 		level = slog.LevelError
 	}
 	attrs := []any{"method", r.Method, "path", r.URL.Path, "error", string(e.Code), "description", e.Description}

@@ -96,10 +96,7 @@ func newFixture(t testing.TB) *fixture {
 		RefreshTokenTTL: 24 * time.Hour,
 		Consent:         domain.ConsentAlways,
 	}
-	app, err := usecase.NewApplication(usecase.Deps{
-		Store: store, Provider: fuzzIdP{}, Tokens: issuer, Sealer: sealer,
-		Clock: fuzzClock{}, Random: fuzzRandom{}, Settings: settings, Logger: logger,
-	})
+	app, err := usecase.NewApplication(store, fuzzIdP{}, issuer, sealer, fuzzClock{}, fuzzRandom{}, nil, logger, settings)
 	require.NoError(t, err)
 	cookieKey := make([]byte, 32)
 	_, _ = rand.Read(cookieKey)

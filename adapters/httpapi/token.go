@@ -51,12 +51,15 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 		err = domain.ErrUnsupportedGrantType("grant_type " + strconvQuote(gt) + " is not supported")
 	}
 	if err != nil {
-		s.auditTokenError(r, auth.ClientID, err)
+		s.auditTokenError(r, auth.ClientID, values.Get("grant_type"), err)
 		s.writeJSONError(w, r, err)
 		return
 	}
 	event := auditTokensIssued
-	if values.Get("grant_type") == domain.GrantRefreshToken {
+	switch {
+	case res.Retried:
+		event = auditRefreshRetry
+	case values.Get("grant_type") == domain.GrantRefreshToken:
 		event = auditRefreshRotated
 	}
 	s.audit(r, event, "client_id", res.ClientID, "subject", res.Subject, "grant_id", res.GrantID)

@@ -347,48 +347,62 @@ func (s *Store) RedeemCode(ctx context.Context, hash string, now time.Time, issu
 	return cloneCode(code), cloneGrant(g), nil
 }
 
-// RotateRefreshToken marks the token rotated, stores the successor rotate
-// returns (which it also returns) and saves the grant as rotate left it. A
-// rotate error changes nothing and is returned as is; reuse of a rotated
-// token revokes the grant.
-func (s *Store) RotateRefreshToken(ctx context.Context, hash string, now time.Time, rotate func(domain.RefreshToken, *domain.Grant) (domain.RefreshToken, error)) (domain.RefreshToken, error) {
+// RotateRefreshToken applies domain.DecideRefresh to the presented token
+// and its successor under the store's lock: a rotation or a retry stores
+// the token rotate returns (a retry withdraws the unused successor), a
+// reuse revokes the grant, a foreign client changes nothing. See
+// ports.GrantStore for the whole contract.
+func (s *Store) RotateRefreshToken(ctx context.Context, hash string, now time.Time, use domain.RefreshUse, rotate func(domain.RefreshToken, *domain.Grant) (domain.RefreshToken, error)) (domain.RefreshToken, domain.RefreshDecision, error) {
 	const op = "rotate refresh token"
 	if err := s.lock(ctx, op); err != nil {
-		return domain.RefreshToken{}, err
+		return domain.RefreshToken{}, 0, err
 	}
 	defer s.mu.Unlock()
 	old, ok := s.tokens[hash]
 	if !ok || expired(now, old.ExpiresAt) {
-		return domain.RefreshToken{}, fail(op, domain.ErrNotFound)
+		return domain.RefreshToken{}, 0, fail(op, domain.ErrNotFound)
 	}
 	g, ok := s.liveGrant(old.GrantID, now)
 	if !ok {
-		return domain.RefreshToken{}, fail(op, domain.ErrNotFound)
+		return domain.RefreshToken{}, 0, fail(op, domain.ErrNotFound)
 	}
-	if old.Rotated() {
+	var prev domain.RefreshToken
+	if old.SuccessorHash != "" {
+		prev = s.tokens[old.SuccessorHash]
+	}
+	decision := domain.DecideRefresh(old, prev, use, now)
+	switch decision {
+	case domain.RefreshRevoke:
 		s.deleteGrant(g.ID)
-		return cloneToken(old), fail(op, domain.ErrAlreadyConsumed)
+		return cloneToken(old), decision, fail(op, domain.ErrAlreadyConsumed)
+	case domain.RefreshRefuse:
+		return cloneToken(old), decision, fail(op, domain.ErrWrongClient)
 	}
 	next := cloneGrant(g)
 	succ, err := rotate(cloneToken(old), &next)
 	if err != nil {
-		return domain.RefreshToken{}, err
+		return domain.RefreshToken{}, decision, err
 	}
 	switch {
 	case succ.Hash == "":
-		return domain.RefreshToken{}, fail(op, errEmptyKey)
+		return domain.RefreshToken{}, decision, fail(op, errEmptyKey)
 	case succ.GrantID != g.ID || next.ID != g.ID:
-		return domain.RefreshToken{}, fail(op, errors.New("the rotation moved the token to another grant"))
+		return domain.RefreshToken{}, decision, fail(op, errors.New("the rotation moved the token to another grant"))
 	}
 	if _, taken := s.tokens[succ.Hash]; taken {
-		return domain.RefreshToken{}, fail(op, domain.ErrAlreadyExists)
+		return domain.RefreshToken{}, decision, fail(op, domain.ErrAlreadyExists)
 	}
-	old.RotatedAt = utc(now)
+	if decision == domain.RefreshRetry {
+		prev.RotatedAt, prev.SuccessorHash = utc(now), ""
+		s.tokens[prev.Hash] = prev
+	} else {
+		old.RotatedAt = utc(now)
+	}
 	old.SuccessorHash = succ.Hash
 	s.tokens[hash] = old
 	s.putToken(succ)
 	s.grants[g.ID] = cloneGrant(next)
-	return cloneToken(succ), nil
+	return cloneToken(succ), decision, nil
 }
 
 // GetRefreshToken returns a refresh token (live or rotated) whose grant is live.

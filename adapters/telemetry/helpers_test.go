@@ -379,7 +379,7 @@ type refreshHandler struct{ store ports.Store }
 
 func (h refreshHandler) Handle(ctx context.Context, cmd ports.RefreshTokenCommand) (ports.TokenResult, error) {
 	now := time.Now()
-	next, err := h.store.RotateRefreshToken(ctx, domain.HashToken(cmd.RefreshToken), now, func(old domain.RefreshToken, g *domain.Grant) (domain.RefreshToken, error) {
+	next, _, err := h.store.RotateRefreshToken(ctx, domain.HashToken(cmd.RefreshToken), now, domain.RefreshUse{ClientID: cmd.Client.ClientID}, func(old domain.RefreshToken, g *domain.Grant) (domain.RefreshToken, error) {
 		return domain.RefreshToken{
 			Hash: domain.HashToken(cmd.RefreshToken + "-next"), GrantID: g.ID, ClientID: old.ClientID,
 			IssuedAt: now, ExpiresAt: now.Add(time.Hour),

@@ -242,19 +242,22 @@ func (s *store) RedeemCode(ctx context.Context, hash string, now time.Time,
 }
 
 // RotateRefreshToken implements ports.GrantStore; a rotated token
-// presented again is counted as reuse (the store has revoked the grant).
-func (s *store) RotateRefreshToken(ctx context.Context, hash string, now time.Time,
+// presented again is counted as reuse (the store has revoked the grant),
+// and a retry within the grace window is marked on the span.
+func (s *store) RotateRefreshToken(ctx context.Context, hash string, now time.Time, use domain.RefreshUse,
 	rotate func(domain.RefreshToken, *domain.Grant) (domain.RefreshToken, error),
-) (domain.RefreshToken, error) {
+) (domain.RefreshToken, domain.RefreshDecision, error) {
 	op := s.t.storeOps.rotateRefresh
 	ctx, span, start := s.start(ctx, op)
-	t, err := s.next.RotateRefreshToken(ctx, hash, now, rotate)
+	t, decision, err := s.next.RotateRefreshToken(ctx, hash, now, use, rotate)
 	if errors.Is(err, domain.ErrAlreadyConsumed) {
 		span.AddEvent("refresh_token.reuse_detected")
 		s.t.inst.refreshReuse.Add(ctx, 1)
+	} else if err == nil && decision == domain.RefreshRetry {
+		span.AddEvent("refresh_token.retry_replaced_successor")
 	}
 	s.end(ctx, op, span, start, err)
-	return t, err
+	return t, decision, err
 }
 
 // GetRefreshToken implements ports.GrantStore.

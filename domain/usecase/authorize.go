@@ -2,8 +2,6 @@ package usecase
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"slices"
@@ -17,9 +15,32 @@ const maxStateLength = 1024
 
 // StartAuthorizationHandler validates /authorize requests and opens
 // transactions.
-type StartAuthorizationHandler struct{ d Deps }
+type StartAuthorizationHandler struct {
+	clients      *Clients
+	transactions ports.TransactionStore
+	upstream     upstreamLogin
+	clock        ports.Clock
+	random       ports.Random
+	policy       AuthorizePolicy
+}
 
 var _ ports.StartAuthorization = (*StartAuthorizationHandler)(nil)
+
+// NewStartAuthorization builds the /authorize use case.
+func NewStartAuthorization(clients *Clients, transactions ports.TransactionStore, provider ports.IdentityProvider,
+	clock ports.Clock, random ports.Random, policy AuthorizePolicy,
+) (*StartAuthorizationHandler, error) {
+	err := errors.Join(need("NewStartAuthorization", dep("clients", clients), dep("transaction store", transactions),
+		dep("identity provider", provider), dep("clock", clock), dep("random source", random)), policy.validate())
+	if err != nil {
+		return nil, err
+	}
+	return &StartAuthorizationHandler{
+		clients: clients, transactions: transactions,
+		upstream: upstreamLogin{provider: provider, clock: clock, random: random, forwardResource: policy.ForwardResource},
+		clock:    clock, random: random, policy: policy,
+	}, nil
+}
 
 // Handle checks the request in the order RFC 6749 4.1.2.1 demands: client
 // and redirect URI first (failures there are shown to the user, never
@@ -28,27 +49,27 @@ var _ ports.StartAuthorization = (*StartAuthorizationHandler)(nil)
 func (h *StartAuthorizationHandler) Handle(ctx context.Context, cmd ports.StartAuthorizationCommand) (ports.StartAuthorizationResult, error) {
 	var res ports.StartAuthorizationResult
 	if cmd.ClientID == "" {
-		return res, noRedirect(domain.ErrInvalidRequest("client_id is missing"))
+		return res, domain.ErrInvalidRequest("client_id is missing").WithNoRedirect()
 	}
-	client, err := lookupClient(ctx, h.d, cmd.ClientID)
+	client, err := h.clients.lookup(ctx, cmd.ClientID)
 	if errors.Is(err, domain.ErrNotFound) {
-		return res, noRedirect(domain.ErrInvalidClient("unknown client"))
+		return res, domain.ErrInvalidClient("unknown client").WithNoRedirect()
 	}
 	if e, ok := domain.AsError(err); ok {
 		// A client metadata document that cannot be used: its redirect
 		// URIs are not trusted, so this is a page too.
-		return res, noRedirect(e)
+		return res, e.WithNoRedirect()
 	}
 	if err != nil {
-		return res, noRedirect(domain.ErrServerError(fmt.Errorf("authorize: %w", err)))
+		return res, domain.ErrServerError(fmt.Errorf("authorize: %w", err)).WithNoRedirect()
 	}
 	if cmd.RedirectURI == "" {
 		// OAuth 2.1 requires redirect_uri; refusing its absence also means the
 		// token request can always be checked against it.
-		return res, noRedirect(domain.ErrInvalidRequest("redirect_uri is missing"))
+		return res, domain.ErrInvalidRequest("redirect_uri is missing").WithNoRedirect()
 	}
 	if !domain.MatchRedirectURI(client.RedirectURIs, cmd.RedirectURI) {
-		return res, noRedirect(domain.ErrInvalidRequest("redirect_uri is not registered for this client"))
+		return res, domain.ErrInvalidRequest("redirect_uri is not registered for this client").WithNoRedirect()
 	}
 	// From here on, errors go back to the client.
 	res.RedirectURI = cmd.RedirectURI
@@ -77,12 +98,12 @@ func (h *StartAuthorizationHandler) Handle(ctx context.Context, cmd ports.StartA
 	if err != nil {
 		return res, err
 	}
-	resource, err := h.resource(cmd.Resource)
+	resource, err := domain.CheckResource(h.policy.Resource, cmd.Resource)
 	if err != nil {
 		return res, err
 	}
 
-	now := h.d.Clock.Now().UTC()
+	now := h.clock.Now().UTC()
 	txn := domain.Transaction{
 		ClientID:         client.ID,
 		RedirectURI:      cmd.RedirectURI,
@@ -90,15 +111,15 @@ func (h *StartAuthorizationHandler) Handle(ctx context.Context, cmd ports.StartA
 		CodeChallenge:    cmd.CodeChallenge,
 		Scopes:           scopes,
 		Resource:         resource,
-		UpstreamVerifier: h.d.Random.Token(),
-		Nonce:            h.d.Random.Token(),
+		UpstreamVerifier: h.random.Token(),
+		Nonce:            h.random.Token(),
 		CreatedAt:        now,
 		ExpiresAt:        now.Add(domain.TransactionTTL),
 	}
 
 	if h.consentSkippable(client.ID, scopes, cmd.RememberedConsent) {
-		up, err := approve(ctx, h.d, txn, func(next domain.Transaction) error {
-			return h.d.Store.CreateTransaction(ctx, next)
+		up, err := h.upstream.approve(txn, func(next domain.Transaction) error {
+			return h.transactions.CreateTransaction(ctx, next)
 		})
 		if err != nil {
 			return res, err
@@ -106,9 +127,9 @@ func (h *StartAuthorizationHandler) Handle(ctx context.Context, cmd ports.StartA
 		res.Upstream = &up
 		return res, nil
 	}
-	raw := h.d.Random.Token()
+	raw := h.random.Token()
 	txn.ID = domain.HashToken(raw)
-	if err := h.d.Store.CreateTransaction(ctx, txn); err != nil {
+	if err := h.transactions.CreateTransaction(ctx, txn); err != nil {
 		return res, domain.ErrServerError(fmt.Errorf("authorize: create transaction: %w", err))
 	}
 	res.TransactionID = raw
@@ -121,37 +142,18 @@ func (h *StartAuthorizationHandler) scopes(raw string) ([]string, error) {
 		return nil, err
 	}
 	if len(scopes) == 0 {
-		return slices.Clone(h.d.Settings.DefaultScopes), nil
+		return slices.Clone(h.policy.DefaultScopes), nil
 	}
 	for _, s := range scopes {
-		if !slices.Contains(h.d.Settings.SupportedScopes, s) {
+		if !slices.Contains(h.policy.SupportedScopes, s) {
 			return nil, domain.ErrInvalidScope(fmt.Sprintf("scope %q is not supported", clip(s)))
 		}
 	}
 	return scopes, nil
 }
 
-// resource resolves RFC 8707 resource indicators: none means our MCP
-// server; otherwise every one must name it (we issue one audience).
-func (h *StartAuthorizationHandler) resource(values []string) (string, error) {
-	return checkResource(h.d.Settings.Resource, values)
-}
-
-func checkResource(want string, values []string) (string, error) {
-	for _, v := range values {
-		c, err := domain.CanonicalResource(v)
-		if err != nil {
-			return "", err
-		}
-		if c != want {
-			return "", domain.ErrInvalidTarget("resource is not served by this authorization server")
-		}
-	}
-	return want, nil
-}
-
 func (h *StartAuthorizationHandler) consentSkippable(clientID string, scopes []string, remembered []ports.RememberedConsent) bool {
-	switch h.d.Settings.Consent {
+	switch h.policy.Consent {
 	case domain.ConsentOff:
 		return true
 	case domain.ConsentRemember:
@@ -162,61 +164,4 @@ func (h *StartAuthorizationHandler) consentSkippable(clientID string, scopes []s
 		}
 	}
 	return false
-}
-
-// approve turns a transaction into an approved one keyed by a fresh upstream
-// state, stores it with save, and builds the redirect to the IdP. The state
-// exists only from here on, so a consent page cannot be skipped by guessing
-// it.
-func approve(ctx context.Context, d Deps, txn domain.Transaction, save func(domain.Transaction) error) (ports.UpstreamRedirect, error) {
-	state := d.Random.Token()
-	binding := d.Random.Token()
-	now := d.Clock.Now().UTC()
-	next := txn
-	next.ID = domain.HashToken(state)
-	next.Approved = true
-	next.CSRFHash = ""
-	next.BindingHash = domain.HashToken(binding)
-	next.ExpiresAt = now.Add(domain.TransactionTTL)
-	if err := save(next); err != nil {
-		return ports.UpstreamRedirect{}, asOAuth(err, "approve: save transaction")
-	}
-	req := ports.AuthCodeRequest{
-		State:         state,
-		Nonce:         next.Nonce,
-		CodeChallenge: s256(next.UpstreamVerifier),
-		Scopes:        next.Scopes,
-	}
-	if d.Settings.ForwardResource {
-		req.Resource = next.Resource
-	}
-	return ports.UpstreamRedirect{
-		URL:           d.Provider.AuthCodeURL(req),
-		BindingSecret: binding,
-		BindingName:   domain.BindingName(state),
-	}, nil
-}
-
-func s256(verifier string) string {
-	sum := sha256.Sum256([]byte(verifier))
-	return base64.RawURLEncoding.EncodeToString(sum[:])
-}
-
-// noRedirect marks an error that must be shown to the user instead of being
-// sent to a redirect URI that was not (or could not be) validated.
-func noRedirect(e *domain.Error) *domain.Error {
-	e.NoRedirect = true
-	return e
-}
-
-// asOAuth passes OAuth errors through and turns anything else into a
-// server_error whose cause names the failed step.
-func asOAuth(err error, step string) error {
-	if _, ok := domain.AsError(err); ok {
-		return err
-	}
-	if errors.Is(err, domain.ErrNotFound) {
-		return domain.ErrInvalidRequest("the authorization request is unknown or has expired").WithCause(err)
-	}
-	return domain.ErrServerError(fmt.Errorf("%s: %w", step, err))
 }

@@ -2,9 +2,9 @@ package usecase
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/oidcproxy/oidcproxy/domain"
 	"github.com/oidcproxy/oidcproxy/ports"
@@ -13,23 +13,79 @@ import (
 // CompleteCallbackHandler finishes the upstream login: it consumes the
 // transaction, exchanges the upstream code, records the grant and mints our
 // authorization code.
-type CompleteCallbackHandler struct{ d Deps }
+type CompleteCallbackHandler struct {
+	transactions ports.TransactionStore
+	grants       ports.GrantStore
+	provider     ports.IdentityProvider
+	sealer       ports.Sealer
+	clock        ports.Clock
+	random       ports.Random
+	// grantTTL is a new grant's lifetime (REFRESH_TOKEN_TTL; refreshes
+	// extend it).
+	grantTTL time.Duration
+}
 
 var _ ports.CompleteCallback = (*CompleteCallbackHandler)(nil)
 
-// upstreamErrors maps the IdP's error codes onto the ones we send the
-// client. The IdP's description is never forwarded: it can carry internal
-// detail or attacker-chosen text.
-var upstreamErrors = map[string]func(string) *domain.Error{
-	"access_denied":              domain.ErrAccessDenied,
-	"login_required":             domain.ErrAccessDenied,
-	"consent_required":           domain.ErrAccessDenied,
-	"interaction_required":       domain.ErrAccessDenied,
-	"account_selection_required": domain.ErrAccessDenied,
-	"invalid_scope":              domain.ErrInvalidScope,
-	"temporarily_unavailable": func(d string) *domain.Error {
-		return domain.ErrTemporarilyUnavailable(d, nil)
-	},
+// NewCompleteCallback builds the callback use case.
+func NewCompleteCallback(transactions ports.TransactionStore, grants ports.GrantStore, provider ports.IdentityProvider,
+	sealer ports.Sealer, clock ports.Clock, random ports.Random, grantTTL time.Duration,
+) (*CompleteCallbackHandler, error) {
+	err := need("NewCompleteCallback", dep("transaction store", transactions), dep("grant store", grants),
+		dep("identity provider", provider), dep("sealer", sealer), dep("clock", clock), dep("random source", random))
+	if grantTTL <= 0 {
+		err = errors.Join(err, errors.New("usecase: NewCompleteCallback: the grant lifetime must be positive"))
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &CompleteCallbackHandler{transactions: transactions, grants: grants, provider: provider, sealer: sealer,
+		clock: clock, random: random, grantTTL: grantTTL}, nil
+}
+
+// upstreamErrors maps the IdP's error codes (RFC 6749 4.1.2.1, OpenID
+// Connect Core 3.1.2.6) onto the ones we send the client. The IdP's
+// description is never forwarded: it can carry internal detail or
+// attacker-chosen text.
+//   - The user or the IdP's policy refused: access_denied.
+//   - The IdP refused our own request (unknown client, wrong redirect URI or
+//     parameters at the IdP): that is the proxy's configuration, for the
+//     operator to fix, so server_error.
+//   - Anything else, the IdP's server_error included, is the IdP failing:
+//     temporarily_unavailable, so the client may try again (see
+//     upstreamError).
+var upstreamErrors = map[string]domain.ErrorCode{
+	"access_denied":              domain.CodeAccessDenied,
+	"login_required":             domain.CodeAccessDenied,
+	"consent_required":           domain.CodeAccessDenied,
+	"interaction_required":       domain.CodeAccessDenied,
+	"account_selection_required": domain.CodeAccessDenied,
+	"invalid_scope":              domain.CodeInvalidScope,
+	"invalid_request":            domain.CodeServerError,
+	"unauthorized_client":        domain.CodeServerError,
+	"unsupported_response_type":  domain.CodeServerError,
+	"invalid_request_uri":        domain.CodeServerError,
+	"invalid_request_object":     domain.CodeServerError,
+	"request_not_supported":      domain.CodeServerError,
+	"request_uri_not_supported":  domain.CodeServerError,
+	"registration_not_supported": domain.CodeServerError,
+}
+
+// upstreamError is what the client is told when the IdP answered the
+// authorization request with an error. The cause names the IdP's code
+// (clipped: it is the IdP's text) for the operator.
+func upstreamError(code string) *domain.Error {
+	cause := fmt.Errorf("callback: identity provider returned error %q", clip(code))
+	switch upstreamErrors[code] {
+	case domain.CodeAccessDenied:
+		return domain.ErrAccessDenied("the identity provider did not authorize the request").WithCause(cause)
+	case domain.CodeInvalidScope:
+		return domain.ErrInvalidScope("the identity provider did not authorize the request").WithCause(cause)
+	case domain.CodeServerError:
+		return domain.ErrServerError(cause)
+	default:
+		return domain.ErrTemporarilyUnavailable("the identity provider could not complete the sign-in; try again", cause)
+	}
 }
 
 // Handle implements the callback. Errors before the transaction is known and
@@ -37,17 +93,17 @@ var upstreamErrors = map[string]func(string) *domain.Error{
 func (h *CompleteCallbackHandler) Handle(ctx context.Context, cmd ports.CompleteCallbackCommand) (ports.CompleteCallbackResult, error) {
 	var res ports.CompleteCallbackResult
 	if cmd.State == "" {
-		return res, noRedirect(domain.ErrInvalidRequest("the identity provider's response has no state"))
+		return res, domain.ErrInvalidRequest("the identity provider's response has no state").WithNoRedirect()
 	}
-	now := h.d.Clock.Now().UTC()
-	txn, err := h.d.Store.ConsumeTransaction(ctx, domain.HashToken(cmd.State), now, func(t domain.Transaction) error {
+	now := h.clock.Now().UTC()
+	txn, err := h.transactions.ConsumeTransaction(ctx, domain.HashToken(cmd.State), now, func(t domain.Transaction) error {
 		if !t.Approved {
-			return noRedirect(domain.ErrInvalidRequest("the identity provider's response does not match an approved request"))
+			return domain.ErrInvalidRequest("the identity provider's response does not match an approved request").WithNoRedirect()
 		}
 		if cmd.BindingSecret == "" || !domain.EqualHash(cmd.BindingSecret, t.BindingHash) {
 			// Login CSRF defence: the browser finishing the flow must be the
 			// one that approved it.
-			return noRedirect(domain.ErrAccessDenied("this browser did not start this sign-in; start again from your application"))
+			return domain.ErrAccessDenied("this browser did not start this sign-in; start again from your application").WithNoRedirect()
 		}
 		return nil
 	})
@@ -58,22 +114,18 @@ func (h *CompleteCallbackHandler) Handle(ctx context.Context, cmd ports.Complete
 		if errors.Is(err, domain.ErrNotFound) {
 			return res, errUnknownTransaction(err)
 		}
-		return res, noRedirect(domain.ErrServerError(fmt.Errorf("callback: consume transaction: %w", err)))
+		return res, domain.ErrServerError(fmt.Errorf("callback: consume transaction: %w", err)).WithNoRedirect()
 	}
 	res.RedirectURI, res.State = txn.RedirectURI, txn.State
 
 	if cmd.Error != "" {
-		mk, ok := upstreamErrors[cmd.Error]
-		if !ok {
-			return res, domain.ErrServerError(fmt.Errorf("callback: identity provider returned error %q", clip(cmd.Error)))
-		}
-		return res, mk("the identity provider did not authorize the request")
+		return res, upstreamError(cmd.Error)
 	}
 	if cmd.Code == "" {
 		return res, domain.ErrServerError(errors.New("callback: identity provider returned neither code nor error"))
 	}
 
-	identity, upstream, err := h.d.Provider.Exchange(ctx, ports.ExchangeRequest{
+	identity, upstream, err := h.provider.Exchange(ctx, ports.ExchangeRequest{
 		Code:     cmd.Code,
 		Verifier: txn.UpstreamVerifier,
 		Nonce:    txn.Nonce,
@@ -91,12 +143,16 @@ func (h *CompleteCallbackHandler) Handle(ctx context.Context, cmd ports.Complete
 		}
 		return res, &domain.Error{Code: code, Description: "the identity provider's response could not be accepted", Err: fmt.Errorf("callback: exchange: %w", err)}
 	}
-	if identity.Subject == "" {
-		return res, domain.ErrAccessDenied("the identity provider did not identify the user").WithCause(errors.New("callback: empty subject"))
+	if err := identity.Validate(); err != nil {
+		// The IdP verified who the user is, but what it says cannot be
+		// carried safely (a subject that breaks a header, an address that
+		// is not one): no grant is made from it.
+		return res, domain.ErrAccessDenied("the identity provider's account details cannot be used here").
+			WithCause(fmt.Errorf("callback: %w", err))
 	}
 
 	grant := domain.Grant{
-		ID:                 domain.NewGrantID(now, h.d.Random.Token()),
+		ID:                 domain.NewGrantID(now, h.random.Token()),
 		ClientID:           txn.ClientID,
 		Subject:            identity.Subject,
 		Identity:           identity,
@@ -105,12 +161,12 @@ func (h *CompleteCallbackHandler) Handle(ctx context.Context, cmd ports.Complete
 		UpstreamExpiry:     upstream.Expiry.UTC(),
 		HasUpstreamRefresh: upstream.RefreshToken != "",
 		CreatedAt:          now,
-		ExpiresAt:          now.Add(h.d.Settings.RefreshTokenTTL),
+		ExpiresAt:          now.Add(h.grantTTL),
 	}
-	if grant.SealedUpstream, err = sealUpstream(h.d.Sealer, grant.ID, upstream); err != nil {
+	if grant.SealedUpstream, err = sealUpstream(h.sealer, grant.ID, upstream); err != nil {
 		return res, domain.ErrServerError(fmt.Errorf("callback: %w", err))
 	}
-	code := h.d.Random.Token()
+	code := h.random.Token()
 	record := domain.AuthorizationCode{
 		Hash:          domain.HashToken(code),
 		ClientID:      txn.ClientID,
@@ -122,35 +178,9 @@ func (h *CompleteCallbackHandler) Handle(ctx context.Context, cmd ports.Complete
 		IssuedAt:      now,
 		ExpiresAt:     now.Add(domain.CodeTTL),
 	}
-	if err := h.d.Store.CreateGrant(ctx, grant, record); err != nil {
+	if err := h.grants.CreateGrant(ctx, grant, record); err != nil {
 		return res, domain.ErrServerError(fmt.Errorf("callback: create grant: %w", err))
 	}
 	res.Code = code
 	return res, nil
-}
-
-// sealUpstream encrypts the upstream tokens bound to the grant id.
-func sealUpstream(s ports.Sealer, grantID string, t domain.UpstreamTokens) ([]byte, error) {
-	plain, err := json.Marshal(t)
-	if err != nil {
-		return nil, fmt.Errorf("encode upstream tokens: %w", err)
-	}
-	sealed, err := s.Seal(plain, []byte(grantID))
-	if err != nil {
-		return nil, fmt.Errorf("seal upstream tokens: %w", err)
-	}
-	return sealed, nil
-}
-
-// openUpstream decrypts a grant's upstream tokens.
-func openUpstream(s ports.Sealer, g domain.Grant) (domain.UpstreamTokens, error) {
-	var t domain.UpstreamTokens
-	plain, err := s.Open(g.SealedUpstream, []byte(g.ID))
-	if err != nil {
-		return t, fmt.Errorf("open upstream tokens: %w", err)
-	}
-	if err := json.Unmarshal(plain, &t); err != nil {
-		return t, fmt.Errorf("decode upstream tokens: %w", err)
-	}
-	return t, nil
 }

@@ -2,48 +2,107 @@ package usecase
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/oidcproxy/oidcproxy/domain"
 	"github.com/oidcproxy/oidcproxy/ports"
 )
 
-// lookupClient finds the client behind a client_id: registered clients come
-// from the store, and a client_id that is a URL is resolved through its
-// client ID metadata document (CIMD) when the fetcher is configured. Every
-// use case that needs a client goes through here, so the two kinds of client
-// differ only in where their metadata comes from; transactions, codes and
-// grants are bound to the client_id string either way.
+// Clients finds the client behind a client_id and authenticates it: the
+// one place every use case that meets a client goes through. Registered
+// clients come from the store; a client_id that is a URL is resolved
+// through its client ID metadata document (CIMD) when a fetcher is
+// configured. So the two kinds of client differ only in where their
+// metadata comes from; transactions, codes and grants are bound to the
+// client_id string either way.
+type Clients struct {
+	store ports.ClientStore
+	// documents fetches client ID metadata documents; nil turns CIMD off,
+	// and URL client_ids are then unknown clients.
+	documents ports.MetadataFetcher
+	policy    ClientPolicy
+}
+
+// NewClients builds the client directory; documents may be nil.
+func NewClients(store ports.ClientStore, documents ports.MetadataFetcher, policy ClientPolicy) (*Clients, error) {
+	if err := need("NewClients", dep("client store", store)); err != nil {
+		return nil, err
+	}
+	if isNil(documents) {
+		documents = nil // a typed nil would pass the "CIMD is off" check below
+	}
+	return &Clients{store: store, documents: documents, policy: policy}, nil
+}
+
+// lookup finds the client behind clientID.
 //
 // Errors: domain.ErrNotFound (wrapped) for an unknown client, an
 // invalid_client *domain.Error when a document client cannot be used (its
 // description is safe to show and names no internal detail), anything else
 // for a store failure.
-func lookupClient(ctx context.Context, d Deps, clientID string) (domain.Client, error) {
+func (c *Clients) lookup(ctx context.Context, clientID string) (domain.Client, error) {
 	if !domain.IsClientIDURL(clientID) {
-		c, err := d.Store.GetClient(ctx, clientID)
+		client, err := c.store.GetClient(ctx, clientID)
 		if err != nil {
 			return domain.Client{}, fmt.Errorf("get client: %w", err)
 		}
-		return c, nil
+		return client, nil
 	}
-	if d.ClientMetadata == nil {
+	if c.documents == nil {
 		// CIMD is off: a URL is just an id nobody registered.
 		return domain.Client{}, fmt.Errorf("client metadata documents are disabled: %w", domain.ErrNotFound)
 	}
-	u, err := domain.ValidateClientIDURL(clientID, d.Settings.ClientIDURLAllowIPLiteral)
+	u, err := domain.ValidateClientIDURL(clientID, c.policy.AllowIPLiteral)
 	if err != nil {
 		return domain.Client{}, domain.ErrInvalidClient("the client_id is not an acceptable client metadata document URL: " + err.Error())
 	}
-	doc, err := d.ClientMetadata.FetchClientMetadata(ctx, clientID)
+	doc, err := c.documents.FetchClientMetadata(ctx, clientID)
 	if err != nil {
 		return domain.Client{}, domain.ErrInvalidClient("the application's client metadata document could not be retrieved, or is not a JSON document").WithCause(err)
 	}
-	c, err := clientFromDocument(clientID, u.Host, doc, d.Settings.RedirectPatterns)
-	if err != nil {
-		return domain.Client{}, err
+	return clientFromDocument(clientID, u.Host, doc, c.policy.RedirectPatterns)
+}
+
+// authenticate checks the credentials presented at /token, /revoke or
+// /introspect. Every failure is the same invalid_client, so the answer
+// does not tell an attacker whether the client exists.
+func (c *Clients) authenticate(ctx context.Context, a ports.ClientAuth) (domain.Client, error) {
+	failed := func(cause error) error {
+		return domain.ErrInvalidClient("client authentication failed").WithCause(cause)
 	}
-	return c, nil
+	if a.ClientID == "" {
+		return domain.Client{}, failed(errors.New("no client_id"))
+	}
+	client, err := c.lookup(ctx, a.ClientID)
+	if errors.Is(err, domain.ErrNotFound) {
+		return domain.Client{}, failed(errors.New("unknown client"))
+	}
+	if e, ok := domain.AsError(err); ok {
+		// A client metadata document that cannot be used: still
+		// invalid_client, with the document's problem as the description
+		// (the document is public, so this tells an attacker nothing).
+		return domain.Client{}, e
+	}
+	if err != nil {
+		return domain.Client{}, domain.ErrServerError(fmt.Errorf("authenticate client: %w", err))
+	}
+	if client.IsPublic() {
+		// Some SDKs send "Authorization: Basic base64(id:)" for public
+		// clients; an empty secret is harmless, a non-empty one is a
+		// confused client.
+		if a.Secret != "" {
+			return domain.Client{}, failed(errors.New("secret presented by a public client"))
+		}
+		return client, nil
+	}
+	if a.Method == domain.AuthNone || a.Secret == "" {
+		return domain.Client{}, failed(errors.New("confidential client sent no secret"))
+	}
+	if !domain.EqualHash(a.Secret, string(client.SecretHash)) {
+		return domain.Client{}, failed(errors.New("wrong client secret"))
+	}
+	return client, nil
 }
 
 // clientFromDocument judges a fetched document: the client_id must match

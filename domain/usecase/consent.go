@@ -11,13 +11,31 @@ import (
 )
 
 // ConsentHandler renders and decides the consent step.
-type ConsentHandler struct{ d Deps }
+type ConsentHandler struct {
+	clients      *Clients
+	transactions ports.TransactionStore
+	upstream     upstreamLogin
+	clock        ports.Clock
+	random       ports.Random
+}
 
 var _ ports.Consent = (*ConsentHandler)(nil)
 
-// errUnknownTransaction is shown as a page: the link is stale or forged.
-func errUnknownTransaction(cause error) error {
-	return noRedirect(domain.ErrInvalidRequest("this authorization request is unknown, already used or expired; start again from your application")).WithCause(cause)
+// NewConsent builds the consent step; forwardResource sends the client's
+// resource indicator upstream on approval.
+func NewConsent(clients *Clients, transactions ports.TransactionStore, provider ports.IdentityProvider,
+	clock ports.Clock, random ports.Random, forwardResource bool,
+) (*ConsentHandler, error) {
+	err := need("NewConsent", dep("clients", clients), dep("transaction store", transactions),
+		dep("identity provider", provider), dep("clock", clock), dep("random source", random))
+	if err != nil {
+		return nil, err
+	}
+	return &ConsentHandler{
+		clients: clients, transactions: transactions,
+		upstream: upstreamLogin{provider: provider, clock: clock, random: random, forwardResource: forwardResource},
+		clock:    clock, random: random,
+	}, nil
 }
 
 // Show issues a fresh CSRF token for this render (only the latest render's
@@ -26,9 +44,9 @@ func (h *ConsentHandler) Show(ctx context.Context, transactionID string) (ports.
 	if transactionID == "" {
 		return ports.ConsentView{}, errUnknownTransaction(nil)
 	}
-	csrf := h.d.Random.Token()
+	csrf := h.random.Token()
 	var txn domain.Transaction
-	err := h.d.Store.UpdateTransaction(ctx, domain.HashToken(transactionID), h.d.Clock.Now().UTC(), func(t *domain.Transaction) error {
+	err := h.transactions.UpdateTransaction(ctx, domain.HashToken(transactionID), h.clock.Now().UTC(), func(t *domain.Transaction) error {
 		if t.Approved {
 			return domain.ErrNotFound
 		}
@@ -40,12 +58,12 @@ func (h *ConsentHandler) Show(ctx context.Context, transactionID string) (ports.
 		return ports.ConsentView{}, errUnknownTransaction(err)
 	}
 	if err != nil {
-		return ports.ConsentView{}, noRedirect(domain.ErrServerError(fmt.Errorf("consent: update transaction: %w", err)))
+		return ports.ConsentView{}, domain.ErrServerError(fmt.Errorf("consent: update transaction: %w", err)).WithNoRedirect()
 	}
-	client, err := lookupClient(ctx, h.d, txn.ClientID)
+	client, err := h.clients.lookup(ctx, txn.ClientID)
 	if e, ok := domain.AsError(err); ok {
 		// The client's metadata document stopped being usable mid-flow.
-		return ports.ConsentView{}, noRedirect(e)
+		return ports.ConsentView{}, e.WithNoRedirect()
 	}
 	if err != nil {
 		// A client deleted mid-flow: nothing sensible to show.
@@ -88,18 +106,18 @@ func (h *ConsentHandler) Show(ctx context.Context, transactionID string) (ports.
 func (h *ConsentHandler) Decide(ctx context.Context, cmd ports.ConsentDecisionCommand) (ports.ConsentDecisionResult, error) {
 	var res ports.ConsentDecisionResult
 	if cmd.TransactionID == "" || cmd.CSRFToken == "" {
-		return res, noRedirect(domain.ErrInvalidRequest("the consent form is incomplete; start again from your application"))
+		return res, domain.ErrInvalidRequest("the consent form is incomplete; start again from your application").WithNoRedirect()
 	}
-	now := h.d.Clock.Now().UTC()
+	now := h.clock.Now().UTC()
 	checkCSRF := func(t domain.Transaction) error {
 		if t.Approved || t.CSRFHash == "" || !domain.EqualHash(cmd.CSRFToken, t.CSRFHash) {
-			return noRedirect(domain.ErrAccessDenied("the consent form was not valid; start again from your application"))
+			return domain.ErrAccessDenied("the consent form was not valid; start again from your application").WithNoRedirect()
 		}
 		return nil
 	}
 	id := domain.HashToken(cmd.TransactionID)
 	if !cmd.Approve {
-		txn, err := h.d.Store.ConsumeTransaction(ctx, id, now, checkCSRF)
+		txn, err := h.transactions.ConsumeTransaction(ctx, id, now, checkCSRF)
 		if err != nil {
 			return res, consentStoreError(err)
 		}
@@ -108,7 +126,7 @@ func (h *ConsentHandler) Decide(ctx context.Context, cmd ports.ConsentDecisionCo
 	}
 	var approved domain.Transaction
 	var up ports.UpstreamRedirect
-	_, err := h.d.Store.ReplaceTransaction(ctx, id, now, func(t domain.Transaction) (domain.Transaction, error) {
+	_, err := h.transactions.ReplaceTransaction(ctx, id, now, func(t domain.Transaction) (domain.Transaction, error) {
 		if err := checkCSRF(t); err != nil {
 			return domain.Transaction{}, err
 		}
@@ -116,7 +134,7 @@ func (h *ConsentHandler) Decide(ctx context.Context, cmd ports.ConsentDecisionCo
 		// approve only computes here; the store saves next atomically with
 		// the consumption of t. The closure may run more than once, which is
 		// harmless: the last run's values win.
-		u, err := approve(ctx, h.d, t, func(n domain.Transaction) error { next = n; return nil })
+		u, err := h.upstream.approve(t, func(n domain.Transaction) error { next = n; return nil })
 		if err != nil {
 			return domain.Transaction{}, err
 		}
@@ -138,5 +156,5 @@ func consentStoreError(err error) error {
 	if errors.Is(err, domain.ErrNotFound) {
 		return errUnknownTransaction(err)
 	}
-	return noRedirect(domain.ErrServerError(fmt.Errorf("consent: %w", err)))
+	return domain.ErrServerError(fmt.Errorf("consent: %w", err)).WithNoRedirect()
 }

@@ -11,9 +11,28 @@ import (
 
 // IntrospectHandler implements RFC 7662 token introspection for resource
 // servers that cannot verify our JWTs themselves.
-type IntrospectHandler struct{ d Deps }
+type IntrospectHandler struct {
+	clients *Clients
+	access  accessTokenVerifier
+	grants  ports.GrantStore
+	clock   ports.Clock
+	issuer  string
+	// secretHash, when set, is the hash (domain.HashToken) of the secret
+	// resource servers present instead of client credentials.
+	secretHash string
+}
 
 var _ ports.Introspect = (*IntrospectHandler)(nil)
+
+// NewIntrospect builds RFC 7662 introspection of tokens issued by issuer;
+// secretHash may be empty (then only confidential clients may ask).
+func NewIntrospect(clients *Clients, tokens ports.TokenIssuer, grants ports.GrantStore, clock ports.Clock, issuer, secretHash string) (*IntrospectHandler, error) {
+	access, err := newAccessTokenVerifier("NewIntrospect", tokens, grants, clock, issuer)
+	if err := errors.Join(err, need("NewIntrospect", dep("clients", clients))); err != nil {
+		return nil, err
+	}
+	return &IntrospectHandler{clients: clients, access: access, grants: grants, clock: clock, issuer: issuer, secretHash: secretHash}, nil
+}
 
 // Handle authenticates the caller, then reports whether the token is
 // active. Access tokens are described to any authenticated caller; refresh
@@ -24,11 +43,11 @@ func (h *IntrospectHandler) Handle(ctx context.Context, cmd ports.IntrospectComm
 	var caller string // the authenticated client id; "" for the introspection secret
 	switch {
 	case cmd.Secret != "":
-		if h.d.Settings.IntrospectionSecretHash == "" || !domain.EqualHash(cmd.Secret, h.d.Settings.IntrospectionSecretHash) {
+		if h.secretHash == "" || !domain.EqualHash(cmd.Secret, h.secretHash) {
 			return ports.IntrospectResult{}, domain.ErrInvalidClient("introspection requires authentication")
 		}
 	default:
-		client, err := authenticateClient(ctx, h.d, cmd.Client)
+		client, err := h.clients.authenticate(ctx, cmd.Client)
 		if err != nil {
 			return ports.IntrospectResult{}, err
 		}
@@ -41,14 +60,14 @@ func (h *IntrospectHandler) Handle(ctx context.Context, cmd ports.IntrospectComm
 	if cmd.Token == "" {
 		return ports.IntrospectResult{}, domain.ErrInvalidRequest("token is missing")
 	}
-	now := h.d.Clock.Now().UTC()
+	now := h.clock.Now().UTC()
 	if res, ok, err := h.accessToken(ctx, cmd.Token); err != nil || ok {
 		return res, err
 	}
 	if caller == "" {
 		return ports.IntrospectResult{}, nil
 	}
-	t, err := h.d.Store.GetRefreshToken(ctx, domain.HashToken(cmd.Token), now)
+	t, err := h.grants.GetRefreshToken(ctx, domain.HashToken(cmd.Token), now)
 	if errors.Is(err, domain.ErrNotFound) {
 		return ports.IntrospectResult{}, nil
 	}
@@ -58,7 +77,7 @@ func (h *IntrospectHandler) Handle(ctx context.Context, cmd ports.IntrospectComm
 	if t.Rotated() || t.ClientID != caller {
 		return ports.IntrospectResult{}, nil
 	}
-	g, err := h.d.Store.GetGrant(ctx, t.GrantID, now)
+	g, err := h.grants.GetGrant(ctx, t.GrantID, now)
 	if errors.Is(err, domain.ErrNotFound) {
 		return ports.IntrospectResult{}, nil
 	}
@@ -72,7 +91,7 @@ func (h *IntrospectHandler) Handle(ctx context.Context, cmd ports.IntrospectComm
 		ClientID:  t.ClientID,
 		Subject:   g.Subject,
 		Audience:  g.Resource,
-		Issuer:    h.d.Settings.Issuer,
+		Issuer:    h.issuer,
 		ExpiresAt: t.ExpiresAt,
 		IssuedAt:  t.IssuedAt,
 	}, nil
@@ -81,7 +100,7 @@ func (h *IntrospectHandler) Handle(ctx context.Context, cmd ports.IntrospectComm
 // accessToken describes one of our access tokens if it is one and active.
 // ok reports that the token was ours (a JWT we signed), active or not.
 func (h *IntrospectHandler) accessToken(ctx context.Context, token string) (res ports.IntrospectResult, ok bool, err error) {
-	at, _, err := liveAccessToken(ctx, h.d, token)
+	at, _, err := h.access.live(ctx, token)
 	switch domain.CodeOf(err) {
 	case domain.CodeServerError:
 		return res, true, err

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/oidcproxy/oidcproxy/domain"
 	"github.com/oidcproxy/oidcproxy/ports"
@@ -11,20 +12,50 @@ import (
 
 // RefreshTokenHandler implements grant_type=refresh_token with rotation and
 // reuse detection.
-type RefreshTokenHandler struct{ d Deps }
+type RefreshTokenHandler struct {
+	clients  *Clients
+	grants   ports.GrantStore
+	provider ports.IdentityProvider
+	sealer   ports.Sealer
+	access   accessTokens
+	clock    ports.Clock
+	random   ports.Random
+	policy   TokenPolicy
+}
 
 var _ ports.RefreshToken = (*RefreshTokenHandler)(nil)
+
+// NewRefreshToken builds the refresh_token grant. The provider refreshes
+// upstream when it implements ports.Refresher.
+func NewRefreshToken(clients *Clients, grants ports.GrantStore, provider ports.IdentityProvider, sealer ports.Sealer,
+	tokens ports.TokenIssuer, clock ports.Clock, random ports.Random, policy TokenPolicy,
+) (*RefreshTokenHandler, error) {
+	err := errors.Join(need("NewRefreshToken", dep("clients", clients), dep("grant store", grants), dep("identity provider", provider),
+		dep("sealer", sealer), dep("token issuer", tokens), dep("clock", clock), dep("random source", random)), policy.validate())
+	if err != nil {
+		return nil, err
+	}
+	return &RefreshTokenHandler{clients: clients, grants: grants, provider: provider, sealer: sealer,
+		access: accessTokens{issuer: tokens, random: random, policy: policy}, clock: clock, random: random, policy: policy}, nil
+}
 
 func errRefreshInvalid() error {
 	return domain.ErrInvalidGrant("refresh token is invalid, expired or revoked")
 }
 
+func errRefreshForeign() error {
+	return domain.ErrInvalidGrant("refresh token was issued to another client")
+}
+
 // Handle rotates the refresh token. When the upstream access token has
 // expired it refreshes upstream first (outside any store transaction: it is
 // a network call); the rotation then commits the new upstream tokens with the
-// successor. Presenting a rotated token revokes the grant.
+// successor. Presenting a rotated token again revokes the grant, unless it
+// is the same client retrying within the grace window while the successor
+// is still unused (domain.DecideRefresh): then the unused successor is
+// replaced.
 func (h *RefreshTokenHandler) Handle(ctx context.Context, cmd ports.RefreshTokenCommand) (ports.TokenResult, error) {
-	client, err := authenticateClient(ctx, h.d, cmd.Client)
+	client, err := h.clients.authenticate(ctx, cmd.Client)
 	if err != nil {
 		return ports.TokenResult{}, err
 	}
@@ -34,17 +65,21 @@ func (h *RefreshTokenHandler) Handle(ctx context.Context, cmd ports.RefreshToken
 	if cmd.RefreshToken == "" {
 		return ports.TokenResult{}, domain.ErrInvalidRequest("refresh_token is missing")
 	}
-	now := h.d.Clock.Now().UTC()
+	now := h.clock.Now().UTC()
+	use := domain.RefreshUse{ClientID: client.ID, Grace: h.policy.RefreshReuseGrace}
 	hash := domain.HashToken(cmd.RefreshToken)
-	tok, err := h.d.Store.GetRefreshToken(ctx, hash, now)
+	tok, err := h.grants.GetRefreshToken(ctx, hash, now)
 	if errors.Is(err, domain.ErrNotFound) {
 		return ports.TokenResult{}, errRefreshInvalid()
 	}
 	if err != nil {
 		return ports.TokenResult{}, domain.ErrServerError(fmt.Errorf("refresh: get token: %w", err))
 	}
-	if tok.ClientID != client.ID {
-		return ports.TokenResult{}, domain.ErrInvalidGrant("refresh token was issued to another client")
+	if !tok.Rotated() && tok.ClientID != client.ID {
+		// Decided here without a write: a token's client never changes.
+		// (A rotated token presented by another client is reuse; the
+		// store revokes its grant below.)
+		return ports.TokenResult{}, errRefreshForeign()
 	}
 	scopes := tok.Scopes
 	if cmd.Scope != "" {
@@ -59,39 +94,34 @@ func (h *RefreshTokenHandler) Handle(ctx context.Context, cmd ports.RefreshToken
 			scopes = requested
 		}
 	}
-	grant, err := h.d.Store.GetGrant(ctx, tok.GrantID, now)
+	grant, err := h.grants.GetGrant(ctx, tok.GrantID, now)
 	if errors.Is(err, domain.ErrNotFound) {
 		return ports.TokenResult{}, errRefreshInvalid()
 	}
 	if err != nil {
 		return ports.TokenResult{}, domain.ErrServerError(fmt.Errorf("refresh: get grant: %w", err))
 	}
-	if _, err := checkResource(grant.Resource, cmd.Resource); err != nil {
+	if _, err := domain.CheckResource(grant.Resource, cmd.Resource); err != nil {
 		return ports.TokenResult{}, err
 	}
 
 	var renewed *domain.Grant
-	if !tok.Rotated() && upstreamExpired(grant, now) {
-		g, err := h.refreshUpstream(ctx, grant)
-		if err != nil {
+	if (!tok.Rotated() || tok.Retryable(use, now)) && upstreamExpired(grant, now) {
+		if renewed, err = h.refreshUpstream(ctx, grant, now); err != nil {
 			return ports.TokenResult{}, err
 		}
-		renewed = &g
 	}
 
-	successor := h.d.Random.Token()
+	successor := h.random.Token()
 	var after domain.Grant
-	_, err = h.d.Store.RotateRefreshToken(ctx, hash, now, func(t domain.RefreshToken, g *domain.Grant) (domain.RefreshToken, error) {
-		if t.ClientID != client.ID {
-			return domain.RefreshToken{}, domain.ErrInvalidGrant("refresh token was issued to another client")
-		}
+	_, decision, err := h.grants.RotateRefreshToken(ctx, hash, now, use, func(t domain.RefreshToken, g *domain.Grant) (domain.RefreshToken, error) {
 		if renewed != nil {
 			g.SealedUpstream = renewed.SealedUpstream
 			g.UpstreamExpiry = renewed.UpstreamExpiry
 			g.HasUpstreamRefresh = renewed.HasUpstreamRefresh
 		}
 		// Sliding expiry: an active session lives on, an idle one dies.
-		g.ExpiresAt = now.Add(h.d.Settings.RefreshTokenTTL)
+		g.ExpiresAt = now.Add(h.policy.RefreshTokenTTL)
 		after = *g
 		return domain.RefreshToken{
 			Hash:      domain.HashToken(successor),
@@ -106,6 +136,8 @@ func (h *RefreshTokenHandler) Handle(ctx context.Context, cmd ports.RefreshToken
 	case err == nil:
 	case errors.Is(err, domain.ErrAlreadyConsumed):
 		return ports.TokenResult{}, domain.ErrInvalidGrant("refresh token was already used; the grant has been revoked").WithCause(err)
+	case errors.Is(err, domain.ErrWrongClient):
+		return ports.TokenResult{}, errRefreshForeign()
 	case errors.Is(err, domain.ErrNotFound):
 		return ports.TokenResult{}, errRefreshInvalid()
 	default:
@@ -114,7 +146,7 @@ func (h *RefreshTokenHandler) Handle(ctx context.Context, cmd ports.RefreshToken
 		}
 		return ports.TokenResult{}, domain.ErrServerError(fmt.Errorf("refresh: rotate: %w", err))
 	}
-	access, expiresIn, err := issueAccessToken(ctx, h.d, after, scopes, now)
+	access, expiresIn, err := h.access.issue(ctx, after, scopes, now)
 	if err != nil {
 		return ports.TokenResult{}, err
 	}
@@ -127,43 +159,53 @@ func (h *RefreshTokenHandler) Handle(ctx context.Context, cmd ports.RefreshToken
 		ClientID:     client.ID,
 		Subject:      after.Subject,
 		GrantID:      after.ID,
+		Retried:      decision == domain.RefreshRetry,
 	}, nil
 }
 
 // refreshUpstream renews the upstream tokens of a grant and returns the grant
-// with the new sealed tokens (not yet stored). An upstream refusal ends the
-// grant: the user must sign in again.
-func (h *RefreshTokenHandler) refreshUpstream(ctx context.Context, g domain.Grant) (domain.Grant, error) {
-	refresher, ok := h.d.Provider.(ports.Refresher)
+// with the new sealed tokens (not yet stored), or nil when there is nothing
+// to store. An upstream refusal ends the grant: the user must sign in
+// again; unless a concurrent refresh of the same grant renewed it first.
+func (h *RefreshTokenHandler) refreshUpstream(ctx context.Context, g domain.Grant, now time.Time) (*domain.Grant, error) {
+	refresher, ok := h.provider.(ports.Refresher)
 	if !ok || !g.HasUpstreamRefresh {
-		return g, h.endGrant(ctx, g.ID, errors.New("upstream token expired and cannot be refreshed"))
+		return nil, h.endGrant(ctx, g.ID, errors.New("upstream token expired and cannot be refreshed"))
 	}
-	current, err := openUpstream(h.d.Sealer, g)
+	current, err := openUpstream(h.sealer, g)
 	if err != nil {
-		return g, domain.ErrServerError(fmt.Errorf("refresh: %w", err))
+		return nil, domain.ErrServerError(fmt.Errorf("refresh: %w", err))
 	}
 	fresh, err := refresher.Refresh(ctx, current)
 	if err != nil {
 		if domain.CodeOf(err) == domain.CodeInvalidGrant {
-			return g, h.endGrant(ctx, g.ID, err)
+			// Two refreshes of one token (a duplicate, or a retry racing
+			// its original) both read the expired upstream token; the
+			// first renewed it, spending the upstream refresh token the
+			// second then presented. The IdP's refusal of that one does
+			// not end the session.
+			if latest, gerr := h.grants.GetGrant(ctx, g.ID, now); gerr == nil && !upstreamExpired(latest, now) {
+				return nil, nil
+			}
+			return nil, h.endGrant(ctx, g.ID, err)
 		}
 		// A transient upstream failure: keep everything as it was so the
 		// client can retry with the same refresh token.
-		return g, domain.ErrTemporarilyUnavailable("the identity provider is unavailable; try again", err)
+		return nil, domain.ErrTemporarilyUnavailable("the identity provider is unavailable; try again", err)
 	}
 	if fresh.RefreshToken == "" {
 		fresh.RefreshToken = current.RefreshToken
 	}
-	if g.SealedUpstream, err = sealUpstream(h.d.Sealer, g.ID, fresh); err != nil {
-		return g, domain.ErrServerError(fmt.Errorf("refresh: %w", err))
+	if g.SealedUpstream, err = sealUpstream(h.sealer, g.ID, fresh); err != nil {
+		return nil, domain.ErrServerError(fmt.Errorf("refresh: %w", err))
 	}
 	g.UpstreamExpiry = fresh.Expiry.UTC()
 	g.HasUpstreamRefresh = fresh.RefreshToken != ""
-	return g, nil
+	return &g, nil
 }
 
 func (h *RefreshTokenHandler) endGrant(ctx context.Context, grantID string, cause error) error {
-	if err := h.d.Store.RevokeGrant(ctx, grantID); err != nil {
+	if err := h.grants.RevokeGrant(ctx, grantID); err != nil {
 		return domain.ErrServerError(fmt.Errorf("refresh: revoke grant: %w", err))
 	}
 	return domain.ErrInvalidGrant("the upstream session has ended; sign in again").WithCause(cause)

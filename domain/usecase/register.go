@@ -6,7 +6,6 @@ import (
 	"net/url"
 	"slices"
 	"strings"
-	"unicode/utf8"
 
 	"github.com/oidcproxy/oidcproxy/domain"
 	"github.com/oidcproxy/oidcproxy/ports"
@@ -24,25 +23,38 @@ const (
 )
 
 // RegisterClientHandler implements RFC 7591 dynamic client registration.
-type RegisterClientHandler struct{ d Deps }
+type RegisterClientHandler struct {
+	store  ports.ClientStore
+	clock  ports.Clock
+	random ports.Random
+	policy ClientPolicy
+}
 
 var _ ports.RegisterClient = (*RegisterClientHandler)(nil)
+
+// NewRegisterClient builds dynamic client registration.
+func NewRegisterClient(store ports.ClientStore, clock ports.Clock, random ports.Random, policy ClientPolicy) (*RegisterClientHandler, error) {
+	if err := need("NewRegisterClient", dep("client store", store), dep("clock", clock), dep("random source", random)); err != nil {
+		return nil, err
+	}
+	return &RegisterClientHandler{store: store, clock: clock, random: random, policy: policy}, nil
+}
 
 // Handle validates the metadata, stores the client and returns it with its
 // secret (confidential clients only; the store keeps only the hash).
 func (h *RegisterClientHandler) Handle(ctx context.Context, cmd ports.RegisterClientCommand) (ports.RegisterClientResult, error) {
-	c, err := buildClient(cmd, h.d.Settings.RedirectPatterns)
+	c, err := buildClient(cmd, h.policy.RedirectPatterns)
 	if err != nil {
 		return ports.RegisterClientResult{}, err
 	}
 	var secret string
 	if !c.IsPublic() {
-		secret = h.d.Random.Token()
+		secret = h.random.Token()
 		c.SecretHash = []byte(domain.HashToken(secret))
 	}
-	c.ID = h.d.Random.Token()
-	c.CreatedAt = h.d.Clock.Now().UTC()
-	if err := h.d.Store.CreateClient(ctx, c); err != nil {
+	c.ID = h.random.Token()
+	c.CreatedAt = h.clock.Now().UTC()
+	if err := h.store.CreateClient(ctx, c); err != nil {
 		return ports.RegisterClientResult{}, domain.ErrServerError(fmt.Errorf("register client: %w", err))
 	}
 	return ports.RegisterClientResult{Client: c, ClientSecret: secret}, nil
@@ -149,21 +161,15 @@ func buildClient(cmd ports.RegisterClientCommand, patterns []domain.RedirectPatt
 	return c, nil
 }
 
-// cleanText accepts human-readable metadata: valid UTF-8, no control
-// characters (they could forge lines in logs or confuse the consent page).
+// cleanText accepts human-readable metadata: trimmed, bounded, and safe
+// text by domain.IsSafeText.
 func cleanText(field, v string, max int) (string, error) {
 	v = strings.TrimSpace(v)
 	if len(v) > max {
 		return "", domain.ErrInvalidClientMetadata(fmt.Sprintf("%s is longer than %d bytes", field, max))
 	}
-	if !utf8.ValidString(v) {
-		return "", domain.ErrInvalidClientMetadata(field + " is not valid UTF-8")
-	}
-	for _, r := range v {
-		if r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) || r == 0x2028 || r == 0x2029 ||
-			(r >= 0x202a && r <= 0x202e) || (r >= 0x2066 && r <= 0x2069) {
-			return "", domain.ErrInvalidClientMetadata(field + " contains control characters")
-		}
+	if !domain.IsSafeText(v) {
+		return "", domain.ErrInvalidClientMetadata(field + " contains control characters or is not valid UTF-8")
 	}
 	return v, nil
 }
@@ -185,12 +191,4 @@ func cleanURL(field, v string) (string, error) {
 		return "", domain.ErrInvalidClientMetadata(field + " must be an absolute https URL")
 	}
 	return v, nil
-}
-
-// clip shortens client-supplied text quoted in an error description.
-func clip(s string) string {
-	if len(s) > 40 {
-		s = s[:40] + "…"
-	}
-	return strings.ToValidUTF8(s, "?")
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/oidcproxy/oidcproxy/domain"
@@ -15,9 +16,36 @@ import (
 const upstreamRevokeTimeout = 5 * time.Second
 
 // RevokeHandler implements RFC 7009 revocation.
-type RevokeHandler struct{ d Deps }
+type RevokeHandler struct {
+	clients  *Clients
+	grants   ports.GrantStore
+	tokens   ports.TokenIssuer
+	provider ports.IdentityProvider
+	sealer   ports.Sealer
+	clock    ports.Clock
+	// logger receives upstream revocations that failed after the local
+	// one succeeded: they do not change the answer.
+	logger *slog.Logger
+	issuer string
+}
 
 var _ ports.Revoke = (*RevokeHandler)(nil)
+
+// NewRevoke builds RFC 7009 revocation of the tokens issued by issuer.
+func NewRevoke(clients *Clients, grants ports.GrantStore, tokens ports.TokenIssuer, provider ports.IdentityProvider,
+	sealer ports.Sealer, clock ports.Clock, logger *slog.Logger, issuer string,
+) (*RevokeHandler, error) {
+	err := need("NewRevoke", dep("clients", clients), dep("grant store", grants), dep("token issuer", tokens),
+		dep("identity provider", provider), dep("sealer", sealer), dep("clock", clock), dep("logger", logger))
+	if issuer == "" {
+		err = errors.Join(err, errors.New("usecase: NewRevoke: issuer is empty"))
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &RevokeHandler{clients: clients, grants: grants, tokens: tokens, provider: provider, sealer: sealer,
+		clock: clock, logger: logger, issuer: issuer}, nil
+}
 
 // Handle revokes the grant behind a refresh or access token: every token of
 // that authorization dies together (RFC 7009 2.1 allows, and MCP clients
@@ -25,7 +53,7 @@ var _ ports.Revoke = (*RevokeHandler)(nil)
 // silently (RFC 7009 2.2), so the endpoint cannot be used to probe tokens.
 // The upstream tokens are revoked too, best effort, when the IdP can.
 func (h *RevokeHandler) Handle(ctx context.Context, cmd ports.RevokeCommand) error {
-	client, err := authenticateClient(ctx, h.d, cmd.Client)
+	client, err := h.clients.authenticate(ctx, cmd.Client)
 	if err != nil {
 		return err
 	}
@@ -50,9 +78,9 @@ func (h *RevokeHandler) Handle(ctx context.Context, cmd ports.RevokeCommand) err
 		return nil
 	}
 	grantID := owner.grantID
-	now := h.d.Clock.Now().UTC()
-	grant, gerr := h.d.Store.GetGrant(ctx, grantID, now)
-	if err := h.d.Store.RevokeGrant(ctx, grantID); err != nil {
+	now := h.clock.Now().UTC()
+	grant, gerr := h.grants.GetGrant(ctx, grantID, now)
+	if err := h.grants.RevokeGrant(ctx, grantID); err != nil {
 		return domain.ErrServerError(fmt.Errorf("revoke: %w", err))
 	}
 	if gerr == nil {
@@ -67,7 +95,7 @@ type tokenOwner struct{ grantID, clientID string }
 
 // refreshOwner looks the token up as a refresh token.
 func (h *RevokeHandler) refreshOwner(ctx context.Context, token string) (tokenOwner, error) {
-	t, err := h.d.Store.GetRefreshToken(ctx, domain.HashToken(token), h.d.Clock.Now().UTC())
+	t, err := h.grants.GetRefreshToken(ctx, domain.HashToken(token), h.clock.Now().UTC())
 	if errors.Is(err, domain.ErrNotFound) {
 		return tokenOwner{}, nil
 	}
@@ -80,26 +108,26 @@ func (h *RevokeHandler) refreshOwner(ctx context.Context, token string) (tokenOw
 // accessOwner looks the token up as one of our access tokens. An expired
 // token still names its grant: revoking is what the client asked for.
 func (h *RevokeHandler) accessOwner(ctx context.Context, token string) (tokenOwner, error) {
-	at, err := h.d.Tokens.Verify(ctx, token)
-	if err != nil || at.Issuer != h.d.Settings.Issuer {
+	at, err := h.tokens.Verify(ctx, token)
+	if err != nil || at.Issuer != h.issuer {
 		return tokenOwner{}, nil
 	}
 	return tokenOwner{grantID: at.GrantID, clientID: at.ClientID}, nil
 }
 
 func (h *RevokeHandler) revokeUpstream(ctx context.Context, g domain.Grant) {
-	revoker, ok := h.d.Provider.(ports.Revoker)
+	revoker, ok := h.provider.(ports.Revoker)
 	if !ok {
 		return
 	}
-	tokens, err := openUpstream(h.d.Sealer, g)
+	tokens, err := openUpstream(h.sealer, g)
 	if err != nil {
-		h.d.Logger.WarnContext(ctx, "upstream revocation skipped", "grant_id", g.ID, "error", err)
+		h.logger.WarnContext(ctx, "upstream revocation skipped", "grant_id", g.ID, "error", err)
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), upstreamRevokeTimeout)
 	defer cancel()
 	if err := revoker.Revoke(ctx, tokens); err != nil {
-		h.d.Logger.WarnContext(ctx, "upstream revocation failed", "provider", h.d.Provider.Name(), "grant_id", g.ID, "error", err)
+		h.logger.WarnContext(ctx, "upstream revocation failed", "provider", h.provider.Name(), "grant_id", g.ID, "error", err)
 	}
 }

@@ -2,15 +2,14 @@ package usecase
 
 import (
 	"errors"
-	"log/slog"
 	"time"
 
 	"github.com/oidcproxy/oidcproxy/domain"
-	"github.com/oidcproxy/oidcproxy/ports"
 )
 
 // Settings are the policy knobs of the authorization server, resolved from
-// configuration by the composition root.
+// configuration by the composition root. NewApplication hands each handler
+// the part it needs (ClientPolicy, TokenPolicy, AuthorizePolicy).
 type Settings struct {
 	// Issuer is our issuer identifier, byte-equal to the metadata's issuer.
 	Issuer string
@@ -24,6 +23,10 @@ type Settings struct {
 	// AccessTokenTTL and RefreshTokenTTL bound our tokens.
 	AccessTokenTTL  time.Duration
 	RefreshTokenTTL time.Duration
+	// RefreshReuseGrace is how long after a rotation a second use of the
+	// rotated token by its client, while the successor is unused, counts
+	// as a retry after a lost response instead of theft; zero is strict.
+	RefreshReuseGrace time.Duration
 	// Consent decides when the consent page is shown.
 	Consent domain.ConsentMode
 	// RedirectPatterns, when non-empty, restrict the redirect URIs clients
@@ -41,65 +44,95 @@ type Settings struct {
 	IntrospectionSecretHash string
 }
 
+// validate reports every invalid setting.
 func (s Settings) validate() error {
+	return errors.Join(s.Tokens().validate(), s.Authorize().validate())
+}
+
+// ClientPolicy is how client metadata is judged: at registration and in
+// client ID metadata documents alike.
+type ClientPolicy struct {
+	// RedirectPatterns, when non-empty, restrict the redirect URIs clients
+	// may use.
+	RedirectPatterns []domain.RedirectPattern
+	// AllowIPLiteral lets client_id URLs name IP literals (development and
+	// tests only).
+	AllowIPLiteral bool
+}
+
+// TokenPolicy is what the proxy's tokens name and how long they live.
+type TokenPolicy struct {
+	// Issuer is the iss of our access tokens.
+	Issuer string
+	// AccessTokenTTL bounds an access token; RefreshTokenTTL bounds a
+	// refresh token and, sliding, its grant.
+	AccessTokenTTL, RefreshTokenTTL time.Duration
+	// RefreshReuseGrace is the retry window of refresh-token rotation
+	// (domain.DecideRefresh).
+	RefreshReuseGrace time.Duration
+}
+
+func (p TokenPolicy) validate() error {
 	var errs []error
-	if s.Issuer == "" {
+	if p.Issuer == "" {
 		errs = append(errs, errors.New("usecase: issuer is empty"))
 	}
-	if s.Resource == "" {
-		errs = append(errs, errors.New("usecase: resource is empty"))
-	}
-	if s.AccessTokenTTL <= 0 || s.RefreshTokenTTL <= 0 {
+	if p.AccessTokenTTL <= 0 || p.RefreshTokenTTL <= 0 {
 		errs = append(errs, errors.New("usecase: token lifetimes must be positive"))
 	}
-	if !s.Consent.Valid() {
+	if p.RefreshReuseGrace < 0 {
+		errs = append(errs, errors.New("usecase: the refresh reuse grace must not be negative"))
+	}
+	return errors.Join(errs...)
+}
+
+// AuthorizePolicy is what an authorization request may ask for, and when
+// the user is asked for consent.
+type AuthorizePolicy struct {
+	// Resource is the one RFC 8707 resource served.
+	Resource string
+	// SupportedScopes may be requested; DefaultScopes are granted when a
+	// request names none.
+	SupportedScopes, DefaultScopes []string
+	// Consent decides when the consent page is shown.
+	Consent domain.ConsentMode
+	// ForwardResource sends the resource indicator upstream.
+	ForwardResource bool
+}
+
+func (p AuthorizePolicy) validate() error {
+	var errs []error
+	if p.Resource == "" {
+		errs = append(errs, errors.New("usecase: resource is empty"))
+	}
+	if !p.Consent.Valid() {
 		errs = append(errs, errors.New("usecase: unknown consent mode"))
 	}
 	return errors.Join(errs...)
 }
 
-// Deps are the outbound ports every handler draws from. Constructors reject
-// nil dependencies immediately, so a wiring mistake fails at start-up.
-type Deps struct {
-	Store    ports.Store
-	Provider ports.IdentityProvider
-	Tokens   ports.TokenIssuer
-	Sealer   ports.Sealer
-	Clock    ports.Clock
-	Random   ports.Random
-	// ClientMetadata fetches client ID metadata documents; nil turns CIMD
-	// off, and URL client_ids are then unknown clients.
-	ClientMetadata ports.MetadataFetcher
-	Settings       Settings
-	// Logger receives best-effort failures that do not change the answer
-	// (an upstream revocation that failed after the local one succeeded).
-	Logger *slog.Logger
+// Clients is the client part of the settings.
+func (s Settings) Clients() ClientPolicy {
+	return ClientPolicy{RedirectPatterns: s.RedirectPatterns, AllowIPLiteral: s.ClientIDURLAllowIPLiteral}
 }
 
-// Check reports missing dependencies and invalid settings.
-func (d Deps) Check() error {
-	var errs []error
-	if d.Store == nil {
-		errs = append(errs, errors.New("usecase: nil store"))
+// Tokens is the token part of the settings.
+func (s Settings) Tokens() TokenPolicy {
+	return TokenPolicy{
+		Issuer:            s.Issuer,
+		AccessTokenTTL:    s.AccessTokenTTL,
+		RefreshTokenTTL:   s.RefreshTokenTTL,
+		RefreshReuseGrace: s.RefreshReuseGrace,
 	}
-	if d.Provider == nil {
-		errs = append(errs, errors.New("usecase: nil identity provider"))
+}
+
+// Authorize is the authorization-request part of the settings.
+func (s Settings) Authorize() AuthorizePolicy {
+	return AuthorizePolicy{
+		Resource:        s.Resource,
+		SupportedScopes: s.SupportedScopes,
+		DefaultScopes:   s.DefaultScopes,
+		Consent:         s.Consent,
+		ForwardResource: s.ForwardResource,
 	}
-	if d.Tokens == nil {
-		errs = append(errs, errors.New("usecase: nil token issuer"))
-	}
-	if d.Sealer == nil {
-		errs = append(errs, errors.New("usecase: nil sealer"))
-	}
-	if d.Clock == nil {
-		errs = append(errs, errors.New("usecase: nil clock"))
-	}
-	if d.Random == nil {
-		errs = append(errs, errors.New("usecase: nil random source"))
-	}
-	if d.Logger == nil {
-		errs = append(errs, errors.New("usecase: nil logger"))
-	}
-	errs = append(errs, d.Settings.validate())
-	return errors.Join(errs...)
 }

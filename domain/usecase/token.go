@@ -4,15 +4,34 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/oidcproxy/oidcproxy/domain"
 	"github.com/oidcproxy/oidcproxy/ports"
 )
 
 // ExchangeTokenHandler implements grant_type=authorization_code.
-type ExchangeTokenHandler struct{ d Deps }
+type ExchangeTokenHandler struct {
+	clients *Clients
+	grants  ports.GrantStore
+	access  accessTokens
+	clock   ports.Clock
+	random  ports.Random
+	policy  TokenPolicy
+}
 
 var _ ports.ExchangeToken = (*ExchangeTokenHandler)(nil)
+
+// NewExchangeToken builds the authorization_code grant.
+func NewExchangeToken(clients *Clients, grants ports.GrantStore, tokens ports.TokenIssuer, clock ports.Clock, random ports.Random, policy TokenPolicy) (*ExchangeTokenHandler, error) {
+	err := errors.Join(need("NewExchangeToken", dep("clients", clients), dep("grant store", grants), dep("token issuer", tokens),
+		dep("clock", clock), dep("random source", random)), policy.validate())
+	if err != nil {
+		return nil, err
+	}
+	return &ExchangeTokenHandler{clients: clients, grants: grants, access: accessTokens{issuer: tokens, random: random, policy: policy},
+		clock: clock, random: random, policy: policy}, nil
+}
 
 // Handle redeems the code. The store marks it redeemed and stores the
 // refresh token in one atomic step; a code presented with a wrong client,
@@ -20,7 +39,7 @@ var _ ports.ExchangeToken = (*ExchangeTokenHandler)(nil)
 // valid parameters (the legitimate client's code leaked and was used first)
 // revokes the grant.
 func (h *ExchangeTokenHandler) Handle(ctx context.Context, cmd ports.ExchangeTokenCommand) (ports.TokenResult, error) {
-	client, err := authenticateClient(ctx, h.d, cmd.Client)
+	client, err := h.clients.authenticate(ctx, cmd.Client)
 	if err != nil {
 		return ports.TokenResult{}, err
 	}
@@ -36,19 +55,19 @@ func (h *ExchangeTokenHandler) Handle(ctx context.Context, cmd ports.ExchangeTok
 		return ports.TokenResult{}, domain.ErrInvalidRequest("redirect_uri is missing")
 	}
 
-	now := h.d.Clock.Now().UTC()
+	now := h.clock.Now().UTC()
 	refresh := ""
 	if client.AllowsGrant(domain.GrantRefreshToken) {
-		refresh = h.d.Random.Token()
+		refresh = h.random.Token()
 	}
 	var burnedGrant string
-	code, grant, err := h.d.Store.RedeemCode(ctx, domain.HashToken(cmd.Code), now, func(c domain.AuthorizationCode, g domain.Grant) (*domain.RefreshToken, error) {
+	code, grant, err := h.grants.RedeemCode(ctx, domain.HashToken(cmd.Code), now, func(c domain.AuthorizationCode, g domain.Grant) (*domain.RefreshToken, error) {
 		burnedGrant = ""
 		if err := checkCodeUse(c, client.ID, cmd); err != nil {
 			burnedGrant = g.ID
 			return nil, err
 		}
-		if _, err := accessTokenTTL(h.d.Settings, g, now); err != nil {
+		if _, err := h.access.ttl(g, now); err != nil {
 			burnedGrant = g.ID
 			return nil, err
 		}
@@ -61,7 +80,7 @@ func (h *ExchangeTokenHandler) Handle(ctx context.Context, cmd ports.ExchangeTok
 			ClientID:  client.ID,
 			Scopes:    c.Scopes,
 			IssuedAt:  now,
-			ExpiresAt: minTime(now.Add(h.d.Settings.RefreshTokenTTL), g.ExpiresAt),
+			ExpiresAt: minTime(now.Add(h.policy.RefreshTokenTTL), g.ExpiresAt),
 		}, nil
 	})
 	switch {
@@ -71,7 +90,7 @@ func (h *ExchangeTokenHandler) Handle(ctx context.Context, cmd ports.ExchangeTok
 		// legitimate client holds may kill the grant; anyone else could
 		// otherwise revoke a user's tokens with a leaked code alone.
 		if checkCodeUse(code, client.ID, cmd) == nil {
-			if rerr := h.d.Store.RevokeGrant(ctx, code.GrantID); rerr != nil {
+			if rerr := h.grants.RevokeGrant(ctx, code.GrantID); rerr != nil {
 				return ports.TokenResult{}, domain.ErrServerError(fmt.Errorf("token: revoke grant after code replay: %w", rerr))
 			}
 			return ports.TokenResult{}, domain.ErrInvalidGrant("authorization code was already used; its tokens have been revoked").WithCause(err)
@@ -83,7 +102,7 @@ func (h *ExchangeTokenHandler) Handle(ctx context.Context, cmd ports.ExchangeTok
 		if burnedGrant != "" {
 			// The code is burned, so nothing can reach this grant any more;
 			// remove it now rather than wait for the sweeper.
-			if rerr := h.d.Store.RevokeGrant(ctx, burnedGrant); rerr != nil {
+			if rerr := h.grants.RevokeGrant(ctx, burnedGrant); rerr != nil {
 				return ports.TokenResult{}, domain.ErrServerError(fmt.Errorf("token: revoke grant of burned code: %w", rerr))
 			}
 		}
@@ -93,7 +112,7 @@ func (h *ExchangeTokenHandler) Handle(ctx context.Context, cmd ports.ExchangeTok
 		return ports.TokenResult{}, domain.ErrServerError(fmt.Errorf("token: redeem code: %w", err))
 	}
 
-	access, expiresIn, err := issueAccessToken(ctx, h.d, grant, code.Scopes, now)
+	access, expiresIn, err := h.access.issue(ctx, grant, code.Scopes, now)
 	if err != nil {
 		return ports.TokenResult{}, err
 	}
@@ -121,8 +140,15 @@ func checkCodeUse(c domain.AuthorizationCode, clientID string, cmd ports.Exchang
 	if !domain.VerifyPKCE(c.CodeChallenge, cmd.CodeVerifier) {
 		return domain.ErrInvalidGrant("PKCE verification failed")
 	}
-	if _, err := checkResource(c.Resource, cmd.Resource); err != nil {
+	if _, err := domain.CheckResource(c.Resource, cmd.Resource); err != nil {
 		return err
 	}
 	return nil
+}
+
+func minTime(a, b time.Time) time.Time {
+	if b.Before(a) {
+		return b
+	}
+	return a
 }

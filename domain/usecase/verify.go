@@ -4,26 +4,33 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"time"
 
 	"github.com/oidcproxy/oidcproxy/domain"
 	"github.com/oidcproxy/oidcproxy/ports"
 )
 
-// clockLeeway tolerates small clock differences on exp and nbf.
-const clockLeeway = 30 * time.Second
-
 // VerifyAccessTokenHandler checks bearer tokens for resource servers (the
 // gateway).
-type VerifyAccessTokenHandler struct{ d Deps }
+type VerifyAccessTokenHandler struct {
+	tokens accessTokenVerifier
+}
 
 var _ ports.VerifyAccessToken = (*VerifyAccessTokenHandler)(nil)
+
+// NewVerifyAccessToken builds the bearer check for tokens issued by issuer.
+func NewVerifyAccessToken(tokens ports.TokenIssuer, grants ports.GrantStore, clock ports.Clock, issuer string) (*VerifyAccessTokenHandler, error) {
+	v, err := newAccessTokenVerifier("NewVerifyAccessToken", tokens, grants, clock, issuer)
+	if err != nil {
+		return nil, err
+	}
+	return &VerifyAccessTokenHandler{tokens: v}, nil
+}
 
 // Handle accepts only our own tokens, for this resource, in their validity
 // window, with the required scopes, whose grant is still alive. Upstream IdP
 // tokens fail the signature check: there is no token passthrough.
 func (h *VerifyAccessTokenHandler) Handle(ctx context.Context, cmd ports.VerifyAccessTokenCommand) (ports.VerifiedAccess, error) {
-	at, grant, err := liveAccessToken(ctx, h.d, cmd.Token)
+	at, grant, err := h.tokens.live(ctx, cmd.Token)
 	if err != nil {
 		return ports.VerifiedAccess{}, err
 	}
@@ -36,27 +43,47 @@ func (h *VerifyAccessTokenHandler) Handle(ctx context.Context, cmd ports.VerifyA
 	return ports.VerifiedAccess{Token: at, Grant: grant}, nil
 }
 
-// liveAccessToken accepts one of our own access tokens that is signed by
-// our key ring, issued by us, inside its validity window and whose grant is
-// alive. Whom it is for and what it allows is the caller's judgement.
-func liveAccessToken(ctx context.Context, d Deps, token string) (domain.AccessToken, domain.Grant, error) {
+// accessTokenVerifier judges our own access tokens: the bearer check and
+// introspection share it.
+type accessTokenVerifier struct {
+	tokens ports.TokenIssuer
+	grants ports.GrantStore
+	clock  ports.Clock
+	issuer string
+}
+
+func newAccessTokenVerifier(constructor string, tokens ports.TokenIssuer, grants ports.GrantStore, clock ports.Clock, issuer string) (accessTokenVerifier, error) {
+	err := need(constructor, dep("token issuer", tokens), dep("grant store", grants), dep("clock", clock))
+	if issuer == "" {
+		err = errors.Join(err, fmt.Errorf("usecase: %s: issuer is empty", constructor))
+	}
+	return accessTokenVerifier{tokens: tokens, grants: grants, clock: clock, issuer: issuer}, err
+}
+
+// live accepts one of our own access tokens that is signed by our key
+// ring, issued by us, inside its validity window (domain.AccessToken's
+// ExpiredAt and NotYetValidAt: no leeway) and whose grant is alive. Whom
+// it is for and what it allows is the caller's judgement. The token is
+// returned even when refused, so that a caller can tell "ours but dead"
+// (its JTI is set) from "not ours".
+func (v accessTokenVerifier) live(ctx context.Context, token string) (domain.AccessToken, domain.Grant, error) {
 	if token == "" {
 		return domain.AccessToken{}, domain.Grant{}, domain.ErrInvalidToken("no access token")
 	}
-	at, err := d.Tokens.Verify(ctx, token)
+	at, err := v.tokens.Verify(ctx, token)
 	if err != nil {
 		return at, domain.Grant{}, domain.ErrInvalidToken("the access token is not valid").WithCause(err)
 	}
-	now := d.Clock.Now().UTC()
+	now := v.clock.Now().UTC()
 	switch {
-	case at.Issuer != d.Settings.Issuer:
+	case at.Issuer != v.issuer:
 		return at, domain.Grant{}, domain.ErrInvalidToken("the access token was issued by someone else")
-	case !now.Before(at.ExpiresAt.Add(clockLeeway)):
+	case at.ExpiredAt(now):
 		return at, domain.Grant{}, domain.ErrInvalidToken("the access token has expired")
-	case now.Add(clockLeeway).Before(at.NotBefore):
+	case at.NotYetValidAt(now):
 		return at, domain.Grant{}, domain.ErrInvalidToken("the access token is not valid yet")
 	}
-	grant, err := d.Store.GetGrant(ctx, at.GrantID, now)
+	grant, err := v.grants.GetGrant(ctx, at.GrantID, now)
 	if errors.Is(err, domain.ErrNotFound) {
 		return at, domain.Grant{}, domain.ErrInvalidToken("the access token has been revoked")
 	}
@@ -64,37 +91,4 @@ func liveAccessToken(ctx context.Context, d Deps, token string) (domain.AccessTo
 		return at, domain.Grant{}, domain.ErrServerError(fmt.Errorf("verify access token: get grant: %w", err))
 	}
 	return at, grant, nil
-}
-
-// SweepExpiredHandler removes expired records from the store.
-type SweepExpiredHandler struct{ d Deps }
-
-var _ ports.SweepExpired = (*SweepExpiredHandler)(nil)
-
-// Handle sweeps everything that expired before now.
-func (h *SweepExpiredHandler) Handle(ctx context.Context) (int, error) {
-	n, err := h.d.Store.Sweep(ctx, h.d.Clock.Now().UTC())
-	if err != nil {
-		return n, fmt.Errorf("sweep: %w", err)
-	}
-	return n, nil
-}
-
-// NewApplication builds every handler over one set of dependencies.
-func NewApplication(d Deps) (ports.Application, error) {
-	if err := d.Check(); err != nil {
-		return ports.Application{}, err
-	}
-	return ports.Application{
-		RegisterClient:     &RegisterClientHandler{d: d},
-		StartAuthorization: &StartAuthorizationHandler{d: d},
-		Consent:            &ConsentHandler{d: d},
-		CompleteCallback:   &CompleteCallbackHandler{d: d},
-		ExchangeToken:      &ExchangeTokenHandler{d: d},
-		RefreshToken:       &RefreshTokenHandler{d: d},
-		Revoke:             &RevokeHandler{d: d},
-		VerifyAccessToken:  &VerifyAccessTokenHandler{d: d},
-		Introspect:         &IntrospectHandler{d: d},
-		SweepExpired:       &SweepExpiredHandler{d: d},
-	}, nil
 }

@@ -2,8 +2,6 @@ package usecase_test
 
 import (
 	"crypto/rand"
-	"net/http"
-	"sync"
 	"testing"
 	"time"
 
@@ -15,29 +13,11 @@ import (
 	"github.com/oidcproxy/oidcproxy/domain"
 	"github.com/oidcproxy/oidcproxy/domain/usecase"
 	"github.com/oidcproxy/oidcproxy/ports"
-	"github.com/oidcproxy/oidcproxy/providers/oidc"
-	"github.com/oidcproxy/oidcproxy/test/idp"
 )
 
-const (
-	issuer   = "https://proxy.example"
-	resource = "https://proxy.example/mcp"
-)
-
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
-
-type random struct{}
-
-func (random) Token() string { return rand.Text() }
-
-// fixture is the use cases over real parts: memstore, the ES256 key ring,
-// AES-GCM sealing, and the generic OIDC provider pointed at the
-// fault-injecting IdP (only discovery is used here).
+// fixture is the use cases over memstore, the ES256 key ring and AES-GCM
+// sealing, with tokens minted directly (the identity provider plays no
+// part in verifying our tokens: the scripted one stands in).
 type fixture struct {
 	app    ports.Application
 	store  *memstore.Store
@@ -47,10 +27,6 @@ type fixture struct {
 
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
-	f := idp.NewFaulty(t, idp.FaultyOptions{})
-	p, err := oidc.New(t.Context(), oidc.Settings{ConfigURL: f.ConfigURL, ClientID: f.ClientID, ClientSecret: f.ClientSecret,
-		RedirectURL: "https://proxy.example/auth/callback", Strict: true, Timeout: 3 * time.Second}, http.DefaultClient)
-	require.NoError(t, err)
 	key := make([]byte, 32)
 	_, _ = rand.Read(key)
 	sealer, err := seal.New(key)
@@ -59,19 +35,11 @@ func newFixture(t *testing.T) *fixture {
 	c := &clock{now: time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)}
 	iss, err := tokens.Open(t.Context(), store, sealer, c)
 	require.NoError(t, err)
-	deps := usecase.Deps{
-		Store: store, Provider: p, Tokens: iss, Sealer: sealer, Clock: c, Random: random{},
-		Logger: discardLogger(), Settings: usecase.Settings{Issuer: issuer, Resource: resource, AccessTokenTTL: time.Hour,
-			RefreshTokenTTL: 24 * time.Hour, Consent: domain.ConsentAlways, SupportedScopes: []string{"openid", "mcp"}},
-	}
-	app, err := usecase.NewApplication(deps)
+	settings := usecase.Settings{Issuer: issuer, Resource: resource, AccessTokenTTL: time.Hour,
+		RefreshTokenTTL: 24 * time.Hour, Consent: domain.ConsentAlways, SupportedScopes: []string{"openid", "mcp"},
+		IntrospectionSecretHash: domain.HashToken(introspectionSecret)}
+	app, err := usecase.NewApplication(store, newScriptedIdP(), iss, sealer, c, random{}, nil, discardLogger(), settings)
 	require.NoError(t, err)
-	// Wiring mistakes fail at construction, not at the first request.
-	broken := deps
-	broken.Logger, broken.Settings.Issuer = nil, ""
-	_, err = usecase.NewApplication(broken)
-	require.ErrorContains(t, err, "nil logger")
-	require.ErrorContains(t, err, "issuer is empty")
 	return &fixture{app: app, store: store, tokens: iss, clock: c}
 }
 
@@ -104,13 +72,12 @@ func TestVerifyAccessTokenJudgesIssuerAudienceTimeScopeAndRevocation(t *testing.
 		edit func(*domain.AccessToken)
 		code domain.ErrorCode
 	}{
-		"another audience":      {func(a *domain.AccessToken) { a.Audience = "https://other.example/mcp" }, domain.CodeInvalidToken},
-		"another issuer":        {func(a *domain.AccessToken) { a.Issuer = "https://evil.example" }, domain.CodeInvalidToken},
-		"expired":               {func(a *domain.AccessToken) { a.ExpiresAt = a.IssuedAt.Add(-time.Minute) }, domain.CodeInvalidToken},
-		"not yet valid":         {func(a *domain.AccessToken) { a.NotBefore = a.IssuedAt.Add(time.Hour) }, domain.CodeInvalidToken},
-		"grant does not exist":  {func(a *domain.AccessToken) { a.GrantID = "gone" }, domain.CodeInvalidToken},
-		"missing a scope":       {func(a *domain.AccessToken) { a.Scopes = []string{"openid"} }, domain.CodeInsufficientScope},
-		"expired within leeway": {func(a *domain.AccessToken) { a.ExpiresAt = a.IssuedAt.Add(-10 * time.Second) }, ""},
+		"another audience":     {func(a *domain.AccessToken) { a.Audience = "https://other.example/mcp" }, domain.CodeInvalidToken},
+		"another issuer":       {func(a *domain.AccessToken) { a.Issuer = "https://evil.example" }, domain.CodeInvalidToken},
+		"expired":              {func(a *domain.AccessToken) { a.ExpiresAt = a.IssuedAt.Add(-time.Minute) }, domain.CodeInvalidToken},
+		"not yet valid":        {func(a *domain.AccessToken) { a.NotBefore = a.IssuedAt.Add(time.Hour) }, domain.CodeInvalidToken},
+		"grant does not exist": {func(a *domain.AccessToken) { a.GrantID = "gone" }, domain.CodeInvalidToken},
+		"missing a scope":      {func(a *domain.AccessToken) { a.Scopes = []string{"openid"} }, domain.CodeInsufficientScope},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -134,4 +101,51 @@ func TestVerifyAccessTokenJudgesIssuerAudienceTimeScopeAndRevocation(t *testing.
 		require.Equal(t, domain.CodeInvalidToken, domain.CodeOf(verify("")))
 		require.Equal(t, domain.CodeInvalidToken, domain.CodeOf(verify("a.b.c")))
 	})
+}
+
+// Our own tokens are judged on our own clock, which signed them: there is
+// no skew to forgive, so exp and nbf hold to the nanosecond (RFC 9068 4,
+// RFC 7519 4.1.4 and 4.1.5), at the gateway and at /introspect alike.
+func TestOurOwnTokensGetNoClockLeeway(t *testing.T) {
+	f := newFixture(t)
+	start := f.clock.Now()
+	exp, nbf := start.Add(time.Minute), start.Add(10*time.Minute)
+	expiring := f.mint(t, func(a *domain.AccessToken) { a.ExpiresAt = exp })
+	early := f.mint(t, func(a *domain.AccessToken) { a.NotBefore, a.ExpiresAt = nbf, nbf.Add(time.Hour) })
+
+	verify := func(token string) error {
+		_, err := f.app.VerifyAccessToken.Handle(t.Context(), ports.VerifyAccessTokenCommand{Token: token, Resource: resource})
+		return err
+	}
+	active := func(token string) bool {
+		res, err := f.app.Introspect.Handle(t.Context(), ports.IntrospectCommand{Secret: introspectionSecret, Token: token})
+		require.NoError(t, err)
+		return res.Active
+	}
+	cases := []struct {
+		name   string
+		token  string
+		at     time.Time
+		active bool
+	}{
+		{"a nanosecond before exp", expiring, exp.Add(-time.Nanosecond), true},
+		{"at exp", expiring, exp, false},
+		{"a nanosecond after exp", expiring, exp.Add(time.Nanosecond), false},
+		{"ten seconds after exp", expiring, exp.Add(10 * time.Second), false},
+		{"ten seconds before nbf", early, nbf.Add(-10 * time.Second), false},
+		{"a nanosecond before nbf", early, nbf.Add(-time.Nanosecond), false},
+		{"at nbf", early, nbf, true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			f.clock.Set(tc.at)
+			err := verify(tc.token)
+			if tc.active {
+				require.NoError(t, err)
+			} else {
+				require.Equal(t, domain.CodeInvalidToken, domain.CodeOf(err), "%v", err)
+			}
+			require.Equal(t, tc.active, active(tc.token), "introspection")
+		})
+	}
 }

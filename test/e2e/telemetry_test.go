@@ -102,7 +102,8 @@ func metricValue(t *testing.T, text, series string) float64 {
 }
 
 func TestMetricsCountFlowsTokensAndUpstreamCalls(t *testing.T) {
-	p, _ := startWithFaulty(t)
+	// Strict rotation: the second use below is reuse, not a retry.
+	p, _ := startWithFaulty(t, withEnv("REFRESH_REUSE_GRACE", "0"))
 	c := p.register(t, nil)
 	tok, _ := p.login(t, c)
 	_, err := p.refresh(t, c, tok.RefreshToken)
@@ -140,9 +141,13 @@ func TestSecurityRelevantActionsAreAudited(t *testing.T) {
 	p, _ := startWithOP(t)
 	c := p.register(t, nil)
 	tok, _ := p.login(t, c)
-	next, err := p.refresh(t, c, tok.RefreshToken)
+	_, err := p.refresh(t, c, tok.RefreshToken) // its response is lost
 	require.NoError(t, err)
-	_, err = p.refresh(t, c, tok.RefreshToken)
+	retried, err := p.refresh(t, c, tok.RefreshToken) // a retry within the window
+	require.NoError(t, err)
+	next, err := p.refresh(t, c, retried.RefreshToken)
+	require.NoError(t, err)
+	_, err = p.refresh(t, c, tok.RefreshToken) // reuse: the successor was used
 	require.Error(t, err)
 	f := newFlow(t, c)
 	p.decide(t, f, p.toConsent(t, f), "deny")
@@ -156,7 +161,7 @@ func TestSecurityRelevantActionsAreAudited(t *testing.T) {
 		}
 	}
 	for _, e := range []string{"client_registered", "consent_approved", "consent_denied", "tokens_issued",
-		"refresh_rotated", "token_reuse_detected_grant_revoked", "revocation_requested"} {
+		"refresh_rotated", "refresh_retry", "token_reuse_detected_grant_revoked", "revocation_requested"} {
 		require.Contains(t, events, e)
 		require.Contains(t, events[e], `"remote_addr":"127.0.0.1:`, e)
 		require.Contains(t, events[e], `"client_id":"`+c.ID+`"`, e)

@@ -7,6 +7,7 @@ import (
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/sha256"
+	"crypto/subtle"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -15,6 +16,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"reflect"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -23,8 +25,6 @@ import (
 
 	jose "github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
-
-	"github.com/oidcproxy/oidcproxy/domain"
 )
 
 // Key ids in the Faulty IdP's JWKS.
@@ -276,8 +276,30 @@ type Faulty struct {
 }
 
 type issuedCode struct {
-	nonce, challenge, redirectURI string
+	nonce, challenge, challengeMethod, redirectURI string
 	grantInfo
+}
+
+// pkceVerifier is the form of an RFC 7636 4.1 code_verifier.
+var pkceVerifier = regexp.MustCompile(`^[A-Za-z0-9._~-]{43,128}$`)
+
+// pkceMatches is the IdP's own RFC 7636 4.6 check, written here rather
+// than borrowed from the proxy, whose PKCE code the tests exercise: the
+// verifier must have its form and, transformed by the method of the
+// authorization request (S256, or plain when none was named, 4.3), equal
+// the challenge.
+func pkceMatches(challenge, method, verifier string) bool {
+	if challenge == "" || !pkceVerifier.MatchString(verifier) {
+		return false
+	}
+	switch method {
+	case "S256":
+		sum := sha256.Sum256([]byte(verifier))
+		return subtle.ConstantTimeCompare([]byte(base64.RawURLEncoding.EncodeToString(sum[:])), []byte(challenge)) == 1
+	case "", "plain":
+		return subtle.ConstantTimeCompare([]byte(verifier), []byte(challenge)) == 1
+	}
+	return false
 }
 
 // grantInfo is what a code or refresh token stands for.
@@ -521,10 +543,11 @@ func (f *Faulty) authorize(w http.ResponseWriter, r *http.Request) {
 		code := rand.Text()
 		f.mu.Lock()
 		f.codes[code] = issuedCode{
-			nonce:       r.Form.Get("nonce"),
-			challenge:   r.Form.Get("code_challenge"),
-			redirectURI: r.Form.Get("redirect_uri"),
-			grantInfo:   grantInfo{scope: r.Form.Get("scope"), authorize: cloneValues(r.Form)},
+			nonce:           r.Form.Get("nonce"),
+			challenge:       r.Form.Get("code_challenge"),
+			challengeMethod: r.Form.Get("code_challenge_method"),
+			redirectURI:     r.Form.Get("redirect_uri"),
+			grantInfo:       grantInfo{scope: r.Form.Get("scope"), authorize: cloneValues(r.Form)},
 		}
 		f.mu.Unlock()
 		q.Set("code", code)
@@ -587,7 +610,7 @@ func (f *Faulty) token(w http.ResponseWriter, r *http.Request) {
 		case code.redirectURI != req.Form.Get("redirect_uri"):
 			writeOAuthError(w, http.StatusBadRequest, "invalid_grant", "redirect_uri mismatch")
 			return
-		case !domain.VerifyPKCE(code.challenge, req.Form.Get("code_verifier")):
+		case !pkceMatches(code.challenge, code.challengeMethod, req.Form.Get("code_verifier")):
 			writeOAuthError(w, http.StatusBadRequest, "invalid_grant", "PKCE verification failed")
 			return
 		}

@@ -96,6 +96,21 @@ func TestFaultyTokenEndpointChecksPKCEAndTheClient(t *testing.T) {
 	_, err = conf.Exchange(t.Context(), c, oauth2.VerifierOption(verifier))
 	require.ErrorContains(t, err, "invalid_grant", "codes are single use")
 	require.Equal(t, "client_secret_basic", f.LastToken().AuthMethod)
+
+	// Its own RFC 7636 check: the plain method (an authorization request
+	// naming none), and the verifier's form.
+	plain := func(challenge string) string {
+		cb, err := f.Login(t.Context(), browser(t), conf.AuthCodeURL("st", oauth2.SetAuthURLParam("code_challenge", challenge)))
+		require.NoError(t, err)
+		return cb.Query().Get("code")
+	}
+	_, err = conf.Exchange(t.Context(), plain(verifier), oauth2.VerifierOption(verifier))
+	require.NoError(t, err, "plain: the verifier is the challenge")
+	_, err = conf.Exchange(t.Context(), plain(verifier), oauth2.VerifierOption(oauth2.GenerateVerifier()))
+	require.ErrorContains(t, err, "invalid_grant")
+	short := "too-short-to-be-a-verifier"
+	_, err = conf.Exchange(t.Context(), plain(short), oauth2.VerifierOption(short))
+	require.ErrorContains(t, err, "invalid_grant", "a verifier has 43 to 128 characters")
 }
 
 func TestFaultyHangingEndpointsReleaseWhenTheClientGivesUp(t *testing.T) {

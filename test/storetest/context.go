@@ -69,7 +69,7 @@ func testContext(t *testing.T, newStore func(*testing.T) ports.Store) {
 				return err
 			},
 			"RotateRefreshToken": func(ctx context.Context) error {
-				_, err := s.RotateRefreshToken(ctx, "rt-1", base, noRotate(t))
+				_, _, err := s.RotateRefreshToken(ctx, "rt-1", base, strict("g1"), noRotate(t))
 				return err
 			},
 			"GetRefreshToken": func(ctx context.Context) error {

@@ -46,7 +46,7 @@ func testExpiry(t *testing.T, newStore func(*testing.T) ports.Store) {
 		require.ErrorIs(t, err, domain.ErrNotFound)
 		_, err = s.GetRefreshToken(t.Context(), "rt-1", at)
 		require.ErrorIs(t, err, domain.ErrNotFound)
-		_, err = s.RotateRefreshToken(t.Context(), "rt-1", at, noRotate(t))
+		_, _, err = s.RotateRefreshToken(t.Context(), "rt-1", at, strict("g1"), noRotate(t))
 		require.ErrorIs(t, err, domain.ErrNotFound)
 		_, _, err = s.RedeemCode(t.Context(), "code-2", at, noIssue(t))
 		require.ErrorIs(t, err, domain.ErrNotFound)
@@ -79,10 +79,10 @@ func testExpiry(t *testing.T, newStore func(*testing.T) ports.Store) {
 
 		_, err := s.GetRefreshToken(t.Context(), "rt-1", at)
 		require.ErrorIs(t, err, domain.ErrNotFound)
-		_, err = s.RotateRefreshToken(t.Context(), "rt-1", at, noRotate(t))
+		_, _, err = s.RotateRefreshToken(t.Context(), "rt-1", at, strict("g1"), noRotate(t))
 		require.ErrorIs(t, err, domain.ErrNotFound)
 
-		_, err = s.RotateRefreshToken(t.Context(), "rt-1", at.Add(-ns), successor("rt-2"))
+		_, _, err = s.RotateRefreshToken(t.Context(), "rt-1", at.Add(-ns), strict("g1"), successor("rt-2"))
 		require.NoError(t, err)
 	})
 }

@@ -3,7 +3,6 @@ package storetest
 import (
 	"errors"
 	"fmt"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -38,7 +37,7 @@ func testRefreshTokens(t *testing.T, newStore func(*testing.T) ports.Store) {
 		var seenToken domain.RefreshToken
 		var seenGrant domain.Grant
 
-		got, err := s.RotateRefreshToken(t.Context(), "rt-1", now, func(rt domain.RefreshToken, gr *domain.Grant) (domain.RefreshToken, error) {
+		got, decision, err := s.RotateRefreshToken(t.Context(), "rt-1", now, strict("g1"), func(rt domain.RefreshToken, gr *domain.Grant) (domain.RefreshToken, error) {
 			seenToken, seenGrant = rt, *gr
 			// A refresh that also refreshed upstream reseals the tokens.
 			gr.SealedUpstream = []byte("resealed")
@@ -47,6 +46,7 @@ func testRefreshTokens(t *testing.T, newStore func(*testing.T) ports.Store) {
 			return next, nil
 		})
 		require.NoError(t, err)
+		require.Equal(t, domain.RefreshRotate, decision)
 		require.Equal(t, next, got)
 		require.Equal(t, old, seenToken)
 		require.Equal(t, g, seenGrant)
@@ -75,7 +75,7 @@ func testRefreshTokens(t *testing.T, newStore func(*testing.T) ports.Store) {
 		g := fullGrant("g1")
 		seedToken(t, s, g, liveToken("rt-1", "g1"))
 
-		_, err := s.RotateRefreshToken(t.Context(), "rt-1", base, func(rt domain.RefreshToken, gr *domain.Grant) (domain.RefreshToken, error) {
+		_, _, err := s.RotateRefreshToken(t.Context(), "rt-1", base, strict("g1"), func(rt domain.RefreshToken, gr *domain.Grant) (domain.RefreshToken, error) {
 			gr.ExpiresAt = g.ExpiresAt.Add(24 * time.Hour)
 			next := liveToken("rt-2", gr.ID)
 			next.ExpiresAt = gr.ExpiresAt
@@ -100,22 +100,19 @@ func testRefreshTokens(t *testing.T, newStore func(*testing.T) ports.Store) {
 		require.ErrorIs(t, err, domain.ErrNotFound)
 	})
 
-	t.Run("reusing a rotated token revokes the grant", func(t *testing.T) {
+	t.Run("without a retry window, reusing a rotated token revokes the grant", func(t *testing.T) {
 		s := newStore(t)
 		seedToken(t, s, fullGrant("g1"), liveToken("rt-1", "g1"))
-		_, err := s.RotateRefreshToken(t.Context(), "rt-1", base, successor("rt-2"))
+		_, _, err := s.RotateRefreshToken(t.Context(), "rt-1", base, strict("g1"), successor("rt-2"))
 		require.NoError(t, err)
 
-		got, err := s.RotateRefreshToken(t.Context(), "rt-1", base.Add(time.Minute), noRotate(t))
+		got, decision, err := s.RotateRefreshToken(t.Context(), "rt-1", base.Add(time.Second), strict("g1"), discarded(t, s))
 		require.ErrorIs(t, err, domain.ErrAlreadyConsumed)
+		require.Equal(t, domain.RefreshRevoke, decision)
 		require.Equal(t, "rt-1", got.Hash)
 		require.Equal(t, "rt-2", got.SuccessorHash)
 		require.True(t, got.Rotated())
-
-		_, err = s.GetGrant(t.Context(), "g1", base)
-		require.ErrorIs(t, err, domain.ErrNotFound)
-		_, err = s.GetRefreshToken(t.Context(), "rt-2", base)
-		require.ErrorIs(t, err, domain.ErrNotFound)
+		requireRevoked(t, s, "g1", "rt-1", "rt-2")
 	})
 
 	t.Run("a failing rotate changes nothing", func(t *testing.T) {
@@ -124,7 +121,7 @@ func testRefreshTokens(t *testing.T, newStore func(*testing.T) ports.Store) {
 		old := liveToken("rt-1", "g1")
 		seedToken(t, s, g, old)
 
-		_, err := s.RotateRefreshToken(t.Context(), "rt-1", base, func(rt domain.RefreshToken, gr *domain.Grant) (domain.RefreshToken, error) {
+		_, _, err := s.RotateRefreshToken(t.Context(), "rt-1", base, strict("g1"), func(rt domain.RefreshToken, gr *domain.Grant) (domain.RefreshToken, error) {
 			gr.SealedUpstream = []byte("changed before failing")
 			gr.Scopes[0] = "changed"
 			return liveToken("rt-2", "g1"), errSentinel
@@ -140,7 +137,7 @@ func testRefreshTokens(t *testing.T, newStore func(*testing.T) ports.Store) {
 		require.NoError(t, err)
 		require.Equal(t, g, gotGrant)
 
-		_, err = s.RotateRefreshToken(t.Context(), "rt-1", base, successor("rt-3"))
+		_, _, err = s.RotateRefreshToken(t.Context(), "rt-1", base, strict("g1"), successor("rt-3"))
 		require.NoError(t, err, "a later rotation still works")
 	})
 
@@ -149,7 +146,7 @@ func testRefreshTokens(t *testing.T, newStore func(*testing.T) ports.Store) {
 		old := liveToken("rt-1", "g1")
 		seedToken(t, s, fullGrant("g1"), old)
 
-		_, err := s.RotateRefreshToken(t.Context(), "rt-1", base, func(domain.RefreshToken, *domain.Grant) (domain.RefreshToken, error) {
+		_, _, err := s.RotateRefreshToken(t.Context(), "rt-1", base, strict("g1"), func(domain.RefreshToken, *domain.Grant) (domain.RefreshToken, error) {
 			return liveToken("rt-2", "g2"), nil
 		})
 		require.Error(t, err)
@@ -164,37 +161,32 @@ func testRefreshTokens(t *testing.T, newStore func(*testing.T) ports.Store) {
 
 		_, err := s.GetRefreshToken(t.Context(), "rt-unknown", base)
 		require.ErrorIs(t, err, domain.ErrNotFound)
-		_, err = s.RotateRefreshToken(t.Context(), "rt-unknown", base, noRotate(t))
+		_, _, err = s.RotateRefreshToken(t.Context(), "rt-unknown", base, strict("g1"), noRotate(t))
 		require.ErrorIs(t, err, domain.ErrNotFound)
 	})
 
-	// The first rotation wins; the next one to run sees a rotated token,
-	// which is reuse, and revokes the grant; everyone after that finds a
-	// token whose grant is gone. So every loser gets ErrAlreadyConsumed or
-	// ErrNotFound, at least one gets ErrAlreadyConsumed, and the grant ends
-	// revoked — even the winner's successor is dead.
-	t.Run("of 32 concurrent rotations exactly one wins and the grant ends revoked", func(t *testing.T) {
+	// Without a retry window the first rotation wins; the next one to run
+	// sees a rotated token, which is reuse, and revokes the grant; everyone
+	// after that finds a token whose grant is gone. So every loser gets
+	// ErrAlreadyConsumed or ErrNotFound, at least one gets
+	// ErrAlreadyConsumed, and the grant ends revoked — even the winner's
+	// successor is dead.
+	t.Run("without a retry window, of 32 concurrent rotations exactly one wins and the grant ends revoked", func(t *testing.T) {
 		s := newStore(t)
 		seedToken(t, s, fullGrant("g1"), liveToken("rt-1", "g1"))
-		var reached [racers]atomic.Bool
 
 		errs := race(racers, func(i int) error {
-			_, err := s.RotateRefreshToken(t.Context(), "rt-1", base, func(old domain.RefreshToken, g *domain.Grant) (domain.RefreshToken, error) {
-				reached[i].Store(true)
-				return successor(fmt.Sprintf("next-%d", i))(old, g)
-			})
+			_, _, err := s.RotateRefreshToken(t.Context(), "rt-1", base, strict("g1"), successor(fmt.Sprintf("next-%d", i)))
 			return err
 		})
 
 		won := winners(errs)
 		require.Len(t, won, 1)
-		require.True(t, reached[won[0]].Load())
 		consumed := 0
 		for i, err := range errs {
 			if i == won[0] {
 				continue
 			}
-			require.False(t, reached[i].Load(), "a loser reached rotate")
 			switch {
 			case errors.Is(err, domain.ErrAlreadyConsumed):
 				consumed++
@@ -204,10 +196,7 @@ func testRefreshTokens(t *testing.T, newStore func(*testing.T) ports.Store) {
 			}
 		}
 		require.GreaterOrEqual(t, consumed, 1, "the first loser must see a reused token")
-		_, err := s.GetGrant(t.Context(), "g1", base)
-		require.ErrorIs(t, err, domain.ErrNotFound)
-		_, err = s.GetRefreshToken(t.Context(), fmt.Sprintf("next-%d", won[0]), base)
-		require.ErrorIs(t, err, domain.ErrNotFound)
+		requireRevoked(t, s, "g1", "rt-1", fmt.Sprintf("next-%d", won[0]))
 	})
 
 	t.Run("concurrent rotations of different tokens each get their own successor", func(t *testing.T) {
@@ -220,7 +209,7 @@ func testRefreshTokens(t *testing.T, newStore func(*testing.T) ports.Store) {
 
 		errs := race(racers, func(i int) error {
 			id := fmt.Sprintf("g%d", i)
-			next, err := s.RotateRefreshToken(t.Context(), "rt-"+id, base, successor("next-"+id))
+			next, _, err := s.RotateRefreshToken(t.Context(), "rt-"+id, base, strict(id), successor("next-"+id))
 			got[i] = next
 			return err
 		})
@@ -234,4 +223,15 @@ func testRefreshTokens(t *testing.T, newStore func(*testing.T) ports.Store) {
 			require.Equal(t, "next-"+id, old.SuccessorHash)
 		}
 	})
+}
+
+// requireRevoked checks that the grant and the named tokens are gone.
+func requireRevoked(t *testing.T, s ports.Store, grantID string, hashes ...string) {
+	t.Helper()
+	_, err := s.GetGrant(t.Context(), grantID, base)
+	require.ErrorIs(t, err, domain.ErrNotFound, "the grant is still live")
+	for _, h := range hashes {
+		_, err := s.GetRefreshToken(t.Context(), h, base)
+		require.ErrorIs(t, err, domain.ErrNotFound, h)
+	}
 }

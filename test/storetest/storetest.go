@@ -1,6 +1,7 @@
 package storetest
 
 import (
+	"context"
 	"errors"
 	"reflect"
 	"sync"
@@ -30,6 +31,7 @@ func Run(t *testing.T, newStore func(t *testing.T) ports.Store) {
 	t.Run("Grants", func(t *testing.T) { testGrants(t, newStore) })
 	t.Run("Codes", func(t *testing.T) { testCodes(t, newStore) })
 	t.Run("RefreshTokens", func(t *testing.T) { testRefreshTokens(t, newStore) })
+	t.Run("RefreshRetries", func(t *testing.T) { testRefreshRetries(t, newStore) })
 	t.Run("Keys", func(t *testing.T) { testKeys(t, newStore) })
 	t.Run("Expiry", func(t *testing.T) { testExpiry(t, newStore) })
 	t.Run("Sweep", func(t *testing.T) { testSweep(t, newStore) })
@@ -238,6 +240,34 @@ func noRotate(t *testing.T) func(domain.RefreshToken, *domain.Grant) (domain.Ref
 		t.Error("rotate was called, but the store should have refused before it")
 		return domain.RefreshToken{}, errSentinel
 	}
+}
+
+// discarded returns a rotate callback for presentations the store must
+// refuse after reading the token (reuse, a foreign client): a store may
+// call rotate before it decides (ports.GrantStore allows that, so that a
+// SQL store can decide in one statement), but it must not store what
+// rotate returned. The check runs when the test ends.
+func discarded(t *testing.T, s ports.Store) func(domain.RefreshToken, *domain.Grant) (domain.RefreshToken, error) {
+	t.Cleanup(func() {
+		_, err := s.GetRefreshToken(context.WithoutCancel(t.Context()), "rt-discarded", base)
+		if !errors.Is(err, domain.ErrNotFound) {
+			t.Errorf("the token of a refused rotation was stored (GetRefreshToken: %v)", err)
+		}
+	})
+	return func(old domain.RefreshToken, g *domain.Grant) (domain.RefreshToken, error) {
+		return liveToken("rt-discarded", g.ID), nil
+	}
+}
+
+// strict is a presentation by the client that liveToken(_, grantID) was
+// issued to, without a retry window.
+func strict(grantID string) domain.RefreshUse {
+	return domain.RefreshUse{ClientID: "client-" + grantID}
+}
+
+// within is that presentation with a retry window of grace.
+func within(grantID string, grace time.Duration) domain.RefreshUse {
+	return domain.RefreshUse{ClientID: "client-" + grantID, Grace: grace}
 }
 
 // successor returns a rotate callback that issues a live token named hash.

@@ -1,5 +1,0 @@
-package usecase_test
-
-import "log/slog"
-
-func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
