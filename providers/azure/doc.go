@@ -1,11 +1,12 @@
 // Package azure is the Microsoft Entra ID (Azure AD) preset of the generic
 // OpenID Connect provider, for the v2.0 endpoints.
 //
-// Discovery is {authority}/{tenant}/v2.0/.well-known/openid-configuration,
-// with the authority https://login.microsoftonline.com unless
-// Settings.AzureAuthority names a sovereign cloud, and Settings.ConfigURL
-// overriding both. What Entra does differently, and what the preset does
-// about it:
+// Its own settings are Config: the tenant, the authority and the API's
+// Application ID URI. Discovery is
+// {authority}/{tenant}/v2.0/.well-known/openid-configuration, with the
+// authority https://login.microsoftonline.com unless Config.Authority names
+// a sovereign cloud, and the shared Settings.ConfigURL overriding both.
+// What Entra does differently, and what the preset does about it:
 //
 //   - The tenants common, organizations and consumers publish the issuer
 //     https://login.microsoftonline.com/{tenantid}/v2.0, a template: a
@@ -14,16 +15,16 @@
 //     issuer, which is accepted for the same authority.
 //   - Custom scopes belong to an API and must be sent as
 //     {identifier URI}/{scope}, api://{client id}/mcp.read by default
-//     (Settings.AzureIdentifierURI). The preset adds the prefix on the way
-//     out and removes it from what comes back (the token response's scope),
-//     so clients, REQUIRED_SCOPES and the scp claim all use the short form.
+//     (Config.IdentifierURI). The preset adds the prefix on the way out and
+//     removes it from what comes back (the token response's scope), so
+//     clients, REQUIRED_SCOPES and the scp claim all use the short form.
 //     The OpenID scopes (openid, profile, email, offline_access) are never
 //     prefixed.
 //   - One token is for one resource: scopes of two resources in one request
 //     fail with AADSTS28000. The preset sends the OpenID scopes and the
 //     API's scopes only, and drops any scope that names another resource
 //     (such as https://graph.microsoft.com/User.Read); such a scope in
-//     REQUIRED_SCOPES fails at start-up.
+//     REQUIRED_SCOPES fails validation.
 //   - Without an API scope Entra issues a Microsoft Graph token that only
 //     Graph can verify, so REQUIRED_SCOPES must name at least one scope of
 //     the API; the access token is then verified (signature, issuer,
