@@ -93,10 +93,10 @@ func TestCheckReportsAPresetsProblemsUnderItsSettingsWithEveryOtherProblem(t *te
 		want []string
 	}{
 		{"azure", []string{"--azure-authority", "http://login.example"}, map[string]string{
-			"OIDC_PROXY_PROVIDER": "azure", "OIDC_PROXY_AZURE_TENANT_ID": "common/../evil",
+			"OIDC_PROXY_PROVIDER": "azure", "OIDC_PROXY_AZURE_TENANT_ID": "common/../evil", "OIDC_PROXY_AUDIENCE": "api://x",
 		}, []string{
 			"OIDC_PROXY_AZURE_TENANT_ID: must be a tenant ID", "OIDC_PROXY_AZURE_AUTHORITY: must be an https URL",
-			"OIDC_PROXY_REQUIRED_SCOPES: must name at least one scope your API exposes",
+			"OIDC_PROXY_REQUIRED_SCOPES: must name at least one scope your API exposes", "OIDC_PROXY_AUDIENCE: must be the application (client) ID",
 		}},
 		{"auth0", nil, map[string]string{"OIDC_PROXY_PROVIDER": "auth0", "OIDC_PROXY_AUTH0_DOMAIN": "https://example.auth0.com"}, []string{
 			"OIDC_PROXY_AUTH0_DOMAIN: must be a bare host name", "OIDC_PROXY_AUDIENCE: is required for provider auth0",

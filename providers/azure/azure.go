@@ -84,8 +84,8 @@ func (c Config) Identifier(s oidc.Settings) string {
 // request: a tenant that is missing or could rewrite the authority URL, an
 // authority that is not https, an identifier URI that is not absolute,
 // REQUIRED_SCOPES without a scope of the API or with another resource's
-// (every login would fail later), and resource among the extra token
-// parameters.
+// (every login would fail later), an audience given as a URI, and resource
+// among the extra token parameters.
 func (c Config) Validate(s oidc.Settings) error {
 	var errs []error
 	tenantProblem := "a tenant ID, a domain name, or one of common, organizations, consumers"
@@ -112,6 +112,10 @@ func (c Config) Validate(s oidc.Settings) error {
 	}
 	if _, err := requiredScopes(s.RequiredScopes, identifier); err != nil {
 		errs = append(errs, err)
+	}
+	if strings.Contains(s.Audience, "://") {
+		errs = append(errs, &oidc.SettingError{Setting: "AUDIENCE", Problem: "must be the application (client) ID of the API " +
+			"for provider azure, not a URI: v2.0 access tokens name the API by that ID (its Application ID URI goes in AZURE_IDENTIFIER_URI)"})
 	}
 	if _, ok := s.ExtraTokenParams["resource"]; ok {
 		errs = append(errs, &oidc.SettingError{Setting: "EXTRA_TOKEN_PARAMS", Problem: "must not name resource for provider azure: " +
@@ -141,12 +145,18 @@ func New(ctx context.Context, c Config, s oidc.Settings, client *http.Client) (*
 	// Entra rejects resource next to v2.0 scopes (AADSTS9010010); the
 	// scopes' prefix already names the API.
 	s.ForwardResource = false
-	if s.Audience == "" {
-		// v2.0 access tokens for an API carry its application (client) id
-		// as aud, whatever its identifier URI is.
-		s.Audience = s.ClientID
+	// v2.0 access tokens for an API carry its application (client) id as
+	// aud, whatever its identifier URI; v1.0 tokens carry the identifier
+	// URI the scopes named.
+	audience := s.Audience
+	if audience == "" {
+		audience = s.ClientID
 	}
-	p, err := oidc.New(ctx, s, client, oidc.WithScopes(scopes{identifier: identifier}), oidc.WithIssuerPolicy(issuers{}))
+	shapes := accessTokens{audience: audience, identifier: identifier}
+	p, err := oidc.New(ctx, s, client,
+		oidc.WithScopes(scopes{identifier: identifier}),
+		oidc.WithIssuerPolicy(issuers{}),
+		oidc.WithAccessTokenPolicy(shapes.accept))
 	if err != nil {
 		return nil, fmt.Errorf("azure: %w", err)
 	}

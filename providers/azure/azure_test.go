@@ -1,6 +1,7 @@
 package azure_test
 
 import (
+	"fmt"
 	"net/http"
 	"net/url"
 	"strings"
@@ -22,20 +23,23 @@ const otherTenant = "0a1b2c3d-0000-4000-8000-00000000beef"
 func TestAzurePassesTheProviderSuite(t *testing.T) {
 	t.Parallel()
 	for _, tenant := range []string{"common", "organizations", idp.DefaultTenantID, "contoso.example"} {
-		t.Run("tenant "+tenant, func(t *testing.T) {
-			t.Parallel()
-			providertest.Run(t, providertest.Case{
-				Name: azure.Name,
-				Upstream: func(t testing.TB, o idp.FaultyOptions) *idp.Faulty {
-					return idp.NewAzure(t, idp.AzureOptions{FaultyOptions: o, Tenant: tenant})
-				},
-				Section:      func(c providers.Config, _ *idp.Faulty) { c.(*azure.Config).TenantID = tenant },
-				Settings:     func(s *oidc.Settings, _ *idp.Faulty) { s.RequiredScopes = []string{"mcp.read"} },
-				Scopes:       []string{"openid", "profile", "email", "offline_access", "mcp.read"},
-				GrantedScope: "mcp.read",
-				Claims:       map[string]any{"tid": idp.DefaultTenantID},
+		// accessTokenAcceptedVersion null (v1.0 tokens) and 2 (v2.0 tokens).
+		for _, version := range []int{0, 2} {
+			t.Run(fmt.Sprintf("tenant %s, access token version %d", tenant, version), func(t *testing.T) {
+				t.Parallel()
+				providertest.Run(t, providertest.Case{
+					Name: azure.Name,
+					Upstream: func(t testing.TB, o idp.FaultyOptions) *idp.Faulty {
+						return idp.NewAzure(t, idp.AzureOptions{FaultyOptions: o, Tenant: tenant, AccessTokenVersion: version})
+					},
+					Section:      func(c providers.Config, _ *idp.Faulty) { c.(*azure.Config).TenantID = tenant },
+					Settings:     func(s *oidc.Settings, _ *idp.Faulty) { s.RequiredScopes = []string{"mcp.read"} },
+					Scopes:       []string{"openid", "profile", "email", "offline_access", "mcp.read"},
+					GrantedScope: "mcp.read",
+					Claims:       map[string]any{"tid": idp.DefaultTenantID},
+				})
 			})
-		})
+		}
 	}
 }
 
@@ -296,6 +300,8 @@ func TestNewRefusesSettingsThatCannotWork(t *testing.T) {
 		{"resource in the extra token parameters", func(_ *azure.Config, s *oidc.Settings) {
 			s.ExtraTokenParams = map[string]string{"resource": "https://mcp.example.com"}
 		}, "EXTRA_TOKEN_PARAMS", "AADSTS9010010"},
+		{"the Application ID URI as the audience", func(_ *azure.Config, s *oidc.Settings) { s.Audience = "api://c" },
+			"AUDIENCE", "must be the application (client) ID of the API"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -329,9 +335,9 @@ func TestATenantIsNotNeededWhenTheConfigURLNamesTheDiscoveryDocument(t *testing.
 
 func TestEveryProblemIsReportedAtOnce(t *testing.T) {
 	t.Parallel()
-	err := azure.Config{TenantID: "a/b", Authority: "http://x"}.Validate(oidc.Settings{})
+	err := azure.Config{TenantID: "a/b", Authority: "http://x"}.Validate(oidc.Settings{Audience: "api://x"})
 
-	for _, setting := range []string{"AZURE_TENANT_ID", "AZURE_AUTHORITY", "REQUIRED_SCOPES"} {
+	for _, setting := range []string{"AZURE_TENANT_ID", "AZURE_AUTHORITY", "REQUIRED_SCOPES", "AUDIENCE"} {
 		require.ErrorContains(t, err, setting+" ")
 	}
 }

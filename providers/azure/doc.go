@@ -27,9 +27,17 @@
 //     REQUIRED_SCOPES fails validation.
 //   - Without an API scope Entra issues a Microsoft Graph token that only
 //     Graph can verify, so REQUIRED_SCOPES must name at least one scope of
-//     the API; the access token is then verified (signature, issuer,
-//     audience = the client id unless Settings.Audience says otherwise, and
-//     the scp claim).
+//     the API; the access token is then verified: signature (the tenant's
+//     JWKS), issuer, audience and the scp claim.
+//   - The API's app registration, not the endpoint, decides the version of
+//     its access tokens (accessTokenAcceptedVersion in the manifest: null,
+//     the default, or 1 for v1.0; 2 for v2.0), and the two versions differ
+//     in issuer and audience. Both documented shapes are accepted, each
+//     whole: ver "2.0" with the v2.0 issuer of the tenant and aud = the
+//     API's client ID (Settings.Audience when set), or ver "1.0" with
+//     https://sts.windows.net/{tenant}/ (sts.chinacloudapi.cn in the cloud
+//     operated by 21Vianet) and aud = the Application ID URI. Anything else
+//     is refused (see accessTokens).
 //   - The RFC 8707 resource parameter is never sent, even with
 //     Settings.ForwardResource: Entra rejects it next to v2.0 scopes
 //     (AADSTS9010010).

@@ -30,6 +30,6 @@
 // Presets for specific IdPs (auth0, google, azure) build on this package by
 // deriving Settings from their own section, passing Options for the rules
 // their IdP bends (WithScopes, WithIssuerPolicy, WithIDTokenCheck,
-// WithOpaqueAccessTokens) and embedding *Provider.
+// WithAccessTokenPolicy, WithOpaqueAccessTokens) and embedding *Provider.
 // The generic code never switches on a provider name.
 package oidc

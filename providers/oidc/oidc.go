@@ -275,11 +275,12 @@ func New(ctx context.Context, s Settings, client *http.Client, opts ...Option) (
 		}
 	}
 	// With an issuer policy go-oidc's exact comparison is replaced by
-	// checkIssuer, run on every verified token.
+	// checkIssuer, run on every verified token; an access token policy
+	// judges the issuer of access tokens itself.
 	skipIssuer := o.issuer != nil
 	p.idTokens = gooidc.NewVerifier(p.issuer, keys, &gooidc.Config{ClientID: s.ClientID, SupportedSigningAlgs: algs, SkipIssuerCheck: skipIssuer})
 	if p.checksAccessToken() && !o.opaque {
-		cfg := &gooidc.Config{SkipClientIDCheck: true, SupportedSigningAlgs: algs, SkipIssuerCheck: skipIssuer}
+		cfg := &gooidc.Config{SkipClientIDCheck: true, SupportedSigningAlgs: algs, SkipIssuerCheck: skipIssuer || o.accessPolicy != nil}
 		if s.Algorithm != "" {
 			cfg.SupportedSigningAlgs = []string{s.Algorithm}
 		}
