@@ -273,18 +273,16 @@ func ValidateProvider(cfg config.Config) error {
 	var errs []error
 	var walk func(error)
 	walk = func(err error) {
-		var se *oidc.SettingError
 		switch e := err.(type) {
 		case nil:
+		case *oidc.SettingError:
+			errs = append(errs, &config.SettingError{Setting: config.EnvPrefix + e.Setting, Problem: e.Problem})
 		case interface{ Unwrap() []error }:
 			for _, inner := range e.Unwrap() {
 				walk(inner)
 			}
 		default:
-			if errors.As(err, &se) {
-				err = &config.SettingError{Setting: config.EnvPrefix + se.Setting, Problem: se.Problem}
-			}
-			errs = append(errs, err)
+			errs = append(errs, err) // the configuration reports it under PROVIDER
 		}
 	}
 	walk(section.Validate(ProviderSettings(cfg)))
