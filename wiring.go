@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -228,7 +229,9 @@ func ProvideTokenIssuer(ctx context.Context, store ports.Store, sealer ports.Sea
 	return tokens.Open(ctx, store, sealer, clock)
 }
 
-// ProviderSettings maps the configuration onto the provider settings.
+// ProviderSettings maps the configuration onto the settings every provider
+// shares; a provider's own settings are its section,
+// cfg.ProviderSection().
 func ProviderSettings(cfg config.Config) oidc.Settings {
 	return oidc.Settings{
 		ConfigURL:               cfg.ConfigURL,
@@ -244,18 +247,66 @@ func ProviderSettings(cfg config.Config) oidc.Settings {
 		ExtraAuthorizeParams:    cfg.ExtraAuthorizeParams,
 		ExtraTokenParams:        cfg.ExtraTokenParams,
 		ForwardResource:         cfg.ForwardResource,
-		Auth0Domain:             cfg.Auth0Domain,
-		AzureTenantID:           cfg.AzureTenantID,
-		AzureAuthority:          cfg.AzureAuthority,
-		AzureIdentifierURI:      cfg.AzureIdentifierURI,
-		GoogleHostedDomain:      cfg.GoogleHostedDomain,
 	}
+}
+
+// ProviderSections hands the configuration loader every registered
+// provider's own settings section, so that it fills them from flags,
+// environment and file like every other setting without importing the
+// providers.
+func ProviderSections() config.Sections {
+	out := make(config.Sections, len(providers.Registry))
+	for name, newConfig := range providers.Registry {
+		out[name] = func() any { return newConfig() }
+	}
+	return out
+}
+
+// ValidateProvider checks the selected provider's own section together
+// with the settings every provider shares, reporting each problem under
+// its setting (config.ValidateOptions.Provider).
+func ValidateProvider(cfg config.Config) error {
+	section, err := providerSection(cfg)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	var walk func(error)
+	walk = func(err error) {
+		switch e := err.(type) {
+		case nil:
+		case *oidc.SettingError:
+			errs = append(errs, &config.SettingError{Setting: config.EnvPrefix + e.Setting, Problem: e.Problem})
+		case interface{ Unwrap() []error }:
+			for _, inner := range e.Unwrap() {
+				walk(inner)
+			}
+		default:
+			errs = append(errs, err) // the configuration reports it under PROVIDER
+		}
+	}
+	walk(section.Validate(ProviderSettings(cfg)))
+	return errors.Join(errs...)
+}
+
+// providerSection returns the selected provider's section as Load filled
+// it, or a new, empty one when the configuration was built without
+// sections.
+func providerSection(cfg config.Config) (providers.Config, error) {
+	if section, ok := cfg.ProviderSection().(providers.Config); ok {
+		return section, nil
+	}
+	return providers.NewConfig(cfg.Provider)
 }
 
 // ProvideIdentityProvider builds the configured upstream provider; it
 // fetches discovery now, so a broken upstream fails the start.
 func ProvideIdentityProvider(ctx context.Context, cfg config.Config, client *http.Client) (ports.IdentityProvider, error) {
-	return providers.New(ctx, cfg.Provider, ProviderSettings(cfg), client)
+	section, err := providerSection(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return providers.Open(ctx, cfg.Provider, section, ProviderSettings(cfg), client)
 }
 
 // ProvideSettings maps the configuration onto the use-case policy.

@@ -31,7 +31,6 @@ import (
 	"github.com/oidcproxy/oidcproxy/adapters/telemetry"
 	"github.com/oidcproxy/oidcproxy/domain"
 	"github.com/oidcproxy/oidcproxy/ports"
-	"github.com/oidcproxy/oidcproxy/providers"
 	"github.com/oidcproxy/oidcproxy/test/idp"
 )
 
@@ -105,11 +104,11 @@ func newProxyEnv(tb testing.TB, extra map[string]string) *proxy {
 		"OIDC_PROXY_TIMEOUT_SECONDS": "10",
 	}
 	maps.Copy(env, extra)
-	cfg, err := config.Load(nil, func(k string) string { return env[k] })
+	cfg, err := config.Load(nil, func(k string) string { return env[k] }, oidcproxy.ProviderSections())
 	if err != nil {
 		tb.Fatalf("config: %v", err)
 	}
-	if err := cfg.Validate(config.ValidateOptions{KnownProviders: providers.Names(), RequireUpstream: true}); err != nil {
+	if err := cfg.Validate(config.ValidateOptions{RequireUpstream: true, Provider: oidcproxy.ValidateProvider}); err != nil {
 		tb.Fatalf("config: %v", err)
 	}
 	resource, err := domain.CanonicalResource(cfg.Resource())

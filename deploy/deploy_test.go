@@ -23,8 +23,8 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.yaml.in/yaml/v3"
 
+	"github.com/oidcproxy/oidcproxy"
 	"github.com/oidcproxy/oidcproxy/adapters/config"
-	"github.com/oidcproxy/oidcproxy/providers"
 )
 
 // root is the repository root, seen from this package's directory.
@@ -54,7 +54,7 @@ const (
 // setting, every secret's _FILE variant, and the config-file variable.
 func knownSettings() map[string]bool {
 	known := map[string]bool{config.ConfigEnv: true}
-	for _, f := range config.Fields() {
+	for _, f := range config.Fields(oidcproxy.ProviderSections()) {
 		known[f.Env] = true
 		if f.FileEnv != "" {
 			known[f.FileEnv] = true
@@ -67,11 +67,11 @@ func knownSettings() map[string]bool {
 // and validates it like `oidcproxy serve`.
 func validate(t *testing.T, env map[string]string) error {
 	t.Helper()
-	cfg, err := config.Load(nil, func(k string) string { return env[k] })
+	cfg, err := config.Load(nil, func(k string) string { return env[k] }, oidcproxy.ProviderSections())
 	if err != nil {
 		return err
 	}
-	return cfg.Validate(config.ValidateOptions{KnownProviders: providers.Names(), RequireUpstream: true})
+	return cfg.Validate(config.ValidateOptions{RequireUpstream: true, Provider: oidcproxy.ValidateProvider})
 }
 
 // writeSecret writes one secret file into dir and returns its path.
@@ -352,7 +352,7 @@ func TestTheKubernetesStoreIsOnTheVolumeAndSecretsAreFiles(t *testing.T) {
 	secret := objs["Secret"]
 	dir := t.TempDir()
 	local := map[string]string{"client_secret": testSecret, "encryption_key": testKey}
-	for _, f := range config.Fields() {
+	for _, f := range config.Fields(oidcproxy.ProviderSections()) {
 		if !f.Secret {
 			continue
 		}
@@ -475,7 +475,7 @@ func TestTheSystemdUnitAndItsEnvFileMakeAValidConfiguration(t *testing.T) {
 			require.True(t, credentials[rel], "%s reads credential %s, which no LoadCredential= provides", k, rel)
 		}
 	}
-	for _, f := range config.Fields() {
+	for _, f := range config.Fields(oidcproxy.ProviderSections()) {
 		if f.Secret && env[f.FileEnv] == "" && f.Name != "IntrospectionSecret" && f.Name != "AdminToken" { // optional secrets
 			t.Errorf("the unit passes %s as a credential through %s", f.Env, f.FileEnv)
 		}
@@ -483,7 +483,7 @@ func TestTheSystemdUnitAndItsEnvFileMakeAValidConfiguration(t *testing.T) {
 
 	// EnvironmentFile= overrides Environment=, as in systemd.
 	example := envFile(t, envExamplePath)
-	for _, f := range config.Fields() {
+	for _, f := range config.Fields(oidcproxy.ProviderSections()) {
 		if f.Secret {
 			require.NotContains(t, example, f.Env, "secrets are credentials, not environment")
 			if env[f.FileEnv] != "" {

@@ -2,6 +2,7 @@ package providers
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"sort"
@@ -14,47 +15,56 @@ import (
 	"github.com/oidcproxy/oidcproxy/providers/oidc"
 )
 
-// Constructor builds a provider from its settings. It fetches whatever the
-// provider needs at start-up (discovery) through client, within s.Timeout.
-type Constructor func(ctx context.Context, s oidc.Settings, client *http.Client) (ports.IdentityProvider, error)
-
-// Registry maps each provider name to its constructor. Presets add one line
-// each; nothing else in the module switches on provider names.
-var Registry = map[string]Constructor{
-	oidc.Name: func(ctx context.Context, s oidc.Settings, client *http.Client) (ports.IdentityProvider, error) {
-		p, err := oidc.New(ctx, s, client)
-		if err != nil {
-			return nil, err // not a typed nil inside the interface
-		}
-		return p, nil
-	},
-	auth0.Name:  preset(auth0.New),
-	google.Name: preset(google.New),
-	azure.Name:  preset(azure.New),
+// Config is one provider's own settings section: a struct whose exported
+// fields carry the tags the configuration reads (env, yaml, flag, help,
+// default, secret), with the two methods every provider needs. The
+// settings all providers share (client, callback, timeout, CONFIG_URL,
+// audience, scopes, extra parameters) are not part of it: they come as
+// common.
+type Config interface {
+	// Validate checks the section together with common and returns every
+	// problem at once (errors joined), each a *oidc.SettingError naming
+	// its setting, without any request.
+	Validate(common oidc.Settings) error
+	// Open validates, then builds the provider, fetching what it needs at
+	// start-up (discovery) through client, within common.Timeout.
+	Open(ctx context.Context, common oidc.Settings, client *http.Client) (ports.IdentityProvider, error)
 }
 
-// preset turns a preset's New, which returns its own provider type, into a
-// Constructor. A failed construction yields a nil interface, not a typed
-// nil inside it.
-func preset[P ports.IdentityProvider](build func(context.Context, oidc.Settings, *http.Client) (P, error)) Constructor {
-	return func(ctx context.Context, s oidc.Settings, client *http.Client) (ports.IdentityProvider, error) {
-		p, err := build(ctx, s, client)
-		if err != nil {
-			return nil, err
-		}
-		return p, nil
-	}
+// Registry maps each provider name (the PROVIDER setting) to a function
+// returning a new, empty settings section of that provider, as a pointer
+// the configuration loader can fill. Adding a provider is one line here;
+// nothing else in the module switches on provider names.
+var Registry = map[string]func() Config{
+	oidc.Name:   func() Config { return new(oidc.Config) },
+	auth0.Name:  func() Config { return new(auth0.Config) },
+	google.Name: func() Config { return new(google.Config) },
+	azure.Name:  func() Config { return new(azure.Config) },
 }
 
-// New builds the provider registered under name.
-func New(ctx context.Context, name string, s oidc.Settings, client *http.Client) (ports.IdentityProvider, error) {
-	c, ok := Registry[name]
+// NewConfig returns a new, empty settings section of the provider
+// registered under name.
+func NewConfig(name string) (Config, error) {
+	newConfig, ok := Registry[name]
 	if !ok {
 		return nil, fmt.Errorf("unknown provider %q (known: %s)", name, strings.Join(Names(), ", "))
 	}
-	p, err := c(ctx, s, client)
-	if err != nil {
-		return nil, fmt.Errorf("providers: new %s: %w", name, err)
+	return newConfig(), nil
+}
+
+// Open builds the provider registered under name from its settings
+// section c and the common settings. A failed construction yields a nil
+// interface, never a typed nil inside it.
+func Open(ctx context.Context, name string, c Config, common oidc.Settings, client *http.Client) (ports.IdentityProvider, error) {
+	if c == nil {
+		return nil, fmt.Errorf("providers: open %s: no settings section", name)
+	}
+	p, err := c.Open(ctx, common, client)
+	switch {
+	case err != nil:
+		return nil, fmt.Errorf("providers: open %s: %w", name, err)
+	case p == nil:
+		return nil, fmt.Errorf("providers: open %s: %w", name, errors.New("it returned neither a provider nor an error"))
 	}
 	return p, nil
 }

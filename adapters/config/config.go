@@ -27,16 +27,17 @@ const (
 // Redaction is what Redacted puts in place of a secret that is set.
 const Redaction = "[redacted]"
 
-// Config holds every oidcproxy setting. The struct tags drive loading, help
-// output and documentation (see the package documentation); each field's
-// help tag is its documentation. Secrets are redacted by String, LogValue and
-// Redacted.
+// Config holds every oidcproxy setting but the provider presets' own, which
+// live in their sections (ProviderSections). The struct tags drive loading,
+// help output and documentation (see the package documentation); each
+// field's help tag is its documentation. Secrets are redacted by String,
+// LogValue and Redacted.
 type Config struct {
 	ListenAddr string `env:"LISTEN_ADDR" yaml:"listen_addr" flag:"listen-addr" default:":8000" help:"Address (host:port) of the public HTTP listener."`
 	BaseURL    string `env:"BASE_URL" yaml:"base_url" flag:"base-url" help:"Public URL at which clients reach the proxy, from which its endpoint, callback and resource URLs are built."`
 	IssuerURL  string `env:"ISSUER_URL" yaml:"issuer_url" flag:"issuer-url" help:"Issuer identifier published in metadata, tokens and the iss parameter, defaulting to BASE_URL."`
 
-	Provider                string            `env:"PROVIDER" yaml:"provider" flag:"provider" default:"oidc" help:"Kind of upstream identity provider: oidc, auth0, google or azure."`
+	Provider                string            `env:"PROVIDER" yaml:"provider" flag:"provider" default:"oidc" help:"Kind of upstream identity provider: {providers}."`
 	ConfigURL               string            `env:"CONFIG_URL" yaml:"config_url" flag:"config-url" help:"OpenID Connect discovery URL of the upstream provider, which also overrides a preset's own discovery URL."`
 	ClientID                string            `env:"CLIENT_ID" yaml:"client_id" flag:"client-id" help:"Client ID of the proxy's pre-registered client at the upstream provider."`
 	ClientSecret            string            `env:"CLIENT_SECRET" yaml:"client_secret" flag:"client-secret" secret:"true" help:"Client secret of the proxy's client at the upstream provider."`
@@ -75,11 +76,12 @@ type Config struct {
 	UpstreamTokenHeader string   `env:"UPSTREAM_TOKEN_HEADER" yaml:"upstream_token_header" flag:"upstream-token-header" help:"Header in which the gateway forwards the identity provider's access token to the MCP server, where empty (the default) never forwards it."`
 	MaxBodyBytes        int      `env:"MAX_BODY_BYTES" yaml:"max_body_bytes" flag:"max-body-bytes" default:"4194304" help:"Largest request body the gateway forwards to the MCP server, in bytes."`
 
-	Auth0Domain        string `env:"AUTH0_DOMAIN" yaml:"auth0_domain" flag:"auth0-domain" help:"Auth0 tenant domain such as example.us.auth0.com, for provider auth0."`
-	AzureTenantID      string `env:"AZURE_TENANT_ID" yaml:"azure_tenant_id" flag:"azure-tenant-id" help:"Microsoft Entra tenant ID or name (or common, organizations, consumers), for provider azure."`
-	AzureAuthority     string `env:"AZURE_AUTHORITY" yaml:"azure_authority" flag:"azure-authority" help:"Microsoft Entra authority host URL for sovereign clouds, for provider azure, defaulting to the public cloud."`
-	AzureIdentifierURI string `env:"AZURE_IDENTIFIER_URI" yaml:"azure_identifier_uri" flag:"azure-identifier-uri" help:"Application ID URI that prefixes custom scopes for provider azure, defaulting to api://CLIENT_ID."`
-	GoogleHostedDomain string `env:"GOOGLE_HOSTED_DOMAIN" yaml:"google_hosted_domain" flag:"google-hosted-domain" help:"Google Workspace domain whose users alone may sign in (the verified hd claim), for provider google."`
+	// ProviderSections holds every registered provider's own settings, by
+	// provider name, as Load filled them from the same sources and with the
+	// same rules as the fields above (see Sections); ProviderSection
+	// returns the one PROVIDER selects. It has no tags: it is not a
+	// setting. Nil when Load was given no sections.
+	ProviderSections map[string]any
 
 	TelemetryPublicEndpoint bool `env:"TELEMETRY_PUBLIC_ENDPOINT" yaml:"telemetry_public_endpoint" flag:"telemetry-public-endpoint" default:"false" help:"Whether every request starts a new trace, linking rather than continuing the caller's traceparent: set it when the proxy faces the internet."`
 
@@ -89,10 +91,28 @@ type Config struct {
 	LogFormat string `env:"LOG_FORMAT" yaml:"log_format" flag:"log-format" default:"json" help:"Log output format: json or text."`
 }
 
+// Sections are the provider presets' own settings, by provider name. Each
+// function returns a pointer to a new struct whose exported fields carry
+// the same tags as Config's (env, yaml, flag, help, default, secret); a
+// struct without fields is a provider without settings of its own. Load
+// fills every section from the same sources as Config, so a preset's
+// settings keep their documented names. The configuration cannot import
+// the providers: the composition root builds Sections from their registry.
+type Sections map[string]func() any
+
+// providersPlaceholder in a help tag stands for the provider names.
+const providersPlaceholder = "{providers}"
+
 // Field describes one setting, for help output and generated documentation.
 type Field struct {
-	// Name is the Go field name in Config, e.g. "ListenAddr".
+	// Name is the Go field name in its struct, e.g. "ListenAddr".
 	Name string
+	// Provider is the provider whose section holds the setting; empty for
+	// Config's own settings.
+	Provider string
+	// Struct is the Go type that holds the field: "Config" or a
+	// section's, such as "azure.Config".
+	Struct string
 	// Env is the full environment variable, e.g. "OIDC_PROXY_LISTEN_ADDR".
 	Env string
 	// YAML is the key in the YAML file, e.g. "listen_addr".
@@ -124,7 +144,7 @@ const (
 	typeMap      = "map"
 )
 
-// spec is a Field plus where it lives in Config.
+// spec is a Field plus where it lives in its struct.
 type spec struct {
 	Field
 	index int
@@ -138,13 +158,41 @@ var (
 
 // specs reads the tags of Config once. It cannot fail: a malformed tag
 // yields an empty name or an unknown type, which the tests reject.
-var specs = sync.OnceValue(func() []spec {
-	t := reflect.TypeFor[Config]()
+var specs = sync.OnceValue(func() []spec { return specsOf(reflect.TypeFor[Config]()) })
+
+// sectionTypes caches specsOf for section types.
+var sectionTypes sync.Map // reflect.Type → []spec
+
+// sectionSpecs returns the settings of a section of type t, held by the
+// provider named provider.
+func sectionSpecs(t reflect.Type, provider string) []spec {
+	cached, ok := sectionTypes.Load(t)
+	if !ok {
+		cached, _ = sectionTypes.LoadOrStore(t, specsOf(t))
+	}
+	out := slices.Clone(cached.([]spec))
+	for i := range out {
+		out[i].Provider = provider
+	}
+	return out
+}
+
+// specsOf reads the tags of struct type t. Fields without an env tag are
+// not settings.
+func specsOf(t reflect.Type) []spec {
+	structName := t.String()
+	if t == reflect.TypeFor[Config]() {
+		structName = t.Name()
+	}
 	out := make([]spec, 0, t.NumField())
 	for i := range t.NumField() {
 		sf := t.Field(i)
+		if sf.Tag.Get("env") == "" || !sf.IsExported() {
+			continue
+		}
 		s := spec{index: i, Field: Field{
 			Name:    sf.Name,
+			Struct:  structName,
 			Env:     EnvPrefix + sf.Tag.Get("env"),
 			YAML:    sf.Tag.Get("yaml"),
 			Flag:    sf.Tag.Get("flag"),
@@ -161,7 +209,7 @@ var specs = sync.OnceValue(func() []spec {
 		out = append(out, s)
 	}
 	return out
-})
+}
 
 func typeOf(t reflect.Type) string {
 	switch {
@@ -182,58 +230,183 @@ func typeOf(t reflect.Type) string {
 	}
 }
 
-// Fields lists every setting in declaration order. The slice is a fresh
-// copy on each call.
-func Fields() []Field {
-	all := specs()
-	out := make([]Field, len(all))
-	for i, s := range all {
+// schema is every setting a load knows: Config's, then each section's, by
+// provider name, each in declaration order.
+type schema struct {
+	specs []spec
+	// names are the provider names, sorted.
+	names []string
+	// sections are new sections, by provider name.
+	sections map[string]any
+}
+
+// newSchema makes one new section per provider and reads their tags. A
+// section that is not a pointer to a struct, a setting of a type the
+// loader cannot parse, or a name used twice is an error.
+func newSchema(sections Sections) (schema, error) {
+	sc := schema{sections: make(map[string]any, len(sections))}
+	for name := range sections {
+		sc.names = append(sc.names, name)
+	}
+	slices.Sort(sc.names)
+	list := providerList(sc.names)
+	for _, s := range specs() {
+		s.Help = strings.ReplaceAll(s.Help, providersPlaceholder, list)
+		sc.specs = append(sc.specs, s)
+	}
+	var errs []error
+	for _, name := range sc.names {
+		section := sections[name]()
+		v := reflect.ValueOf(section)
+		if v.Kind() != reflect.Pointer || v.IsNil() || v.Elem().Kind() != reflect.Struct {
+			errs = append(errs, fmt.Errorf("provider %s: its settings section must be a pointer to a struct, not %T", name, section))
+			continue
+		}
+		sc.sections[name] = section
+		for _, s := range sectionSpecs(v.Elem().Type(), name) {
+			if strings.HasPrefix(s.Type, "unsupported") {
+				errs = append(errs, fmt.Errorf("provider %s: setting %s has %s, which the loader cannot parse", name, s.Env, s.Type))
+				continue
+			}
+			sc.specs = append(sc.specs, s)
+		}
+	}
+	owners := map[string]string{} // name → what holds it
+	for _, s := range sc.specs {
+		owner := "provider " + s.Provider
+		if s.Provider == "" {
+			owner = "Config"
+		}
+		for _, n := range []string{s.Env, "yaml key " + s.YAML, "flag --" + s.Flag} {
+			if first, dup := owners[n]; dup {
+				errs = append(errs, fmt.Errorf("%s: %s is already a setting of %s", owner, n, first))
+				continue
+			}
+			owners[n] = owner
+		}
+	}
+	if len(errs) > 0 {
+		return schema{}, fmt.Errorf("config: settings sections: %w", errors.Join(errs...))
+	}
+	return sc, nil
+}
+
+// providerList renders provider names for a sentence: "a, b or c".
+func providerList(names []string) string {
+	switch len(names) {
+	case 0:
+		return "the name of a registered provider"
+	case 1:
+		return names[0]
+	}
+	return strings.Join(names[:len(names)-1], ", ") + " or " + names[len(names)-1]
+}
+
+// Fields lists every setting: Config's in declaration order, then each
+// section's, by provider name. The slice is a fresh copy on each call. A
+// section Load would refuse (see Sections) is left out.
+func Fields(sections Sections) []Field {
+	sc, err := newSchema(sections)
+	if err != nil {
+		sc = schema{}
+		for _, s := range specs() {
+			s.Help = strings.ReplaceAll(s.Help, providersPlaceholder, providerList(nil))
+			sc.specs = append(sc.specs, s)
+		}
+	}
+	out := make([]Field, len(sc.specs))
+	for i, s := range sc.specs {
 		out[i] = s.Field
 	}
 	return out
 }
 
+// ProviderSection returns the settings section of the provider PROVIDER
+// selects, or nil when Load had none by that name.
+func (c Config) ProviderSection() any { return c.ProviderSections[c.Provider] }
+
 // Redacted returns a copy safe to log or print: every secret that is set is
-// replaced by Redaction, and lists and maps are cloned so the copy shares no
-// memory with c.
+// replaced by Redaction, in Config and in every provider section, and lists,
+// maps and sections are copied so the copy shares no memory with c.
 func (c Config) Redacted() Config {
 	out := c
-	out.RequiredScopes = slices.Clone(c.RequiredScopes)
-	out.AllowedClientRedirectURIs = slices.Clone(c.AllowedClientRedirectURIs)
-	out.ScopesSupported = slices.Clone(c.ScopesSupported)
-	out.ExtraAuthorizeParams = maps.Clone(c.ExtraAuthorizeParams)
-	out.ExtraTokenParams = maps.Clone(c.ExtraTokenParams)
 	v := reflect.ValueOf(&out).Elem()
 	for _, s := range specs() {
-		if f := v.Field(s.index); s.Secret && f.String() != "" {
-			f.SetString(Redaction)
+		redact(v.Field(s.index), s)
+	}
+	if c.ProviderSections != nil {
+		out.ProviderSections = make(map[string]any, len(c.ProviderSections))
+		for name, section := range c.ProviderSections {
+			out.ProviderSections[name] = redactedSection(name, section)
 		}
 	}
 	return out
 }
 
-// LogValue implements slog.LogValuer, so logging a Config directly can never
-// write a secret: it logs the redacted settings keyed by their YAML names.
-func (c Config) LogValue() slog.Value {
-	v := reflect.ValueOf(c.Redacted())
-	attrs := make([]slog.Attr, 0, v.NumField())
-	for _, s := range specs() {
-		attrs = append(attrs, slog.Any(s.YAML, v.Field(s.index).Interface()))
+// redactedSection returns a redacted copy of a section; a value that is not
+// a pointer to a struct has no settings and is returned as it is.
+func redactedSection(name string, section any) any {
+	v := reflect.ValueOf(section)
+	if v.Kind() != reflect.Pointer || v.IsNil() || v.Elem().Kind() != reflect.Struct {
+		return section
 	}
+	cp := reflect.New(v.Elem().Type())
+	cp.Elem().Set(v.Elem())
+	for _, s := range sectionSpecs(v.Elem().Type(), name) {
+		redact(cp.Elem().Field(s.index), s)
+	}
+	return cp.Interface()
+}
+
+// redact replaces a set secret in f and gives f its own copy of a list or
+// map.
+func redact(f reflect.Value, s spec) {
+	switch {
+	case s.Secret && f.String() != "":
+		f.SetString(Redaction)
+	case s.Type == typeList && !f.IsNil():
+		f.Set(reflect.ValueOf(slices.Clone(f.Interface().([]string))))
+	case s.Type == typeMap && !f.IsNil():
+		f.Set(reflect.ValueOf(maps.Clone(f.Interface().(map[string]string))))
+	}
+}
+
+// settings calls fn with each setting of the redacted c, Config's and then
+// those of the selected provider's section, and its value.
+func (c Config) settings(fn func(s spec, value any)) {
+	r := c.Redacted()
+	v := reflect.ValueOf(r)
+	for _, s := range specs() {
+		fn(s, v.Field(s.index).Interface())
+	}
+	sv := reflect.ValueOf(r.ProviderSection())
+	if sv.Kind() != reflect.Pointer || sv.IsNil() || sv.Elem().Kind() != reflect.Struct {
+		return
+	}
+	for _, s := range sectionSpecs(sv.Elem().Type(), c.Provider) {
+		fn(s, sv.Elem().Field(s.index).Interface())
+	}
+}
+
+// LogValue implements slog.LogValuer, so logging a Config directly can never
+// write a secret: it logs the redacted settings keyed by their YAML names,
+// the selected provider's own included.
+func (c Config) LogValue() slog.Value {
+	var attrs []slog.Attr
+	c.settings(func(s spec, value any) { attrs = append(attrs, slog.Any(s.YAML, value)) })
 	return slog.GroupValue(attrs...)
 }
 
 // String renders the redacted settings as key=value pairs, so that printing
 // a Config with %v or %s cannot reveal a secret either.
 func (c Config) String() string {
-	v := reflect.ValueOf(c.Redacted())
 	var b strings.Builder
-	for i, s := range specs() {
-		if i > 0 {
+	c.settings(func(s spec, value any) {
+		if b.Len() > 0 {
 			b.WriteByte(' ')
 		}
-		fmt.Fprintf(&b, "%s=%v", s.YAML, v.Field(s.index).Interface())
-	}
+		fmt.Fprintf(&b, "%s=%v", s.YAML, value)
+	})
 	return b.String()
 }
 

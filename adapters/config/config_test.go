@@ -15,15 +15,43 @@ import (
 	"github.com/oidcproxy/oidcproxy/adapters/config"
 )
 
+// taggedFields returns the fields of t that are settings (an env tag).
+func taggedFields(t reflect.Type) []reflect.StructField {
+	var out []reflect.StructField
+	for i := range t.NumField() {
+		if sf := t.Field(i); sf.Tag.Get("env") != "" {
+			out = append(out, sf)
+		}
+	}
+	return out
+}
+
 func TestFieldsDescribesEveryStructFieldWithConsistentNames(t *testing.T) {
-	typ := reflect.TypeFor[config.Config]()
-	fields := config.Fields()
-	require.Len(t, fields, typ.NumField())
+	// Config's settings in declaration order, then each section's by
+	// provider name (oidc has none).
+	var structFields []reflect.StructField
+	var structs []string
+	for _, typ := range []reflect.Type{reflect.TypeFor[config.Config](), reflect.TypeFor[widgetConfig]()} {
+		for _, sf := range taggedFields(typ) {
+			structFields = append(structFields, sf)
+			structs = append(structs, typ.String())
+		}
+	}
+	fields := config.Fields(testSections)
+	require.Len(t, fields, len(structFields))
+	require.Len(t, taggedFields(reflect.TypeFor[config.Config]()), reflect.TypeFor[config.Config]().NumField()-1,
+		"every Config field is a setting but ProviderSections")
 
 	seen := map[string]bool{}
 	for i, f := range fields {
-		sf := typ.Field(i)
+		sf := structFields[i]
 		require.Equal(t, sf.Name, f.Name, "Fields follows declaration order")
+		require.Equal(t, strings.TrimPrefix(structs[i], "config."), f.Struct)
+		if f.Struct == "config_test.widgetConfig" {
+			require.Equal(t, "widget", f.Provider)
+		} else {
+			require.Empty(t, f.Provider)
+		}
 		for _, tag := range []string{"env", "yaml", "flag", "help"} {
 			require.NotEmpty(t, sf.Tag.Get(tag), "%s has no %s tag", sf.Name, tag)
 		}
@@ -55,9 +83,23 @@ func TestFieldsDescribesEveryStructFieldWithConsistentNames(t *testing.T) {
 	}
 }
 
+func TestTheProviderSettingNamesTheProvidersLoadKnows(t *testing.T) {
+	help := func(fields []config.Field) string {
+		for _, f := range fields {
+			if f.Name == "Provider" {
+				return f.Help
+			}
+		}
+		return ""
+	}
+	require.Equal(t, "Kind of upstream identity provider: oidc or widget.", help(config.Fields(testSections)))
+	three := config.Sections{"b": testSections["oidc"], "a": testSections["oidc"], "c": testSections["oidc"]}
+	require.Equal(t, "Kind of upstream identity provider: a, b or c.", help(config.Fields(three)))
+}
+
 func TestOnlyTheCredentialsAreSecret(t *testing.T) {
 	var secrets []string
-	for _, f := range config.Fields() {
+	for _, f := range config.Fields(nil) {
 		if f.Secret {
 			secrets = append(secrets, f.Env)
 		}
@@ -66,17 +108,25 @@ func TestOnlyTheCredentialsAreSecret(t *testing.T) {
 }
 
 func TestEveryDefaultIsWhatLoadProduces(t *testing.T) {
+	// value reads a field of Config or of its provider's section.
+	value := func(cfg config.Config, f config.Field) any {
+		v := reflect.ValueOf(cfg)
+		if f.Provider != "" {
+			v = reflect.ValueOf(cfg.ProviderSections[f.Provider]).Elem()
+		}
+		return v.FieldByName(f.Name).Interface()
+	}
 	cfg := mustLoad(t, nil, nil)
-	v := reflect.ValueOf(cfg)
-	for _, f := range config.Fields() {
+	for _, f := range config.Fields(testSections) {
 		if f.Default == "" {
 			continue
 		}
 		// Loading the default text through the environment must give the
 		// same value as loading nothing: the tag and the loader agree.
 		viaEnv := mustLoad(t, nil, map[string]string{f.Env: f.Default})
-		require.Equal(t, reflect.ValueOf(viaEnv).FieldByName(f.Name).Interface(), v.FieldByName(f.Name).Interface(), f.Name)
+		require.Equal(t, value(viaEnv, f), value(cfg, f), f.Name)
 	}
+	require.Equal(t, 3, cfg.ProviderSections["widget"].(*widgetConfig).Retries, "a section's defaults apply too")
 }
 
 func TestRedactedHidesSetSecretsAndNothingElse(t *testing.T) {
@@ -95,6 +145,41 @@ func TestRedactedHidesSetSecretsAndNothingElse(t *testing.T) {
 
 	red.RequiredScopes[0] = "changed"
 	require.Equal(t, "a", cfg.RequiredScopes[0], "the copy shares no memory")
+}
+
+func TestRedactedHidesTheSectionsSecretsInACopy(t *testing.T) {
+	cfg := mustLoad(t, nil, map[string]string{
+		"OIDC_PROXY_WIDGET_TOKEN": "hunter2",
+		"OIDC_PROXY_WIDGET_HOST":  "widget.example",
+		"OIDC_PROXY_WIDGET_TAGS":  "a b",
+	})
+	red := cfg.Redacted()
+
+	widget := red.ProviderSections["widget"].(*widgetConfig)
+	require.Equal(t, config.Redaction, widget.Token)
+	require.Equal(t, "widget.example", widget.Host)
+	require.Equal(t, "hunter2", cfg.ProviderSections["widget"].(*widgetConfig).Token, "the original is untouched")
+	widget.Tags[0] = "changed"
+	require.Equal(t, "a", cfg.ProviderSections["widget"].(*widgetConfig).Tags[0], "the copy shares no memory")
+}
+
+func TestLoggingOrPrintingAConfigShowsTheSelectedProvidersSettingsWithoutSecrets(t *testing.T) {
+	env := map[string]string{"OIDC_PROXY_WIDGET_TOKEN": "hunter2", "OIDC_PROXY_WIDGET_HOST": "widget.example"}
+	for _, provider := range []string{"widget", "oidc"} {
+		env["OIDC_PROXY_PROVIDER"] = provider
+		cfg := mustLoad(t, nil, env)
+		var buf bytes.Buffer
+		slog.New(slog.NewJSONHandler(&buf, nil)).Info("starting", "config", cfg)
+		printed := buf.String() + fmt.Sprintf("%v", cfg)
+
+		require.NotContains(t, printed, "hunter2")
+		if provider == "widget" {
+			require.Contains(t, buf.String(), `"widget_token":"[redacted]"`)
+			require.Contains(t, printed, "widget_host=widget.example")
+		} else {
+			require.NotContains(t, printed, "widget_host", "only the selected provider's settings")
+		}
+	}
 }
 
 func TestLoggingOrPrintingAConfigNeverWritesASecret(t *testing.T) {

@@ -13,6 +13,14 @@
 // Loading, help output and documentation all read these tags through Fields,
 // so a setting cannot be documented under one name and read under another.
 //
+// A provider preset's own settings (a tenant, a domain) are not fields of
+// Config: each provider owns a settings section, a struct with the same
+// tags, which the loader fills from the same sources with the same rules
+// and keeps in Config.ProviderSections. The configuration cannot import the
+// providers, so the composition root hands it their sections (Sections) and,
+// for Validate, their rules (ValidateOptions.Provider); nothing here names
+// a provider.
+//
 // Sources, highest precedence first: command-line flags, environment
 // variables, the YAML file named by --config or OIDC_PROXY_CONFIG, and the
 // defaults. A higher source replaces a value as a whole (lists and maps are

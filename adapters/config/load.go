@@ -22,13 +22,14 @@ import (
 const maxSecretFileSize = 64 << 10
 
 // Load reads every source. args are the arguments after the subcommand;
-// getenv is os.Getenv in production. It parses but does not validate: call
-// Validate on the result. Positional arguments are an error. Asking for help
-// (-h) prints the flags to standard error and returns an error wrapping
-// flag.ErrHelp.
-func Load(args []string, getenv func(string) string) (Config, error) {
+// getenv is os.Getenv in production; sections are the providers' own
+// settings, filled from the same sources (see Sections). It parses but does
+// not validate: call Validate on the result. Positional arguments are an
+// error. Asking for help (-h) prints the flags to standard error and
+// returns an error wrapping flag.ErrHelp.
+func Load(args []string, getenv func(string) string, sections Sections) (Config, error) {
 	fs := flag.NewFlagSet("oidcproxy", flag.ContinueOnError)
-	cfg, err := LoadFlags(fs, args, getenv)
+	cfg, err := LoadFlags(fs, args, getenv, sections)
 	if err != nil {
 		return Config{}, err
 	}
@@ -41,14 +42,19 @@ func Load(args []string, getenv func(string) string) (Config, error) {
 }
 
 // LoadFlags is Load with a flag set the caller owns: it defines one flag
-// per setting (and --config, and --<secret>-file) on fs, parses args with
-// it, and leaves positional arguments in fs.Args() for the caller. It fails
-// without parsing when fs already defines one of those names.
-func LoadFlags(fs *flag.FlagSet, args []string, getenv func(string) string) (Config, error) {
+// per setting, the sections' included (and --config, and --<secret>-file)
+// on fs, parses args with it, and leaves positional arguments in fs.Args()
+// for the caller. It fails without parsing when fs already defines one of
+// those names.
+func LoadFlags(fs *flag.FlagSet, args []string, getenv func(string) string, sections Sections) (Config, error) {
 	if fs == nil || getenv == nil {
 		return Config{}, errors.New("config: load: flag set and getenv are required")
 	}
-	flags, err := defineFlags(fs)
+	l, err := newLoader(sections)
+	if err != nil {
+		return Config{}, err
+	}
+	flags, err := defineFlags(fs, l.bound)
 	if err != nil {
 		return Config{}, err
 	}
@@ -56,8 +62,6 @@ func LoadFlags(fs *flag.FlagSet, args []string, getenv func(string) string) (Con
 		return Config{}, fmt.Errorf("config: parse flags: %w", err)
 	}
 
-	l := &loader{}
-	l.dst = reflect.ValueOf(&l.cfg).Elem()
 	l.defaults()
 	path := getenv(ConfigEnv)
 	if flags.config.set() {
@@ -80,6 +84,9 @@ func LoadFlags(fs *flag.FlagSet, args []string, getenv func(string) string) (Con
 	l.cfg.BaseURL = strings.TrimRight(l.cfg.BaseURL, "/")
 	if l.cfg.IssuerURL == "" {
 		l.cfg.IssuerURL = l.cfg.BaseURL
+	}
+	if len(l.sections) > 0 {
+		l.cfg.ProviderSections = l.sections
 	}
 	return l.cfg, nil
 }
@@ -120,11 +127,11 @@ func (v *flagValue) raw(typ string) string {
 
 type definedFlags struct {
 	config *flagValue
-	values map[int]*flagValue // by spec index
-	files  map[int]*flagValue // by spec index, secrets only
+	values map[int]*flagValue // by position in the loader's bound settings
+	files  map[int]*flagValue // the same, secrets only
 }
 
-func defineFlags(fs *flag.FlagSet) (definedFlags, error) {
+func defineFlags(fs *flag.FlagSet, bound []binding) (definedFlags, error) {
 	d := definedFlags{config: &flagValue{}, values: map[int]*flagValue{}, files: map[int]*flagValue{}}
 	define := func(v *flagValue, name, usage string) error {
 		if fs.Lookup(name) != nil {
@@ -136,7 +143,8 @@ func defineFlags(fs *flag.FlagSet) (definedFlags, error) {
 	if err := define(d.config, ConfigFlag, fmt.Sprintf("Read settings from the YAML file at `path` (env %s).", ConfigEnv)); err != nil {
 		return d, err
 	}
-	for _, s := range specs() {
+	for i, b := range bound {
+		s := b.spec
 		v := &flagValue{isBool: s.Type == typeBool}
 		// The flag package prints a back-quoted word as the value's
 		// placeholder (-access-token-ttl duration) instead of "value".
@@ -154,25 +162,50 @@ func defineFlags(fs *flag.FlagSet) (definedFlags, error) {
 		if err := define(v, s.Flag, usage); err != nil {
 			return d, err
 		}
-		d.values[s.index] = v
+		d.values[i] = v
 		if s.Secret {
 			fv := &flagValue{}
 			usage := fmt.Sprintf("Read --%s from the file at `path`, trailing newlines trimmed (env %s).", s.Flag, s.FileEnv)
 			if err := define(fv, s.FileFlag, usage); err != nil {
 				return d, err
 			}
-			d.files[s.index] = fv
+			d.files[i] = fv
 		}
 	}
 	return d, nil
 }
 
-// loader applies the sources in increasing precedence onto cfg, collecting
-// every problem instead of stopping at the first.
+// loader applies the sources in increasing precedence onto cfg and the
+// sections, collecting every problem instead of stopping at the first.
 type loader struct {
-	cfg  Config
-	dst  reflect.Value
-	errs []error
+	cfg      Config
+	sections map[string]any // by provider name
+	bound    []binding      // every setting, Config's first
+	errs     []error
+}
+
+// binding is a setting and the struct field it sets.
+type binding struct {
+	spec
+	dst reflect.Value
+}
+
+// newLoader binds every setting of Config and of a new section per
+// provider to the field it sets.
+func newLoader(sections Sections) (*loader, error) {
+	sc, err := newSchema(sections)
+	if err != nil {
+		return nil, err
+	}
+	l := &loader{sections: sc.sections}
+	structs := map[string]reflect.Value{"": reflect.ValueOf(&l.cfg).Elem()}
+	for name, section := range sc.sections {
+		structs[name] = reflect.ValueOf(section).Elem()
+	}
+	for _, s := range sc.specs {
+		l.bound = append(l.bound, binding{spec: s, dst: structs[s.Provider].Field(s.index)})
+	}
+	return l, nil
 }
 
 func (l *loader) fail(s spec, origin, format string, args ...any) {
@@ -180,15 +213,16 @@ func (l *loader) fail(s spec, origin, format string, args ...any) {
 }
 
 func (l *loader) defaults() {
-	for _, s := range specs() {
-		if s.Default != "" {
-			l.setRaw(s, "default", s.Default)
+	for _, b := range l.bound {
+		if b.Default != "" {
+			l.setRaw(b, "default", b.Default)
 		}
 	}
 }
 
 func (l *loader) env(getenv func(string) string) {
-	for _, s := range specs() {
+	for _, b := range l.bound {
+		s := b.spec
 		value := getenv(s.Env)
 		var file string
 		if s.Secret {
@@ -198,24 +232,25 @@ func (l *loader) env(getenv func(string) string) {
 		case value != "" && file != "":
 			l.fail(s, "environment", "both %s and %s are set; set only one", s.Env, s.FileEnv)
 		case file != "":
-			l.setFile(s, "environment "+s.FileEnv, file)
+			l.setFile(b, "environment "+s.FileEnv, file)
 		case value != "":
-			l.setRaw(s, "environment", value)
+			l.setRaw(b, "environment", value)
 		}
 	}
 }
 
 func (l *loader) flags(d definedFlags) {
-	for _, s := range specs() {
-		value := d.values[s.index]
-		file, hasFile := d.files[s.index]
+	for i, b := range l.bound {
+		s := b.spec
+		value := d.values[i]
+		file, hasFile := d.files[i]
 		switch {
 		case value.set() && hasFile && file.set():
 			l.fail(s, "flags", "both --%s and --%s are given; set only one", s.Flag, s.FileFlag)
 		case hasFile && file.set():
-			l.setFile(s, "flag --"+s.FileFlag, file.last())
+			l.setFile(b, "flag --"+s.FileFlag, file.last())
 		case value.set():
-			l.setRaw(s, "flag --"+s.Flag, value.raw(s.Type))
+			l.setRaw(b, "flag --"+s.Flag, value.raw(s.Type))
 		}
 	}
 }
@@ -252,10 +287,10 @@ func (l *loader) file(path string) error {
 
 	byKey := map[string]*yaml.Node{}
 	known := map[string]bool{}
-	for _, s := range specs() {
-		known[s.YAML] = true
-		if s.Secret {
-			known[s.FileYAML] = true
+	for _, b := range l.bound {
+		known[b.YAML] = true
+		if b.Secret {
+			known[b.FileYAML] = true
 		}
 	}
 	for i := 0; i+1 < len(root.Content); i += 2 {
@@ -276,7 +311,8 @@ func (l *loader) file(path string) error {
 	}
 
 	dir := filepath.Dir(path)
-	for _, s := range specs() {
+	for _, b := range l.bound {
+		s := b.spec
 		value, file := byKey[s.YAML], (*yaml.Node)(nil)
 		if s.Secret {
 			file = byKey[s.FileYAML]
@@ -296,9 +332,9 @@ func (l *loader) file(path string) error {
 			if !filepath.IsAbs(p) {
 				p = filepath.Join(dir, p)
 			}
-			l.setFile(s, origin, p)
+			l.setFile(b, origin, p)
 		case hasValue:
-			l.setNode(s, fmt.Sprintf("config file %s line %d", path, value.Line), value)
+			l.setNode(b, fmt.Sprintf("config file %s line %d", path, value.Line), value)
 		}
 	}
 	return nil
@@ -319,8 +355,8 @@ func isNull(n *yaml.Node) bool {
 // setNode sets a field from a YAML value. Scalars use the same text parsing
 // as flags and environment variables, so "90s" or "true" mean the same in
 // every source; lists may also be sequences and maps must be mappings.
-func (l *loader) setNode(s spec, origin string, n *yaml.Node) {
-	f := l.dst.Field(s.index)
+func (l *loader) setNode(b binding, origin string, n *yaml.Node) {
+	s, f := b.spec, b.dst
 	switch {
 	case s.Type == typeList && n.Kind == yaml.SequenceNode:
 		list := make([]string, 0, len(n.Content))
@@ -361,18 +397,18 @@ func (l *loader) setNode(s spec, origin string, n *yaml.Node) {
 			l.fail(s, origin, "must be a single value")
 		}
 	default:
-		l.setRaw(s, origin, n.Value)
+		l.setRaw(b, origin, n.Value)
 	}
 }
 
 // setFile sets a secret from a file, trimming trailing newlines.
-func (l *loader) setFile(s spec, origin, path string) {
+func (l *loader) setFile(b binding, origin, path string) {
 	value, err := readSecretFile(path)
 	if err != nil {
-		l.fail(s, origin, "%v", err)
+		l.fail(b.spec, origin, "%v", err)
 		return
 	}
-	l.dst.Field(s.index).SetString(value)
+	b.dst.SetString(value)
 }
 
 func readSecretFile(path string) (string, error) {
@@ -400,8 +436,8 @@ func readSecretFile(path string) (string, error) {
 // setRaw parses text from a flag, an environment variable, a default or a
 // YAML scalar into the field. Parse errors quote the text, which is safe
 // because secrets are plain strings and never fail to parse.
-func (l *loader) setRaw(s spec, origin, raw string) {
-	f := l.dst.Field(s.index)
+func (l *loader) setRaw(b binding, origin, raw string) {
+	s, f := b.spec, b.dst
 	switch s.Type {
 	case typeString:
 		f.SetString(raw)

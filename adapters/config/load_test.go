@@ -15,7 +15,7 @@ import (
 )
 
 func TestLoadWithoutAnySourceReturnsTheDefaults(t *testing.T) {
-	cfg, err := config.Load(nil, func(string) string { return "" })
+	cfg, err := config.Load(nil, func(string) string { return "" }, testSections)
 	require.NoError(t, err)
 
 	require.Equal(t, ":8000", cfg.ListenAddr)
@@ -302,7 +302,7 @@ func TestUnknownFlagsAndStrayArgumentsAreRejected(t *testing.T) {
 
 	// Load itself writes flag errors to standard error; a stray positional
 	// argument is reported without quoting it, as it may be half a secret.
-	_, err = config.Load([]string{"--client-id", "id", "secret-half"}, func(string) string { return "" })
+	_, err = config.Load([]string{"--client-id", "id", "secret-half"}, func(string) string { return "" }, testSections)
 	require.ErrorContains(t, err, "unexpected argument")
 	require.NotContains(t, err.Error(), "secret-half")
 }
@@ -317,7 +317,7 @@ func TestLoadFlagsLeavesPositionalArgumentsAndForeignFlagsToTheCaller(t *testing
 	fs.SetOutput(io.Discard)
 	quiet := fs.Bool("quiet", false, "print nothing")
 
-	cfg, err := config.LoadFlags(fs, []string{"--quiet", "--client-id", "id", "extra"}, func(string) string { return "" })
+	cfg, err := config.LoadFlags(fs, []string{"--quiet", "--client-id", "id", "extra"}, func(string) string { return "" }, testSections)
 	require.NoError(t, err)
 	require.True(t, *quiet)
 	require.Equal(t, "id", cfg.ClientID)
@@ -327,7 +327,7 @@ func TestLoadFlagsLeavesPositionalArgumentsAndForeignFlagsToTheCaller(t *testing
 func TestLoadFlagsRefusesAFlagSetThatAlreadyDefinesASetting(t *testing.T) {
 	fs := flag.NewFlagSet("x", flag.ContinueOnError)
 	fs.String("base-url", "", "")
-	_, err := config.LoadFlags(fs, nil, func(string) string { return "" })
+	_, err := config.LoadFlags(fs, nil, func(string) string { return "" }, testSections)
 	require.ErrorContains(t, err, "-base-url is already defined")
 }
 
@@ -337,4 +337,83 @@ func TestLoadErrorsNeverQuoteASecret(t *testing.T) {
 	require.Equal(t, []string{"OIDC_PROXY_CLIENT_SECRET", "OIDC_PROXY_ENCRYPTION_KEY"}, settingNames(err))
 	require.NotContains(t, err.Error(), "hunter2")
 	require.NotContains(t, err.Error(), "hunter3")
+}
+
+func TestAProvidersSectionIsLoadedFromEverySourceWithTheSamePrecedence(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, dir, "token", "from-a-file\n")
+	file := writeFile(t, dir, "oidcproxy.yaml", `
+provider: widget
+widget_host: file.example
+widget_retries: 5
+widget_tags: [x, y]
+widget_params: {a: "1"}
+widget_token_file: token
+`)
+	env := map[string]string{config.ConfigEnv: file, "OIDC_PROXY_WIDGET_HOST": "env.example", "OIDC_PROXY_WIDGET_WAIT": "5s"}
+	args := []string{"--widget-host", "flag.example", "--widget-fast"}
+
+	cfg := mustLoad(t, args, env)
+
+	require.Equal(t, "widget", cfg.Provider)
+	w, ok := cfg.ProviderSection().(*widgetConfig)
+	require.True(t, ok, "the selected provider's section, as its own type")
+	require.Same(t, cfg.ProviderSections["widget"], cfg.ProviderSection())
+	require.Equal(t, widgetConfig{Host: "flag.example", Token: "from-a-file", Retries: 5, Fast: true, Wait: 5 * time.Second,
+		Tags: []string{"x", "y"}, Params: map[string]string{"a": "1"}}, *w)
+	require.IsType(t, &plainConfig{}, cfg.ProviderSections["oidc"], "every provider's section is loaded")
+}
+
+func TestASectionsProblemsAreReportedWithEveryOtherOne(t *testing.T) {
+	_, err := load(t, []string{"--widget-retries", "many"}, map[string]string{
+		"OIDC_PROXY_WIDGET_FAST": "maybe", "OIDC_PROXY_TIMEOUT_SECONDS": "ten",
+	})
+
+	require.ElementsMatch(t, []string{"OIDC_PROXY_WIDGET_RETRIES", "OIDC_PROXY_WIDGET_FAST", "OIDC_PROXY_TIMEOUT_SECONDS"}, settingNames(err))
+}
+
+func TestAnUnknownYAMLKeyIsRefusedButEverySectionsKeysAreKnown(t *testing.T) {
+	dir := t.TempDir()
+	file := writeFile(t, dir, "oidcproxy.yaml", "provider: oidc\nwidget_host: h\nwidgit_host: h\n")
+
+	_, err := load(t, nil, map[string]string{config.ConfigEnv: file})
+
+	require.ErrorContains(t, err, `unknown setting "widgit_host"`)
+	require.NotContains(t, err.Error(), `"widget_host"`, "a key of another provider than the selected one is a known setting")
+}
+
+func TestWithoutSectionsAPresetsSettingIsUnknown(t *testing.T) {
+	_, err := loadWith(t, nil, []string{"--widget-host", "h"}, nil)
+	require.ErrorContains(t, err, "flag provided but not defined: -widget-host")
+
+	cfg, err := loadWith(t, nil, nil, nil)
+	require.NoError(t, err)
+	require.Nil(t, cfg.ProviderSections)
+	require.Nil(t, cfg.ProviderSection())
+}
+
+func TestSectionsThatTheLoaderCannotFillAreRefused(t *testing.T) {
+	type clash struct {
+		Addr string `env:"LISTEN_ADDR" yaml:"other_addr" flag:"other-addr" help:"Clashes."`
+	}
+	type unparsable struct {
+		Ratio float64 `env:"RATIO" yaml:"ratio" flag:"ratio" help:"Cannot be parsed."`
+	}
+	cases := map[string]struct {
+		section func() any
+		want    string
+	}{
+		"not a pointer":            {func() any { return widgetConfig{} }, "provider bad: its settings section must be a pointer to a struct"},
+		"a nil pointer":            {func() any { return (*widgetConfig)(nil) }, "provider bad: its settings section must be a pointer to a struct"},
+		"a name that exists":       {func() any { return new(clash) }, "provider bad: OIDC_PROXY_LISTEN_ADDR is already a setting of Config"},
+		"a type it cannot parse":   {func() any { return new(unparsable) }, "provider bad: setting OIDC_PROXY_RATIO has unsupported float64"},
+		"another provider's names": {func() any { return new(widgetConfig) }, "provider widget: flag --widget-host is already a setting of provider bad"},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			_, err := loadWith(t, config.Sections{"widget": testSections["widget"], "bad": tc.section}, nil, nil)
+			require.ErrorContains(t, err, "config: settings sections: ")
+			require.ErrorContains(t, err, tc.want)
+		})
+	}
 }

@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 )
 
@@ -9,10 +10,13 @@ import (
 // paragraph of orientation, and the settings it lists, by Config field
 // name, in the order shown. The order is an editorial choice (what an
 // operator sets first comes first), not the struct's declaration order.
+// The presets section lists every provider section's settings instead, by
+// provider name; its intro may name those providers with %s.
 type docSection struct {
-	title  string
-	intro  string
-	fields []string
+	title   string
+	intro   string
+	fields  []string
+	presets bool
 }
 
 // docSections groups every setting for the reference. A field that no
@@ -37,9 +41,9 @@ var docSections = []docSection{
 		},
 	},
 	{
-		title:  "Provider presets",
-		intro:  "Settings read only by one provider preset (`PROVIDER` auth0, azure or google); `CONFIG_URL` overrides any preset's discovery URL.",
-		fields: []string{"Auth0Domain", "AzureTenantID", "AzureAuthority", "AzureIdentifierURI", "GoogleHostedDomain"},
+		title:   "Provider presets",
+		intro:   "Settings read only by one provider preset (`PROVIDER` %s); `CONFIG_URL` overrides any preset's discovery URL.",
+		presets: true,
 	},
 	{
 		title: "MCP clients, scopes and consent",
@@ -134,13 +138,13 @@ Telemetry is configured with the standard OpenTelemetry ` + "`OTEL_*`" + ` envir
 // Fields: the precedence rules, an index of every setting, and one entry per
 // setting with its environment variable, flag, YAML key, type, default,
 // secret marker, file variants and help text. The output depends only on
-// the struct tags and this file, so it is the same on every call and a test
-// can require the committed document to equal it.
-func Markdown() string {
+// the struct tags, the sections given and this file, so it is the same on
+// every call and a test can require the committed document to equal it.
+func Markdown(providers Sections) string {
 	var b strings.Builder
 	b.WriteString(docIntro)
 
-	sections := groupFields()
+	sections := groupFields(Fields(providers))
 	b.WriteString("\n## Index\n\n")
 	b.WriteString("| environment variable | flag | YAML key | default |\n|---|---|---|---|\n")
 	for _, s := range sections {
@@ -171,23 +175,37 @@ type renderedSection struct {
 	fields       []Field
 }
 
-// groupFields resolves docSections against Fields, dropping names that no
+// groupFields resolves docSections against all, dropping names that no
 // longer exist and appending unplaced fields, in declaration order, under
 // otherSection.
-func groupFields() []renderedSection {
-	all := Fields()
+func groupFields(all []Field) []renderedSection {
 	byName := make(map[string]Field, len(all))
 	for _, f := range all {
-		byName[f.Name] = f
+		if f.Provider == "" {
+			byName[f.Name] = f
+		}
 	}
-	placed := map[string]bool{}
+	placed := map[Field]bool{}
 	out := make([]renderedSection, 0, len(docSections)+1)
 	for _, s := range docSections {
 		rs := renderedSection{title: s.title, intro: s.intro}
+		if s.presets {
+			var names []string
+			for _, f := range all {
+				if f.Provider != "" && !placed[f] {
+					rs.fields = append(rs.fields, f)
+					placed[f] = true
+					if !slices.Contains(names, f.Provider) {
+						names = append(names, f.Provider)
+					}
+				}
+			}
+			rs.intro = fmt.Sprintf(s.intro, providerList(names))
+		}
 		for _, name := range s.fields {
-			if f, ok := byName[name]; ok && !placed[name] {
+			if f, ok := byName[name]; ok && !placed[f] {
 				rs.fields = append(rs.fields, f)
-				placed[name] = true
+				placed[f] = true
 			}
 		}
 		if len(rs.fields) > 0 {
@@ -196,7 +214,7 @@ func groupFields() []renderedSection {
 	}
 	other := renderedSection{title: otherSection}
 	for _, f := range all {
-		if !placed[f.Name] {
+		if !placed[f] {
 			other.fields = append(other.fields, f)
 		}
 	}
@@ -221,7 +239,7 @@ func writeField(b *strings.Builder, f Field) {
 		b.WriteString("- secret: yes, redacted whenever the configuration is printed or logged\n")
 		fmt.Fprintf(b, "- from a file: `%s`, `--%s`, `%s`\n", f.FileEnv, f.FileFlag, f.FileYAML)
 	}
-	fmt.Fprintf(b, "- Go field: `Config.%s`\n", f.Name)
+	fmt.Fprintf(b, "- Go field: `%s.%s`\n", f.Struct, f.Name)
 }
 
 // typeDoc explains how a value of each type is written in every source.

@@ -9,6 +9,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/oidcproxy/oidcproxy"
 	"github.com/oidcproxy/oidcproxy/adapters/config"
 )
 
@@ -21,8 +22,12 @@ var configurationDoc = filepath.Join("..", "..", "docs", "configuration.md")
 // namespace on purpose: it is not a setting.
 const updateDocsEnv = "OIDCPROXY_UPDATE_DOCS"
 
+// realSections are the registered providers' sections: the reference
+// documents the program's settings, which only the composition root knows.
+var realSections = oidcproxy.ProviderSections()
+
 func TestConfigurationDocIsCurrent(t *testing.T) {
-	want := config.Markdown()
+	want := config.Markdown(realSections)
 	if os.Getenv(updateDocsEnv) == "1" {
 		require.NoError(t, os.WriteFile(configurationDoc, []byte(want), 0o644))
 		t.Logf("rewrote %s", configurationDoc)
@@ -34,7 +39,7 @@ func TestConfigurationDocIsCurrent(t *testing.T) {
 		return
 	}
 	line, gotLine, wantLine := firstDifference(string(got), want)
-	t.Fatalf("docs/configuration.md differs from config.Markdown() (the Config struct tags or markdown.go changed).\n"+
+	t.Fatalf("docs/configuration.md differs from config.Markdown(realSections) (the Config struct tags or markdown.go changed).\n"+
 		"First difference at line %d:\n\tfile:      %q\n\tgenerated: %q\n"+
 		"Regenerate it with:\n\t%s=1 go test ./adapters/config -run TestConfigurationDocIsCurrent",
 		line, gotLine, wantLine, updateDocsEnv)
@@ -59,8 +64,8 @@ func firstDifference(a, b string) (int, string, string) {
 }
 
 func TestTheReferenceDocumentsEverySettingOnceWithAllItsNames(t *testing.T) {
-	doc := config.Markdown()
-	for _, f := range config.Fields() {
+	doc := config.Markdown(realSections)
+	for _, f := range config.Fields(realSections) {
 		heading := "\n### `" + f.Env + "`\n"
 		require.Equal(t, 1, strings.Count(doc, heading), "%s needs exactly one entry", f.Env)
 
@@ -92,12 +97,12 @@ func TestTheReferenceDocumentsEverySettingOnceWithAllItsNames(t *testing.T) {
 func TestEverySettingHasAHomeInANamedSection(t *testing.T) {
 	// A new setting lands under "Other settings" until markdown.go places
 	// it; this test makes sure someone does.
-	require.NotContains(t, config.Markdown(), "\n## Other settings\n",
+	require.NotContains(t, config.Markdown(realSections), "\n## Other settings\n",
 		"add the new setting to a section in adapters/config/markdown.go, then regenerate docs/configuration.md")
 }
 
 func TestTheExampleFileInTheReferenceLoadsAndValidates(t *testing.T) {
-	doc := config.Markdown()
+	doc := config.Markdown(realSections)
 	m := regexp.MustCompile("(?s)```yaml\n(.*?)```").FindStringSubmatch(doc)
 	require.NotNil(t, m, "the reference has a YAML example")
 

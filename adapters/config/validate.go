@@ -3,6 +3,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"net/url"
 	"path"
@@ -27,21 +28,20 @@ func (e *SettingError) Error() string { return e.Setting + ": " + e.Problem }
 
 // ValidateOptions carries what Validate cannot know by itself.
 type ValidateOptions struct {
-	// KnownProviders are the names in the provider registry. When empty,
-	// any non-empty PROVIDER is accepted.
-	KnownProviders []string
 	// RequireUpstream demands the upstream client settings (CLIENT_ID,
-	// CLIENT_SECRET, discovery). False for `oidcproxy dev`, which runs its
-	// own in-process provider.
+	// CLIENT_SECRET, the provider's own). False for the commands that
+	// never reach the upstream provider.
 	RequireUpstream bool
+	// Provider checks the settings of the provider PROVIDER selects: its
+	// own section (Config.ProviderSection) together with the settings
+	// every provider shares. The configuration cannot import the
+	// providers, so the composition root passes their rules. It runs with
+	// RequireUpstream only, for a PROVIDER that Load had a section for (or
+	// any PROVIDER when Load had none). Its problems join the others: a
+	// *SettingError under its setting, any other error under PROVIDER.
+	// Nil skips the provider's own rules.
+	Provider func(Config) error
 }
-
-// The provider names whose preset settings Validate knows.
-const (
-	providerOIDC  = "oidc"
-	providerAuth0 = "auth0"
-	providerAzure = "azure"
-)
 
 // Bounds that keep a mistyped value from producing an unsafe deployment.
 const (
@@ -217,27 +217,22 @@ func (v *validator) url(name, raw string, secure bool) bool {
 	return len(v.errs) == n
 }
 
+// provider checks PROVIDER, the upstream settings every provider shares,
+// and, through opts.Provider, the selected provider's own. The
+// configuration knows no provider by name: the names are those Load had a
+// section for.
 func (v *validator) provider(c Config, opts ValidateOptions) {
+	_, known := c.ProviderSections[c.Provider]
+	known = known || c.ProviderSections == nil
 	switch {
 	case c.Provider == "":
 		v.add("PROVIDER", "is required")
-	case len(opts.KnownProviders) > 0 && !slices.Contains(opts.KnownProviders, c.Provider):
-		v.add("PROVIDER", "unknown provider %q; known providers: %s", c.Provider, strings.Join(opts.KnownProviders, ", "))
+	case !known:
+		names := slices.Sorted(maps.Keys(c.ProviderSections))
+		v.add("PROVIDER", "unknown provider %q; known providers: %s", c.Provider, strings.Join(names, ", "))
 	}
 	if c.ConfigURL != "" {
 		v.url("CONFIG_URL", c.ConfigURL, true)
-	}
-	if c.Auth0Domain != "" {
-		if u, err := url.Parse("https://" + c.Auth0Domain); err != nil || u.Host != c.Auth0Domain ||
-			u.Hostname() == "" || u.Path != "" || u.User != nil {
-			v.add("AUTH0_DOMAIN", "must be a bare host name such as example.us.auth0.com, without scheme or path")
-		}
-	}
-	if c.AzureTenantID != "" && !isTenantID(c.AzureTenantID) {
-		v.add("AZURE_TENANT_ID", "must be a tenant ID, a domain name, or one of common, organizations, consumers")
-	}
-	if c.AzureAuthority != "" {
-		v.url("AZURE_AUTHORITY", c.AzureAuthority, true)
 	}
 
 	if !opts.RequireUpstream {
@@ -249,37 +244,25 @@ func (v *validator) provider(c Config, opts ValidateOptions) {
 	if c.ClientSecret == "" && c.TokenEndpointAuthMethod != domain.AuthNone {
 		v.add("CLIENT_SECRET", "is required unless OIDC_PROXY_TOKEN_ENDPOINT_AUTH_METHOD is none (also settable through OIDC_PROXY_CLIENT_SECRET_FILE)")
 	}
-	switch c.Provider {
-	case providerOIDC:
-		if c.ConfigURL == "" {
-			v.add("CONFIG_URL", "is required for provider oidc: the upstream's discovery URL, such as https://idp.example.com/.well-known/openid-configuration")
-		}
-	case providerAuth0:
-		if c.Auth0Domain == "" && c.ConfigURL == "" {
-			v.add("AUTH0_DOMAIN", "is required for provider auth0 unless OIDC_PROXY_CONFIG_URL is set")
-		}
-		if c.Audience == "" {
-			v.add("AUDIENCE", "is required for provider auth0: without an API audience Auth0 issues opaque access tokens that cannot be verified")
-		}
-	case providerAzure:
-		if c.AzureTenantID == "" {
-			v.add("AZURE_TENANT_ID", "is required for provider azure")
-		}
-		if len(c.RequiredScopes) == 0 {
-			v.add("REQUIRED_SCOPES", "is required for provider azure: name at least one scope of your app's API (e.g. mcp.access), or Entra issues a Graph token that cannot be verified")
-		}
+	if opts.Provider != nil && c.Provider != "" && known {
+		v.join(opts.Provider(c))
 	}
 }
 
-// isTenantID accepts what Entra puts in the authority path: a GUID, a
-// domain or a well-known name. Anything else could rewrite the URL.
-func isTenantID(s string) bool {
-	for _, r := range s {
-		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '.') {
-			return false
+// join records every problem of an error tree: a *SettingError as it is,
+// any other error as a problem with PROVIDER.
+func (v *validator) join(err error) {
+	switch e := err.(type) {
+	case nil:
+	case *SettingError:
+		v.errs = append(v.errs, e)
+	case interface{ Unwrap() []error }:
+		for _, inner := range e.Unwrap() {
+			v.join(inner)
 		}
+	default:
+		v.add("PROVIDER", "%v", err)
 	}
-	return !strings.HasPrefix(s, ".") && !strings.Contains(s, "..")
 }
 
 func (v *validator) enumAuthMethod(m domain.AuthMethod) {

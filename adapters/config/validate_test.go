@@ -1,6 +1,7 @@
 package config_test
 
 import (
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -13,10 +14,7 @@ import (
 
 const secretValue = "s3cr3t-client-secret-value"
 
-var serveOptions = config.ValidateOptions{
-	KnownProviders:  []string{"oidc", "auth0", "google", "azure"},
-	RequireUpstream: true,
-}
+var serveOptions = config.ValidateOptions{RequireUpstream: true}
 
 // validConfig is a production-like configuration that passes Validate,
 // loaded through the real loader so the defaults are the shipped ones.
@@ -51,18 +49,9 @@ func TestValidConfigurationsPass(t *testing.T) {
 		}, serveOptions},
 		{"dev mode without upstream settings", func(c *config.Config) { c.ClientID, c.ClientSecret, c.ConfigURL = "", "", "" },
 			config.ValidateOptions{RequireUpstream: false}},
-		{"auth0 with a domain", func(c *config.Config) {
-			c.Provider, c.ConfigURL, c.Auth0Domain, c.Audience = "auth0", "", "example.us.auth0.com", "https://mcp.example.com"
-		}, serveOptions},
-		{"auth0 with only a discovery URL", func(c *config.Config) { c.Provider, c.Audience = "auth0", "https://mcp.example.com" }, serveOptions},
-		{"azure with a tenant", func(c *config.Config) {
-			c.Provider, c.ConfigURL, c.AzureTenantID = "azure", "", "0b1d4f6e-1111-4a2b-9c3d-123456789abc"
-			c.RequiredScopes = []string{"mcp.access"}
-			c.AzureAuthority = "https://login.microsoftonline.us"
-		}, serveOptions},
-		{"google without a discovery URL", func(c *config.Config) { c.Provider, c.ConfigURL = "google", "" }, serveOptions},
-		{"any provider when the registry is not given", func(c *config.Config) { c.Provider = "custom" },
-			config.ValidateOptions{RequireUpstream: true}},
+		{"another provider that Load had a section for", func(c *config.Config) { c.Provider = "widget" }, serveOptions},
+		{"any provider when Load had no sections", func(c *config.Config) { c.Provider, c.ProviderSections = "custom", nil },
+			serveOptions},
 		{"ephemeral ports on both listeners", func(c *config.Config) { c.ListenAddr, c.AdminAddr = "127.0.0.1:0", "127.0.0.1:0" }, serveOptions},
 		{"the gateway turned off and no encryption key", func(c *config.Config) { c.MCPUpstream, c.EncryptionKey = "", "" }, serveOptions},
 		{"extras within their bounds", func(c *config.Config) {
@@ -100,18 +89,10 @@ func TestEveryValidationRuleRejectsABadValue(t *testing.T) {
 		{"ISSUER_URL has no trailing slash", func(c *config.Config) { c.IssuerURL = "https://proxy.example.com/" }, "ISSUER_URL", "byte for byte"},
 		{"ISSUER_URL must use https off loopback", func(c *config.Config) { c.IssuerURL = "http://issuer.example.com" }, "ISSUER_URL", "must use https"},
 		{"PROVIDER is required", func(c *config.Config) { c.Provider = "" }, "PROVIDER", "is required"},
-		{"PROVIDER must be registered", func(c *config.Config) { c.Provider = "okta" }, "PROVIDER", "known providers: oidc, auth0, google, azure"},
+		{"PROVIDER must be registered", func(c *config.Config) { c.Provider = "okta" }, "PROVIDER", `unknown provider "okta"; known providers: oidc, widget`},
 		{"CLIENT_ID is required upstream", func(c *config.Config) { c.ClientID = "" }, "CLIENT_ID", "is required"},
 		{"CLIENT_SECRET is required for a confidential client", func(c *config.Config) { c.ClientSecret = "" }, "CLIENT_SECRET", "is required unless"},
-		{"CONFIG_URL is required for oidc", func(c *config.Config) { c.ConfigURL = "" }, "CONFIG_URL", "is required for provider oidc"},
 		{"CONFIG_URL must use https off loopback", func(c *config.Config) { c.ConfigURL = "http://idp.example.com/.well-known/openid-configuration" }, "CONFIG_URL", "must use https"},
-		{"auth0 needs a domain or a discovery URL", func(c *config.Config) { c.Provider, c.ConfigURL, c.Audience = "auth0", "", "https://api" }, "AUTH0_DOMAIN", "is required for provider auth0"},
-		{"auth0 needs an audience", func(c *config.Config) { c.Provider = "auth0" }, "AUDIENCE", "is required for provider auth0"},
-		{"azure needs an API scope", func(c *config.Config) { c.Provider, c.AzureTenantID = "azure", "common" }, "REQUIRED_SCOPES", "is required for provider azure"},
-		{"AUTH0_DOMAIN is a bare host", func(c *config.Config) { c.Auth0Domain = "https://example.auth0.com/" }, "AUTH0_DOMAIN", "bare host name"},
-		{"azure needs a tenant", func(c *config.Config) { c.Provider, c.RequiredScopes = "azure", []string{"mcp.access"} }, "AZURE_TENANT_ID", "is required for provider azure"},
-		{"AZURE_TENANT_ID cannot rewrite the URL", func(c *config.Config) { c.AzureTenantID = "common/../evil" }, "AZURE_TENANT_ID", "tenant ID"},
-		{"AZURE_AUTHORITY is a URL", func(c *config.Config) { c.AzureAuthority = "login.microsoftonline.us" }, "AZURE_AUTHORITY", "absolute http or https URL"},
 		{"TOKEN_ENDPOINT_AUTH_METHOD is an enum", func(c *config.Config) { c.TokenEndpointAuthMethod = "private_key_jwt" }, "TOKEN_ENDPOINT_AUTH_METHOD", "not one of"},
 		{"TIMEOUT_SECONDS is at least 1", func(c *config.Config) { c.TimeoutSeconds = 0 }, "TIMEOUT_SECONDS", "between 1 and 300"},
 		{"TIMEOUT_SECONDS is at most 300", func(c *config.Config) { c.TimeoutSeconds = 301 }, "TIMEOUT_SECONDS", "between 1 and 300"},
@@ -199,6 +180,47 @@ func TestAConfigurationWithManyProblemsReportsThemAllInOneError(t *testing.T) {
 	for _, line := range lines[1:] {
 		require.True(t, strings.HasPrefix(line, config.EnvPrefix), line)
 	}
+}
+
+func TestTheSelectedProvidersRulesJoinTheOtherProblems(t *testing.T) {
+	var seen []config.Config
+	opts := config.ValidateOptions{RequireUpstream: true, Provider: func(c config.Config) error {
+		seen = append(seen, c)
+		w := c.ProviderSection().(*widgetConfig)
+		if w.Host != "" {
+			return nil
+		}
+		return errors.Join(
+			&config.SettingError{Setting: config.EnvPrefix + "WIDGET_HOST", Problem: "is required for provider widget"},
+			errors.New("the widget is broken"))
+	}}
+	cfg := validConfig(t)
+	cfg.Provider = "widget"
+	cfg.LogFormat = "xml"
+
+	err := cfg.Validate(opts)
+
+	require.Len(t, seen, 1)
+	require.ElementsMatch(t, []string{"OIDC_PROXY_WIDGET_HOST", "OIDC_PROXY_PROVIDER", "OIDC_PROXY_LOG_FORMAT"}, settingNames(err))
+	require.ErrorContains(t, err, "(3 problems)")
+	require.ErrorContains(t, err, "OIDC_PROXY_WIDGET_HOST: is required for provider widget")
+	require.ErrorContains(t, err, "OIDC_PROXY_PROVIDER: the widget is broken")
+
+	cfg.ProviderSections["widget"].(*widgetConfig).Host = "widget.example"
+	cfg.LogFormat = "json"
+	require.NoError(t, cfg.Validate(opts))
+}
+
+func TestTheProvidersRulesRunOnlyForAKnownProviderAndUpstream(t *testing.T) {
+	calls := 0
+	provider := func(config.Config) error { calls++; return errors.New("refused") }
+	cfg := validConfig(t)
+
+	require.NoError(t, cfg.Validate(config.ValidateOptions{Provider: provider}), "not without RequireUpstream")
+	cfg.Provider = "okta"
+	err := cfg.Validate(config.ValidateOptions{RequireUpstream: true, Provider: provider})
+	require.Equal(t, []string{"OIDC_PROXY_PROVIDER"}, settingNames(err))
+	require.Zero(t, calls, "an unknown provider has no rules to run")
 }
 
 func TestValidationErrorsNeverContainSecretValues(t *testing.T) {

@@ -19,7 +19,6 @@ import (
 	"github.com/oidcproxy/oidcproxy/adapters/config"
 	"github.com/oidcproxy/oidcproxy/adapters/httpapi"
 	"github.com/oidcproxy/oidcproxy/adapters/tokens"
-	"github.com/oidcproxy/oidcproxy/providers"
 )
 
 // The keys and backup subcommands work on the store file directly when no
@@ -38,12 +37,12 @@ func adminLoad(name string, args []string, getenv func(string) string, stderr io
 	if extra != nil {
 		extra(fs)
 	}
-	cfg, err := config.LoadFlags(fs, args, getenv)
+	cfg, err := config.LoadFlags(fs, args, getenv, oidcproxy.ProviderSections())
 	if errors.Is(err, flag.ErrHelp) {
 		return cfg, fs, 0, false
 	}
 	if err == nil {
-		err = cfg.Validate(config.ValidateOptions{KnownProviders: providers.Names()})
+		err = cfg.Validate(config.ValidateOptions{})
 	}
 	if err != nil {
 		fmt.Fprintf(stderr, "oidcproxy %s: invalid configuration:\n%v\n", name, err)

@@ -20,7 +20,6 @@ import (
 
 	"github.com/oidcproxy/oidcproxy"
 	"github.com/oidcproxy/oidcproxy/adapters/config"
-	"github.com/oidcproxy/oidcproxy/providers"
 )
 
 // Development defaults: everything on this machine only, nothing on disk.
@@ -135,7 +134,7 @@ func devConfig(args []string, getenv func(string) string, stderr io.Writer) (con
 			return v
 		}
 		return devDefaults[k]
-	})
+	}, oidcproxy.ProviderSections())
 }
 
 // dev runs the proxy with the development IdP and demo MCP server.
@@ -160,7 +159,7 @@ func dev(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if cfg.MCPUpstream == "" {
 		cfg.MCPUpstream = stack.MCPURL
 	}
-	if err := cfg.Validate(config.ValidateOptions{KnownProviders: providers.Names(), RequireUpstream: true}); err != nil {
+	if err := cfg.Validate(config.ValidateOptions{RequireUpstream: true, Provider: oidcproxy.ValidateProvider}); err != nil {
 		fmt.Fprintf(stderr, "oidcproxy dev: invalid configuration:\n%v\n", err)
 		return 1
 	}

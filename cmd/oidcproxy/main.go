@@ -19,7 +19,6 @@ import (
 
 	"github.com/oidcproxy/oidcproxy"
 	"github.com/oidcproxy/oidcproxy/adapters/config"
-	"github.com/oidcproxy/oidcproxy/providers"
 )
 
 // version is set at build time with -ldflags "-X main.version=…"; otherwise
@@ -84,7 +83,7 @@ YAML file given with --config; run "oidcproxy serve -h" to list them.
 func loadConfig(name string, args []string, getenv func(string) string, stderr io.Writer, requireUpstream bool) (config.Config, int, bool) {
 	fs := flag.NewFlagSet("oidcproxy "+name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	cfg, err := config.LoadFlags(fs, args, getenv)
+	cfg, err := config.LoadFlags(fs, args, getenv, oidcproxy.ProviderSections())
 	if errors.Is(err, flag.ErrHelp) {
 		return cfg, 0, false
 	}
@@ -92,7 +91,7 @@ func loadConfig(name string, args []string, getenv func(string) string, stderr i
 		err = fmt.Errorf("%d unexpected argument(s); every setting is a --flag", fs.NArg())
 	}
 	if err == nil {
-		err = cfg.Validate(config.ValidateOptions{KnownProviders: providers.Names(), RequireUpstream: requireUpstream})
+		err = cfg.Validate(config.ValidateOptions{RequireUpstream: requireUpstream, Provider: oidcproxy.ValidateProvider})
 	}
 	if err != nil {
 		fmt.Fprintf(stderr, "oidcproxy %s: invalid configuration:\n%v\n", name, err)
@@ -150,7 +149,7 @@ func check(ctx context.Context, args []string, getenv func(string) string, stdou
 	fmt.Fprintf(stdout, "  resource:       %s\n", cfg.Resource())
 	fmt.Fprintf(stdout, "  provider:       %s\n", cfg.Provider)
 	client := oidcproxy.NewUpstreamClient(cfg)
-	if _, err := providers.New(ctx, cfg.Provider, oidcproxy.ProviderSettings(cfg), client); err != nil {
+	if _, err := oidcproxy.ProvideIdentityProvider(ctx, cfg, client); err != nil {
 		fmt.Fprintf(stdout, "upstream: FAILED\n  %v\n", err)
 		return 1
 	}

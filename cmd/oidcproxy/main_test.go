@@ -85,6 +85,65 @@ func TestCheckReachesTheUpstreamDiscovery(t *testing.T) {
 	require.Contains(t, out.String(), "upstream: FAILED")
 }
 
+func TestCheckReportsAPresetsProblemsUnderItsSettingsWithEveryOtherProblem(t *testing.T) {
+	cases := []struct {
+		name string
+		args []string
+		env  map[string]string
+		want []string
+	}{
+		{"azure", []string{"--azure-authority", "http://login.example"}, map[string]string{
+			"OIDC_PROXY_PROVIDER": "azure", "OIDC_PROXY_AZURE_TENANT_ID": "common/../evil", "OIDC_PROXY_AUDIENCE": "api://x",
+		}, []string{
+			"OIDC_PROXY_AZURE_TENANT_ID: must be a tenant ID", "OIDC_PROXY_AZURE_AUTHORITY: must be an https URL",
+			"OIDC_PROXY_REQUIRED_SCOPES: must name at least one scope your API exposes", "OIDC_PROXY_AUDIENCE: must be the application (client) ID",
+		}},
+		{"auth0", nil, map[string]string{"OIDC_PROXY_PROVIDER": "auth0", "OIDC_PROXY_AUTH0_DOMAIN": "https://example.auth0.com"}, []string{
+			"OIDC_PROXY_AUTH0_DOMAIN: must be a bare host name", "OIDC_PROXY_AUDIENCE: is required for provider auth0",
+		}},
+		{"google", []string{"--google-hosted-domain", "user@example.com"}, map[string]string{"OIDC_PROXY_PROVIDER": "google"}, []string{
+			"OIDC_PROXY_GOOGLE_HOSTED_DOMAIN: must be a domain name",
+		}},
+		{"oidc", nil, map[string]string{"OIDC_PROXY_PROVIDER": "oidc"}, []string{"OIDC_PROXY_CONFIG_URL: is required for provider oidc"}},
+		{"an unknown provider", nil, map[string]string{"OIDC_PROXY_PROVIDER": "okta"}, []string{
+			`OIDC_PROXY_PROVIDER: unknown provider "okta"; known providers: `,
+		}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.env["OIDC_PROXY_BASE_URL"] = "ftp://example.com"
+			var out, errOut bytes.Buffer
+
+			code := run(t.Context(), append([]string{"check"}, tc.args...), envOf(tc.env), &out, &errOut)
+
+			require.Equal(t, 1, code)
+			for _, want := range append(tc.want, "OIDC_PROXY_BASE_URL: ", "OIDC_PROXY_CLIENT_ID: ") {
+				require.Contains(t, errOut.String(), "\n"+want)
+			}
+			require.Empty(t, out.String(), "nothing is fetched from a configuration that cannot work")
+		})
+	}
+}
+
+func TestCheckReachesAPresetsDiscoveryWithItsOwnSettings(t *testing.T) {
+	up := idp.NewAzure(t, idp.AzureOptions{FaultyOptions: idp.FaultyOptions{ClientID: "c", ClientSecret: "s"}})
+	env := map[string]string{
+		"OIDC_PROXY_PROVIDER":        "azure",
+		"OIDC_PROXY_BASE_URL":        "http://localhost:8000",
+		"OIDC_PROXY_CONFIG_URL":      up.ConfigURL,
+		"OIDC_PROXY_CLIENT_ID":       "c",
+		"OIDC_PROXY_CLIENT_SECRET":   "s",
+		"OIDC_PROXY_REQUIRED_SCOPES": "mcp.read",
+	}
+	var out, errOut bytes.Buffer
+
+	code := run(t.Context(), []string{"check", "--azure-tenant-id", "common"}, envOf(env), &out, &errOut)
+
+	require.Equal(t, 0, code, errOut.String())
+	require.Contains(t, out.String(), "upstream: ok")
+	require.Positive(t, up.Calls().Discovery)
+}
+
 func freePort(t *testing.T) int {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")

@@ -4,7 +4,7 @@
 //
 //   - an audience (the identifier of an API defined in the Auth0 dashboard)
 //     on the authorization request, or it issues an opaque access token
-//     good only for its /userinfo endpoint; the preset requires
+//     good only for its /userinfo endpoint; the preset requires the shared
 //     Settings.Audience, sends it on the authorization and token requests
 //     and verifies the JWT access token against Auth0's JWKS with it;
 //   - offline_access, or it issues no refresh token; the preset always asks
@@ -12,7 +12,7 @@
 //   - an issuer with a trailing slash ("https://tenant.us.auth0.com/"),
 //     which the generic provider accepts when discovery names it so.
 //
-// Discovery is https://{Auth0Domain}/.well-known/openid-configuration, for
+// Discovery is https://{Config.Domain}/.well-known/openid-configuration, for
 // tenant and custom domains alike, unless Settings.ConfigURL overrides it.
 package auth0
 
@@ -53,42 +53,70 @@ var (
 // Name returns "auth0".
 func (p *Provider) Name() string { return Name }
 
-// DiscoveryURL returns the discovery document URL for s: ConfigURL when set,
-// else the one under Auth0Domain.
-func DiscoveryURL(s oidc.Settings) string {
+// Config is the Auth0 preset's own settings section. Its fields carry the
+// tags the configuration reads (env, yaml, flag, help).
+type Config struct {
+	// Domain is the tenant or custom domain; discovery is read from it
+	// unless the shared CONFIG_URL overrides it.
+	Domain string `env:"AUTH0_DOMAIN" yaml:"auth0_domain" flag:"auth0-domain" help:"Auth0 tenant domain such as example.us.auth0.com, for provider auth0."`
+}
+
+// DiscoveryURL returns the discovery document URL: s.ConfigURL when set,
+// else the one under Domain.
+func (c Config) DiscoveryURL(s oidc.Settings) string {
 	if s.ConfigURL != "" {
 		return s.ConfigURL
 	}
-	return (&url.URL{Scheme: "https", Host: s.Auth0Domain, Path: "/.well-known/openid-configuration"}).String()
+	return (&url.URL{Scheme: "https", Host: c.Domain, Path: "/.well-known/openid-configuration"}).String()
 }
 
-// New checks the Auth0 settings, fills in what Auth0 needs and builds the
-// provider. It fails when no audience is set: without one Auth0 issues
-// opaque access tokens, and every login would fail later, less clearly.
-func New(ctx context.Context, s oidc.Settings, client *http.Client) (*Provider, error) {
+// Validate reports every setting that cannot work with Auth0, before any
+// request. An audience is required: without one Auth0 issues opaque access
+// tokens, and every login would fail later, less clearly.
+func (c Config) Validate(s oidc.Settings) error {
 	var errs []error
 	if s.Audience == "" {
-		errs = append(errs, errors.New("an audience is required (the AUDIENCE setting): set it to the identifier of "+
-			"your API in the Auth0 dashboard (Applications > APIs); without it Auth0 issues opaque access tokens"))
+		errs = append(errs, &oidc.SettingError{Setting: "AUDIENCE", Problem: "is required for provider auth0: set it to the identifier " +
+			"of your API in the Auth0 dashboard (Applications > APIs); without it Auth0 issues opaque access tokens that cannot be verified"})
 	}
-	if s.ConfigURL == "" {
-		if u, err := url.Parse("https://" + s.Auth0Domain); s.Auth0Domain == "" || err != nil ||
-			u.Host != s.Auth0Domain || u.Hostname() == "" {
-			errs = append(errs, errors.New("a domain such as example.us.auth0.com (the AUTH0_DOMAIN setting) or a config URL is required"))
+	switch {
+	case c.Domain != "":
+		if u, err := url.Parse("https://" + c.Domain); err != nil || u.Host != c.Domain || u.Hostname() == "" ||
+			u.Path != "" || u.User != nil {
+			errs = append(errs, &oidc.SettingError{Setting: "AUTH0_DOMAIN",
+				Problem: "must be a bare host name such as example.us.auth0.com, without scheme or path"})
 		}
+	case s.ConfigURL == "":
+		errs = append(errs, &oidc.SettingError{Setting: "AUTH0_DOMAIN",
+			Problem: "is required for provider auth0 unless CONFIG_URL is set: a domain such as example.us.auth0.com"})
 	}
 	for _, extra := range []struct {
-		name   string
-		params map[string]string
-	}{{"authorize", s.ExtraAuthorizeParams}, {"token", s.ExtraTokenParams}} {
+		setting string
+		params  map[string]string
+	}{{"EXTRA_AUTHORIZE_PARAMS", s.ExtraAuthorizeParams}, {"EXTRA_TOKEN_PARAMS", s.ExtraTokenParams}} {
 		if v, ok := extra.params[audienceParam]; ok && s.Audience != "" && v != s.Audience {
-			errs = append(errs, fmt.Errorf("the extra %s parameter audience differs from the audience setting; set the audience once", extra.name))
+			errs = append(errs, &oidc.SettingError{Setting: extra.setting,
+				Problem: "sets audience to another value than AUDIENCE; set the audience once, in AUDIENCE"})
 		}
 	}
-	if err := errors.Join(errs...); err != nil {
+	return errors.Join(errs...)
+}
+
+// Open builds the preset (see New).
+func (c Config) Open(ctx context.Context, s oidc.Settings, client *http.Client) (ports.IdentityProvider, error) {
+	p, err := New(ctx, c, s, client)
+	if err != nil {
+		return nil, err // a nil interface, not a typed nil inside it
+	}
+	return p, nil
+}
+
+// New validates c and s, fills in what Auth0 needs and builds the provider.
+func New(ctx context.Context, c Config, s oidc.Settings, client *http.Client) (*Provider, error) {
+	if err := c.Validate(s); err != nil {
 		return nil, fmt.Errorf("auth0: %w", err)
 	}
-	s.ConfigURL = DiscoveryURL(s)
+	s.ConfigURL = c.DiscoveryURL(s)
 	s.ExtraAuthorizeParams = with(s.ExtraAuthorizeParams, audienceParam, s.Audience)
 	s.ExtraTokenParams = with(s.ExtraTokenParams, audienceParam, s.Audience)
 	p, err := oidc.New(ctx, s, client, oidc.WithScopes(scopes{}))

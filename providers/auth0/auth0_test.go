@@ -8,7 +8,6 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/oidcproxy/oidcproxy/domain"
-	"github.com/oidcproxy/oidcproxy/providers"
 	"github.com/oidcproxy/oidcproxy/providers/auth0"
 	"github.com/oidcproxy/oidcproxy/providers/oidc"
 	"github.com/oidcproxy/oidcproxy/test/idp"
@@ -21,7 +20,6 @@ func TestAuth0PassesTheProviderSuite(t *testing.T) {
 	t.Parallel()
 	providertest.Run(t, providertest.Case{
 		Name: auth0.Name,
-		New:  providers.Registry[auth0.Name],
 		Upstream: func(t testing.TB, o idp.FaultyOptions) *idp.Faulty {
 			return idp.NewAuth0(t, idp.Auth0Options{FaultyOptions: o})
 		},
@@ -40,7 +38,7 @@ func settings(up *idp.Faulty) oidc.Settings {
 
 func newProvider(t *testing.T, s oidc.Settings) *auth0.Provider {
 	t.Helper()
-	p, err := auth0.New(t.Context(), s, providertest.NewCountingClient(t).Client)
+	p, err := auth0.New(t.Context(), auth0.Config{}, s, providertest.NewCountingClient(t).Client)
 	require.NoError(t, err)
 	return p
 }
@@ -51,10 +49,10 @@ func TestNewFailsFastWithoutAnAudience(t *testing.T) {
 	s := settings(up)
 	s.Audience = ""
 
-	p, err := auth0.New(t.Context(), s, http.DefaultClient)
+	p, err := auth0.New(t.Context(), auth0.Config{}, s, http.DefaultClient)
 
 	require.Nil(t, p)
-	require.ErrorContains(t, err, "auth0: an audience is required (the AUDIENCE setting)")
+	require.ErrorContains(t, err, "auth0: AUDIENCE is required for provider auth0")
 	require.Zero(t, up.Calls().Discovery, "refused before any request")
 }
 
@@ -147,12 +145,13 @@ func TestDiscoveryComesFromTheDomainUnlessAConfigURLIsSet(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			s := oidc.Settings{Auth0Domain: tc.domain, ConfigURL: tc.configURL, Audience: audience,
+			section := auth0.Config{Domain: tc.domain}
+			s := oidc.Settings{ConfigURL: tc.configURL, Audience: audience,
 				ClientID: "c", ClientSecret: "s", RedirectURL: providertest.RedirectURL}
-			require.Equal(t, tc.want, auth0.DiscoveryURL(s))
+			require.Equal(t, tc.want, section.DiscoveryURL(s))
 
 			got, err := providertest.FirstRequest(t, func(c *http.Client) error {
-				_, err := auth0.New(t.Context(), s, c)
+				_, err := auth0.New(t.Context(), section, s, c)
 				return err
 			})
 
@@ -164,35 +163,53 @@ func TestDiscoveryComesFromTheDomainUnlessAConfigURLIsSet(t *testing.T) {
 
 func TestNewRefusesSettingsThatCannotWork(t *testing.T) {
 	t.Parallel()
-	base := oidc.Settings{Auth0Domain: "example.us.auth0.com", Audience: audience,
-		ClientID: "c", ClientSecret: "s", RedirectURL: providertest.RedirectURL}
+	base := oidc.Settings{Audience: audience, ClientID: "c", ClientSecret: "s", RedirectURL: providertest.RedirectURL}
 	cases := []struct {
-		name string
-		edit func(*oidc.Settings)
-		want string
+		name             string
+		domain           string
+		edit             func(*oidc.Settings)
+		setting, problem string
 	}{
-		{"no domain and no config URL", func(s *oidc.Settings) { s.Auth0Domain = "" }, "a domain such as example.us.auth0.com"},
-		{"a domain with a scheme", func(s *oidc.Settings) { s.Auth0Domain = "https://example.us.auth0.com" }, "a domain such as"},
-		{"a domain with a path", func(s *oidc.Settings) { s.Auth0Domain = "example.us.auth0.com/x" }, "a domain such as"},
-		{"another audience in the extra authorize parameters", func(s *oidc.Settings) {
+		{"no audience", "example.us.auth0.com", func(s *oidc.Settings) { s.Audience = "" }, "AUDIENCE", "is required for provider auth0"},
+		{"no domain and no config URL", "", func(*oidc.Settings) {}, "AUTH0_DOMAIN", "is required for provider auth0 unless CONFIG_URL is set"},
+		{"a domain with a scheme", "https://example.us.auth0.com", func(*oidc.Settings) {}, "AUTH0_DOMAIN", "must be a bare host name"},
+		{"a domain with a path", "example.us.auth0.com/x", func(*oidc.Settings) {}, "AUTH0_DOMAIN", "must be a bare host name"},
+		{"another audience in the extra authorize parameters", "example.us.auth0.com", func(s *oidc.Settings) {
 			s.ExtraAuthorizeParams = map[string]string{"audience": "https://other.example"}
-		}, "extra authorize parameter audience differs"},
-		{"another audience in the extra token parameters", func(s *oidc.Settings) {
+		}, "EXTRA_AUTHORIZE_PARAMS", "sets audience to another value than AUDIENCE"},
+		{"another audience in the extra token parameters", "example.us.auth0.com", func(s *oidc.Settings) {
 			s.ExtraTokenParams = map[string]string{"audience": "https://other.example"}
-		}, "extra token parameter audience differs"},
+		}, "EXTRA_TOKEN_PARAMS", "sets audience to another value than AUDIENCE"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			s := base
 			tc.edit(&s)
+			section := auth0.Config{Domain: tc.domain}
+
+			var se *oidc.SettingError
+			require.ErrorAs(t, section.Validate(s), &se)
+			require.Equal(t, tc.setting, se.Setting)
+			require.Contains(t, se.Problem, tc.problem)
+
 			got, err := providertest.FirstRequest(t, func(c *http.Client) error {
-				_, err := auth0.New(t.Context(), s, c)
+				_, err := auth0.New(t.Context(), section, s, c)
 				return err
 			})
-			require.ErrorContains(t, err, tc.want)
+			require.ErrorContains(t, err, "auth0: "+tc.setting+" "+tc.problem)
 			require.Empty(t, got, "refused before any request")
 		})
 	}
+}
+
+func TestEveryProblemIsReportedAtOnce(t *testing.T) {
+	t.Parallel()
+	s := oidc.Settings{ExtraTokenParams: map[string]string{"audience": "x"}}
+
+	err := auth0.Config{Domain: "https://example.us.auth0.com"}.Validate(s)
+
+	require.ErrorContains(t, err, "AUDIENCE is required")
+	require.ErrorContains(t, err, "AUTH0_DOMAIN must be a bare host name")
 }
 
 func TestTheOperatorsParameterMapsAreNotModified(t *testing.T) {

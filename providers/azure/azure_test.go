@@ -1,6 +1,7 @@
 package azure_test
 
 import (
+	"fmt"
 	"net/http"
 	"net/url"
 	"strings"
@@ -22,41 +23,43 @@ const otherTenant = "0a1b2c3d-0000-4000-8000-00000000beef"
 func TestAzurePassesTheProviderSuite(t *testing.T) {
 	t.Parallel()
 	for _, tenant := range []string{"common", "organizations", idp.DefaultTenantID, "contoso.example"} {
-		t.Run("tenant "+tenant, func(t *testing.T) {
-			t.Parallel()
-			providertest.Run(t, providertest.Case{
-				Name: azure.Name,
-				New:  providers.Registry[azure.Name],
-				Upstream: func(t testing.TB, o idp.FaultyOptions) *idp.Faulty {
-					return idp.NewAzure(t, idp.AzureOptions{FaultyOptions: o, Tenant: tenant})
-				},
-				Settings: func(s *oidc.Settings, _ *idp.Faulty) {
-					s.AzureTenantID = tenant
-					s.RequiredScopes = []string{"mcp.read"}
-				},
-				Scopes:       []string{"openid", "profile", "email", "offline_access", "mcp.read"},
-				GrantedScope: "mcp.read",
-				Claims:       map[string]any{"tid": idp.DefaultTenantID},
+		// accessTokenAcceptedVersion null (v1.0 tokens) and 2 (v2.0 tokens).
+		for _, version := range []int{0, 2} {
+			t.Run(fmt.Sprintf("tenant %s, access token version %d", tenant, version), func(t *testing.T) {
+				t.Parallel()
+				providertest.Run(t, providertest.Case{
+					Name: azure.Name,
+					Upstream: func(t testing.TB, o idp.FaultyOptions) *idp.Faulty {
+						return idp.NewAzure(t, idp.AzureOptions{FaultyOptions: o, Tenant: tenant, AccessTokenVersion: version})
+					},
+					Section:      func(c providers.Config, _ *idp.Faulty) { c.(*azure.Config).TenantID = tenant },
+					Settings:     func(s *oidc.Settings, _ *idp.Faulty) { s.RequiredScopes = []string{"mcp.read"} },
+					Scopes:       []string{"openid", "profile", "email", "offline_access", "mcp.read"},
+					GrantedScope: "mcp.read",
+					Claims:       map[string]any{"tid": idp.DefaultTenantID},
+				})
 			})
-		})
+		}
 	}
 }
+
+// common is the section of a multi-tenant app registration.
+var common = azure.Config{TenantID: "common"}
 
 // settings points the preset at an Entra emulation, asking for mcp.read.
 func settings(up *idp.Faulty) oidc.Settings {
 	s := providertest.Settings(up)
-	s.AzureTenantID = "common"
 	s.RequiredScopes = []string{"mcp.read"}
 	return s
 }
 
-func newProvider(t *testing.T, up *idp.Faulty, edit ...func(*oidc.Settings)) *azure.Provider {
+func newProvider(t *testing.T, up *idp.Faulty, section azure.Config, edit ...func(*oidc.Settings)) *azure.Provider {
 	t.Helper()
 	s := settings(up)
 	for _, e := range edit {
 		e(&s)
 	}
-	p, err := azure.New(t.Context(), s, providertest.NewCountingClient(t).Client)
+	p, err := azure.New(t.Context(), section, s, providertest.NewCountingClient(t).Client)
 	require.NoError(t, err)
 	return p
 }
@@ -73,7 +76,7 @@ func TestCustomScopesArePrefixedAndThePrefixComesOffOnTheWayBack(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			up := idp.NewAzure(t, idp.AzureOptions{IdentifierURI: tc.identifierURI})
-			p := newProvider(t, up, func(s *oidc.Settings) { s.AzureIdentifierURI = tc.identifierURI })
+			p := newProvider(t, up, azure.Config{TenantID: "common", IdentifierURI: tc.identifierURI})
 
 			_, tokens, err := providertest.Login(t, p, up, "profile", "email", "mcp.write")
 
@@ -89,7 +92,7 @@ func TestScopesAlreadyCarryingThePrefixAreSentOnce(t *testing.T) {
 	t.Parallel()
 	up := idp.NewAzure(t, idp.AzureOptions{})
 	prefixed := "api://" + idp.DefaultClientID + "/mcp.read"
-	p := newProvider(t, up, func(s *oidc.Settings) { s.RequiredScopes = []string{prefixed} })
+	p := newProvider(t, up, common, func(s *oidc.Settings) { s.RequiredScopes = []string{prefixed} })
 
 	_, tokens, err := providertest.Login(t, p, up, "mcp.read", prefixed)
 
@@ -103,7 +106,7 @@ func TestAnotherResourcesScopesAreNeverSentWithTheAPIs(t *testing.T) {
 	// One request, one resource (AADSTS28000): a client asking for a
 	// Graph scope next to the API's gets the API's alone.
 	up := idp.NewAzure(t, idp.AzureOptions{})
-	p := newProvider(t, up)
+	p := newProvider(t, up, common)
 
 	_, _, err := providertest.Login(t, p, up, idp.GraphResource+"/User.Read", "api://another-app/files.read", "mcp.read")
 
@@ -116,7 +119,7 @@ func TestAnotherResourcesScopesAreNeverSentWithTheAPIs(t *testing.T) {
 func TestTheResourceParameterIsNeverForwarded(t *testing.T) {
 	t.Parallel()
 	up := idp.NewAzure(t, idp.AzureOptions{})
-	p := newProvider(t, up, func(s *oidc.Settings) { s.ForwardResource = true })
+	p := newProvider(t, up, common, func(s *oidc.Settings) { s.ForwardResource = true })
 	f := providertest.NewFlow()
 	req := f.Request()
 	req.Resource = "https://mcp.example.com/mcp"
@@ -139,15 +142,14 @@ func TestRequiredScopesMustNameOneScopeOfTheAPIAndNoOtherResource(t *testing.T) 
 	}{
 		{"none", nil, "REQUIRED_SCOPES must name at least one scope your API exposes"},
 		{"OpenID scopes only", []string{"openid", "email"}, "REQUIRED_SCOPES must name at least one scope your API exposes"},
-		{"a Graph scope", []string{"mcp.read", idp.GraphResource + "/User.Read"}, "belongs to another resource"},
-		{"another API's scope", []string{"mcp.read", "api://another-app/files.read"}, "belongs to another resource"},
+		{"a Graph scope", []string{"mcp.read", idp.GraphResource + "/User.Read"}, "REQUIRED_SCOPES names \"" + idp.GraphResource + "/User.Read\", which belongs to another resource"},
+		{"another API's scope", []string{"mcp.read", "api://another-app/files.read"}, "which belongs to another resource"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			s := oidc.Settings{AzureTenantID: "common", ClientID: "c", ClientSecret: "s",
-				RedirectURL: providertest.RedirectURL, RequiredScopes: tc.required}
+			s := oidc.Settings{ClientID: "c", ClientSecret: "s", RedirectURL: providertest.RedirectURL, RequiredScopes: tc.required}
 			got, err := providertest.FirstRequest(t, func(c *http.Client) error {
-				_, err := azure.New(t.Context(), s, c)
+				_, err := azure.New(t.Context(), common, s, c)
 				return err
 			})
 			require.ErrorContains(t, err, "azure: ")
@@ -161,7 +163,7 @@ func TestAMultiTenantIssuerIsFilledWithTheTokensOwnTenant(t *testing.T) {
 	t.Parallel()
 	up := idp.NewAzure(t, idp.AzureOptions{})
 	require.Contains(t, up.Issuer, "{tenantid}")
-	p := newProvider(t, up)
+	p := newProvider(t, up, common)
 	issuerOf := func(tenant string) string { return strings.Replace(up.Issuer, "{tenantid}", tenant, 1) }
 	cases := []struct {
 		name   string
@@ -195,62 +197,10 @@ func TestAMultiTenantIssuerIsFilledWithTheTokensOwnTenant(t *testing.T) {
 	}
 }
 
-func TestTheAccessTokenIsCheckedLikeTheIDToken(t *testing.T) {
-	t.Parallel()
-	up := idp.NewAzure(t, idp.AzureOptions{})
-	p := newProvider(t, up)
-	api := func(claims map[string]any, audience ...string) idp.AccessTokenShape {
-		if audience == nil {
-			audience = []string{idp.DefaultClientID}
-		}
-		all := map[string]any{"tid": idp.DefaultTenantID, "ver": "2.0"}
-		for k, v := range claims {
-			all[k] = v
-		}
-		return idp.AccessTokenShape{JWT: true, Audience: audience, ScopeClaim: "scp", Scope: "mcp.read", Claims: all}
-	}
-	cases := map[string]idp.AccessTokenShape{
-		"another tenant's iss":      api(map[string]any{"tid": otherTenant}),
-		"another API's audience":    api(nil, "11111111-2222-3333-4444-555555555555"),
-		"a Graph token":             {JWT: true, Audience: []string{idp.GraphAudience}, ScopeClaim: "scp", Scope: "User.Read", Unpublished: true},
-		"a token without the scope": {JWT: true, Audience: []string{idp.DefaultClientID}, ScopeClaim: "scp", Scope: "mcp.write", Claims: map[string]any{"tid": idp.DefaultTenantID}},
-	}
-	// An API whose manifest does not ask for v2.0 tokens gets v1.0 ones,
-	// with another issuer and the identifier URI as audience.
-	v1 := api(map[string]any{"ver": "1.0"}, "api://"+idp.DefaultClientID)
-	v1.Issuer = "https://sts.windows.net/" + idp.DefaultTenantID + "/"
-	cases["a v1.0 token of sts.windows.net"] = v1
-	for name, shape := range cases {
-		t.Run(name, func(t *testing.T) {
-			f := providertest.NewFlow()
-			cb := providertest.Code(t, p, up, f, "mcp.read")
-			up.Set(idp.Faults{AccessToken: shape})
-			defer up.Set(idp.Faults{})
-
-			_, _, err := p.Exchange(t.Context(), f.Exchange(cb))
-
-			providertest.RequireCode(t, err, domain.CodeAccessDenied)
-		})
-	}
-}
-
-func TestAConfiguredAudienceReplacesTheClientID(t *testing.T) {
-	t.Parallel()
-	const apiApp = "11111111-2222-3333-4444-555555555555"
-	up := idp.NewAzure(t, idp.AzureOptions{})
-	p := newProvider(t, up, func(s *oidc.Settings) { s.Audience = apiApp })
-	up.Set(idp.Faults{AccessToken: idp.AccessTokenShape{JWT: true, Audience: []string{apiApp}, ScopeClaim: "scp",
-		Scope: "mcp.read", Claims: map[string]any{"tid": idp.DefaultTenantID}}})
-
-	_, _, err := providertest.Login(t, p, up, "mcp.read")
-
-	require.NoError(t, err)
-}
-
 func TestASingleTenantNeverAcceptsAnotherTenant(t *testing.T) {
 	t.Parallel()
 	up := idp.NewAzure(t, idp.AzureOptions{Tenant: idp.DefaultTenantID})
-	p := newProvider(t, up, func(s *oidc.Settings) { s.AzureTenantID = idp.DefaultTenantID })
+	p := newProvider(t, up, azure.Config{TenantID: idp.DefaultTenantID})
 	f := providertest.NewFlow()
 	cb := providertest.Code(t, p, up, f)
 	up.Set(idp.Faults{IDTokenClaims: map[string]any{
@@ -266,10 +216,7 @@ func TestATenantConfiguredByGUIDRefusesAMultiTenantDiscoveryDocument(t *testing.
 	t.Parallel()
 	up := idp.NewAzure(t, idp.AzureOptions{Tenant: idp.DefaultTenantID})
 	up.Set(idp.Faults{DiscoveryIssuer: up.URL + "/{tenantid}/v2.0"})
-	s := settings(up)
-	s.AzureTenantID = idp.DefaultTenantID
-
-	_, err := azure.New(t.Context(), s, providertest.NewCountingClient(t).Client)
+	_, err := azure.New(t.Context(), azure.Config{TenantID: idp.DefaultTenantID}, settings(up), providertest.NewCountingClient(t).Client)
 
 	require.ErrorContains(t, err, "did not match the issuer")
 }
@@ -278,7 +225,7 @@ func TestTheResponseIssuerMustBeTheIssuerOfTheIDToken(t *testing.T) {
 	t.Parallel()
 	up := idp.NewAzure(t, idp.AzureOptions{})
 	up.Set(idp.Faults{AuthorizeIssuer: true})
-	p := newProvider(t, up)
+	p := newProvider(t, up, common)
 
 	f := providertest.NewFlow()
 	cb := providertest.Code(t, p, up, f)
@@ -314,12 +261,13 @@ func TestDiscoveryIsBuiltFromTheAuthorityAndTheTenant(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			s := oidc.Settings{AzureTenantID: tc.tenant, AzureAuthority: tc.authority, ConfigURL: tc.configURL,
-				ClientID: "c", ClientSecret: "s", RedirectURL: providertest.RedirectURL, RequiredScopes: []string{"mcp.read"}}
-			require.Equal(t, tc.want, azure.DiscoveryURL(s))
+			section := azure.Config{TenantID: tc.tenant, Authority: tc.authority}
+			s := oidc.Settings{ConfigURL: tc.configURL, ClientID: "c", ClientSecret: "s",
+				RedirectURL: providertest.RedirectURL, RequiredScopes: []string{"mcp.read"}}
+			require.Equal(t, tc.want, section.DiscoveryURL(s))
 
 			got, err := providertest.FirstRequest(t, func(c *http.Client) error {
-				_, err := azure.New(t.Context(), s, c)
+				_, err := azure.New(t.Context(), section, s, c)
 				return err
 			})
 
@@ -331,39 +279,73 @@ func TestDiscoveryIsBuiltFromTheAuthorityAndTheTenant(t *testing.T) {
 
 func TestNewRefusesSettingsThatCannotWork(t *testing.T) {
 	t.Parallel()
-	base := oidc.Settings{AzureTenantID: "common", ClientID: "c", ClientSecret: "s",
-		RedirectURL: providertest.RedirectURL, RequiredScopes: []string{"mcp.read"}}
+	base := oidc.Settings{ClientID: "c", ClientSecret: "s", RedirectURL: providertest.RedirectURL, RequiredScopes: []string{"mcp.read"}}
 	cases := []struct {
-		name string
-		edit func(*oidc.Settings)
-		want string
+		name             string
+		edit             func(*azure.Config, *oidc.Settings)
+		setting, problem string
 	}{
-		{"no tenant", func(s *oidc.Settings) { s.AzureTenantID = "" }, "a tenant is required"},
-		{"a tenant that rewrites the URL", func(s *oidc.Settings) { s.AzureTenantID = "common/../evil" }, "a tenant is required"},
-		{"an http authority", func(s *oidc.Settings) { s.AzureAuthority = "http://login.example" }, "the authority must be an https URL"},
-		{"resource in the extra token parameters", func(s *oidc.Settings) {
+		{"no tenant", func(c *azure.Config, _ *oidc.Settings) { c.TenantID = "" },
+			"AZURE_TENANT_ID", "is required for provider azure unless CONFIG_URL is set"},
+		{"a tenant that rewrites the URL", func(c *azure.Config, _ *oidc.Settings) { c.TenantID = "common/../evil" },
+			"AZURE_TENANT_ID", "must be a tenant ID, a domain name, or one of common, organizations, consumers"},
+		{"an http authority", func(c *azure.Config, _ *oidc.Settings) { c.Authority = "http://login.example" },
+			"AZURE_AUTHORITY", "must be an https URL"},
+		{"an authority without a scheme", func(c *azure.Config, _ *oidc.Settings) { c.Authority = "login.microsoftonline.us" },
+			"AZURE_AUTHORITY", "must be an https URL"},
+		{"a relative identifier URI", func(c *azure.Config, _ *oidc.Settings) { c.IdentifierURI = "mcp" },
+			"AZURE_IDENTIFIER_URI", "must be an absolute URI"},
+		{"no scope of the API", func(_ *azure.Config, s *oidc.Settings) { s.RequiredScopes = nil },
+			"REQUIRED_SCOPES", "must name at least one scope your API exposes"},
+		{"resource in the extra token parameters", func(_ *azure.Config, s *oidc.Settings) {
 			s.ExtraTokenParams = map[string]string{"resource": "https://mcp.example.com"}
-		}, "AADSTS9010010"},
-		{"a relative identifier URI", func(s *oidc.Settings) { s.AzureIdentifierURI = "mcp" }, "the identifier URI must be an absolute URI"},
+		}, "EXTRA_TOKEN_PARAMS", "AADSTS9010010"},
+		{"the Application ID URI as the audience", func(_ *azure.Config, s *oidc.Settings) { s.Audience = "api://c" },
+			"AUDIENCE", "must be the application (client) ID of the API"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			s := base
-			tc.edit(&s)
+			section, s := common, base
+			tc.edit(&section, &s)
+
+			var se *oidc.SettingError
+			require.ErrorAs(t, section.Validate(s), &se)
+			require.Equal(t, tc.setting, se.Setting)
+			require.Contains(t, se.Problem, tc.problem)
+
 			got, err := providertest.FirstRequest(t, func(c *http.Client) error {
-				_, err := azure.New(t.Context(), s, c)
+				_, err := azure.New(t.Context(), section, s, c)
 				return err
 			})
-			require.ErrorContains(t, err, tc.want)
+			require.ErrorContains(t, err, "azure: "+tc.setting+" ")
 			require.Empty(t, got, "refused before any request")
 		})
+	}
+}
+
+func TestATenantIsNotNeededWhenTheConfigURLNamesTheDiscoveryDocument(t *testing.T) {
+	t.Parallel()
+	up := idp.NewAzure(t, idp.AzureOptions{Tenant: idp.DefaultTenantID})
+
+	_, tokens, err := providertest.Login(t, newProvider(t, up, azure.Config{}), up, "mcp.read")
+
+	require.NoError(t, err)
+	require.Equal(t, "mcp.read", tokens.Scope)
+}
+
+func TestEveryProblemIsReportedAtOnce(t *testing.T) {
+	t.Parallel()
+	err := azure.Config{TenantID: "a/b", Authority: "http://x"}.Validate(oidc.Settings{Audience: "api://x"})
+
+	for _, setting := range []string{"AZURE_TENANT_ID", "AZURE_AUTHORITY", "REQUIRED_SCOPES", "AUDIENCE"} {
+		require.ErrorContains(t, err, setting+" ")
 	}
 }
 
 func TestRevocationIsANoOpBecauseEntraHasNoRevocationEndpoint(t *testing.T) {
 	t.Parallel()
 	up := idp.NewAzure(t, idp.AzureOptions{})
-	p := newProvider(t, up)
+	p := newProvider(t, up, common)
 	_, tokens, err := providertest.Login(t, p, up)
 	require.NoError(t, err)
 

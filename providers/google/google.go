@@ -16,7 +16,7 @@
 //   - Token responses spell email and profile as
 //     https://www.googleapis.com/auth/userinfo.email and ...userinfo.profile;
 //     both forms are mapped to email and profile, in both directions.
-//   - Settings.GoogleHostedDomain restricts sign-in to one Google Workspace
+//   - Config.HostedDomain restricts sign-in to one Google Workspace
 //     domain: hd is sent as a hint, and the verified ID token's hd claim
 //     must equal it (the hint alone can be edited by the user).
 //
@@ -28,7 +28,6 @@ package google
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"maps"
 	"net/http"
@@ -72,19 +71,44 @@ var (
 // Name returns "google".
 func (p *Provider) Name() string { return Name }
 
-// New fills in Google's discovery URL and parameters and builds the
-// provider.
-func New(ctx context.Context, s oidc.Settings, client *http.Client) (*Provider, error) {
+// Config is the Google preset's own settings section. Its fields carry the
+// tags the configuration reads (env, yaml, flag, help).
+type Config struct {
+	// HostedDomain, when set, restricts sign-in to one Google Workspace
+	// domain (see the package documentation).
+	HostedDomain string `env:"GOOGLE_HOSTED_DOMAIN" yaml:"google_hosted_domain" flag:"google-hosted-domain" help:"Google Workspace domain whose users alone may sign in (the verified hd claim), for provider google."`
+}
+
+// Validate reports a hosted domain that cannot be one, before any request.
+func (c Config) Validate(oidc.Settings) error {
+	if hd := c.HostedDomain; hd != "" && (strings.ContainsAny(hd, " /@:") || strings.Trim(hd, ".") != hd) {
+		return &oidc.SettingError{Setting: "GOOGLE_HOSTED_DOMAIN", Problem: "must be a domain name such as example.com"}
+	}
+	return nil
+}
+
+// Open builds the preset (see New).
+func (c Config) Open(ctx context.Context, s oidc.Settings, client *http.Client) (ports.IdentityProvider, error) {
+	p, err := New(ctx, c, s, client)
+	if err != nil {
+		return nil, err // a nil interface, not a typed nil inside it
+	}
+	return p, nil
+}
+
+// New validates c, fills in Google's discovery URL and parameters and
+// builds the provider.
+func New(ctx context.Context, c Config, s oidc.Settings, client *http.Client) (*Provider, error) {
+	if err := c.Validate(s); err != nil {
+		return nil, fmt.Errorf("google: %w", err)
+	}
 	if s.ConfigURL == "" {
 		s.ConfigURL = DiscoveryURL
 	}
 	params := maps.Clone(defaultAuthorizeParams)
 	maps.Copy(params, s.ExtraAuthorizeParams)
 	opts := []oidc.Option{oidc.WithScopes(scopes{}), oidc.WithOpaqueAccessTokens()}
-	if hd := s.GoogleHostedDomain; hd != "" {
-		if strings.ContainsAny(hd, " /@:") || strings.Trim(hd, ".") != hd {
-			return nil, errors.New("google: the hosted domain must be a domain name such as example.com")
-		}
+	if hd := c.HostedDomain; hd != "" {
 		if _, set := params["hd"]; !set {
 			params["hd"] = hd
 		}

@@ -21,14 +21,11 @@ func TestGooglePassesTheProviderSuite(t *testing.T) {
 	t.Parallel()
 	providertest.Run(t, providertest.Case{
 		Name: google.Name,
-		New:  providers.Registry[google.Name],
 		Upstream: func(t testing.TB, o idp.FaultyOptions) *idp.Faulty {
 			return idp.NewGoogle(t, idp.GoogleOptions{FaultyOptions: o, HostedDomain: hostedDomain})
 		},
-		Settings: func(s *oidc.Settings, _ *idp.Faulty) {
-			s.GoogleHostedDomain = hostedDomain
-			s.RequiredScopes = []string{"email"}
-		},
+		Section:  func(c providers.Config, _ *idp.Faulty) { c.(*google.Config).HostedDomain = hostedDomain },
+		Settings: func(s *oidc.Settings, _ *idp.Faulty) { s.RequiredScopes = []string{"email"} },
 		// MCP clients ask for offline_access; Google must never see it.
 		Scopes:       []string{"openid", "email", "profile", "offline_access"},
 		GrantedScope: "openid email profile",
@@ -36,13 +33,13 @@ func TestGooglePassesTheProviderSuite(t *testing.T) {
 	})
 }
 
-func newProvider(t *testing.T, up *idp.Faulty, edit ...func(*oidc.Settings)) *google.Provider {
+func newProvider(t *testing.T, up *idp.Faulty, section google.Config, edit ...func(*oidc.Settings)) *google.Provider {
 	t.Helper()
 	s := providertest.Settings(up)
 	for _, e := range edit {
 		e(&s)
 	}
-	p, err := google.New(t.Context(), s, providertest.NewCountingClient(t).Client)
+	p, err := google.New(t.Context(), section, s, providertest.NewCountingClient(t).Client)
 	require.NoError(t, err)
 	return p
 }
@@ -50,7 +47,7 @@ func newProvider(t *testing.T, up *idp.Faulty, edit ...func(*oidc.Settings)) *go
 func TestOfflineAccessIsNeverSentToGoogle(t *testing.T) {
 	t.Parallel()
 	up := idp.NewGoogle(t, idp.GoogleOptions{})
-	p := newProvider(t, up)
+	p := newProvider(t, up, google.Config{})
 
 	_, tokens, err := providertest.Login(t, p, up, "offline_access", "email")
 
@@ -62,7 +59,7 @@ func TestOfflineAccessIsNeverSentToGoogle(t *testing.T) {
 func TestRefreshTokensAreAskedForWithAccessTypeOfflineAndPromptConsent(t *testing.T) {
 	t.Parallel()
 	up := idp.NewGoogle(t, idp.GoogleOptions{})
-	p := newProvider(t, up)
+	p := newProvider(t, up, google.Config{})
 
 	_, tokens, err := providertest.Login(t, p, up, "email")
 
@@ -77,7 +74,7 @@ func TestTheOperatorMayOverrideAccessTypeAndPrompt(t *testing.T) {
 	t.Parallel()
 	up := idp.NewGoogle(t, idp.GoogleOptions{})
 	operator := map[string]string{"prompt": "select_account", "access_type": "online"}
-	p := newProvider(t, up, func(s *oidc.Settings) { s.ExtraAuthorizeParams = operator })
+	p := newProvider(t, up, google.Config{}, func(s *oidc.Settings) { s.ExtraAuthorizeParams = operator })
 
 	_, tokens, err := providertest.Login(t, p, up, "email")
 
@@ -105,7 +102,7 @@ func TestGoogleAccessTokensAreNeverParsed(t *testing.T) {
 	_, _, err = providertest.Login(t, generic, up, "email")
 	providertest.RequireCode(t, err, domain.CodeAccessDenied)
 
-	p := newProvider(t, up, withScope)
+	p := newProvider(t, up, google.Config{}, withScope)
 	identity, tokens, err := providertest.Login(t, p, up, "email")
 	require.NoError(t, err)
 	require.True(t, strings.HasPrefix(tokens.AccessToken, "ya29."))
@@ -115,7 +112,7 @@ func TestGoogleAccessTokensAreNeverParsed(t *testing.T) {
 func TestRequiredScopesAreCheckedAgainstTheTokenResponse(t *testing.T) {
 	t.Parallel()
 	up := idp.NewGoogle(t, idp.GoogleOptions{})
-	p := newProvider(t, up, func(s *oidc.Settings) { s.RequiredScopes = []string{"email"} })
+	p := newProvider(t, up, google.Config{}, func(s *oidc.Settings) { s.RequiredScopes = []string{"email"} })
 	f := providertest.NewFlow()
 	cb := providertest.Code(t, p, up, f)
 	up.Set(idp.Faults{GrantedScope: "openid " + google.ProfileScope})
@@ -130,7 +127,7 @@ func TestEmailAndProfileScopesAreNormalisedBothWays(t *testing.T) {
 	t.Parallel()
 	up := idp.NewGoogle(t, idp.GoogleOptions{})
 	// REQUIRED_SCOPES in Google's long form, checked against its echo.
-	p := newProvider(t, up, func(s *oidc.Settings) { s.RequiredScopes = []string{google.EmailScope} })
+	p := newProvider(t, up, google.Config{}, func(s *oidc.Settings) { s.RequiredScopes = []string{google.EmailScope} })
 
 	_, tokens, err := providertest.Login(t, p, up, google.ProfileScope)
 
@@ -158,7 +155,7 @@ func TestTheHostedDomainIsEnforcedOnTheVerifiedClaim(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			up := idp.NewGoogle(t, idp.GoogleOptions{HostedDomain: tc.claimed})
-			p := newProvider(t, up, func(s *oidc.Settings) { s.GoogleHostedDomain = hostedDomain })
+			p := newProvider(t, up, google.Config{HostedDomain: hostedDomain})
 
 			_, _, err := providertest.Login(t, p, up)
 
@@ -175,7 +172,7 @@ func TestTheHostedDomainIsEnforcedOnTheVerifiedClaim(t *testing.T) {
 func TestARefreshedIDTokenOfAnotherHostedDomainEndsTheGrant(t *testing.T) {
 	t.Parallel()
 	up := idp.NewGoogle(t, idp.GoogleOptions{HostedDomain: hostedDomain})
-	p := newProvider(t, up, func(s *oidc.Settings) { s.GoogleHostedDomain = hostedDomain })
+	p := newProvider(t, up, google.Config{HostedDomain: hostedDomain})
 	_, tokens, err := providertest.Login(t, p, up)
 	require.NoError(t, err)
 	up.Set(idp.Faults{IDTokenClaims: map[string]any{"hd": "other.example"}})
@@ -187,18 +184,19 @@ func TestARefreshedIDTokenOfAnotherHostedDomainEndsTheGrant(t *testing.T) {
 
 func TestSettingsThatCannotBeCheckedOnOpaqueTokensAreRefused(t *testing.T) {
 	t.Parallel()
-	cases := map[string]func(*oidc.Settings){
-		"an audience":               func(s *oidc.Settings) { s.Audience = "https://api.example" },
-		"an algorithm":              func(s *oidc.Settings) { s.Algorithm = "RS256" },
-		"a malformed hosted domain": func(s *oidc.Settings) { s.GoogleHostedDomain = "user@example.com" },
+	cases := map[string]func(*google.Config, *oidc.Settings){
+		"an audience":               func(_ *google.Config, s *oidc.Settings) { s.Audience = "https://api.example" },
+		"an algorithm":              func(_ *google.Config, s *oidc.Settings) { s.Algorithm = "RS256" },
+		"a malformed hosted domain": func(c *google.Config, _ *oidc.Settings) { c.HostedDomain = "user@example.com" },
 	}
 	for name, edit := range cases {
 		t.Run(name, func(t *testing.T) {
+			var section google.Config
 			s := oidc.Settings{ConfigURL: "http://127.0.0.1:9/.well-known/openid-configuration",
 				ClientID: "c", ClientSecret: "s", RedirectURL: providertest.RedirectURL}
-			edit(&s)
+			edit(&section, &s)
 			got, err := providertest.FirstRequest(t, func(c *http.Client) error {
-				_, err := google.New(t.Context(), s, c)
+				_, err := google.New(t.Context(), section, s, c)
 				return err
 			})
 			require.ErrorContains(t, err, "google: ")
@@ -212,7 +210,7 @@ func TestDiscoveryIsGooglesUnlessAConfigURLIsSet(t *testing.T) {
 	s := oidc.Settings{ClientID: "c", ClientSecret: "s", RedirectURL: providertest.RedirectURL}
 
 	got, err := providertest.FirstRequest(t, func(c *http.Client) error {
-		_, err := google.New(t.Context(), s, c)
+		_, err := google.New(t.Context(), google.Config{}, s, c)
 		return err
 	})
 

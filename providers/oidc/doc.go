@@ -21,9 +21,15 @@
 // error text and every token, code and secret stay out of the descriptions;
 // only the private cause carries the IdP's error code and description.
 //
+// Settings are what every provider shares. Each provider also has its own
+// settings section, a struct with Validate and Open whose tagged fields the
+// configuration fills (Config is the generic provider's, with no fields);
+// the registry in package providers lists them by name. Validate reports
+// problems as *SettingError values, named by setting, before any request.
+//
 // Presets for specific IdPs (auth0, google, azure) build on this package by
-// filling Settings, passing Options for the rules their IdP bends
-// (WithScopes, WithIssuerPolicy, WithIDTokenCheck, WithOpaqueAccessTokens)
-// and embedding *Provider. The generic code never switches on a provider
-// name.
+// deriving Settings from their own section, passing Options for the rules
+// their IdP bends (WithScopes, WithIssuerPolicy, WithIDTokenCheck,
+// WithAccessTokenPolicy, WithOpaqueAccessTokens) and embedding *Provider.
+// The generic code never switches on a provider name.
 package oidc

@@ -259,8 +259,9 @@ func (p *Provider) verifyIDToken(ctx context.Context, raw, accessToken string) (
 }
 
 // verifyAccessToken enforces Audience, Algorithm and RequiredScopes on the
-// upstream access token. With Audience or Algorithm set the token must be a
-// JWT that verifies against the IdP's JWKS. With only RequiredScopes, a JWT
+// upstream access token. With Audience or Algorithm set, or an access token
+// policy (which then judges issuer and audience in place of Audience), the
+// token must be a JWT that verifies against the IdP's JWKS. With only RequiredScopes, a JWT
 // is verified and its scope/scp claim checked; an opaque token cannot be, so
 // the token response's scope is checked instead when the IdP sent one (RFC
 // 6749 5.1: an absent scope means the requested one was granted). With
@@ -274,7 +275,7 @@ func (p *Provider) verifyAccessToken(ctx context.Context, raw, responseScope str
 	// A JWS in compact form has exactly three parts; anything else (opaque
 	// strings, JWE) cannot be verified with the IdP's signing keys.
 	if p.accessJWT == nil || strings.Count(raw, ".") != 2 {
-		if s.Audience != "" || s.Algorithm != "" {
+		if s.Audience != "" || s.Algorithm != "" || p.opts.accessPolicy != nil {
 			return verificationError("access token", errors.New("access token is not a JWT"))
 		}
 		if responseScope != "" {
@@ -290,11 +291,21 @@ func (p *Provider) verifyAccessToken(ctx context.Context, raw, responseScope str
 	if err != nil {
 		return err
 	}
-	if err := p.checkIssuer(at.Issuer, at.Claims); err != nil {
-		return verificationError("access token", err)
-	}
-	if s.Audience != "" && !slices.Contains(at.Audience, s.Audience) {
-		return verificationError("access token", fmt.Errorf("audience %q not in %q", s.Audience, at.Audience))
+	if p.opts.accessPolicy != nil {
+		var all map[string]any
+		if err := at.Claims(&all); err != nil {
+			return verificationError("access token", err)
+		}
+		if err := p.opts.accessPolicy(p.issuer, all); err != nil {
+			return verificationError("access token", err)
+		}
+	} else {
+		if err := p.checkIssuer(at.Issuer, at.Claims); err != nil {
+			return verificationError("access token", err)
+		}
+		if s.Audience != "" && !slices.Contains(at.Audience, s.Audience) {
+			return verificationError("access token", fmt.Errorf("audience %q not in %q", s.Audience, at.Audience))
+		}
 	}
 	if len(s.RequiredScopes) > 0 {
 		var claims struct {

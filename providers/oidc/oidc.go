@@ -38,12 +38,17 @@ const (
 	AuthMethodNone              = "none"
 )
 
-// Settings configure a provider. Presets (auth0, google, azure) fill the same
-// struct, so it stays a plain value with no behaviour of its own.
+// Settings are what every provider shares, because every provider is
+// OpenID Connect underneath: the client, the callback, discovery, timeouts
+// and the access token checks. A preset's own settings (a tenant, a domain)
+// live in its own section type, never here; presets derive what their IdP
+// fixes (the discovery URL, parameters) and pass the result to New. Settings
+// stay a plain value with no behaviour of their own.
 type Settings struct {
 	// ConfigURL is the discovery document URL; it must end with
 	// /.well-known/openid-configuration, and the issuer is the part before
-	// it (with or without a trailing slash, as the document says).
+	// it (with or without a trailing slash, as the document says). Presets
+	// derive it when it is empty.
 	ConfigURL    string
 	ClientID     string
 	ClientSecret string
@@ -78,13 +83,47 @@ type Settings struct {
 	// ForwardResource sends the MCP client's RFC 8707 resource upstream.
 	// Off by default: most IdPs reject resources they do not know.
 	ForwardResource bool
+}
 
-	// Settings only a preset reads (the generic provider ignores them).
-	Auth0Domain        string // auth0: tenant or custom domain
-	AzureTenantID      string // azure: GUID, organizations, consumers or common
-	AzureAuthority     string // azure: authority host URL (sovereign clouds)
-	AzureIdentifierURI string // azure: prefix of custom scopes, default api://CLIENT_ID
-	GoogleHostedDomain string // google: required hd claim
+// SettingError is one problem with one setting, found by a provider's
+// Validate before any request. Setting is the name the operator sets,
+// without the OIDC_PROXY_ prefix (AUDIENCE, AZURE_TENANT_ID): the same name
+// as the env tag of the field that holds it, so that the configuration can
+// report the problem next to every other one, under that setting.
+type SettingError struct {
+	Setting string
+	// Problem completes a sentence whose subject is the setting ("is
+	// required for provider auth0: ..."); it never quotes a secret.
+	Problem string
+}
+
+func (e *SettingError) Error() string { return e.Setting + " " + e.Problem }
+
+// Config is the generic provider's own settings section. It has no fields:
+// the one setting it needs, CONFIG_URL, is shared with the presets (which
+// may derive it instead), so it lives in Settings.
+type Config struct{}
+
+// Validate requires the discovery URL, which the generic provider cannot
+// derive from anything else.
+func (Config) Validate(s Settings) error {
+	if s.ConfigURL == "" {
+		return &SettingError{Setting: "CONFIG_URL", Problem: "is required for provider oidc: the upstream's discovery URL, " +
+			"such as https://idp.example.com/.well-known/openid-configuration"}
+	}
+	return nil
+}
+
+// Open validates s and builds the generic provider (see New).
+func (c Config) Open(ctx context.Context, s Settings, client *http.Client) (ports.IdentityProvider, error) {
+	if err := c.Validate(s); err != nil {
+		return nil, fmt.Errorf("oidc: %w", err)
+	}
+	p, err := New(ctx, s, client)
+	if err != nil {
+		return nil, err // a nil interface, not a typed nil inside it
+	}
+	return p, nil
 }
 
 // reservedAuthorizeParams are set by AuthCodeURL itself or change how the
@@ -236,11 +275,12 @@ func New(ctx context.Context, s Settings, client *http.Client, opts ...Option) (
 		}
 	}
 	// With an issuer policy go-oidc's exact comparison is replaced by
-	// checkIssuer, run on every verified token.
+	// checkIssuer, run on every verified token; an access token policy
+	// judges the issuer of access tokens itself.
 	skipIssuer := o.issuer != nil
 	p.idTokens = gooidc.NewVerifier(p.issuer, keys, &gooidc.Config{ClientID: s.ClientID, SupportedSigningAlgs: algs, SkipIssuerCheck: skipIssuer})
 	if p.checksAccessToken() && !o.opaque {
-		cfg := &gooidc.Config{SkipClientIDCheck: true, SupportedSigningAlgs: algs, SkipIssuerCheck: skipIssuer}
+		cfg := &gooidc.Config{SkipClientIDCheck: true, SupportedSigningAlgs: algs, SkipIssuerCheck: skipIssuer || o.accessPolicy != nil}
 		if s.Algorithm != "" {
 			cfg.SupportedSigningAlgs = []string{s.Algorithm}
 		}

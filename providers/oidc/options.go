@@ -16,10 +16,11 @@ type Option func(*options)
 // options are the quirks New was given; the zero value is plain OpenID
 // Connect.
 type options struct {
-	scopes  ScopeMapper
-	issuer  IssuerPolicy
-	idCheck func(claims map[string]any) error
-	opaque  bool
+	scopes       ScopeMapper
+	issuer       IssuerPolicy
+	idCheck      func(claims map[string]any) error
+	accessPolicy func(issuer string, claims map[string]any) error
+	opaque       bool
 }
 
 // ScopeMapper translates scopes between oidcproxy's forms (what MCP clients
@@ -57,8 +58,9 @@ type IssuerPolicy interface {
 	// AcceptToken reports whether a token whose signature verified against
 	// the IdP's keys was issued by the IdP whose discovery issuer is
 	// issuer, judging by the token's claims (iss, tid, ...). It decides
-	// for every ID and access token, one whose iss is issuer included: a
-	// template issuer must not be accepted verbatim.
+	// for every ID token, one whose iss is issuer included (a template
+	// issuer must not be accepted verbatim), and for every access token
+	// unless WithAccessTokenPolicy decides for those.
 	AcceptToken(issuer string, claims map[string]any) bool
 }
 
@@ -76,6 +78,20 @@ func WithIssuerPolicy(p IssuerPolicy) Option {
 // domain restriction is such a check on the verified hd claim.
 func WithIDTokenCheck(check func(claims map[string]any) error) Option {
 	return func(o *options) { o.idCheck = check }
+}
+
+// WithAccessTokenPolicy hands the judgement of upstream access tokens
+// issuer and audience to accept, for an IdP that issues more than one
+// documented shape of access token, each with its own issuer and audience
+// (Entra's v1.0 and v2.0 tokens). accept receives the discovery issuer and
+// the claims of a token whose signature, algorithm and expiry verified
+// against the IdP's keys, and returns nil or why the token is refused (the
+// reason goes into the private cause only). For access tokens it replaces
+// the issuer policy and the comparison with Settings.Audience; required
+// scopes are still checked afterwards. With it, a checked access token must
+// be a JWT: opaque tokens cannot be judged.
+func WithAccessTokenPolicy(accept func(issuer string, claims map[string]any) error) Option {
+	return func(o *options) { o.accessPolicy = accept }
 }
 
 // WithOpaqueAccessTokens declares that the IdP's access tokens are not meant

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -104,6 +105,53 @@ func TestAnIssuerPolicyDecidesOnDiscoveryAndOnEveryToken(t *testing.T) {
 		AccessToken: idp.AccessTokenShape{JWT: true, Claims: map[string]any{"trusted": true}}})
 	_, _, err = login(t, p, f)
 	require.NoError(t, err)
+}
+
+func TestAnAccessTokenPolicyJudgesIssuerAndAudienceOfAccessTokens(t *testing.T) {
+	t.Parallel()
+	f := idp.NewFaulty(t, idp.FaultyOptions{})
+	s := providertest.Settings(f)
+	s.RequiredScopes = []string{"read"}
+	s.Audience = "the-audience-the-policy-replaces"
+	var seen []string
+	var mu sync.Mutex
+	// The policy accepts a token of another issuer for the audience
+	// "api" when it says "shape": "b"; the generic checks would refuse both.
+	policy := func(issuer string, claims map[string]any) error {
+		mu.Lock()
+		seen = append(seen, issuer)
+		mu.Unlock()
+		if claims["shape"] != "b" || claims["iss"] != "https://elsewhere.example" {
+			return errors.New("neither documented shape")
+		}
+		return nil
+	}
+	p, err := newOptionsProvider(t, s, oidc.WithAccessTokenPolicy(policy))
+	require.NoError(t, err)
+	shapeB := idp.AccessTokenShape{JWT: true, Issuer: "https://elsewhere.example", Audience: []string{"api"},
+		Claims: map[string]any{"shape": "b"}}
+
+	f.Set(idp.Faults{AccessToken: shapeB})
+	_, tokens, err := login(t, p, f, "read")
+	require.NoError(t, err, "the policy, not the Audience setting or the discovery issuer, decides")
+	require.Equal(t, []string{f.Issuer}, seen, "the policy is given the discovery issuer")
+
+	for name, shape := range map[string]idp.AccessTokenShape{
+		"a token the policy refuses": {JWT: true, Issuer: "https://elsewhere.example", Claims: map[string]any{"shape": "a"}},
+		"a token from another key":   {JWT: true, Issuer: "https://elsewhere.example", Claims: map[string]any{"shape": "b"}, Unpublished: true},
+		"a token without the scope":  {JWT: true, Issuer: "https://elsewhere.example", Claims: map[string]any{"shape": "b"}, Scope: "write"},
+		"an opaque token":            {Prefix: "opaque-"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			f.Set(idp.Faults{AccessToken: shape})
+			_, _, err := login(t, p, f, "read")
+			providertest.RequireCode(t, err, domain.CodeAccessDenied)
+		})
+	}
+
+	f.Set(idp.Faults{AccessToken: idp.AccessTokenShape{JWT: true, Claims: map[string]any{"shape": "a"}}})
+	_, err = p.Refresh(t.Context(), tokens)
+	providertest.RequireCode(t, err, domain.CodeInvalidGrant)
 }
 
 func TestAnIDTokenCheckRefusesLoginsAndRefreshes(t *testing.T) {

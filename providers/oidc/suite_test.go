@@ -1,11 +1,8 @@
 package oidc_test
 
 import (
-	"context"
-	"net/http"
 	"testing"
 
-	"github.com/oidcproxy/oidcproxy/ports"
 	"github.com/oidcproxy/oidcproxy/providers/oidc"
 	"github.com/oidcproxy/oidcproxy/test/idp"
 	"github.com/oidcproxy/oidcproxy/test/providertest"
@@ -14,10 +11,7 @@ import (
 func TestTheGenericProviderPassesTheProviderSuiteAgainstKeycloak(t *testing.T) {
 	t.Parallel()
 	providertest.Run(t, providertest.Case{
-		Name: oidc.Name,
-		New: func(ctx context.Context, s oidc.Settings, c *http.Client) (ports.IdentityProvider, error) {
-			return oidc.New(ctx, s, c)
-		},
+		Name:         oidc.Name,
 		Upstream:     func(t testing.TB, o idp.FaultyOptions) *idp.Faulty { return idp.NewKeycloak(t, o) },
 		Scopes:       []string{"email", "profile"},
 		GrantedScope: "openid offline_access email profile",

@@ -1,6 +1,7 @@
 package e2e_test
 
 import (
+	"fmt"
 	"net/url"
 	"strings"
 	"testing"
@@ -90,18 +91,24 @@ func TestAGooglePresetFlowNeverSendsOfflineAccessAndStillRefreshes(t *testing.T)
 }
 
 func TestAnAzurePresetFlowPrefixesTheAPIScopeAndRefreshes(t *testing.T) {
-	p, up := startWithEmulation(t, "azure",
-		func(t testing.TB, o idp.FaultyOptions) *idp.Faulty {
-			return idp.NewAzure(t, idp.AzureOptions{FaultyOptions: o, Tenant: "organizations"})
-		},
-		withEnv("AZURE_TENANT_ID", "organizations"),
-		withEnv("REQUIRED_SCOPES", "mcp.read"),
-		// Entra refuses resource (AADSTS9010010); the preset must hold it
-		// back even when the operator forwards it for other IdPs.
-		withEnv("FORWARD_RESOURCE", "true"))
+	// The API's manifest decides the access token version: null (v1.0
+	// tokens, the default) or 2 (v2.0 tokens); both must work.
+	for _, version := range []int{0, 2} {
+		t.Run(fmt.Sprintf("accessTokenAcceptedVersion %d", version), func(t *testing.T) {
+			p, up := startWithEmulation(t, "azure",
+				func(t testing.TB, o idp.FaultyOptions) *idp.Faulty {
+					return idp.NewAzure(t, idp.AzureOptions{FaultyOptions: o, Tenant: "organizations", AccessTokenVersion: version})
+				},
+				withEnv("AZURE_TENANT_ID", "organizations"),
+				withEnv("REQUIRED_SCOPES", "mcp.read"),
+				// Entra refuses resource (AADSTS9010010); the preset must hold it
+				// back even when the operator forwards it for other IdPs.
+				withEnv("FORWARD_RESOURCE", "true"))
 
-	authorize := presetFlow(t, p, up, "mcp.read")
+			authorize := presetFlow(t, p, up, "mcp.read")
 
-	require.Equal(t, "openid offline_access api://"+upstreamClientID+"/mcp.read", authorize.Get("scope"))
-	require.False(t, authorize.Has("resource"))
+			require.Equal(t, "openid offline_access api://"+upstreamClientID+"/mcp.read", authorize.Get("scope"))
+			require.False(t, authorize.Has("resource"))
+		})
+	}
 }

@@ -23,6 +23,11 @@ const (
 	GraphResource = "https://graph.microsoft.com"
 	// DefaultTenantID is the Entra tenant of the emulated user.
 	DefaultTenantID = "5f1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d"
+	// EntraV1Issuer is the token service that names itself in the iss of
+	// Entra's v1.0 access tokens, https://sts.windows.net/{tenant}/, in
+	// the public cloud (and the US Government cloud), whatever host the
+	// v2.0 endpoints have.
+	EntraV1Issuer = "https://sts.windows.net"
 	// DefaultAuth0Audience is the API identifier the Auth0 emulation knows.
 	DefaultAuth0Audience = "https://mcp.example.com/api"
 	// GoogleEmailScope and GoogleProfileScope are Google's long forms of
@@ -168,6 +173,15 @@ type AzureOptions struct {
 	// IdentifierURI is the application ID URI of the API whose scopes the
 	// client may ask for; api://{client id} when empty.
 	IdentifierURI string
+	// AccessTokenVersion mirrors the API's app manifest entry
+	// accessTokenAcceptedVersion (requestedAccessTokenVersion in the
+	// Microsoft Graph format), which alone decides the version of the
+	// access tokens Entra issues for the API, whatever endpoint the client
+	// uses: 2 for v2.0 tokens; 1, or 0 for the manifest's null (the
+	// default of a new registration), for v1.0 tokens. Entra refuses a
+	// value other than 2 for apps that personal Microsoft accounts sign
+	// in to, so NewAzure refuses it with the consumers tenant.
+	AccessTokenVersion int
 }
 
 // NewAzure starts an IdP that behaves like Microsoft Entra ID's v2.0
@@ -178,10 +192,16 @@ type AzureOptions struct {
 //   - an authorization request with "resource" is refused (AADSTS9010010),
 //     and one whose scopes name more than one resource too (AADSTS28000); a
 //     bare scope such as User.Read is Microsoft Graph's;
-//   - the access token is a JWT for the API (aud = client id, scp = the API
-//     scopes without prefix, tid, ver 2.0) when the scopes name the API;
-//     otherwise it is a Graph token, signed with a key nobody else can
-//     verify;
+//   - when the scopes name the API, the access token is a JWT for it in the
+//     version AccessTokenVersion selects, signed with the tenant's keys
+//     (Microsoft identity platform, "Access token claims reference"):
+//     v2.0: ver "2.0", iss = the v2.0 issuer of the user's tenant
+//     ({authority}/{tid}/v2.0), aud = the API's application (client) ID,
+//     azp = the client; v1.0: ver "1.0", iss =
+//     https://sts.windows.net/{tid}/, aud = the API's application ID URI
+//     (the resource the scopes named), appid = the client. Both carry tid,
+//     oid and scp (the API scopes without prefix). Otherwise the token is
+//     a Graph token, signed with a key nobody else can verify;
 //   - the token response echoes the resource scopes in full (api://...);
 //   - refresh tokens only for offline_access; RS256; no PKCE methods and no
 //     revocation endpoint in discovery.
@@ -201,6 +221,13 @@ func NewAzure(t testing.TB, o AzureOptions) *Faulty {
 	identifier := o.IdentifierURI
 	if identifier == "" {
 		identifier = "api://" + clientID
+	}
+	version := o.AccessTokenVersion
+	switch {
+	case version != 0 && version != 1 && version != 2:
+		t.Fatalf("idp: accessTokenAcceptedVersion is 1, 2 or null (0), not %d", version)
+	case tenant == "consumers" && version != 2:
+		t.Fatalf("idp: an app for personal Microsoft accounts must set accessTokenAcceptedVersion to 2")
 	}
 	o.IssuerPath = "/" + tenant + "/v2.0"
 	o.Quirks = Quirks{
@@ -224,21 +251,29 @@ func NewAzure(t testing.TB, o AzureOptions) *Faulty {
 			return "", ""
 		},
 		RefreshTokenIf: func(q url.Values) bool { return hasScope(q.Get("scope"), "offline_access") },
-		AccessToken: func(_ url.Values, scope, _ string) AccessTokenShape {
-			claims := map[string]any{"tid": tid, "ver": "2.0", "azp": clientID}
+		AccessToken: func(_ url.Values, scope, issuer string) AccessTokenShape {
 			resources := azureResources(scope, identifier)
-			if len(resources) == 1 && resources[0] == identifier {
-				var scp []string
-				for _, s := range strings.Fields(scope) {
-					if short, ok := strings.CutPrefix(s, identifier+"/"); ok {
-						scp = append(scp, short)
-					}
-				}
-				return AccessTokenShape{JWT: true, Audience: []string{clientID}, ScopeClaim: "scp",
-					Scope: strings.Join(scp, " "), Claims: claims}
+			if len(resources) != 1 || resources[0] != identifier {
+				return AccessTokenShape{JWT: true, Audience: []string{GraphAudience}, ScopeClaim: "scp", Scope: "User.Read",
+					Claims: map[string]any{"tid": tid, "ver": "1.0", "appid": clientID}, Unpublished: true,
+					Issuer: EntraV1Issuer + "/" + tid + "/"}
 			}
-			return AccessTokenShape{JWT: true, Audience: []string{GraphAudience}, ScopeClaim: "scp",
-				Scope: "User.Read", Claims: claims, Unpublished: true}
+			var scp []string
+			for _, s := range strings.Fields(scope) {
+				if short, ok := strings.CutPrefix(s, identifier+"/"); ok {
+					scp = append(scp, short)
+				}
+			}
+			shape := AccessTokenShape{JWT: true, ScopeClaim: "scp", Scope: strings.Join(scp, " "),
+				Claims: map[string]any{"tid": tid, "oid": azureObjectID}}
+			if version == 2 {
+				shape.Issuer, shape.Audience = issuer, []string{clientID}
+				merge(shape.Claims, map[string]any{"ver": "2.0", "azp": clientID, "azpacr": "1"})
+			} else {
+				shape.Issuer, shape.Audience = EntraV1Issuer+"/"+tid+"/", []string{identifier}
+				merge(shape.Claims, map[string]any{"ver": "1.0", "appid": clientID, "appidacr": "1"})
+			}
+			return shape
 		},
 		EchoScope: func(scope string) string {
 			var out []string
@@ -256,10 +291,13 @@ func NewAzure(t testing.TB, o AzureOptions) *Faulty {
 			}
 			return strings.Join(out, " ")
 		},
-		IDTokenClaims: map[string]any{"ver": "2.0", "oid": "00000000-0000-0000-0000-0000000000aa", "preferred_username": DefaultEmail},
+		IDTokenClaims: map[string]any{"ver": "2.0", "oid": azureObjectID, "preferred_username": DefaultEmail},
 	}
 	return NewFaulty(t, o.FaultyOptions)
 }
+
+// azureObjectID is the emulated user's object ID in the tenant (oid).
+const azureObjectID = "00000000-0000-0000-0000-0000000000aa"
 
 // azureResources returns the resources the non-OpenID scopes of a scope
 // list belong to, the way Entra reads them: the part before the last "/"

@@ -125,11 +125,7 @@ func TestTheAzureEmulationEnforcesOneResourceAndNoResourceParameter(t *testing.T
 	require.Contains(t, q.Get("error_description"), "AADSTS28000")
 
 	tok := exchange(t, f, emulatedClient(t, f, "openid", "offline_access", api))
-	at := claims(t, tok.AccessToken)
-	require.Equal(t, []any{f.ClientID}, at["aud"])
-	require.Equal(t, "mcp.read", at["scp"])
-	require.Equal(t, idp.DefaultTenantID, at["tid"])
-	require.Equal(t, f.URL+"/"+idp.DefaultTenantID+"/v2.0", at["iss"])
+	require.Equal(t, "1.0", claims(t, tok.AccessToken)["ver"], "the manifest's null means v1.0 access tokens")
 	require.Equal(t, api, tok.Extra("scope"))
 	require.NotEmpty(t, tok.RefreshToken)
 	id := claims(t, tok.Extra("id_token").(string))
@@ -140,6 +136,36 @@ func TestTheAzureEmulationEnforcesOneResourceAndNoResourceParameter(t *testing.T
 	graph := exchange(t, f, emulatedClient(t, f, "openid", "mcp.read"))
 	require.Equal(t, []any{idp.GraphAudience}, claims(t, graph.AccessToken)["aud"])
 	require.Empty(t, graph.RefreshToken, "no offline_access, no refresh token")
+}
+
+func TestTheAzureEmulationIssuesTheAccessTokenVersionTheManifestAsksFor(t *testing.T) {
+	t.Parallel()
+	const identifier = "https://mcp.example.com/api"
+	v1 := map[string]any{"ver": "1.0", "iss": idp.EntraV1Issuer + "/" + idp.DefaultTenantID + "/",
+		"aud": []any{identifier}, "appid": idp.DefaultClientID}
+	v2 := map[string]any{"ver": "2.0", "aud": []any{idp.DefaultClientID}, "azp": idp.DefaultClientID}
+	cases := []struct {
+		version int
+		want    map[string]any
+	}{{0, v1}, {1, v1}, {2, v2}}
+	for _, tc := range cases {
+		f := idp.NewAzure(t, idp.AzureOptions{AccessTokenVersion: tc.version, IdentifierURI: identifier})
+		tok := exchange(t, f, emulatedClient(t, f, "openid", identifier+"/mcp.read"))
+		at := claims(t, tok.AccessToken)
+		for k, v := range tc.want {
+			require.Equal(t, v, at[k], "version %d: %s", tc.version, k)
+		}
+		if tc.version == 2 {
+			require.Equal(t, f.URL+"/"+idp.DefaultTenantID+"/v2.0", at["iss"], "the v2.0 issuer of the user's tenant")
+			require.NotContains(t, at, "appid", "azp replaces appid in v2.0 tokens")
+		} else {
+			require.NotContains(t, at, "azp", "azp exists only in v2.0 tokens")
+		}
+		require.Equal(t, "mcp.read", at["scp"], "the API's scopes without the prefix")
+		require.Equal(t, idp.DefaultTenantID, at["tid"])
+		// Whatever the version, the ID token comes from the v2.0 endpoint.
+		require.Equal(t, "2.0", claims(t, tok.Extra("id_token").(string))["ver"])
+	}
 }
 
 func TestTheKeycloakEmulationSendsRefreshExpiresInZero(t *testing.T) {

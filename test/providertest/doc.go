@@ -5,8 +5,7 @@
 //
 //	func TestAuth0PassesTheProviderSuite(t *testing.T) {
 //		providertest.Run(t, providertest.Case{
-//			Name:     auth0.Name,
-//			New:      providers.Registry[auth0.Name],
+//			Name:     auth0.Name, // built from providers.Registry[auth0.Name]
 //			Upstream: func(t testing.TB, o idp.FaultyOptions) *idp.Faulty { ... },
 //			...
 //		})

@@ -1,7 +1,6 @@
 package providertest
 
 import (
-	"context"
 	"net/http"
 	"strings"
 	"testing"
@@ -11,6 +10,7 @@ import (
 
 	"github.com/oidcproxy/oidcproxy/domain"
 	"github.com/oidcproxy/oidcproxy/ports"
+	"github.com/oidcproxy/oidcproxy/providers"
 	"github.com/oidcproxy/oidcproxy/providers/oidc"
 	"github.com/oidcproxy/oidcproxy/test/idp"
 )
@@ -18,15 +18,20 @@ import (
 // Case is one provider under test and the IdP it is tested against.
 type Case struct {
 	// Name is the provider's registry name; Provider.Name must return it.
+	// The suite builds the provider from the settings section that
+	// providers.Registry[Name] returns, so the registry line is tested
+	// too.
 	Name string
-	// New builds the provider, with the signature of a registry
-	// constructor (providers.Registry[Name] is the natural value).
-	New func(ctx context.Context, s oidc.Settings, client *http.Client) (ports.IdentityProvider, error)
 	// Upstream starts the emulated IdP with the suite's options (client,
 	// secret and user); Settings(up) then points a provider at it.
 	Upstream func(t testing.TB, o idp.FaultyOptions) *idp.Faulty
-	// Settings adds what the provider needs beyond Settings(up): an
-	// audience, required scopes, a tenant. May be nil.
+	// Section fills the provider's own settings section (the pointer the
+	// registry returned, such as *azure.Config) for up: a tenant, a hosted
+	// domain. May be nil.
+	Section func(section providers.Config, up *idp.Faulty)
+	// Settings adds what the provider needs beyond Settings(up) among the
+	// settings every provider shares: an audience, required scopes. May be
+	// nil.
 	Settings func(s *oidc.Settings, up *idp.Faulty)
 	// Scopes are the scopes the MCP client asks for.
 	Scopes []string
@@ -51,8 +56,7 @@ const (
 // and provider, and runs in parallel with the others.
 func Run(t *testing.T, c Case) {
 	t.Helper()
-	require.NotEmpty(t, c.Name, "Case.Name")
-	require.NotNil(t, c.New, "Case.New")
+	require.Contains(t, providers.Registry, c.Name, "Case.Name must be a registered provider")
 	require.NotNil(t, c.Upstream, "Case.Upstream")
 	checks := []struct {
 		name string
@@ -88,10 +92,14 @@ func start(t *testing.T, c Case, client *http.Client) (ports.IdentityProvider, *
 	if c.Settings != nil {
 		c.Settings(&s, up)
 	}
+	section := providers.Registry[c.Name]()
+	if c.Section != nil {
+		c.Section(section, up)
+	}
 	if client == nil {
 		client = NewCountingClient(t).Client
 	}
-	p, err := c.New(t.Context(), s, client)
+	p, err := section.Open(t.Context(), s, client)
 	require.NoError(t, err)
 	require.NotNil(t, p)
 	return p, up

@@ -20,7 +20,6 @@ import (
 	"github.com/oidcproxy/oidcproxy/adapters/config"
 	"github.com/oidcproxy/oidcproxy/adapters/telemetry"
 	"github.com/oidcproxy/oidcproxy/ports"
-	"github.com/oidcproxy/oidcproxy/providers"
 )
 
 // Env returns the OIDC_PROXY_* environment of a proxy at baseURL in front
@@ -53,9 +52,9 @@ func Env(t testing.TB, baseURL, configURL, clientID, clientSecret string) map[st
 // system's).
 func Serve(t testing.TB, ln net.Listener, env map[string]string, clock ports.Clock, logs io.Writer, tel telemetry.Options, roots oidcproxy.CIMDRootCAs) (app *oidcproxy.App, stop func()) {
 	t.Helper()
-	cfg, err := config.Load(nil, func(k string) string { return env[k] })
+	cfg, err := config.Load(nil, func(k string) string { return env[k] }, oidcproxy.ProviderSections())
 	require.NoError(t, err)
-	require.NoError(t, cfg.Validate(config.ValidateOptions{KnownProviders: providers.Names(), RequireUpstream: true}))
+	require.NoError(t, cfg.Validate(config.ValidateOptions{RequireUpstream: true, Provider: oidcproxy.ValidateProvider}))
 	if tel.Getenv == nil {
 		tel.Getenv = func(string) string { return "" }
 	}
