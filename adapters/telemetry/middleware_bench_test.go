@@ -23,7 +23,8 @@ func BenchmarkServerMiddleware(b *testing.B) {
 		b.Run(name, func(b *testing.B) {
 			r := mux.NewRouter()
 			if on {
-				tel, cleanup, err := telemetry.Open(b.Context(), telemetry.Options{Getenv: envMap(nil)})
+				setEnv(b, nil)
+				tel, cleanup, err := telemetry.Open(b.Context(), telemetry.Options{})
 				require.NoError(b, err)
 				b.Cleanup(cleanup)
 				r.Use(tel.ServerMiddleware())

@@ -1,49 +1,118 @@
 package telemetry
 
 import (
-	"context"
 	"net/http"
-	"slices"
-	"sync"
-	"time"
 
 	"github.com/gorilla/mux"
+	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
-	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/propagation"
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 	"go.opentelemetry.io/otel/trace"
+	tracenoop "go.opentelemetry.io/otel/trace/noop"
 )
 
 // untraced are the paths probed every few seconds by orchestrators and
 // scrapers: tracing them would bury the real traffic.
 var untraced = map[string]bool{"/healthz": true, "/readyz": true, "/metrics": true}
 
-// knownMethods bound the method label; anything else is "_OTHER", as the
-// HTTP semantic conventions say.
+// serverOptions are the otelhttp options every server middleware shares:
+// our providers and propagators, the fixed server name (never the
+// request's Host header, which would let a client mint metric series),
+// and the public-endpoint rule.
+func (t *Telemetry) serverOptions() []otelhttp.Option {
+	opts := []otelhttp.Option{
+		otelhttp.WithTracerProvider(t.tp),
+		otelhttp.WithMeterProvider(t.mp),
+		otelhttp.WithPropagators(t.prop),
+		otelhttp.WithServerName(t.server),
+	}
+	if t.public {
+		opts = append(opts, otelhttp.WithPublicEndpointFn(func(*http.Request) bool { return true }))
+	}
+	return opts
+}
+
+// ServerMiddleware instruments the routes of a gorilla/mux router (install
+// it with Router.Use, so that the matched route is known) with otelhttp:
+// one server span per request, named by method and route template
+// ("POST /token"), the W3C trace context of the caller extracted (or only
+// linked, with Options.PublicEndpoint), and the semantic conventions'
+// http.server.request.duration (and body sizes) recorded with http.route.
+// /healthz, /readyz and /metrics pass through untouched. The span status
+// is Error only for 5xx answers, and for a handler that panics (which the
+// router's recovery middleware answers with 500).
+func (t *Telemetry) ServerMiddleware() mux.MiddlewareFunc {
+	instrument := otelhttp.NewMiddleware("", append(t.serverOptions(),
+		otelhttp.WithFilter(func(r *http.Request) bool { return !untraced[r.URL.Path] }),
+		otelhttp.WithSpanNameFormatter(func(_ string, r *http.Request) string {
+			if tpl := routeTemplate(r); tpl != "" {
+				return method(r) + " " + tpl
+			}
+			return method(r)
+		}),
+		otelhttp.WithMetricAttributesFn(func(r *http.Request) []attribute.KeyValue {
+			if tpl := routeTemplate(r); tpl != "" {
+				return []attribute.KeyValue{semconv.HTTPRoute(tpl)}
+			}
+			return nil
+		}),
+	)...)
+	return func(next http.Handler) http.Handler {
+		return instrument(routed(next))
+	}
+}
+
+// routed runs next inside the server span otelhttp opened: it names the
+// route on the span (otelhttp knows only net/http's patterns), and marks a
+// panicking handler's span as the 500 the recovery middleware will send
+// before the panic goes on to it.
+func routed(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		span := trace.SpanFromContext(r.Context())
+		if tpl := routeTemplate(r); tpl != "" && span.IsRecording() {
+			span.SetAttributes(semconv.HTTPRoute(tpl))
+		}
+		defer func() {
+			if v := recover(); v != nil {
+				span.SetAttributes(semconv.HTTPResponseStatusCode(http.StatusInternalServerError))
+				span.SetStatus(codes.Error, "panic")
+				panic(v)
+			}
+		}()
+		next.ServeHTTP(w, r)
+	})
+}
+
+// routeTemplate is the template of the mux route that matched r, or "".
+func routeTemplate(r *http.Request) string {
+	if cur := mux.CurrentRoute(r); cur != nil {
+		if tpl, err := cur.GetPathTemplate(); err == nil {
+			return tpl
+		}
+	}
+	return ""
+}
+
+// knownMethods bound the method in span names; anything else is "HTTP",
+// as otelhttp names it.
 var knownMethods = map[string]bool{
 	http.MethodGet: true, http.MethodHead: true, http.MethodPost: true, http.MethodPut: true,
 	http.MethodPatch: true, http.MethodDelete: true, http.MethodOptions: true, http.MethodConnect: true,
 	http.MethodTrace: true,
 }
 
-// ServerMiddleware instruments the routes of a gorilla/mux router (install
-// it with Router.Use, so that the matched route is known): one server span
-// per request, named by method and route template ("POST /token"), the
-// W3C trace context of the caller extracted (or only linked, with
-// Options.PublicEndpoint), and the request duration recorded per route,
-// method and status. /healthz, /readyz and /metrics pass through untouched.
-// The span status is Error only for 5xx answers.
-func (t *Telemetry) ServerMiddleware() mux.MiddlewareFunc {
-	return func(next http.Handler) http.Handler {
-		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if untraced[r.URL.Path] {
-				next.ServeHTTP(w, r)
-				return
-			}
-			t.serve(next, w, r, t.routes.get(r))
-		})
+// method is the request method as span names carry it (a client request's
+// empty method is GET).
+func method(r *http.Request) string {
+	if r.Method == "" {
+		return http.MethodGet
 	}
+	if knownMethods[r.Method] {
+		return r.Method
+	}
+	return "HTTP"
 }
 
 // RouteMiddleware instruments a handler that serves one route outside the
@@ -57,217 +126,29 @@ func (t *Telemetry) ServerMiddleware() mux.MiddlewareFunc {
 // through it the backend (unless the endpoint is public); durations are
 // recorded either way.
 func (t *Telemetry) RouteMiddleware(template string) func(http.Handler) http.Handler {
-	return func(next http.Handler) http.Handler {
-		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			rt := t.routes.lookup(template, r.Method)
-			if !t.exporting {
-				t.serveUntraced(next, w, r, rt)
-				return
+	names := map[string]string{}
+	for m := range knownMethods {
+		names[m] = m + " " + template
+	}
+	opts := append(t.serverOptions(),
+		otelhttp.WithSpanOptions(trace.WithAttributes(semconv.HTTPRoute(template))),
+		otelhttp.WithSpanNameFormatter(func(_ string, r *http.Request) string {
+			if name, ok := names[r.Method]; ok {
+				return name
 			}
-			t.serve(next, w, r, rt)
-		})
-	}
-}
-
-// serveUntraced is serve without a span of our own.
-func (t *Telemetry) serveUntraced(next http.Handler, w http.ResponseWriter, r *http.Request, rt *route) {
-	start := time.Now()
-	if !t.public {
-		if _, ok := r.Header["Traceparent"]; ok {
-			r = r.WithContext(t.prop.Extract(r.Context(), HeaderCarrier(r.Header)))
+			return "HTTP " + template
+		}),
+		otelhttp.WithMetricAttributesFn(func(*http.Request) []attribute.KeyValue {
+			return []attribute.KeyValue{semconv.HTTPRoute(template)}
+		}),
+	)
+	if !t.exporting {
+		// The no-op tracer hands the extracted caller's context on as it
+		// is; a public endpoint extracts none to hand on.
+		opts = append(opts, otelhttp.WithTracerProvider(tracenoop.NewTracerProvider()))
+		if t.public {
+			opts = append(opts, otelhttp.WithPropagators(propagation.NewCompositeTextMapPropagator()))
 		}
 	}
-	rec := &statusRecorder{ResponseWriter: w}
-	defer t.finish(r.Context(), trace.SpanFromContext(r.Context()), rt, rec, start)
-	next.ServeHTTP(rec, r)
-	rec.finished = true
+	return otelhttp.NewMiddleware("", opts...)
 }
-
-func (t *Telemetry) serve(next http.Handler, w http.ResponseWriter, r *http.Request, rt *route) {
-	start := time.Now()
-
-	ctx := r.Context()
-	remote := t.prop.Extract(ctx, HeaderCarrier(r.Header))
-	opts := rt.startOpts
-	if t.public {
-		if sc := trace.SpanContextFromContext(remote); sc.IsValid() {
-			opts = append(slices.Clip(opts), trace.WithNewRoot(), trace.WithLinks(trace.Link{SpanContext: sc}))
-		}
-	} else {
-		ctx = remote
-	}
-	ctx, span := t.tracer.Start(ctx, rt.spanName, opts...)
-
-	rec := &statusRecorder{ResponseWriter: w}
-	// A deferred method call, not a closure: the closure and the variables
-	// it captured were two allocations per request.
-	defer t.finish(ctx, span, rt, rec, start)
-	next.ServeHTTP(rec, r.WithContext(ctx))
-	rec.finished = true
-}
-
-// finish ends the server span and records the duration. A handler that
-// did not return normally (rec.finished unset) is panicking on its way to
-// the recovery middleware, which answers 500: it is recorded as such.
-func (t *Telemetry) finish(ctx context.Context, span trace.Span, rt *route, rec *statusRecorder, start time.Time) {
-	status := rec.status
-	if !rec.finished {
-		status = http.StatusInternalServerError
-	}
-	if status == 0 {
-		status = http.StatusOK // the handler wrote nothing: net/http sends 200
-	}
-	if span.IsRecording() { // the attribute's variadic slice is an allocation
-		span.SetAttributes(semconv.HTTPResponseStatusCode(status))
-		if status >= 500 {
-			span.SetStatus(codes.Error, http.StatusText(status))
-		}
-	}
-	span.End()
-	t.inst.httpDuration.Record(ctx, time.Since(start).Seconds(), t.routes.metricOptions(rt, status)...)
-}
-
-// route is what the middleware knows about a matched route, computed once
-// per route and method.
-type route struct {
-	template  string
-	method    string
-	spanName  string
-	spanAttrs []attribute.KeyValue
-	// startOpts are the span options of every request on the route, built
-	// once: each request allocated them anew.
-	startOpts []trace.SpanStartOption
-}
-
-// routeKey indexes the caches; every field comes from a bounded set.
-type routeKey struct {
-	template string
-	method   string
-}
-
-type metricKey struct {
-	routeKey
-	status int
-}
-
-// routeCache keeps the span names and metric attribute sets per route, so
-// a request allocates neither. Route templates, methods (after
-// normalisation) and status codes are bounded sets, so the maps are too.
-type routeCache struct {
-	mu      sync.RWMutex
-	routes  map[routeKey]*route
-	metrics map[metricKey][]metric.RecordOption
-}
-
-// unmatched is the route label of a request no route template describes.
-const unmatched = "unmatched"
-
-func (c *routeCache) get(r *http.Request) *route {
-	template := unmatched
-	if cur := mux.CurrentRoute(r); cur != nil {
-		if tpl, err := cur.GetPathTemplate(); err == nil {
-			template = tpl
-		}
-	}
-	return c.lookup(template, r.Method)
-}
-
-// lookup returns the route of a template and request method.
-func (c *routeCache) lookup(template, method string) *route {
-	if !knownMethods[method] {
-		method = "_OTHER"
-	}
-	key := routeKey{template: template, method: method}
-	c.mu.RLock()
-	rt, ok := c.routes[key]
-	c.mu.RUnlock()
-	if ok {
-		return rt
-	}
-	rt = &route{template: template, method: method, spanName: method + " " + template}
-	rt.spanAttrs = []attribute.KeyValue{
-		semconv.HTTPRequestMethodKey.String(method),
-		semconv.HTTPRoute(template),
-	}
-	if template == unmatched {
-		rt.spanName = method
-		rt.spanAttrs = rt.spanAttrs[:1]
-	}
-	rt.startOpts = []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindServer), trace.WithAttributes(rt.spanAttrs...)}
-	c.mu.Lock()
-	if c.routes == nil {
-		c.routes = map[routeKey]*route{}
-	}
-	if existing, ok := c.routes[key]; ok {
-		rt = existing
-	} else {
-		c.routes[key] = rt
-	}
-	c.mu.Unlock()
-	return rt
-}
-
-// metricOptions returns the duration's attributes as a ready variadic
-// argument, so that recording allocates no slice.
-func (c *routeCache) metricOptions(rt *route, status int) []metric.RecordOption {
-	if status < 100 || status > 599 {
-		status = 0
-	}
-	key := metricKey{routeKey: routeKey{template: rt.template, method: rt.method}, status: status}
-	c.mu.RLock()
-	opt, ok := c.metrics[key]
-	c.mu.RUnlock()
-	if ok {
-		return opt
-	}
-	opt = []metric.RecordOption{metric.WithAttributeSet(attribute.NewSet(
-		semconv.HTTPRequestMethodKey.String(rt.method),
-		semconv.HTTPRoute(rt.template),
-		semconv.HTTPResponseStatusCode(status),
-	))}
-	c.mu.Lock()
-	if c.metrics == nil {
-		c.metrics = map[metricKey][]metric.RecordOption{}
-	}
-	c.metrics[key] = opt
-	c.mu.Unlock()
-	return opt
-}
-
-// statusRecorder remembers the status a handler answered with. It exposes
-// the wrapped writer through Unwrap, so http.ResponseController (which the
-// gateway's streaming proxy uses to flush) reaches the real connection,
-// and it implements http.Flusher for handlers that assert it directly.
-type statusRecorder struct {
-	http.ResponseWriter
-	status int
-	// finished is set when the handler returned normally.
-	finished bool
-}
-
-// WriteHeader records the first final status.
-func (s *statusRecorder) WriteHeader(code int) {
-	if s.status == 0 && (code >= 200 || code == http.StatusSwitchingProtocols) {
-		s.status = code
-	}
-	s.ResponseWriter.WriteHeader(code)
-}
-
-// Write implies 200 when no status was written.
-func (s *statusRecorder) Write(b []byte) (int, error) {
-	if s.status == 0 {
-		s.status = http.StatusOK
-	}
-	return s.ResponseWriter.Write(b)
-}
-
-// Flush sends buffered data to the client, if the writer can.
-func (s *statusRecorder) Flush() {
-	if s.status == 0 {
-		s.status = http.StatusOK
-	}
-	_ = http.NewResponseController(s.ResponseWriter).Flush()
-}
-
-// Unwrap returns the wrapped writer for http.ResponseController.
-func (s *statusRecorder) Unwrap() http.ResponseWriter { return s.ResponseWriter }
