@@ -67,6 +67,7 @@ func TestMetricsEndpointCountsFlowsTokensReuseUpstreamAndStoreCalls(t *testing.T
 	} {
 		require.Equal(t, tc.want, promSum(text, tc.series, tc.labels...), "%s%v", tc.series, tc.labels)
 	}
+	require.NotContains(t, text, "_body_size_", "otelhttp's body-size histograms are dropped")
 	// The server address is the configured one, never the Host header.
 	require.Equal(t, 9.0, promSum(text, "http_server_request_duration_seconds_count", `server_address="localhost"`))
 	require.Contains(t, text, `target_info{oidcproxy_provider="testidp",service_name="oidcproxy"`)

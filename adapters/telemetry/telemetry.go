@@ -279,7 +279,18 @@ func (t *Telemetry) buildMeterProvider(ctx context.Context, res *resource.Resour
 	if err != nil {
 		return nil, fmt.Errorf("prometheus exporter: %w", err)
 	}
-	mopts := []sdkmetric.Option{sdkmetric.WithResource(res), sdkmetric.WithReader(promExporter)}
+	mopts := []sdkmetric.Option{
+		sdkmetric.WithResource(res),
+		sdkmetric.WithReader(promExporter),
+		// otelhttp also measures request and response body sizes: OAuth
+		// bodies are small and the gateway counts its bytes in
+		// oidcproxy.gateway.bytes, so these histograms would only multiply
+		// the series (and cost each request two more measurements).
+		sdkmetric.WithView(sdkmetric.NewView(
+			sdkmetric.Instrument{Name: "http.*.body.size"},
+			sdkmetric.Stream{Aggregation: sdkmetric.AggregationDrop{}},
+		)),
+	}
 	pushed, err := metricReader(ctx)
 	if err != nil {
 		_ = promExporter.Shutdown(ctx)
