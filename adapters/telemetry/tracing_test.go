@@ -13,6 +13,8 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/propagation"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
@@ -395,4 +397,46 @@ func TestWithoutAnExporterRouteMiddlewareStartsNoSpanButKeepsTheCallersContext(t
 	require.NoError(t, resp.Body.Close())
 	require.Equal(t, 2.0, promSum(string(body), "http_server_request_duration_seconds_count",
 		`http_request_method="POST"`, `http_response_status_code="202"`, `http_route="/mcp"`))
+}
+
+// Without an exporter the gateway's route records its duration by hand;
+// with one, otelhttp does. Both must produce the same series: the same
+// instrument scope, name and attributes.
+func TestTheGatewaysRouteRecordsTheSameSeriesWithOrWithoutAnExporter(t *testing.T) {
+	seriesOf := func(t *testing.T, exporter sdktrace.SpanExporter) (string, attribute.Set) {
+		setEnv(t, nil)
+		reader := sdkmetric.NewManualReader()
+		tel, cleanup, err := telemetry.Open(t.Context(), telemetry.Options{
+			BaseURL: "https://auth.example.com:8443/base", SpanExporter: exporter, MetricReader: reader,
+		})
+		require.NoError(t, err)
+		t.Cleanup(cleanup)
+		srv := httptest.NewServer(tel.RouteMiddleware("/mcp")(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+			w.WriteHeader(http.StatusAccepted)
+		})))
+		t.Cleanup(srv.Close)
+		resp, err := srv.Client().Post(srv.URL+"/mcp", "application/json", strings.NewReader("{}"))
+		require.NoError(t, err)
+		require.NoError(t, resp.Body.Close())
+
+		var rm metricdata.ResourceMetrics
+		require.NoError(t, reader.Collect(t.Context(), &rm))
+		for _, sm := range rm.ScopeMetrics {
+			for _, m := range sm.Metrics {
+				if m.Name == "http.server.request.duration" {
+					points := m.Data.(metricdata.Histogram[float64]).DataPoints
+					require.Len(t, points, 1)
+					return sm.Scope.Name, points[0].Attributes
+				}
+			}
+		}
+		t.Fatal("no http.server.request.duration")
+		return "", attribute.Set{}
+	}
+	quietScope, quiet := seriesOf(t, nil)
+	libScope, lib := seriesOf(t, tracetest.NewInMemoryExporter())
+	require.Equal(t, libScope, quietScope)
+	require.Equal(t, lib.Encoded(attribute.DefaultEncoder()), quiet.Encoded(attribute.DefaultEncoder()))
+	port, _ := quiet.Value("server.port")
+	require.Equal(t, int64(8443), port.AsInt64(), "the configured port, not the listener's")
 }
