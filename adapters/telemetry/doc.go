@@ -3,10 +3,11 @@
 // (through the SDK and go.opentelemetry.io/contrib/exporters/autoexport),
 // serves the metrics in the Prometheus text format, and instruments the
 // service from the outside — otelhttp around the gorilla/mux router's
-// routes, the gateway's route and the one *http.Client of upstream calls,
-// decorators around the use cases (ports.Application) and the store
-// (ports.Store), counters for the gateway, and a slog handler that stamps
-// trace and span ids on log records.
+// routes and the one *http.Client of upstream calls, a hand-written
+// equivalent on the gateway's route (where otelhttp cost more than 3 % of
+// the throughput), decorators around the use cases (ports.Application)
+// and the store (ports.Store), counters for the gateway, and a slog
+// handler that stamps trace and span ids on log records.
 //
 // The core never imports this package: the composition root wraps the
 // use cases and the store in decorators, so a use case stays a plain
@@ -53,9 +54,9 @@
 //	oidcproxy_gateway_active_streams
 //
 // plus the Go runtime and process collectors and target_info (the
-// resource). The HTTP series are otelhttp's (its body-size histograms are
-// dropped); an upstream failure without an answer carries error_type, a
-// 5xx answer its status code.
+// resource). The HTTP series are otelhttp's, the gateway's included (its
+// body-size histograms are dropped); an upstream failure without an answer
+// carries error_type, a 5xx answer its status code.
 //
 // # Configuration
 //

@@ -3,6 +3,7 @@ package telemetry
 import (
 	"net"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -124,64 +125,61 @@ func method(r *http.Request) string {
 // RouteMiddleware instruments a handler that serves one route outside the
 // router (the gateway's mount point, which skips mux matching on its hot
 // path) as ServerMiddleware instruments routed requests, with template as
-// the route.
+// the route: a server span named "POST /mcp" when an exporter is
+// configured, the caller's W3C trace context continued (or only linked,
+// with Options.PublicEndpoint), and http.server.request.duration.
+//
+// It is hand-written, not otelhttp: on the gateway, otelhttp's
+// per-request attributes and wrappers cost well over 3 % of the
+// throughput (BenchmarkGateway, BenchmarkTelemetryCost). It records the
+// duration into otelhttp's own instrument with the attributes otelhttp
+// gives it, so the series are the same as the routes'; its spans carry
+// the same names and the request's method, route, scheme, server address,
+// protocol version and status, but not the peer's address or user agent.
 //
 // When no span can leave the process (no exporter, the default), it starts
-// no span and is not otelhttp: a span that is never recorded costs the
-// gateway several microseconds per request (about a third of its overhead
-// over a bare reverse proxy), and otelhttp's per-request attributes and
-// wrappers cost it more than 3 % of its throughput (BenchmarkGateway). It
-// then only records http.server.request.duration with the attributes
-// otelhttp gives it, into otelhttp's own instrument, so the series are the
-// same either way. The caller's trace context, if any, still reaches the
-// handler and through it the backend (unless the endpoint is public).
+// no span: a span that is never recorded costs the gateway several
+// microseconds per request (about a third of its overhead over a bare
+// reverse proxy) for nothing but a trace id in the rare log line. The
+// caller's trace context, if any, still reaches the handler and through it
+// the backend (unless the endpoint is public).
 func (t *Telemetry) RouteMiddleware(template string) func(http.Handler) http.Handler {
-	if !t.exporting {
-		q := newQuietRoute(t, template)
-		return func(next http.Handler) http.Handler {
-			return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { q.serve(next, w, r) })
-		}
+	rt := newRoute(t, template)
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { rt.serve(next, w, r) })
 	}
-	names := map[string]string{}
-	for m := range knownMethods {
-		names[m] = m + " " + template
-	}
-	return otelhttp.NewMiddleware("", append(t.serverOptions(),
-		otelhttp.WithSpanOptions(trace.WithAttributes(semconv.HTTPRoute(template))),
-		otelhttp.WithSpanNameFormatter(func(_ string, r *http.Request) string {
-			if name, ok := names[r.Method]; ok {
-				return name
-			}
-			return "HTTP " + template
-		}),
-		otelhttp.WithMetricAttributesFn(func(*http.Request) []attribute.KeyValue {
-			return []attribute.KeyValue{semconv.HTTPRoute(template)}
-		}),
-	)...)
 }
 
-// quietRoute records the duration of a route's requests as otelhttp
-// would, without a span.
-type quietRoute struct {
+// route instruments the requests of one route.
+type route struct {
 	t        *Telemetry
-	route    attribute.KeyValue
+	template string
+	attr     attribute.KeyValue
 	duration metric.Float64Histogram
 	host     string
 	port     int // the configured port; server.port only when not the scheme's default
-	// sets caches the duration's attribute sets; every key part is from a
-	// bounded set (methods outside the standard ones are _OTHER, Go's
-	// server accepts only HTTP/1.x and HTTP/2, statuses are 100-599).
-	sets sync.Map // quietKey -> []metric.RecordOption
+	// metrics and spans cache the duration's attribute sets and the span
+	// start options; every key part is from a bounded set (methods outside
+	// the standard ones are _OTHER, Go's server accepts only HTTP/1.x and
+	// HTTP/2, statuses are 100-599).
+	metrics sync.Map // routeKey -> []metric.RecordOption
+	spans   sync.Map // routeKey (status 0) -> *routeSpan
 }
 
-type quietKey struct {
+type routeKey struct {
 	method string
 	tls    bool
 	proto  string
 	status int
 }
 
-func newQuietRoute(t *Telemetry, template string) *quietRoute {
+// routeSpan is how the requests of one method and protocol start a span.
+type routeSpan struct {
+	name string
+	opts []trace.SpanStartOption
+}
+
+func newRoute(t *Telemetry, template string) *route {
 	// otelhttp's meter and instrument: the same scope, name and options
 	// make the SDK hand back the instrument otelhttp records into.
 	meter := t.mp.Meter(otelhttp.ScopeName, metric.WithInstrumentationVersion(otelhttp.Version))
@@ -191,28 +189,44 @@ func newQuietRoute(t *Telemetry, template string) *quietRoute {
 	}
 	host, portText, _ := net.SplitHostPort(t.server)
 	port, _ := strconv.Atoi(portText)
-	return &quietRoute{t: t, route: semconv.HTTPRoute(template), duration: duration.Inst(), host: host, port: port}
+	return &route{t: t, template: template, attr: semconv.HTTPRoute(template), duration: duration.Inst(), host: host, port: port}
 }
 
-func (q *quietRoute) serve(next http.Handler, w http.ResponseWriter, r *http.Request) {
+func (rt *route) serve(next http.Handler, w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
-	if !q.t.public {
+	var span trace.Span
+	switch {
+	case rt.t.exporting:
+		ctx := r.Context()
+		remote := rt.t.prop.Extract(ctx, HeaderCarrier(r.Header))
+		s := rt.span(r)
+		opts := s.opts
+		if rt.t.public {
+			if sc := trace.SpanContextFromContext(remote); sc.IsValid() {
+				opts = append(slices.Clip(opts), trace.WithNewRoot(), trace.WithLinks(trace.Link{SpanContext: sc}))
+			}
+		} else {
+			ctx = remote
+		}
+		ctx, span = rt.t.tracer.Start(ctx, s.name, opts...)
+		r = r.WithContext(ctx)
+	case !rt.t.public:
 		if _, ok := r.Header["Traceparent"]; ok {
-			r = r.WithContext(q.t.prop.Extract(r.Context(), HeaderCarrier(r.Header)))
+			r = r.WithContext(rt.t.prop.Extract(r.Context(), HeaderCarrier(r.Header)))
 		}
 	}
 	rec := &statusRecorder{ResponseWriter: w}
 	// A deferred method call, not a closure: the closure and the variables
 	// it captured were two allocations per request.
-	defer q.finish(r, rec, start)
+	defer rt.finish(r, span, rec, start)
 	next.ServeHTTP(rec, r)
 	rec.finished = true
 }
 
-// finish records the duration. A handler that did not return normally
-// (rec.finished unset) is panicking on its way to the recovery
-// middleware, which answers 500: it is recorded as such.
-func (q *quietRoute) finish(r *http.Request, rec *statusRecorder, start time.Time) {
+// finish ends the span, if any, and records the duration. A handler that
+// did not return normally (rec.finished unset) is panicking on its way to
+// the recovery middleware, which answers 500: it is recorded as such.
+func (rt *route) finish(r *http.Request, span trace.Span, rec *statusRecorder, start time.Time) {
 	status := rec.status
 	if !rec.finished {
 		status = http.StatusInternalServerError
@@ -220,42 +234,82 @@ func (q *quietRoute) finish(r *http.Request, rec *statusRecorder, start time.Tim
 	if status == 0 {
 		status = http.StatusOK // the handler wrote nothing: net/http sends 200
 	}
-	q.duration.Record(r.Context(), time.Since(start).Seconds(), q.options(r, status)...)
+	if span != nil {
+		if span.IsRecording() { // the attribute's variadic slice is an allocation
+			span.SetAttributes(semconv.HTTPResponseStatusCode(status))
+			if status >= 500 {
+				span.SetStatus(codes.Error, "")
+			}
+		}
+		span.End()
+	}
+	rt.duration.Record(r.Context(), time.Since(start).Seconds(), rt.metricOptions(r, status)...)
 }
 
-// options are the duration's attributes as otelhttp's
-// HTTPServer.MetricAttributes makes them, as a ready variadic argument.
-func (q *quietRoute) options(r *http.Request, status int) []metric.RecordOption {
+// key classifies a request as the attribute sets need it.
+func (rt *route) key(r *http.Request, status int) routeKey {
 	m := r.Method
 	if !knownMethods[m] {
 		if m = strings.ToUpper(m); !knownMethods[m] {
 			m = "_OTHER"
 		}
 	}
-	key := quietKey{method: m, tls: r.TLS != nil, proto: r.Proto, status: status}
-	if v, ok := q.sets.Load(key); ok {
-		return v.([]metric.RecordOption)
-	}
+	return routeKey{method: m, tls: r.TLS != nil, proto: r.Proto, status: status}
+}
+
+// attrs are the attributes otelhttp's HTTPServer.MetricAttributes gives a
+// request of key k (without the status when it is 0).
+func (rt *route) attrs(k routeKey) []attribute.KeyValue {
 	scheme, defaultPort := "http", 80
-	if key.tls {
+	if k.tls {
 		scheme, defaultPort = "https", 443
 	}
-	name, version, _ := strings.Cut(r.Proto, "/")
+	name, version, _ := strings.Cut(k.proto, "/")
 	attrs := []attribute.KeyValue{
-		semconv.HTTPRequestMethodKey.String(m),
+		semconv.HTTPRequestMethodKey.String(k.method),
 		semconv.URLScheme(scheme),
-		semconv.ServerAddress(q.host),
+		semconv.ServerAddress(rt.host),
 		semconv.NetworkProtocolName(strings.ToLower(name)),
 		semconv.NetworkProtocolVersion(version),
-		semconv.HTTPResponseStatusCode(status),
-		q.route,
+		rt.attr,
 	}
-	if q.port > 0 && q.port != defaultPort {
-		attrs = append(attrs, semconv.ServerPort(q.port))
+	if rt.port > 0 && rt.port != defaultPort {
+		attrs = append(attrs, semconv.ServerPort(rt.port))
 	}
-	opts := []metric.RecordOption{metric.WithAttributeSet(attribute.NewSet(attrs...))}
-	q.sets.Store(key, opts)
+	if k.status != 0 {
+		attrs = append(attrs, semconv.HTTPResponseStatusCode(k.status))
+	}
+	return attrs
+}
+
+// metricOptions are the duration's attributes as a ready variadic
+// argument.
+func (rt *route) metricOptions(r *http.Request, status int) []metric.RecordOption {
+	k := rt.key(r, status)
+	if v, ok := rt.metrics.Load(k); ok {
+		return v.([]metric.RecordOption)
+	}
+	opts := []metric.RecordOption{metric.WithAttributeSet(attribute.NewSet(rt.attrs(k)...))}
+	rt.metrics.Store(k, opts)
 	return opts
+}
+
+// span is how a request starts its span, built once per method and
+// protocol: each request allocated its options anew otherwise.
+func (rt *route) span(r *http.Request) *routeSpan {
+	k := rt.key(r, 0)
+	if v, ok := rt.spans.Load(k); ok {
+		return v.(*routeSpan)
+	}
+	name := k.method + " " + rt.template
+	if k.method == "_OTHER" {
+		name = "HTTP " + rt.template
+	}
+	s := &routeSpan{name: name, opts: []trace.SpanStartOption{
+		trace.WithSpanKind(trace.SpanKindServer), trace.WithAttributes(rt.attrs(k)...),
+	}}
+	rt.spans.Store(k, s)
+	return s
 }
 
 // statusRecorder remembers the status a handler answered with. It exposes

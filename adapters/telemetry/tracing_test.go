@@ -399,11 +399,11 @@ func TestWithoutAnExporterRouteMiddlewareStartsNoSpanButKeepsTheCallersContext(t
 		`http_request_method="POST"`, `http_response_status_code="202"`, `http_route="/mcp"`))
 }
 
-// Without an exporter the gateway's route records its duration by hand;
-// with one, otelhttp does. Both must produce the same series: the same
-// instrument scope, name and attributes.
-func TestTheGatewaysRouteRecordsTheSameSeriesWithOrWithoutAnExporter(t *testing.T) {
-	seriesOf := func(t *testing.T, exporter sdktrace.SpanExporter) (string, attribute.Set) {
+// The gateway's route is instrumented by hand, the router's routes by
+// otelhttp: both must produce the same series, the same instrument scope,
+// name and attributes, with or without an exporter.
+func TestTheGatewaysRouteRecordsTheSeriesOtelhttpRecordsForTheRoutes(t *testing.T) {
+	seriesOf := func(t *testing.T, exporter sdktrace.SpanExporter, routed bool) (string, attribute.Set) {
 		setEnv(t, nil)
 		reader := sdkmetric.NewManualReader()
 		tel, cleanup, err := telemetry.Open(t.Context(), telemetry.Options{
@@ -411,9 +411,15 @@ func TestTheGatewaysRouteRecordsTheSameSeriesWithOrWithoutAnExporter(t *testing.
 		})
 		require.NoError(t, err)
 		t.Cleanup(cleanup)
-		srv := httptest.NewServer(tel.RouteMiddleware("/mcp")(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-			w.WriteHeader(http.StatusAccepted)
-		})))
+		accepted := http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusAccepted) })
+		var h http.Handler = tel.RouteMiddleware("/mcp")(accepted)
+		if routed {
+			r := mux.NewRouter()
+			r.Use(tel.ServerMiddleware())
+			r.Handle("/mcp", accepted)
+			h = r
+		}
+		srv := httptest.NewServer(h)
 		t.Cleanup(srv.Close)
 		resp, err := srv.Client().Post(srv.URL+"/mcp", "application/json", strings.NewReader("{}"))
 		require.NoError(t, err)
@@ -433,10 +439,13 @@ func TestTheGatewaysRouteRecordsTheSameSeriesWithOrWithoutAnExporter(t *testing.
 		t.Fatal("no http.server.request.duration")
 		return "", attribute.Set{}
 	}
-	quietScope, quiet := seriesOf(t, nil)
-	libScope, lib := seriesOf(t, tracetest.NewInMemoryExporter())
-	require.Equal(t, libScope, quietScope)
-	require.Equal(t, lib.Encoded(attribute.DefaultEncoder()), quiet.Encoded(attribute.DefaultEncoder()))
-	port, _ := quiet.Value("server.port")
+	enc := attribute.DefaultEncoder()
+	libScope, lib := seriesOf(t, nil, true)
+	for _, exporter := range []sdktrace.SpanExporter{nil, tracetest.NewInMemoryExporter()} {
+		scope, set := seriesOf(t, exporter, false)
+		require.Equal(t, libScope, scope)
+		require.Equal(t, lib.Encoded(enc), set.Encoded(enc))
+	}
+	port, _ := lib.Value("server.port")
 	require.Equal(t, int64(8443), port.AsInt64(), "the configured port, not the listener's")
 }
