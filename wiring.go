@@ -11,7 +11,6 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -100,9 +99,10 @@ var productionSet = wire.NewSet(
 // ProvideLogOutput is standard error.
 func ProvideLogOutput() LogOutput { return stderr }
 
-// ProvideTelemetryOptions reads the OTEL_* variables of the process.
+// ProvideTelemetryOptions are production's: the OTEL_* variables of the
+// process choose the exporters.
 func ProvideTelemetryOptions(cfg config.Config) telemetry.Options {
-	return telemetry.Options{Provider: cfg.Provider, Getenv: os.Getenv}
+	return telemetry.Options{Provider: cfg.Provider}
 }
 
 // ProvideTelemetry opens the tracer and meter providers; the cleanup
@@ -113,6 +113,9 @@ func ProvideTelemetry(ctx context.Context, cfg config.Config, opts telemetry.Opt
 	}
 	if opts.ServiceVersion == "" {
 		opts.ServiceVersion = Version()
+	}
+	if opts.BaseURL == "" {
+		opts.BaseURL = cfg.BaseURL
 	}
 	opts.PublicEndpoint = opts.PublicEndpoint || cfg.TelemetryPublicEndpoint
 	return telemetry.Open(ctx, opts)

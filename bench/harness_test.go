@@ -168,8 +168,19 @@ func (p *proxy) start(opts boltstore.Options) {
 	ctx, cancel := context.WithCancel(context.Background())
 	// With TelemetryEnv nil, telemetry runs as in production without
 	// OTEL_* variables: spans and metrics are recorded, nothing is exported
-	// (and nothing leaves the machine). BenchmarkTelemetryCost sets it.
-	tel := telemetry.Options{Provider: p.cfg.Provider, Getenv: func(k string) string { return p.TelemetryEnv[k] }}
+	// (and nothing leaves the machine). BenchmarkTelemetryCost sets it. The
+	// exporters read the process environment, so TelemetryEnv is set there
+	// until the test ends, except OTEL_SDK_DISABLED, which becomes this
+	// App's own switch: an App without telemetry runs beside one that
+	// exports.
+	tel := telemetry.Options{Provider: p.cfg.Provider}
+	for k, v := range p.TelemetryEnv {
+		if k == "OTEL_SDK_DISABLED" {
+			tel.Disabled = v == "true"
+			continue
+		}
+		p.tb.Setenv(k, v)
+	}
 	app, cleanup, err := oidcproxy.InitializeAppWithStore(ctx, p.cfg, oidcproxy.SystemClock{}, io.Discard, tel, store)
 	if err != nil {
 		cancel()

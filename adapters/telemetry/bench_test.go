@@ -52,7 +52,8 @@ func BenchmarkTokenRequest(b *testing.B) {
 			r := mux.NewRouter()
 			var app ports.Application
 			if on {
-				tel, cleanup, err := telemetry.Open(b.Context(), telemetry.Options{Getenv: envMap(nil), SpanExporter: discardExporter{}})
+				setEnv(b, nil)
+				tel, cleanup, err := telemetry.Open(b.Context(), telemetry.Options{SpanExporter: discardExporter{}})
 				require.NoError(b, err)
 				b.Cleanup(cleanup)
 				r.Use(tel.ServerMiddleware())

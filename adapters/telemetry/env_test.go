@@ -20,6 +20,9 @@ func TestOpenRefusesAMalformedEnvironment(t *testing.T) {
 		"unknown exporter":           {"OTEL_TRACES_EXPORTER": "zipkin"},
 		"none beside another":        {"OTEL_TRACES_EXPORTER": "none,console"},
 		"unknown protocol":           {"OTEL_TRACES_EXPORTER": "otlp", "OTEL_EXPORTER_OTLP_PROTOCOL": "thrift"},
+		"a protocol no exporter has": {"OTEL_TRACES_EXPORTER": "otlp", "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL": "http/json"},
+		"unknown metrics exporter":   {"OTEL_METRICS_EXPORTER": "statsd"},
+		"bad metrics endpoint":       {"OTEL_METRICS_EXPORTER": "otlp", "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT": "collector:4318"},
 		"relative endpoint":          {"OTEL_TRACES_EXPORTER": "otlp", "OTEL_EXPORTER_OTLP_ENDPOINT": "collector:4318"},
 		"endpoint of another scheme": {"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "ftp://collector/v1/traces"},
 		"unknown sampler":            {"OTEL_TRACES_SAMPLER": "sometimes"},
@@ -30,7 +33,8 @@ func TestOpenRefusesAMalformedEnvironment(t *testing.T) {
 	}
 	for name, env := range cases {
 		t.Run(name, func(t *testing.T) {
-			tel, cleanup, err := telemetry.Open(t.Context(), telemetry.Options{Getenv: envMap(env)})
+			setEnv(t, env)
+			tel, cleanup, err := telemetry.Open(t.Context(), telemetry.Options{})
 			require.Error(t, err)
 			require.Nil(t, tel)
 			require.Nil(t, cleanup)
@@ -39,9 +43,10 @@ func TestOpenRefusesAMalformedEnvironment(t *testing.T) {
 }
 
 func TestWithoutAnyOTELVariablesNothingIsExportedButMetricsAreServed(t *testing.T) {
-	var console, logs syncBuffer
+	var logs syncBuffer
+	setEnv(t, nil)
 	tel, cleanup, err := telemetry.Open(t.Context(), telemetry.Options{
-		Getenv: envMap(nil), Console: &console, Logger: slog.New(slog.NewTextHandler(&logs, nil)),
+		Logger: slog.New(slog.NewTextHandler(&logs, nil)),
 	})
 	require.NoError(t, err)
 	srv := httptest.NewServer(tel.MetricsHandler())
@@ -57,34 +62,45 @@ func TestWithoutAnyOTELVariablesNothingIsExportedButMetricsAreServed(t *testing.
 	require.Contains(t, string(body), "\noidcproxy_gateway_active_streams 0\n")
 
 	_, span := tel.TracerProvider().Tracer("test").Start(t.Context(), "quiet")
+	require.False(t, span.IsRecording(), "no exporter: nothing is recorded")
 	span.End()
 	cleanup()
-	require.Empty(t, console.String())
 	// Had an OTLP exporter been built by default, its export to the absent
 	// localhost collector would have failed and been logged.
 	require.Empty(t, logs.String())
 }
 
-func TestTheConsoleExporterWritesSpansWithTheConfiguredServiceName(t *testing.T) {
-	var console syncBuffer
-	tel, cleanup, err := telemetry.Open(t.Context(), telemetry.Options{
-		ServiceName: "from-code",
-		Getenv: envMap(map[string]string{
-			"OTEL_TRACES_EXPORTER":     "console",
-			"OTEL_RESOURCE_ATTRIBUTES": "service.name=from-attributes,deployment.environment.name=test%20env",
-			"OTEL_SERVICE_NAME":        "from-env",
-		}),
-		Console: &console,
-	})
+func TestTheConsoleExporterIsAnExporter(t *testing.T) {
+	// The console exporter writes to the process's standard output, which
+	// a test cannot capture: that it records spans shows it was built.
+	setEnv(t, map[string]string{"OTEL_TRACES_EXPORTER": "console"})
+	tel, cleanup, err := telemetry.Open(t.Context(), telemetry.Options{})
 	require.NoError(t, err)
+	defer cleanup()
 	_, span := tel.TracerProvider().Tracer("test").Start(t.Context(), "printed")
+	defer span.End()
+	require.True(t, span.IsRecording())
+}
+
+func TestTheEnvironmentNamesTheService(t *testing.T) {
+	setEnv(t, map[string]string{
+		"OTEL_RESOURCE_ATTRIBUTES": "service.name=from-attributes,deployment.environment.name=test%20env",
+		"OTEL_SERVICE_NAME":        "from-env",
+	})
+	spans := tracetest.NewInMemoryExporter()
+	tel, cleanup, err := telemetry.Open(t.Context(), telemetry.Options{ServiceName: "from-code", Provider: "testidp", SpanExporter: spans})
+	require.NoError(t, err)
+	defer cleanup()
+	_, span := tel.TracerProvider().Tracer("test").Start(t.Context(), "named")
 	span.End()
-	cleanup() // flushes the batch
-	out := console.String()
-	require.Contains(t, out, `"Name":"printed"`)
-	require.Contains(t, out, `"Value":"from-env"`, "OTEL_SERVICE_NAME has the last word")
-	require.NotContains(t, out, "from-code")
-	require.Contains(t, out, `"Value":"test env"`, "attribute values are percent-decoded")
+	require.Len(t, spans.GetSpans(), 1)
+	res := spans.GetSpans()[0].Resource
+	name, _ := res.Set().Value("service.name")
+	require.Equal(t, "from-env", name.AsString(), "OTEL_SERVICE_NAME has the last word")
+	env, _ := res.Set().Value("deployment.environment.name")
+	require.Equal(t, "test env", env.AsString(), "attribute values are percent-decoded")
+	provider, _ := res.Set().Value("oidcproxy.provider")
+	require.Equal(t, "testidp", provider.AsString())
 }
 
 func TestTheOTLPHTTPExporterSendsSpansToTheConfiguredEndpoint(t *testing.T) {
@@ -101,11 +117,15 @@ func TestTheOTLPHTTPExporterSendsSpansToTheConfiguredEndpoint(t *testing.T) {
 			env:  map[string]string{"OTEL_TRACES_EXPORTER": "otlp", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "{url}/collect"},
 			path: "/collect", contentType: "application/x-protobuf",
 		},
-		"http/json": {
+		"metrics are pushed when OTEL_METRICS_EXPORTER asks": {
 			env: map[string]string{
-				"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "{url}/v1/traces", "OTEL_EXPORTER_OTLP_PROTOCOL": "http/json",
+				"OTEL_TRACES_EXPORTER": "none", "OTEL_METRICS_EXPORTER": "otlp", "OTEL_EXPORTER_OTLP_ENDPOINT": "{url}",
 			},
-			path: "/v1/traces", contentType: "application/json",
+			path: "/v1/metrics", contentType: "application/x-protobuf",
+		},
+		"an endpoint alone pushes no metrics": {
+			env:  map[string]string{"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "{url}/v1/traces", "OTEL_METRICS_EXPORTER": ""},
+			path: "/v1/traces", contentType: "application/x-protobuf",
 		},
 	}
 	for name, tc := range cases {
@@ -123,7 +143,8 @@ func TestTheOTLPHTTPExporterSendsSpansToTheConfiguredEndpoint(t *testing.T) {
 			for k, v := range tc.env {
 				env[k] = replaceURL(v, collector.URL)
 			}
-			tel, cleanup, err := telemetry.Open(t.Context(), telemetry.Options{Getenv: envMap(env)})
+			setEnv(t, env)
+			tel, cleanup, err := telemetry.Open(t.Context(), telemetry.Options{})
 			require.NoError(t, err)
 			_, span := tel.TracerProvider().Tracer("test").Start(t.Context(), "shipped")
 			span.End()
@@ -140,11 +161,12 @@ func replaceURL(v, url string) string {
 }
 
 func TestTheOTLPGRPCExporterIsBuiltForTheGRPCProtocol(t *testing.T) {
-	tel, cleanup, err := telemetry.Open(t.Context(), telemetry.Options{Getenv: envMap(map[string]string{
+	setEnv(t, map[string]string{
 		"OTEL_TRACES_EXPORTER":        "otlp",
 		"OTEL_EXPORTER_OTLP_PROTOCOL": "grpc",
 		"OTEL_EXPORTER_OTLP_ENDPOINT": closedURL(t),
-	})})
+	})
+	tel, cleanup, err := telemetry.Open(t.Context(), telemetry.Options{})
 	require.NoError(t, err)
 	require.NotNil(t, tel)
 	cleanup() // nothing was recorded, so nothing waits for the absent collector
@@ -152,19 +174,22 @@ func TestTheOTLPGRPCExporterIsBuiltForTheGRPCProtocol(t *testing.T) {
 
 func TestSamplingAndTheSDKSwitchFollowTheEnvironment(t *testing.T) {
 	cases := map[string]struct {
-		env     map[string]string
-		sampled bool
+		env      map[string]string
+		disabled bool
+		sampled  bool
 	}{
-		"default samples everything":  {env: nil, sampled: true},
-		"always_off samples nothing":  {env: map[string]string{"OTEL_TRACES_SAMPLER": "always_off"}, sampled: false},
-		"ratio zero samples nothing":  {env: map[string]string{"OTEL_TRACES_SAMPLER": "traceidratio", "OTEL_TRACES_SAMPLER_ARG": "0"}, sampled: false},
-		"ratio one samples all":       {env: map[string]string{"OTEL_TRACES_SAMPLER": "parentbased_traceidratio", "OTEL_TRACES_SAMPLER_ARG": "1"}, sampled: true},
-		"a disabled SDK records none": {env: map[string]string{"OTEL_SDK_DISABLED": "true"}, sampled: false},
+		"default samples everything":       {env: nil, sampled: true},
+		"always_off samples nothing":       {env: map[string]string{"OTEL_TRACES_SAMPLER": "always_off"}, sampled: false},
+		"ratio zero samples nothing":       {env: map[string]string{"OTEL_TRACES_SAMPLER": "traceidratio", "OTEL_TRACES_SAMPLER_ARG": "0"}, sampled: false},
+		"ratio one samples all":            {env: map[string]string{"OTEL_TRACES_SAMPLER": "parentbased_traceidratio", "OTEL_TRACES_SAMPLER_ARG": "1"}, sampled: true},
+		"a disabled SDK records none":      {env: map[string]string{"OTEL_SDK_DISABLED": "true"}, sampled: false},
+		"a disabled instance records none": {disabled: true, sampled: false},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
+			setEnv(t, tc.env)
 			spans := tracetest.NewInMemoryExporter()
-			tel, cleanup, err := telemetry.Open(t.Context(), telemetry.Options{Getenv: envMap(tc.env), SpanExporter: spans})
+			tel, cleanup, err := telemetry.Open(t.Context(), telemetry.Options{SpanExporter: spans, Disabled: tc.disabled})
 			require.NoError(t, err)
 			defer cleanup()
 			_, span := tel.TracerProvider().Tracer("test").Start(t.Context(), "maybe")
@@ -193,7 +218,8 @@ func (b *syncBuffer) String() string {
 }
 
 func TestWithoutAnExporterSpansAreNotRecordedButKeepTheirIDs(t *testing.T) {
-	tel, cleanup, err := telemetry.Open(t.Context(), telemetry.Options{Getenv: func(string) string { return "" }})
+	setEnv(t, nil)
+	tel, cleanup, err := telemetry.Open(t.Context(), telemetry.Options{})
 	require.NoError(t, err)
 	defer cleanup()
 	_, span := tel.TracerProvider().Tracer("test").Start(t.Context(), "request")

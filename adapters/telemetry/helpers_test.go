@@ -10,6 +10,8 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -51,10 +53,10 @@ type fixture struct {
 
 func newFixture(t *testing.T, mutate ...func(*telemetry.Options)) *fixture {
 	t.Helper()
+	setEnv(t, nil)
 	f := &fixture{spans: tracetest.NewInMemoryExporter(), reader: sdkmetric.NewManualReader(), raw: memstore.New()}
 	opts := telemetry.Options{
 		Provider:     "testidp",
-		Getenv:       envMap(nil),
 		SpanExporter: f.spans,
 		MetricReader: f.reader,
 	}
@@ -82,10 +84,20 @@ func newFixture(t *testing.T, mutate ...func(*telemetry.Options)) *fixture {
 	return f
 }
 
-// envMap is a Getenv over a fixed map: the process environment never
-// leaks into a test.
-func envMap(m map[string]string) func(string) string {
-	return func(k string) string { return m[k] }
+// setEnv makes m the OTEL_* environment of the test, which is what
+// telemetry reads: every other OTEL_* variable of the process is blanked
+// (empty reads as unset), so the developer's settings never leak in. The
+// environment is restored when the test ends.
+func setEnv(tb testing.TB, m map[string]string) {
+	tb.Helper()
+	for _, kv := range os.Environ() {
+		if k, _, _ := strings.Cut(kv, "="); strings.HasPrefix(k, "OTEL_") {
+			tb.Setenv(k, "")
+		}
+	}
+	for k, v := range m {
+		tb.Setenv(k, v)
+	}
 }
 
 // seedCode stores a grant and an authorization code in the raw store and
@@ -252,6 +264,34 @@ func hasAll(set attribute.Set, want []attribute.KeyValue) bool {
 		}
 	}
 	return true
+}
+
+// promSum adds up the Prometheus text's samples of series whose labels
+// include every one of labels (each `name="value"`).
+func promSum(text, series string, labels ...string) float64 {
+	var sum float64
+	for _, line := range strings.Split(text, "\n") {
+		rest, ok := strings.CutPrefix(line, series+"{")
+		if !ok {
+			continue
+		}
+		set, value, ok := strings.Cut(rest, "} ")
+		if !ok {
+			continue
+		}
+		have := map[string]bool{}
+		for _, l := range strings.Split(set, ",") {
+			have[l] = true
+		}
+		matched := true
+		for _, l := range labels {
+			matched = matched && have[l]
+		}
+		if v, err := strconv.ParseFloat(value, 64); matched && err == nil {
+			sum += v
+		}
+	}
+	return sum
 }
 
 // fakeIdP is a loopback stand-in for the upstream IdP's endpoints: it

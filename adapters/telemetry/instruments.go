@@ -59,17 +59,18 @@ func serverSide(c domain.ErrorCode) bool {
 	return c == domain.CodeServerError || c == domain.CodeTemporarilyUnavailable
 }
 
-// Histogram boundaries in seconds. Requests and upstream calls follow the
-// HTTP semantic conventions; store operations are much faster (an
-// in-memory map, or a bbolt transaction with an fsync).
+// Histogram boundaries in seconds. Use cases follow the HTTP semantic
+// conventions' request buckets (otelhttp uses the same for requests and
+// upstream calls); store operations are much faster (an in-memory map, or
+// a bbolt transaction with an fsync).
 var (
 	httpBuckets  = []float64{0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10}
 	storeBuckets = []float64{0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1}
 )
 
-// instruments are every metric instrument of oidcproxy, created once.
+// instruments are oidcproxy's own metric instruments, created once. The
+// HTTP server and client instruments are otelhttp's.
 type instruments struct {
-	httpDuration    metric.Float64Histogram
 	useCaseDuration metric.Float64Histogram
 
 	flowsStarted   metric.Int64Counter
@@ -81,9 +82,6 @@ type instruments struct {
 	tokensRevoked   metric.Int64Counter
 	refreshReuse    metric.Int64Counter
 	codeReplay      metric.Int64Counter
-
-	upstreamDuration metric.Float64Histogram
-	upstreamErrors   metric.Int64Counter
 
 	storeDuration metric.Float64Histogram
 	storeSwept    metric.Int64Counter
@@ -107,8 +105,6 @@ func newInstruments(m metric.Meter) (*instruments, error) {
 		return c
 	}
 	in := &instruments{
-		httpDuration: hist("http.server.request.duration",
-			"Duration of HTTP server requests, by route template and status.", httpBuckets),
 		useCaseDuration: hist("oidcproxy.usecase.duration",
 			"Duration of use-case calls, by use case and OAuth error code (absent on success).", httpBuckets),
 		flowsStarted: counter("oidcproxy.flows.started", "{flow}",
@@ -127,10 +123,6 @@ func newInstruments(m metric.Meter) (*instruments, error) {
 			"Rotated refresh tokens presented again; each revoked its grant."),
 		codeReplay: counter("oidcproxy.authorization_code.replay_detected", "{event}",
 			"Redeemed authorization codes presented again."),
-		upstreamDuration: hist("oidcproxy.upstream.duration",
-			"Duration of calls to the upstream identity provider, by endpoint and status.", httpBuckets),
-		upstreamErrors: counter("oidcproxy.upstream.errors", "{error}",
-			"Upstream calls that failed (no answer, or a 5xx answer), by endpoint and error type."),
 		storeDuration: hist("oidcproxy.store.duration",
 			"Duration of store operations, by operation and outcome.", storeBuckets),
 		storeSwept: counter("oidcproxy.store.swept", "{record}",

@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
-	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/metric"
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 	"go.opentelemetry.io/otel/trace"
@@ -53,55 +52,26 @@ func storeOutcome(err error) string {
 	return outcomeError
 }
 
-// storeOp is one store operation with its attribute sets built once.
-type storeOp struct {
-	spanName string
-	attr     attribute.KeyValue
-	// outcomes are ready variadic arguments (see useCase.ok).
-	outcomes map[string][]metric.RecordOption
-	outAttr  map[string]attribute.KeyValue
-}
-
-func newStoreOp(name string) *storeOp {
-	op := &storeOp{
-		spanName: "store." + name,
-		attr:     semconv.DBOperationName(name),
-		outcomes: map[string][]metric.RecordOption{},
-		outAttr:  map[string]attribute.KeyValue{},
-	}
-	for _, o := range storeOutcomes {
-		op.outAttr[o] = keyStoreOutcome.String(o)
-		op.outcomes[o] = []metric.RecordOption{metric.WithAttributeSet(attribute.NewSet(op.attr, op.outAttr[o]))}
-	}
-	return op
-}
-
-// storeOps describe every instrumented store method.
-type storeOps struct {
-	createClient, getClient                                                *storeOp
-	createTransaction, updateTransaction, consumeTransaction, replaceTxn   *storeOp
-	createGrant, getGrant, revokeGrant, redeemCode, rotateRefresh, getRefr *storeOp
-	listKeys, putKey, deleteKey, sweep                                     *storeOp
-}
-
-func newStoreOps() storeOps {
-	return storeOps{
-		createClient:       newStoreOp("CreateClient"),
-		getClient:          newStoreOp("GetClient"),
-		createTransaction:  newStoreOp("CreateTransaction"),
-		updateTransaction:  newStoreOp("UpdateTransaction"),
-		consumeTransaction: newStoreOp("ConsumeTransaction"),
-		replaceTxn:         newStoreOp("ReplaceTransaction"),
-		createGrant:        newStoreOp("CreateGrant"),
-		getGrant:           newStoreOp("GetGrant"),
-		revokeGrant:        newStoreOp("RevokeGrant"),
-		redeemCode:         newStoreOp("RedeemCode"),
-		rotateRefresh:      newStoreOp("RotateRefreshToken"),
-		getRefr:            newStoreOp("GetRefreshToken"),
-		listKeys:           newStoreOp("ListKeys"),
-		putKey:             newStoreOp("PutKey"),
-		deleteKey:          newStoreOp("DeleteKey"),
-		sweep:              newStoreOp("Sweep"),
+// newStoreFamily describes the store decorator: a span named
+// "store.<method>" with db.operation.name and the outcome, status Error
+// only for a failing store, and the duration per method and outcome.
+func (t *Telemetry) newStoreFamily() *family {
+	return &family{
+		t:        t,
+		prefix:   "store.",
+		duration: t.inst.storeDuration,
+		classify: func(err error) (string, attribute.KeyValue) {
+			o := storeOutcome(err)
+			return o, keyStoreOutcome.String(o)
+		},
+		labels: storeOutcomes,
+		fault:  func(label string) bool { return label == outcomeError },
+		static: func(name string) []attribute.KeyValue {
+			return []attribute.KeyValue{semconv.DBOperationName(name)}
+		},
+		metricAttrs: func(name, label string) []attribute.KeyValue {
+			return []attribute.KeyValue{semconv.DBOperationName(name), keyStoreOutcome.String(label)}
+		},
 	}
 }
 
@@ -110,119 +80,89 @@ func newStoreOps() storeOps {
 // It also counts what only the store sees: a rotated refresh token
 // presented again (RotateRefreshToken answers ErrAlreadyConsumed, and the
 // store has revoked the grant), a redeemed authorization code presented
-// again, and the records the sweeper deletes. Ping passes through
-// untraced: readiness probes call it every few seconds. No key, id or
-// record content is recorded.
-func (t *Telemetry) Store(s ports.Store) ports.Store { return &store{t: t, next: s} }
+// again, and the records the sweeper deletes. GetClient and GetGrant are
+// measured without a span: they run on every token request and every
+// proxied MCP request, and their spans cost more than the (cached) reads
+// themselves; writes, where a transaction's latency matters when
+// debugging, keep their spans. Ping passes through untraced: readiness
+// probes call it every few seconds. No key, id or record content is
+// recorded.
+func (t *Telemetry) Store(s ports.Store) ports.Store {
+	return &store{ops: t.store, next: s, inst: t.inst}
+}
 
 type store struct {
-	t    *Telemetry
+	ops  *family
+	inst *instruments
 	next ports.Store
 }
 
 var _ ports.Store = (*store)(nil)
 
-func (s *store) start(ctx context.Context, op *storeOp) (context.Context, trace.Span, time.Time) {
-	ctx, span := s.t.tracer.Start(ctx, op.spanName, trace.WithSpanKind(trace.SpanKindInternal), trace.WithAttributes(op.attr))
-	return ctx, span, time.Now()
+// call observes a store method with a result; a new method is one line.
+func call[T any](ctx context.Context, s *store, method string, fn func(context.Context) (T, error)) (T, error) {
+	return observe(ctx, s.ops.op(method, ownSpan, ""), fn)
 }
 
-func (s *store) end(ctx context.Context, op *storeOp, span trace.Span, start time.Time, err error) {
-	elapsed := time.Since(start).Seconds()
-	outcome := storeOutcome(err)
-	span.SetAttributes(op.outAttr[outcome])
-	if outcome == outcomeError {
-		span.SetStatus(codes.Error, outcomeError)
-	}
-	span.End()
-	s.t.inst.storeDuration.Record(ctx, elapsed, op.outcomes[outcome]...)
+// exec observes a store method that returns only an error.
+func exec(ctx context.Context, s *store, method string, fn func(context.Context) error) error {
+	_, err := observe(ctx, s.ops.op(method, ownSpan, ""), func(ctx context.Context) (struct{}, error) {
+		return struct{}{}, fn(ctx)
+	})
+	return err
 }
 
 // CreateClient implements ports.ClientStore.
 func (s *store) CreateClient(ctx context.Context, c domain.Client) error {
-	op := s.t.storeOps.createClient
-	ctx, span, start := s.start(ctx, op)
-	err := s.next.CreateClient(ctx, c)
-	s.end(ctx, op, span, start, err)
-	return err
-}
-
-// measure records a hot read's duration without a span: GetClient and
-// GetGrant run on every token request and every proxied MCP request, and
-// their spans cost more than the (cached) reads themselves. Writes, where a
-// transaction's latency matters when debugging, keep their spans.
-func (s *store) measure(ctx context.Context, op *storeOp, start time.Time, err error) {
-	s.t.inst.storeDuration.Record(ctx, time.Since(start).Seconds(), op.outcomes[storeOutcome(err)]...)
+	return exec(ctx, s, "CreateClient", func(ctx context.Context) error { return s.next.CreateClient(ctx, c) })
 }
 
 // GetClient implements ports.ClientStore (measured, not traced).
 func (s *store) GetClient(ctx context.Context, id string) (domain.Client, error) {
-	start := time.Now()
-	c, err := s.next.GetClient(ctx, id)
-	s.measure(ctx, s.t.storeOps.getClient, start, err)
-	return c, err
+	return observe(ctx, s.ops.op("GetClient", noSpan, ""), func(ctx context.Context) (domain.Client, error) {
+		return s.next.GetClient(ctx, id)
+	})
 }
 
 // CreateTransaction implements ports.TransactionStore.
 func (s *store) CreateTransaction(ctx context.Context, t domain.Transaction) error {
-	op := s.t.storeOps.createTransaction
-	ctx, span, start := s.start(ctx, op)
-	err := s.next.CreateTransaction(ctx, t)
-	s.end(ctx, op, span, start, err)
-	return err
+	return exec(ctx, s, "CreateTransaction", func(ctx context.Context) error { return s.next.CreateTransaction(ctx, t) })
 }
 
 // UpdateTransaction implements ports.TransactionStore.
 func (s *store) UpdateTransaction(ctx context.Context, id string, now time.Time, fn func(*domain.Transaction) error) error {
-	op := s.t.storeOps.updateTransaction
-	ctx, span, start := s.start(ctx, op)
-	err := s.next.UpdateTransaction(ctx, id, now, fn)
-	s.end(ctx, op, span, start, err)
-	return err
+	return exec(ctx, s, "UpdateTransaction", func(ctx context.Context) error { return s.next.UpdateTransaction(ctx, id, now, fn) })
 }
 
 // ConsumeTransaction implements ports.TransactionStore.
 func (s *store) ConsumeTransaction(ctx context.Context, id string, now time.Time, check func(domain.Transaction) error) (domain.Transaction, error) {
-	op := s.t.storeOps.consumeTransaction
-	ctx, span, start := s.start(ctx, op)
-	t, err := s.next.ConsumeTransaction(ctx, id, now, check)
-	s.end(ctx, op, span, start, err)
-	return t, err
+	return call(ctx, s, "ConsumeTransaction", func(ctx context.Context) (domain.Transaction, error) {
+		return s.next.ConsumeTransaction(ctx, id, now, check)
+	})
 }
 
 // ReplaceTransaction implements ports.TransactionStore.
 func (s *store) ReplaceTransaction(ctx context.Context, oldID string, now time.Time, check func(domain.Transaction) (domain.Transaction, error)) (domain.Transaction, error) {
-	op := s.t.storeOps.replaceTxn
-	ctx, span, start := s.start(ctx, op)
-	t, err := s.next.ReplaceTransaction(ctx, oldID, now, check)
-	s.end(ctx, op, span, start, err)
-	return t, err
+	return call(ctx, s, "ReplaceTransaction", func(ctx context.Context) (domain.Transaction, error) {
+		return s.next.ReplaceTransaction(ctx, oldID, now, check)
+	})
 }
 
 // CreateGrant implements ports.GrantStore.
 func (s *store) CreateGrant(ctx context.Context, g domain.Grant, code domain.AuthorizationCode) error {
-	op := s.t.storeOps.createGrant
-	ctx, span, start := s.start(ctx, op)
-	err := s.next.CreateGrant(ctx, g, code)
-	s.end(ctx, op, span, start, err)
-	return err
+	return exec(ctx, s, "CreateGrant", func(ctx context.Context) error { return s.next.CreateGrant(ctx, g, code) })
 }
 
 // GetGrant implements ports.GrantStore (measured, not traced).
 func (s *store) GetGrant(ctx context.Context, id string, now time.Time) (domain.Grant, error) {
-	start := time.Now()
-	g, err := s.next.GetGrant(ctx, id, now)
-	s.measure(ctx, s.t.storeOps.getGrant, start, err)
-	return g, err
+	return observe(ctx, s.ops.op("GetGrant", noSpan, ""), func(ctx context.Context) (domain.Grant, error) {
+		return s.next.GetGrant(ctx, id, now)
+	})
 }
 
 // RevokeGrant implements ports.GrantStore.
 func (s *store) RevokeGrant(ctx context.Context, id string) error {
-	op := s.t.storeOps.revokeGrant
-	ctx, span, start := s.start(ctx, op)
-	err := s.next.RevokeGrant(ctx, id)
-	s.end(ctx, op, span, start, err)
-	return err
+	return exec(ctx, s, "RevokeGrant", func(ctx context.Context) error { return s.next.RevokeGrant(ctx, id) })
 }
 
 // RedeemCode implements ports.GrantStore; a redeemed code presented again
@@ -230,14 +170,12 @@ func (s *store) RevokeGrant(ctx context.Context, id string) error {
 func (s *store) RedeemCode(ctx context.Context, hash string, now time.Time,
 	issue func(domain.AuthorizationCode, domain.Grant) (*domain.RefreshToken, error),
 ) (domain.AuthorizationCode, domain.Grant, error) {
-	op := s.t.storeOps.redeemCode
-	ctx, span, start := s.start(ctx, op)
-	c, g, err := s.next.RedeemCode(ctx, hash, now, issue)
-	if errors.Is(err, domain.ErrAlreadyConsumed) {
-		span.AddEvent("authorization_code.replay_detected")
-		s.t.inst.codeReplay.Add(ctx, 1)
-	}
-	s.end(ctx, op, span, start, err)
+	var g domain.Grant
+	c, err := call(ctx, s, "RedeemCode", func(ctx context.Context) (c domain.AuthorizationCode, err error) {
+		c, g, err = s.next.RedeemCode(ctx, hash, now, issue)
+		s.detected(ctx, err, "authorization_code.replay_detected", s.inst.codeReplay)
+		return c, err
+	})
 	return c, g, err
 }
 
@@ -247,66 +185,63 @@ func (s *store) RedeemCode(ctx context.Context, hash string, now time.Time,
 func (s *store) RotateRefreshToken(ctx context.Context, hash string, now time.Time, use domain.RefreshUse,
 	rotate func(domain.RefreshToken, *domain.Grant) (domain.RefreshToken, error),
 ) (domain.RefreshToken, domain.RefreshDecision, error) {
-	op := s.t.storeOps.rotateRefresh
-	ctx, span, start := s.start(ctx, op)
-	t, decision, err := s.next.RotateRefreshToken(ctx, hash, now, use, rotate)
-	if errors.Is(err, domain.ErrAlreadyConsumed) {
-		span.AddEvent("refresh_token.reuse_detected")
-		s.t.inst.refreshReuse.Add(ctx, 1)
-	} else if err == nil && decision == domain.RefreshRetry {
-		span.AddEvent("refresh_token.retry_replaced_successor")
-	}
-	s.end(ctx, op, span, start, err)
+	var decision domain.RefreshDecision
+	t, err := call(ctx, s, "RotateRefreshToken", func(ctx context.Context) (domain.RefreshToken, error) {
+		var (
+			t   domain.RefreshToken
+			err error
+		)
+		t, decision, err = s.next.RotateRefreshToken(ctx, hash, now, use, rotate)
+		s.detected(ctx, err, "refresh_token.reuse_detected", s.inst.refreshReuse)
+		if err == nil && decision == domain.RefreshRetry {
+			trace.SpanFromContext(ctx).AddEvent("refresh_token.retry_replaced_successor")
+		}
+		return t, err
+	})
 	return t, decision, err
+}
+
+// detected counts a single-use credential presented again (the store
+// answers ErrAlreadyConsumed) and marks it on the span as an event.
+func (s *store) detected(ctx context.Context, err error, event string, counter metric.Int64Counter) {
+	if errors.Is(err, domain.ErrAlreadyConsumed) {
+		trace.SpanFromContext(ctx).AddEvent(event)
+		counter.Add(ctx, 1)
+	}
 }
 
 // GetRefreshToken implements ports.GrantStore.
 func (s *store) GetRefreshToken(ctx context.Context, hash string, now time.Time) (domain.RefreshToken, error) {
-	op := s.t.storeOps.getRefr
-	ctx, span, start := s.start(ctx, op)
-	t, err := s.next.GetRefreshToken(ctx, hash, now)
-	s.end(ctx, op, span, start, err)
-	return t, err
+	return call(ctx, s, "GetRefreshToken", func(ctx context.Context) (domain.RefreshToken, error) {
+		return s.next.GetRefreshToken(ctx, hash, now)
+	})
 }
 
 // ListKeys implements ports.KeyStore.
 func (s *store) ListKeys(ctx context.Context) ([]domain.SigningKey, error) {
-	op := s.t.storeOps.listKeys
-	ctx, span, start := s.start(ctx, op)
-	keys, err := s.next.ListKeys(ctx)
-	s.end(ctx, op, span, start, err)
-	return keys, err
+	return call(ctx, s, "ListKeys", s.next.ListKeys)
 }
 
 // PutKey implements ports.KeyStore.
 func (s *store) PutKey(ctx context.Context, k domain.SigningKey) error {
-	op := s.t.storeOps.putKey
-	ctx, span, start := s.start(ctx, op)
-	err := s.next.PutKey(ctx, k)
-	s.end(ctx, op, span, start, err)
-	return err
+	return exec(ctx, s, "PutKey", func(ctx context.Context) error { return s.next.PutKey(ctx, k) })
 }
 
 // DeleteKey implements ports.KeyStore.
 func (s *store) DeleteKey(ctx context.Context, id string) error {
-	op := s.t.storeOps.deleteKey
-	ctx, span, start := s.start(ctx, op)
-	err := s.next.DeleteKey(ctx, id)
-	s.end(ctx, op, span, start, err)
-	return err
+	return exec(ctx, s, "DeleteKey", func(ctx context.Context) error { return s.next.DeleteKey(ctx, id) })
 }
 
 // Sweep implements ports.Sweeper and counts the deleted records.
 func (s *store) Sweep(ctx context.Context, now time.Time) (int, error) {
-	op := s.t.storeOps.sweep
-	ctx, span, start := s.start(ctx, op)
-	n, err := s.next.Sweep(ctx, now)
-	if n > 0 {
-		span.SetAttributes(keySwept.Int(n))
-		s.t.inst.storeSwept.Add(ctx, int64(n))
-	}
-	s.end(ctx, op, span, start, err)
-	return n, err
+	return call(ctx, s, "Sweep", func(ctx context.Context) (int, error) {
+		n, err := s.next.Sweep(ctx, now)
+		if n > 0 {
+			trace.SpanFromContext(ctx).SetAttributes(keySwept.Int(n))
+			s.inst.storeSwept.Add(ctx, int64(n))
+		}
+		return n, err
+	})
 }
 
 // Ping implements ports.Pinger, untraced.

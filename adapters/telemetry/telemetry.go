@@ -4,11 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
+	"net"
 	"net/http"
+	"net/url"
 	"os"
-	"strings"
 	"sync"
 	"time"
 
@@ -49,7 +49,8 @@ const maxAttributeLength = 256
 const shutdownTimeout = 5 * time.Second
 
 // Options configure Open. The zero value is usable: service name from the
-// environment, exporters from OTEL_* variables, metrics at MetricsHandler.
+// environment, exporters from the OTEL_* variables, metrics at
+// MetricsHandler.
 type Options struct {
 	// ServiceName is service.name unless OTEL_SERVICE_NAME or a
 	// service.name in OTEL_RESOURCE_ATTRIBUTES overrides it (the
@@ -62,10 +63,17 @@ type Options struct {
 	// as the resource attribute oidcproxy.provider and on upstream client
 	// spans.
 	Provider string
-	// Getenv reads the OTEL_* variables; nil means os.Getenv. Tests pass a
-	// map lookup so that the process environment cannot leak in.
-	Getenv func(string) string
-	// SpanExporter, when set, replaces the exporters OTEL_TRACES_EXPORTER
+	// BaseURL is the proxy's public base URL. Its host and port are the
+	// server.address and server.port of server spans and request metrics,
+	// in place of the request's Host header, which a client chooses (and
+	// could use to create a new series per request). Default
+	// http://localhost.
+	BaseURL string
+	// Disabled switches telemetry off as OTEL_SDK_DISABLED=true does, for
+	// this instance only: a benchmark runs an App without telemetry beside
+	// one that exports, in one process whose environment both share.
+	Disabled bool
+	// SpanExporter, when set, replaces the exporter OTEL_TRACES_EXPORTER
 	// would build, and spans are exported synchronously as they end (tests
 	// inject tracetest.NewInMemoryExporter and read spans right after the
 	// request). Production leaves it nil and gets batched export.
@@ -80,9 +88,6 @@ type Options struct {
 	// traceparent headers cannot be trusted to pick our trace ids or
 	// sampling.
 	PublicEndpoint bool
-	// Console is where OTEL_TRACES_EXPORTER=console writes; nil means
-	// standard output.
-	Console io.Writer
 	// Logger, when set, receives OpenTelemetry's own errors (a failed
 	// export, for instance). It is installed with otel.SetErrorHandler,
 	// which is process-wide.
@@ -103,44 +108,35 @@ type Telemetry struct {
 	registry *prometheus.Registry
 	provider string
 	public   bool
+	// server is BaseURL's host:port, the server.address of requests.
+	server string
 	// exporting is whether any span can leave the process (an exporter is
 	// configured); without one, the gateway's requests get no span of
 	// their own (see RouteMiddleware).
 	exporting bool
 	inst      *instruments
-	routes    routeCache
-	useCases  useCases
-	storeOps  storeOps
-	// upstreamOpts caches the attribute sets of the upstream metrics
-	// (upstreamKey -> metric.MeasurementOption); every key part is bounded.
-	upstreamOpts sync.Map
+	useCases  *family
+	store     *family
 }
 
-// Open builds the providers from opts and the OTEL_* variables, refusing
-// a malformed variable (an unknown exporter, protocol or sampler, a bad
-// endpoint or resource attribute) so that a misconfiguration fails the
-// start. The returned cleanup flushes pending spans and shuts the
-// providers down (waiting at most a few seconds for a collector); call it
-// after the servers have stopped. Calling it again does nothing.
+// Open builds the providers from opts and the OTEL_* variables of the
+// process, refusing a malformed variable (an unknown exporter, protocol or
+// sampler, a bad endpoint or resource attribute) so that a
+// misconfiguration fails the start. The returned cleanup flushes pending
+// spans and metrics and shuts the providers down (waiting at most a few
+// seconds for a collector); call it after the servers have stopped.
+// Calling it again does nothing.
 func Open(ctx context.Context, opts Options) (*Telemetry, func(), error) {
-	getenv := opts.Getenv
-	if getenv == nil {
-		getenv = os.Getenv
-	}
-	console := opts.Console
-	if console == nil {
-		console = os.Stdout
-	}
-	res, err := buildResource(getenv, opts)
+	server, err := serverAddress(opts.BaseURL)
 	if err != nil {
 		return nil, nil, fmt.Errorf("telemetry: open: %w", err)
 	}
-
 	t := &Telemetry{
 		prop:     propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{}),
 		registry: prometheus.NewRegistry(),
 		provider: opts.Provider,
 		public:   opts.PublicEndpoint,
+		server:   server,
 	}
 	// The Go runtime and process collectors are what an operator expects
 	// beside the application's series on any Prometheus target.
@@ -149,6 +145,13 @@ func Open(ctx context.Context, opts Options) (*Telemetry, func(), error) {
 		t.registry.Register(collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})),
 	); err != nil {
 		return nil, nil, fmt.Errorf("telemetry: open: register collectors: %w", err)
+	}
+	if opts.Logger != nil {
+		// Installed first: building the providers may already report.
+		logger := opts.Logger
+		otel.SetErrorHandler(otel.ErrorHandlerFunc(func(err error) {
+			logger.Warn("opentelemetry error", "error", err)
+		}))
 	}
 
 	var shutdowns []func(context.Context) error
@@ -164,40 +167,29 @@ func Open(ctx context.Context, opts Options) (*Telemetry, func(), error) {
 		}
 	})
 
-	if sdkDisabled(getenv) {
+	if opts.Disabled || sdkDisabled() {
 		t.tp = tracenoop.NewTracerProvider()
 		t.mp = metricnoop.NewMeterProvider()
 	} else {
-		tp, exporting, err := buildTracerProvider(ctx, getenv, console, res, opts.SpanExporter)
+		if err := checkEnv(); err != nil {
+			return nil, nil, fmt.Errorf("telemetry: open: %w", err)
+		}
+		res, err := buildResource(ctx, opts)
+		if err != nil {
+			return nil, nil, fmt.Errorf("telemetry: open: %w", err)
+		}
+		tp, exporting, err := buildTracerProvider(ctx, res, opts.SpanExporter)
 		if err != nil {
 			return nil, nil, fmt.Errorf("telemetry: open: %w", err)
 		}
 		shutdowns = append(shutdowns, tp.Shutdown)
 		t.tp, t.exporting = tp, exporting
 
-		promExporter, err := otelprom.New(
-			otelprom.WithRegisterer(t.registry),
-			otelprom.WithoutScopeInfo(),
-			otelprom.WithTranslationStrategy(otlptranslator.UnderscoreEscapingWithSuffixes),
-		)
+		mp, err := t.buildMeterProvider(ctx, res, opts.MetricReader)
 		if err != nil {
 			cleanup()
-			return nil, nil, fmt.Errorf("telemetry: open: prometheus exporter: %w", err)
+			return nil, nil, fmt.Errorf("telemetry: open: %w", err)
 		}
-		mopts := []sdkmetric.Option{sdkmetric.WithResource(res), sdkmetric.WithReader(promExporter)}
-		if getenv(envExemplarFilter) == "" {
-			// Exemplars are off unless asked for: offering every
-			// measurement of a sampled request to a reservoir cost /token
-			// and the gateway 5-8 % of their throughput with tracing on
-			// (BenchmarkTelemetryCost), and without an exporter they would
-			// point at traces nobody has. The SDK reads the variable itself
-			// when it is set.
-			mopts = append(mopts, sdkmetric.WithExemplarFilter(exemplar.AlwaysOffFilter))
-		}
-		if opts.MetricReader != nil {
-			mopts = append(mopts, sdkmetric.WithReader(opts.MetricReader))
-		}
-		mp := sdkmetric.NewMeterProvider(mopts...)
 		shutdowns = append(shutdowns, mp.Shutdown)
 		t.mp = mp
 	}
@@ -210,90 +202,137 @@ func Open(ctx context.Context, opts Options) (*Telemetry, func(), error) {
 	}
 	t.inst = inst
 	inst.zero(ctx)
-	t.useCases = newUseCases()
-	t.storeOps = newStoreOps()
-	if opts.Logger != nil {
-		logger := opts.Logger
-		otel.SetErrorHandler(otel.ErrorHandlerFunc(func(err error) {
-			logger.Warn("opentelemetry error", "error", err)
-		}))
-	}
+	t.useCases = t.newUseCaseFamily()
+	t.store = t.newStoreFamily()
 	return t, cleanup, nil
 }
 
 // buildResource describes this process: service name and version, the
-// upstream provider, and OTEL_RESOURCE_ATTRIBUTES.
-func buildResource(getenv func(string) string, opts Options) (*resource.Resource, error) {
-	fromEnv, err := resourceAttributes(getenv)
-	if err != nil {
-		return nil, err
-	}
+// upstream provider, the SDK, and what OTEL_RESOURCE_ATTRIBUTES and
+// OTEL_SERVICE_NAME say (later detectors win, so the environment overrides
+// the code, and OTEL_SERVICE_NAME overrides everything).
+func buildResource(ctx context.Context, opts Options) (*resource.Resource, error) {
 	name := opts.ServiceName
 	if name == "" {
 		name = DefaultServiceName
 	}
-	attrs := []attribute.KeyValue{
-		semconv.ServiceName(name),
-		semconv.TelemetrySDKName("opentelemetry"),
-		semconv.TelemetrySDKLanguageGo,
-		semconv.TelemetrySDKVersion(otel.Version()),
-	}
+	attrs := []attribute.KeyValue{semconv.ServiceName(name)}
 	if opts.ServiceVersion != "" {
 		attrs = append(attrs, semconv.ServiceVersion(opts.ServiceVersion))
 	}
 	if opts.Provider != "" {
 		attrs = append(attrs, keyProvider.String(opts.Provider))
 	}
-	// Later attributes win in a resource: the environment overrides code,
-	// and OTEL_SERVICE_NAME overrides everything.
-	attrs = append(attrs, fromEnv...)
-	if v := strings.TrimSpace(getenv(envServiceName)); v != "" {
-		attrs = append(attrs, semconv.ServiceName(v))
+	res, err := resource.New(ctx,
+		resource.WithSchemaURL(semconv.SchemaURL),
+		resource.WithAttributes(attrs...),
+		resource.WithTelemetrySDK(),
+		resource.WithFromEnv(),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("resource: %w", err)
 	}
-	return resource.NewWithAttributes(semconv.SchemaURL, attrs...), nil
+	return res, nil
 }
 
 // buildTracerProvider assembles the SDK tracer provider: the injected
-// exporter (synchronous) or the environment's (batched). exporting
-// reports whether there is any exporter.
-func buildTracerProvider(ctx context.Context, getenv func(string) string, console io.Writer,
-	res *resource.Resource, injected sdktrace.SpanExporter,
+// exporter (synchronous) or the environment's (batched). The sampler is
+// the SDK's reading of OTEL_TRACES_SAMPLER. exporting reports whether
+// there is any exporter.
+func buildTracerProvider(ctx context.Context, res *resource.Resource, injected sdktrace.SpanExporter,
 ) (_ *sdktrace.TracerProvider, exporting bool, _ error) {
-	smp, err := sampler(getenv)
-	if err != nil {
-		return nil, false, err
-	}
 	limits := sdktrace.NewSpanLimits()
 	if limits.AttributeValueLengthLimit < 0 || limits.AttributeValueLengthLimit > maxAttributeLength {
 		limits.AttributeValueLengthLimit = maxAttributeLength
 	}
 	tpOpts := []sdktrace.TracerProviderOption{
 		sdktrace.WithResource(res),
-		sdktrace.WithSampler(smp),
 		sdktrace.WithSpanLimits(limits),
 	}
-	exporting = injected != nil
 	if injected != nil {
-		tpOpts = append(tpOpts, sdktrace.WithSyncer(injected))
-	} else {
-		exporters, err := spanExporters(ctx, getenv, console)
-		if err != nil {
-			return nil, false, err
-		}
-		exporting = len(exporters) > 0
-		for _, e := range exporters {
-			tpOpts = append(tpOpts, sdktrace.WithBatcher(e))
-		}
-		if len(exporters) == 0 {
-			// Nothing would ever read a recorded span: sample none. Spans
-			// still get trace and span ids, so log records inside a request
-			// keep their trace_id for correlation, but attributes, events
-			// and span ends cost nothing (the gateway measured ~4 µs per
-			// request for recording spans nobody exports).
-			tpOpts = append(tpOpts, sdktrace.WithSampler(sdktrace.NeverSample()))
+		return sdktrace.NewTracerProvider(append(tpOpts, sdktrace.WithSyncer(injected))...), true, nil
+	}
+	exporter, err := spanExporter(ctx)
+	if err != nil {
+		return nil, false, err
+	}
+	if exporter == nil {
+		// Nothing would ever read a recorded span: sample none. Spans
+		// still get trace and span ids, so log records inside a request
+		// keep their trace_id for correlation, but attributes, events and
+		// span ends cost nothing (the gateway measured ~4 µs per request
+		// for recording spans nobody exports).
+		return sdktrace.NewTracerProvider(append(tpOpts, sdktrace.WithSampler(sdktrace.NeverSample()))...), false, nil
+	}
+	return sdktrace.NewTracerProvider(append(tpOpts, sdktrace.WithBatcher(exporter))...), true, nil
+}
+
+// buildMeterProvider assembles the SDK meter provider: the Prometheus
+// exporter behind MetricsHandler, the reader OTEL_METRICS_EXPORTER names
+// (if any), and the injected one.
+func (t *Telemetry) buildMeterProvider(ctx context.Context, res *resource.Resource, injected sdkmetric.Reader) (*sdkmetric.MeterProvider, error) {
+	promExporter, err := otelprom.New(
+		otelprom.WithRegisterer(t.registry),
+		otelprom.WithoutScopeInfo(),
+		otelprom.WithTranslationStrategy(otlptranslator.UnderscoreEscapingWithSuffixes),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("prometheus exporter: %w", err)
+	}
+	mopts := []sdkmetric.Option{
+		sdkmetric.WithResource(res),
+		sdkmetric.WithReader(promExporter),
+		// otelhttp also measures request and response body sizes: OAuth
+		// bodies are small and the gateway counts its bytes in
+		// oidcproxy.gateway.bytes, so these histograms would only multiply
+		// the series (and cost each request two more measurements).
+		sdkmetric.WithView(sdkmetric.NewView(
+			sdkmetric.Instrument{Name: "http.*.body.size"},
+			sdkmetric.Stream{Aggregation: sdkmetric.AggregationDrop{}},
+		)),
+	}
+	pushed, err := metricReader(ctx)
+	if err != nil {
+		_ = promExporter.Shutdown(ctx)
+		return nil, err
+	}
+	if pushed != nil {
+		mopts = append(mopts, sdkmetric.WithReader(pushed))
+	}
+	if os.Getenv(envExemplarFilter) == "" {
+		// Exemplars are off unless asked for: offering every measurement
+		// of a sampled request to a reservoir cost /token and the gateway
+		// 5-8 % of their throughput with tracing on
+		// (BenchmarkTelemetryCost), and without an exporter they would
+		// point at traces nobody has. The SDK reads the variable itself
+		// when it is set.
+		mopts = append(mopts, sdkmetric.WithExemplarFilter(exemplar.AlwaysOffFilter))
+	}
+	if injected != nil {
+		mopts = append(mopts, sdkmetric.WithReader(injected))
+	}
+	return sdkmetric.NewMeterProvider(mopts...), nil
+}
+
+// serverAddress is the host:port of a base URL, the port filled in from
+// the scheme: with an explicit port, otelhttp never falls back to the
+// request's Host header for server.port.
+func serverAddress(base string) (string, error) {
+	if base == "" {
+		base = "http://localhost"
+	}
+	u, err := url.Parse(base)
+	if err != nil || u.Hostname() == "" {
+		return "", fmt.Errorf("base URL %q is not an absolute URL", base)
+	}
+	port := u.Port()
+	if port == "" {
+		port = "80"
+		if u.Scheme == "https" {
+			port = "443"
 		}
 	}
-	return sdktrace.NewTracerProvider(tpOpts...), exporting, nil
+	return net.JoinHostPort(u.Hostname(), port), nil
 }
 
 // TracerProvider is the tracer provider, for components that create spans

@@ -121,8 +121,10 @@ func TestMetricsCountFlowsTokensAndUpstreamCalls(t *testing.T) {
 	require.Equal(t, 1.0, metricValue(t, text, "oidcproxy_tokens_issued_total"))
 	require.Equal(t, 1.0, metricValue(t, text, "oidcproxy_tokens_refreshed_total"))
 	require.Equal(t, 1.0, metricValue(t, text, "oidcproxy_refresh_token_reuse_detected_total"))
-	require.Contains(t, text, `oidcproxy_upstream_duration_seconds_count{`)
-	require.Regexp(t, `oidcproxy_upstream_duration_seconds_count\{[^}]*oidcproxy_upstream_endpoint="token"[^}]*\} 1`, text)
+	// Upstream calls are otelhttp's client series, labelled by endpoint.
+	require.Regexp(t, `\nhttp_client_request_duration_seconds_count\{[^}]*oidcproxy_upstream_endpoint="token"[^}]*\} 1\n`, text)
+	// Requests are its server series, labelled by route.
+	require.Regexp(t, `\nhttp_server_request_duration_seconds_count\{[^}]*http_route="/token"[^}]*\} [1-9]`, text)
 	require.NotContains(t, text, c.ID, "no client ids in metric labels")
 
 	// The failed refresh was logged once, with the trace it belongs to.

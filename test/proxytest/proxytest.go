@@ -10,7 +10,9 @@ import (
 	"encoding/base64"
 	"io"
 	"net"
+	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 
@@ -46,8 +48,9 @@ func Env(t testing.TB, baseURL, configURL, clientID, clientSecret string) map[st
 // environment would hold it), builds the App with the test injector and
 // serves it on ln. stop shuts the App down, requires a clean shutdown and
 // closes the store; it runs at the end of the test if not called before,
-// and a second call does nothing. A nil tel.Getenv reads no variable, so
-// the test process's OTEL_* settings never leak into a test. roots are
+// and a second call does nothing. The OTEL_* variables of the test
+// process are blanked for the test (telemetry reads the process
+// environment), so a developer's settings never leak into it. roots are
 // the CAs the Client ID Metadata Document fetcher trusts (a nil Pool: the
 // system's).
 func Serve(t testing.TB, ln net.Listener, env map[string]string, clock ports.Clock, logs io.Writer, tel telemetry.Options, roots oidcproxy.CIMDRootCAs) (app *oidcproxy.App, stop func()) {
@@ -55,8 +58,10 @@ func Serve(t testing.TB, ln net.Listener, env map[string]string, clock ports.Clo
 	cfg, err := config.Load(nil, func(k string) string { return env[k] }, oidcproxy.ProviderSections())
 	require.NoError(t, err)
 	require.NoError(t, cfg.Validate(config.ValidateOptions{RequireUpstream: true, Provider: oidcproxy.ValidateProvider}))
-	if tel.Getenv == nil {
-		tel.Getenv = func(string) string { return "" }
+	for _, kv := range os.Environ() {
+		if k, _, _ := strings.Cut(kv, "="); strings.HasPrefix(k, "OTEL_") {
+			t.Setenv(k, "")
+		}
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	app, cleanup, err := oidcproxy.InitializeTestApp(ctx, cfg, clock, logs, tel, roots)
