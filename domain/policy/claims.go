@@ -138,3 +138,24 @@ func appendStrings(dst []string, v any) []string {
 	}
 	return dst
 }
+
+// lowerASCII folds A-Z only. Full Unicode folding would let a different
+// address or domain compare equal to a listed one: the Kelvin sign U+212A
+// lower-cases to 'k', so "\u212Aorp.example" would pass for "korp.example".
+// It returns s itself when there is nothing to fold.
+func lowerASCII(s string) string {
+	i := 0
+	for i < len(s) && (s[i] < 'A' || s[i] > 'Z') {
+		i++
+	}
+	if i == len(s) {
+		return s
+	}
+	b := []byte(s)
+	for ; i < len(b); i++ {
+		if c := b[i]; c >= 'A' && c <= 'Z' {
+			b[i] = c + ('a' - 'A')
+		}
+	}
+	return string(b)
+}

@@ -108,7 +108,7 @@ func (p *Policy) matchAllow(in *Input) (string, bool) {
 		return r, true
 	}
 	if in.EmailTrusted() {
-		email := strings.ToLower(in.Email)
+		email := lowerASCII(in.Email)
 		if r, ok := a.emails[email]; ok {
 			return r, true
 		}

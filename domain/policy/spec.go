@@ -34,11 +34,11 @@ type Spec struct {
 // and, when Require is set, Require holds too. With no allow entry at all,
 // Require alone decides.
 type AdmissionSpec struct {
-	// Emails admit a person by address, compared case-insensitively, and
-	// only when the address is verified.
+	// Emails admit a person by address, ignoring the case of ASCII
+	// letters, and only when the address is verified.
 	Emails []string
 	// Domains admit a person by the part of a verified address after its
-	// last '@', compared case-insensitively and exactly: "example.com"
+	// last '@', exactly but for the case of ASCII letters: "example.com"
 	// does not admit "eng.example.com", which can be another tenant.
 	Domains []string
 	// Subjects admit a person by the IdP's subject, exactly.
@@ -141,7 +141,7 @@ func compileAdmission(s *AdmissionSpec, bad func(string, string, ...any)) *admis
 		}
 		// The address itself stays out of the reason: audit records
 		// must not carry email addresses.
-		return strings.ToLower(v), where, true
+		return lowerASCII(v), where, true
 	})
 	a.domains = entrySet("admission.allow.domains", s.Domains, bad, func(where, v string) (string, string, bool) {
 		switch {
@@ -152,7 +152,7 @@ func compileAdmission(s *AdmissionSpec, bad func(string, string, ...any)) *admis
 		case strings.HasSuffix(v, ".") || strings.Contains(v, "..") || strings.ContainsAny(v, "*/:"):
 			bad(where, "%q is not a domain name", v)
 		default:
-			d := strings.ToLower(v)
+			d := lowerASCII(v)
 			return d, where + " " + strconv.Quote(d), true
 		}
 		return "", "", false
