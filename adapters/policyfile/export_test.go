@@ -5,8 +5,8 @@ import (
 	"slices"
 )
 
-// ShapeKeys lists the keys the key check accepts at a path; "[]" steps
-// into the items of a sequence.
+// ShapeKeys lists the keys the shape check accepts at a path; "[]" steps
+// into the items of a list of sections.
 func ShapeKeys(path ...string) []string {
 	sh := fileShape
 	for _, p := range path {

@@ -49,47 +49,98 @@ type ruleSection struct {
 	Condition string   `yaml:"condition"`
 }
 
-// shape is the set of keys a mapping of the file may have, and the shape
-// of the mappings below them. It mirrors the structs above; the test
-// checks that the two agree.
+// shape is what a node of the file must look like. It mirrors the structs
+// above; a test checks that the two agree. Checking the shape before
+// decoding gives every problem a path in the file ("authorization.rules[2]")
+// instead of the decoder's Go type names.
 type shape struct {
-	keys map[string]*shape
-	// items is the shape of each element when the value is a sequence of
-	// mappings.
-	items *shape
+	kind  shapeKind
+	keys  map[string]*shape // of a section
+	items *shape            // of a list of sections
 }
 
-var leaf = (*shape)(nil)
+type shapeKind uint8
 
-var fileShape = &shape{keys: map[string]*shape{
-	"group_claims": leaf,
-	"admission": {keys: map[string]*shape{
-		"allow": {keys: map[string]*shape{
-			"emails": leaf, "domains": leaf, "subjects": leaf, "groups": leaf, "machine_clients": leaf, "condition": leaf,
+const (
+	scalarShape    shapeKind = iota // a string
+	listShape                       // a list of strings
+	sectionShape                    // a mapping with known keys
+	sectionsShape                   // a list of sections
+	claimListShape                  // group_claims: strings or lists of strings
+)
+
+var (
+	str  = &shape{kind: scalarShape}
+	strs = &shape{kind: listShape}
+)
+
+var fileShape = &shape{kind: sectionShape, keys: map[string]*shape{
+	"group_claims": {kind: claimListShape},
+	"admission": {kind: sectionShape, keys: map[string]*shape{
+		"allow": {kind: sectionShape, keys: map[string]*shape{
+			"emails": strs, "domains": strs, "subjects": strs, "groups": strs, "machine_clients": strs, "condition": str,
 		}},
-		"require": leaf,
+		"require": str,
 	}},
-	"authorization": {keys: map[string]*shape{
-		"default": leaf,
-		"rules": {items: &shape{keys: map[string]*shape{
-			"name": leaf, "methods": leaf, "tools": leaf, "prompts": leaf, "resources": leaf,
-			"scopes": leaf, "groups": leaf, "condition": leaf,
+	"authorization": {kind: sectionShape, keys: map[string]*shape{
+		"default": str,
+		"rules": {kind: sectionsShape, items: &shape{kind: sectionShape, keys: map[string]*shape{
+			"name": str, "methods": strs, "tools": strs, "prompts": strs, "resources": strs,
+			"scopes": strs, "groups": strs, "condition": str,
 		}}},
 	}},
 }}
 
-// checkKeys reports every key of n that sh does not know, by its path in
-// the file, so a misspelt key ("scope:" for "scopes:") is an error instead
-// of a rule that silently requires nothing.
-func checkKeys(n *yaml.Node, sh *shape, path string, errs *[]error) {
-	if sh == nil {
-		return
-	}
+// checkShape reports every node of n that does not fit sh, by its path in
+// the file: above all an unknown key, so that a misspelt "scope:" is an
+// error instead of a rule that silently requires nothing, and an empty
+// section, so that "admission:" with every line below it commented out does
+// not quietly admit everyone.
+func checkShape(n *yaml.Node, sh *shape, path string, errs *[]error) {
 	if n.Kind == yaml.AliasNode && n.Alias != nil {
 		n = n.Alias
 	}
-	switch {
-	case sh.keys != nil && n.Kind == yaml.MappingNode:
+	bad := func(format string, args ...any) {
+		*errs = append(*errs, fmt.Errorf("%s (line %d): %s", orTop(path), n.Line, fmt.Sprintf(format, args...)))
+	}
+	if n.Kind == yaml.ScalarNode && n.Tag == "!!null" {
+		if sh.kind == sectionShape {
+			bad("empty section; remove it or fill it in")
+		}
+		return
+	}
+	switch sh.kind {
+	case scalarShape:
+		if n.Kind != yaml.ScalarNode {
+			bad("expected a string")
+		}
+	case listShape:
+		if n.Kind != yaml.SequenceNode {
+			bad("expected a list, as in [a, b]")
+			return
+		}
+		for i, item := range n.Content {
+			if item.Kind != yaml.ScalarNode {
+				*errs = append(*errs, fmt.Errorf("%s[%d] (line %d): expected a string", path, i, item.Line))
+			}
+		}
+	case claimListShape:
+		if n.Kind != yaml.SequenceNode {
+			bad("expected a list of claim names")
+		}
+	case sectionsShape:
+		if n.Kind != yaml.SequenceNode {
+			bad("expected a list")
+			return
+		}
+		for i, item := range n.Content {
+			checkShape(item, sh.items, fmt.Sprintf("%s[%d]", path, i), errs)
+		}
+	case sectionShape:
+		if n.Kind != yaml.MappingNode {
+			bad("expected a mapping with the keys %s", known(sh))
+			return
+		}
 		for i := 0; i+1 < len(n.Content); i += 2 {
 			k, v := n.Content[i], n.Content[i+1]
 			child, ok := sh.keys[k.Value]
@@ -97,11 +148,7 @@ func checkKeys(n *yaml.Node, sh *shape, path string, errs *[]error) {
 				*errs = append(*errs, fmt.Errorf("%s: unknown key %q (line %d); known keys: %s", orTop(path), k.Value, k.Line, known(sh)))
 				continue
 			}
-			checkKeys(v, child, join(path, k.Value), errs)
-		}
-	case sh.items != nil && n.Kind == yaml.SequenceNode:
-		for i, item := range n.Content {
-			checkKeys(item, sh.items, fmt.Sprintf("%s[%d]", path, i), errs)
+			checkShape(v, child, join(path, k.Value), errs)
 		}
 	}
 }
@@ -139,22 +186,17 @@ func decode(data []byte, f *file) []error {
 		return []error{errors.New("the file is empty; without a policy, leave the setting unset")}
 	}
 	root := doc.Content[0]
-	if root.Kind != yaml.MappingNode {
-		return []error{fmt.Errorf("line %d: the policy must be a mapping (group_claims, admission, authorization)", root.Line)}
-	}
 	var errs []error
-	checkKeys(root, fileShape, "", &errs)
-	if err := root.Decode(f); err != nil {
-		var te *yaml.TypeError
-		if !errors.As(err, &te) {
-			return append(errs, err)
-		}
-		for _, msg := range te.Errors {
-			if strings.Contains(msg, " not found in type ") {
-				continue // an unknown key, reported above with its path
-			}
-			errs = append(errs, errors.New(msg))
-		}
+	checkShape(root, fileShape, "", &errs)
+	if root.Kind != yaml.MappingNode {
+		return errs
+	}
+	// The decoder skips what does not fit and decodes the rest, so the
+	// remaining checks still see every entry that is well formed. Its own
+	// complaints repeat the shape problems, naming Go types instead of
+	// places in the file: they count only when the shape check found none.
+	if err := root.Decode(f); err != nil && len(errs) == 0 {
+		errs = append(errs, err)
 	}
 	return errs
 }

@@ -73,16 +73,6 @@ func CompileGlob(pattern string) (Glob, error) {
 	return Glob{pattern: pattern, parts: parts, minLen: n}, nil
 }
 
-// MustCompileGlob is CompileGlob for patterns fixed in code; it panics on a
-// bad pattern.
-func MustCompileGlob(pattern string) Glob {
-	g, err := CompileGlob(pattern)
-	if err != nil {
-		panic(err)
-	}
-	return g
-}
-
 // String returns the pattern as written.
 func (g Glob) String() string { return g.pattern }
 

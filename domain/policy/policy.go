@@ -140,9 +140,9 @@ func (p *Policy) memberOf(in *Input, set map[string]string) (string, bool) {
 	return "", false
 }
 
-// Groups returns the caller's values of every group claim, in claim order;
-// nil for a machine or without a policy.
-func (p *Policy) Groups(in *Input) []string {
+// groups returns the caller's values of every group claim, in claim order;
+// nil for a machine.
+func (p *Policy) groups(in *Input) []string {
 	if p == nil || in.Machine || in.Claims == nil {
 		return nil
 	}
@@ -156,7 +156,7 @@ func (p *Policy) Groups(in *Input) []string {
 }
 
 func (p *Policy) facts(in *Input, call Call) *Facts {
-	return &Facts{Input: in, Groups: p.Groups(in), Method: call.Method, Name: call.Name}
+	return &Facts{Input: in, Groups: p.groups(in), Method: call.Method, Name: call.Name}
 }
 
 // Outcome is the result of authorizing one request.
