@@ -12,12 +12,14 @@
 //
 //	package            may import                                          never
 //	domain             the standard library                                anything of the module, net/http, database/sql
-//	ports              domain                                              domain/usecase, adapters, providers, net/http
-//	domain/usecase     domain, ports                                       adapters, providers, net/http
+//	domain/policy      domain                                              everything else of the module, net/http
+//	ports              domain, domain/policy                               domain/usecase, adapters, providers, net/http
+//	domain/usecase     domain, domain/policy, ports                        adapters, providers, net/http
 //	providers          ports, domain, the presets and providers/oidc       adapters, domain/usecase
 //	providers/oidc     domain, ports, go-oidc, go-jose, x/oauth2           adapters, domain/usecase, other providers
 //	providers/<preset> domain, ports, providers/oidc, go-oidc, x/oauth2    adapters, domain/usecase, other presets
-//	adapters/<name>    domain, ports, adapters/oauthhttp, internal/*,      domain/usecase, providers, other adapters
+//	adapters/<name>    domain, domain/policy, ports, adapters/oauthhttp,   domain/usecase, providers, other adapters
+//	                   internal/*,
 //	                   and its own driver modules (below)
 //	internal/*         the standard library                                anything of the module
 //	root package       anything (the composition root)                     imported by anything but cmd/* and test code
@@ -34,6 +36,7 @@
 //	                    github.com/prometheus/otlptranslator, github.com/gorilla/mux (the router it instruments)
 //	adapters/tokens     github.com/go-jose/go-jose/v4
 //	adapters/config     go.yaml.in/yaml/v3
+//	adapters/policyfile go.yaml.in/yaml/v3, github.com/google/cel-go
 //
 // adapters/oauthhttp is the shared OAuth wire format (error table, error
 // body, challenges, RFC 7591 client metadata) that httpapi, the gateway
@@ -85,8 +88,9 @@ var drivers = map[string][]string{
 		"github.com/prometheus/client_golang/...", "github.com/prometheus/otlptranslator/...",
 		"github.com/gorilla/mux",
 	},
-	"tokens": {"github.com/go-jose/go-jose/v4/..."},
-	"config": {"go.yaml.in/yaml/v3/..."},
+	"tokens":     {"github.com/go-jose/go-jose/v4/..."},
+	"config":     {"go.yaml.in/yaml/v3/..."},
+	"policyfile": {"go.yaml.in/yaml/v3/...", "github.com/google/cel-go/..."},
 }
 
 // The OIDC client libraries a provider is built on.
@@ -104,10 +108,12 @@ func policyOf(rel string) (policy, bool) {
 		return policy{row: "commands and test code", anything: true}, true
 	case rel == "domain":
 		return policy{row: "domain knows only the standard library", bannedStd: []string{"net/http", "database/sql"}}, true
+	case rel == "domain/policy":
+		return policy{row: "the policy model knows the domain", module: []string{"domain"}, bannedStd: []string{"net/http", "database/sql"}}, true
 	case rel == "ports":
-		return policy{row: "ports know the domain", module: []string{"domain"}, bannedStd: []string{"net/http"}}, true
+		return policy{row: "ports know the domain", module: []string{"domain", "domain/policy"}, bannedStd: []string{"net/http"}}, true
 	case rel == "domain/usecase":
-		return policy{row: "use cases know the domain and the ports", module: []string{"domain", "ports"}, bannedStd: []string{"net/http"}}, true
+		return policy{row: "use cases know the domain and the ports", module: []string{"domain", "domain/policy", "ports"}, bannedStd: []string{"net/http"}}, true
 	case rel == "providers":
 		return policy{row: "the provider registry knows the providers it lists", module: []string{"domain", "ports", "providers/*"}}, true
 	case rel == "providers/oidc":
@@ -127,7 +133,7 @@ func policyOf(rel string) (policy, bool) {
 		name, _, _ := strings.Cut(rest, "/")
 		return policy{
 			row:        "adapter " + name + " knows the domain, the ports, the OAuth wire format, internal helpers and its own drivers",
-			module:     []string{"domain", "ports", "adapters/oauthhttp", "internal/*", "adapters/" + name + "/*"},
+			module:     []string{"domain", "domain/policy", "ports", "adapters/oauthhttp", "internal/*", "adapters/" + name + "/*"},
 			thirdParty: drivers[name],
 		}, true
 	case first == "internal":
