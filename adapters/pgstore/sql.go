@@ -109,8 +109,8 @@ const (
 )
 
 const (
-	sqlListKeys  = `SELECT ` + keyCols + ` FROM signing_keys ORDER BY created_ns, id`
-	sqlPutKey    = `INSERT INTO signing_keys (` + keyCols + `) VALUES ($1, $2, $3, $4, $5, $6, $7)
+	sqlListKeys = `SELECT ` + keyCols + ` FROM signing_keys ORDER BY created_ns, id`
+	sqlPutKey   = `INSERT INTO signing_keys (` + keyCols + `) VALUES ($1, $2, $3, $4, $5, $6, $7)
 		ON CONFLICT (id) DO UPDATE SET algorithm = EXCLUDED.algorithm, sealed_private = EXCLUDED.sealed_private,
 		public_jwk = EXCLUDED.public_jwk, created_ns = EXCLUDED.created_ns, not_after_ns = EXCLUDED.not_after_ns,
 		remove_after_ns = EXCLUDED.remove_after_ns`
