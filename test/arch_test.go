@@ -58,7 +58,8 @@ var rules = []rule{
 		name:    "adapters know the domain, the ports and their driver libraries",
 		matches: under("adapters"),
 		allowed: []string{"domain", "ports", "go.etcd.io/bbolt", "github.com/gorilla/mux", "github.com/go-jose/go-jose",
-			"go.yaml.in/yaml", "go.opentelemetry.io", "github.com/prometheus", "github.com/modelcontextprotocol/go-sdk"},
+			"go.yaml.in/yaml", "go.opentelemetry.io", "github.com/prometheus", "github.com/modelcontextprotocol/go-sdk",
+			"github.com/jackc/pgx"},
 	},
 }
 
