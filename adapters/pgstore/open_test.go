@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgproto3"
 	"github.com/stretchr/testify/require"
 
 	"github.com/oidcproxy/oidcproxy/adapters/pgstore"
@@ -134,7 +133,7 @@ func TestConnectionProblemsAreOneClearLineWithoutThePassword(t *testing.T) {
 		},
 		{
 			name: "wrong password",
-			url:  withPassword(passwordRefusingServer(t), ""),
+			url:  withPassword(pgtest.PasswordRefusingServer(t), ""),
 			want: "refused the credentials",
 		},
 		{
@@ -264,59 +263,6 @@ func silentServer(t *testing.T) string {
 		}
 	})
 	return ln.Addr().String()
-}
-
-// passwordRefusingServer speaks the PostgreSQL protocol as a server that
-// asks for a password and refuses it, as a server with password
-// authentication does when the password is wrong. It stands in for a real
-// server because the test machine's PostgreSQL trusts every local
-// connection and so never refuses a password.
-func passwordRefusingServer(t *testing.T) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go refusePassword(c)
-		}
-	}()
-	return ln.Addr().String()
-}
-
-func refusePassword(c net.Conn) {
-	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
-	be := pgproto3.NewBackend(c, c)
-	msg, err := be.ReceiveStartupMessage()
-	if _, ssl := msg.(*pgproto3.SSLRequest); ssl && err == nil {
-		if _, err := c.Write([]byte{'N'}); err != nil {
-			return
-		}
-		msg, err = be.ReceiveStartupMessage()
-	}
-	startup, ok := msg.(*pgproto3.StartupMessage)
-	if err != nil || !ok {
-		return
-	}
-	be.Send(&pgproto3.AuthenticationCleartextPassword{})
-	if err := be.Flush(); err != nil {
-		return
-	}
-	if err := be.SetAuthType(pgproto3.AuthTypeCleartextPassword); err != nil {
-		return
-	}
-	if _, err := be.Receive(); err != nil {
-		return
-	}
-	be.Send(&pgproto3.ErrorResponse{
-		Severity: "FATAL", Code: "28P01",
-		Message: `password authentication failed for user "` + startup.Parameters["user"] + `"`,
-	})
-	_ = be.Flush()
 }
 
 func mustParse(t *testing.T, raw string) *url.URL {
