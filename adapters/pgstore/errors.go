@@ -19,11 +19,10 @@ import (
 
 // SQLSTATE codes the store acts on.
 const (
-	codeUniqueViolation     = "23505"
-	codeForeignKeyViolation = "23503"
-	codeInvalidPassword     = "28P01"
-	codeInvalidAuth         = "28000"
-	codeUnknownDatabase     = "3D000"
+	codeUniqueViolation = "23505"
+	codeInvalidPassword = "28P01"
+	codeInvalidAuth     = "28000"
+	codeUnknownDatabase = "3D000"
 )
 
 // unavailableStates are SQLSTATEs (or their two-character classes) that

@@ -159,7 +159,7 @@ func poolConfig(opts Options) (*pgxpool.Config, target, error) {
 	return cfg, t, nil
 }
 
-// describe names the database for messages: host:port/database.
+// String names the database for messages: host:port/database.
 func (t target) String() string {
 	return fmt.Sprintf("%s/%s", t.addr, t.database)
 }
