@@ -194,8 +194,7 @@ func (s *Store) RotateRefreshToken(ctx context.Context, hash string, now time.Ti
 	}
 	b.Queue(sqlRotateRefreshToken, hash, ns(now), succ.Hash)
 	b.Queue(sqlInsertRefreshToken, refreshArgs(succ)...)
-	b.Queue(sqlSaveGrant, next.ID, toIdentityRecord(next.Identity), next.Scopes, next.Resource, next.SealedUpstream,
-		nullNS(next.UpstreamExpiry), next.HasUpstreamRefresh, ns(next.ExpiresAt))
+	b.Queue(sqlSaveGrant, grantArgs(next)...)
 	if err := tx.commit(ctx, b); err != nil {
 		return domain.RefreshToken{}, fail(op, alreadyExists(err))
 	}

@@ -102,10 +102,11 @@ const (
 		WHERE t.hash = $1 AND t.expires_ns > $2 AND g.expires_ns > $2
 		FOR NO KEY UPDATE OF g FOR UPDATE OF t`
 	sqlRotateRefreshToken = `UPDATE refresh_tokens SET rotated_ns = $2, successor_hash = $3 WHERE hash = $1`
-	// sqlSaveGrant writes back what rotate may change. The id, client,
-	// subject and creation time are the grant's identity and stay.
-	sqlSaveGrant = `UPDATE grants SET identity = $2, scopes = $3, resource = $4, sealed_upstream = $5,
-		upstream_expiry_ns = $6, has_upstream_refresh = $7, expires_ns = $8 WHERE id = $1`
+	// sqlSaveGrant writes the grant back as rotate left it (its id
+	// excepted, which rotate may not change).
+	sqlSaveGrant = `UPDATE grants SET client_id = $2, subject = $3, identity = $4, scopes = $5, resource = $6,
+		sealed_upstream = $7, upstream_expiry_ns = $8, has_upstream_refresh = $9, created_ns = $10, expires_ns = $11
+		WHERE id = $1`
 )
 
 const (
