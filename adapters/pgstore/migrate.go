@@ -195,7 +195,7 @@ func simple(ctx context.Context, conn *pgx.Conn, sql string) error {
 
 // Status is what Inspect finds: for `oidcproxy check`.
 type Status struct {
-	// Server is the server's version string (SHOW server_version).
+	// Server is the server's version number, such as 15.4.
 	Server string
 	// SchemaVersion is the applied schema version, 0 for a database
 	// oidcproxy has not set up yet.
@@ -222,6 +222,9 @@ func Inspect(ctx context.Context, opts Options) (Status, error) {
 	st := Status{LatestVersion: LatestSchemaVersion()}
 	var exists bool
 	err = conn.QueryRow(ctx, `SELECT current_setting('server_version'), to_regclass($1) IS NOT NULL`, versionTable).Scan(&st.Server, &exists)
+	if f := strings.Fields(st.Server); len(f) > 0 {
+		st.Server = f[0] // "15.20 (Debian 15.20-0+deb12u1)" → "15.20"
+	}
 	if err == nil && exists {
 		st.SchemaVersion, err = schemaVersion(ctx, conn)
 	}
