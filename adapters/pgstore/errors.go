@@ -110,10 +110,11 @@ func (e *ConnectionError) Error() string { return "pgstore: " + e.Problem }
 // messages can quote parts of the connection string.
 func (e *ConnectionError) Unwrap() error { return e.err }
 
-// connectionError explains err, a failure to connect or to run a first
-// statement on target (host:port, for the message), scrubbing the
-// password from whatever text it quotes.
-func connectionError(err error, target, user, database, password string) error {
+// connectionError explains err, a failure to connect to t or to run a
+// first statement there, scrubbing the password from whatever text it
+// quotes.
+func connectionError(err error, t target) error {
+	target, user, database, password := t.addr, t.user, t.database, t.password
 	var problem string
 	switch code := pgCode(err); {
 	case code == codeInvalidPassword || code == codeInvalidAuth:

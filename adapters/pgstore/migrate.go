@@ -108,7 +108,7 @@ func migrate(ctx context.Context, pool *pgxpool.Pool, timeout time.Duration, t t
 	conn, err := pool.Acquire(connectCtx)
 	cancel()
 	if err != nil {
-		return connectionError(err, t.addr, t.user, t.database, t.password)
+		return connectionError(err, t)
 	}
 	defer conn.Release()
 	ctx, cancel = context.WithTimeout(ctx, migrationTimeout)
@@ -116,7 +116,7 @@ func migrate(ctx context.Context, pool *pgxpool.Pool, timeout time.Duration, t t
 	// The session's statement_timeout is the store's short one; the lock
 	// wait and a migration may need longer.
 	if err := simple(ctx, conn.Conn(), "SET statement_timeout = "+strconv.FormatInt(migrationTimeout.Milliseconds(), 10)); err != nil {
-		return connectionError(err, t.addr, t.user, t.database, t.password)
+		return connectionError(err, t)
 	}
 	defer func() {
 		// Back to the pool's setting, or out of the pool.
@@ -216,7 +216,7 @@ func Inspect(ctx context.Context, opts Options) (Status, error) {
 	defer cancel()
 	conn, err := pgx.ConnectConfig(ctx, cfg.ConnConfig)
 	if err != nil {
-		return Status{}, connectionError(err, t.addr, t.user, t.database, t.password)
+		return Status{}, connectionError(err, t)
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
 	st := Status{LatestVersion: LatestSchemaVersion()}
@@ -229,7 +229,7 @@ func Inspect(ctx context.Context, opts Options) (Status, error) {
 		st.SchemaVersion, err = schemaVersion(ctx, conn)
 	}
 	if err != nil {
-		return Status{}, connectionError(err, t.addr, t.user, t.database, t.password)
+		return Status{}, connectionError(err, t)
 	}
 	return st, nil
 }

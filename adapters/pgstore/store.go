@@ -76,7 +76,7 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
-		return nil, connectionError(err, target.addr, target.user, target.database, target.password)
+		return nil, connectionError(err, target)
 	}
 	if err := migrate(ctx, pool, opts.Timeout, target); err != nil {
 		pool.Close()
