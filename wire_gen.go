@@ -18,7 +18,7 @@ import (
 // InitializeApp builds the production App from a validated configuration.
 // The cleanup closes the store.
 func InitializeApp(ctx context.Context, cfg config.Config) (*App, func(), error) {
-	rawStore, cleanup, err := ProvideStore(cfg)
+	rawStore, cleanup, err := ProvideStore(ctx, cfg)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -116,7 +116,7 @@ var (
 //
 // cimdRoots verify the test's client metadata document servers.
 func InitializeTestApp(ctx context.Context, cfg config.Config, clock ports.Clock, logs LogOutput, tel telemetry.Options, cimdRoots CIMDRootCAs) (*App, func(), error) {
-	rawStore, cleanup, err := ProvideStore(cfg)
+	rawStore, cleanup, err := ProvideStore(ctx, cfg)
 	if err != nil {
 		return nil, nil, err
 	}

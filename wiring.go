@@ -23,6 +23,7 @@ import (
 	"github.com/oidcproxy/oidcproxy/adapters/gateway"
 	"github.com/oidcproxy/oidcproxy/adapters/httpapi"
 	"github.com/oidcproxy/oidcproxy/adapters/memstore"
+	"github.com/oidcproxy/oidcproxy/adapters/pgstore"
 	"github.com/oidcproxy/oidcproxy/adapters/seal"
 	"github.com/oidcproxy/oidcproxy/adapters/telemetry"
 	"github.com/oidcproxy/oidcproxy/adapters/tokens"
@@ -167,8 +168,17 @@ func NewUpstreamClient(cfg config.Config) *http.Client {
 	}
 }
 
-// ProvideStore opens the store: the bbolt file at STORE_PATH, or memory.
-func ProvideStore(cfg config.Config) (RawStore, func(), error) {
+// ProvideStore opens the store: the PostgreSQL database at DATABASE_URL
+// (migrated to this binary's schema), else the bbolt file at STORE_PATH,
+// or memory.
+func ProvideStore(ctx context.Context, cfg config.Config) (RawStore, func(), error) {
+	if cfg.DatabaseURL != "" {
+		s, err := pgstore.Open(ctx, pgstore.Options{URL: cfg.DatabaseURL, MaxConns: cfg.DatabaseMaxConns, Timeout: cfg.DatabaseTimeout})
+		if err != nil {
+			return nil, nil, err
+		}
+		return s, s.Close, nil
+	}
 	if cfg.StorePath == MemoryStorePath {
 		return memstore.New(), func() {}, nil
 	}
@@ -184,6 +194,10 @@ func ProvideStore(cfg config.Config) (RawStore, func(), error) {
 // the same disk as the data it protects only guards against leaked backups
 // of the store alone).
 func ProvideMasterKey(cfg config.Config, logger *slog.Logger) (MasterKey, error) {
+	if cfg.DatabaseURL != "" && cfg.EncryptionKey == "" {
+		// Validate refuses this too; a key file here would differ per instance.
+		return nil, errors.New("OIDC_PROXY_ENCRYPTION_KEY is required with OIDC_PROXY_DATABASE_URL")
+	}
 	if cfg.EncryptionKey != "" {
 		key, err := cfg.EncryptionKeyBytes()
 		if err != nil {

@@ -60,6 +60,9 @@ type Config struct {
 	Consent                   domain.ConsentMode `env:"CONSENT" yaml:"consent" flag:"consent" default:"always" help:"When the consent page is shown: always, remember (skipped for a client this browser approved) or off."`
 
 	StorePath         string        `env:"STORE_PATH" yaml:"store_path" flag:"store-path" default:"oidcproxy.db" help:"Path of the bbolt database file."`
+	DatabaseURL       string        `env:"DATABASE_URL" yaml:"database_url" flag:"database-url" secret:"true" help:"PostgreSQL connection URL (postgres://user:password@host:5432/database?sslmode=verify-full) of a database that every instance shares, used instead of the bbolt file; requires ENCRYPTION_KEY and excludes STORE_PATH."`
+	DatabaseMaxConns  int           `env:"DATABASE_MAX_CONNS" yaml:"database_max_conns" flag:"database-max-conns" default:"10" help:"Most connections one instance opens to the PostgreSQL database, from 1 to 1000."`
+	DatabaseTimeout   time.Duration `env:"DATABASE_TIMEOUT" yaml:"database_timeout" flag:"database-timeout" default:"5s" help:"Bound on connecting to PostgreSQL and on each store call, also enforced by the server as statement_timeout, as a Go duration from 100ms to 5m."`
 	EncryptionKey     string        `env:"ENCRYPTION_KEY" yaml:"encryption_key" flag:"encryption-key" secret:"true" help:"Base64 of the 32-byte key that seals upstream tokens and signing keys at rest, where empty creates a key file next to the store."`
 	AccessTokenTTL    time.Duration `env:"ACCESS_TOKEN_TTL" yaml:"access_token_ttl" flag:"access-token-ttl" default:"1h" help:"Lifetime of the access tokens the proxy issues, as a Go duration of at most 24h."`
 	RefreshTokenTTL   time.Duration `env:"REFRESH_TOKEN_TTL" yaml:"refresh_token_ttl" flag:"refresh-token-ttl" default:"720h" help:"Lifetime of the refresh tokens the proxy issues, as a Go duration no shorter than ACCESS_TOKEN_TTL."`

@@ -104,7 +104,9 @@ func TestOnlyTheCredentialsAreSecret(t *testing.T) {
 			secrets = append(secrets, f.Env)
 		}
 	}
-	require.Equal(t, []string{"OIDC_PROXY_CLIENT_SECRET", "OIDC_PROXY_ENCRYPTION_KEY", "OIDC_PROXY_ADMIN_TOKEN", "OIDC_PROXY_INTROSPECTION_SECRET"}, secrets)
+	require.Equal(t, []string{
+		"OIDC_PROXY_CLIENT_SECRET", "OIDC_PROXY_DATABASE_URL", "OIDC_PROXY_ENCRYPTION_KEY", "OIDC_PROXY_ADMIN_TOKEN", "OIDC_PROXY_INTROSPECTION_SECRET",
+	}, secrets)
 }
 
 func TestEveryDefaultIsWhatLoadProduces(t *testing.T) {

@@ -123,6 +123,13 @@ func TestSecretsAreReadFromFiles(t *testing.T) {
 	}
 }
 
+func TestTheDatabaseURLIsReadFromAMountedSecretFile(t *testing.T) {
+	path := writeFile(t, t.TempDir(), "database-url", "postgres://app:pw@db.example.com/oidcproxy\n")
+	cfg := mustLoad(t, nil, map[string]string{"OIDC_PROXY_DATABASE_URL_FILE": path})
+	require.Equal(t, "postgres://app:pw@db.example.com/oidcproxy", cfg.DatabaseURL)
+	require.NotContains(t, cfg.String(), "pw@")
+}
+
 func TestASecretFileAtAHigherLevelBeatsAValueAtALowerOne(t *testing.T) {
 	dir := t.TempDir()
 	secret := writeFile(t, dir, "secret", "from-the-file\n")

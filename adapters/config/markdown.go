@@ -54,9 +54,11 @@ var docSections = []docSection{
 	},
 	{
 		title: "Storage, keys and token lifetimes",
-		intro: "The bbolt file holds registered clients, grants, hashed codes and refresh tokens, and the sealed signing keys; " +
-			"upstream tokens in it are sealed with a key derived from `ENCRYPTION_KEY`. See docs/operations.md for backups and key rotation.",
-		fields: []string{"StorePath", "EncryptionKey", "AccessTokenTTL", "RefreshTokenTTL", "RefreshReuseGrace"},
+		intro: "The store holds registered clients, grants, hashed codes and refresh tokens, and the sealed signing keys; " +
+			"upstream tokens in it are sealed with a key derived from `ENCRYPTION_KEY`. It is the bbolt file at `STORE_PATH`, " +
+			"or, with `DATABASE_URL`, a PostgreSQL database that any number of instances share (see docs/deployment.md). " +
+			"See docs/operations.md for backups and key rotation.",
+		fields: []string{"StorePath", "DatabaseURL", "DatabaseMaxConns", "DatabaseTimeout", "EncryptionKey", "AccessTokenTTL", "RefreshTokenTTL", "RefreshReuseGrace"},
 	},
 	{
 		title: "Gateway",

@@ -138,6 +138,7 @@ func (c Config) Validate(opts ValidateOptions) error {
 	if c.StorePath == "" {
 		v.add("STORE_PATH", "is required")
 	}
+	v.database(c)
 	if _, err := c.EncryptionKeyBytes(); err != nil {
 		problem := "is not valid base64"
 		if errors.Is(err, errEncryptionKeyLength) {
@@ -167,6 +168,45 @@ func (c Config) Validate(opts ValidateOptions) error {
 		return nil
 	}
 	return fmt.Errorf("config: invalid configuration (%s):\n%w", problems(len(v.errs)), errors.Join(v.errs...))
+}
+
+// DefaultStorePath is STORE_PATH's default: a STORE_PATH that differs from
+// it was set on purpose.
+const DefaultStorePath = "oidcproxy.db"
+
+// Bounds of the PostgreSQL settings.
+const (
+	maxDatabaseConns   = 1000
+	minDatabaseTimeout = 100 * time.Millisecond
+	maxDatabaseTimeout = 5 * time.Minute
+)
+
+// database checks the PostgreSQL settings. The URL is never quoted: it may
+// hold a password.
+func (v *validator) database(c Config) {
+	if c.DatabaseMaxConns < 1 || c.DatabaseMaxConns > maxDatabaseConns {
+		v.add("DATABASE_MAX_CONNS", "must be between 1 and %d, got %d", maxDatabaseConns, c.DatabaseMaxConns)
+	}
+	if c.DatabaseTimeout < minDatabaseTimeout || c.DatabaseTimeout > maxDatabaseTimeout {
+		v.add("DATABASE_TIMEOUT", "must be between %s and %s, got %s", minDatabaseTimeout, maxDatabaseTimeout, c.DatabaseTimeout)
+	}
+	if c.DatabaseURL == "" {
+		return
+	}
+	raw := strings.TrimSpace(c.DatabaseURL)
+	if _, err := url.Parse(raw); err != nil || !(strings.HasPrefix(raw, "postgres://") || strings.HasPrefix(raw, "postgresql://")) {
+		v.add("DATABASE_URL", "must be a URL such as postgres://user:password@host:5432/database?sslmode=verify-full (the value is not shown: it may hold a password)")
+	}
+	if c.EncryptionKey == "" {
+		v.add("ENCRYPTION_KEY", "is required with OIDC_PROXY_DATABASE_URL: every instance must seal and sign with the same key, "+
+			"and a key file generated next to one instance cannot be shared with the others; generate one with `openssl rand -base64 32`")
+	}
+	// Refused rather than ignored: an instance started with both, next to
+	// instances started with one, would split the state between two stores.
+	if c.StorePath != DefaultStorePath {
+		v.add("STORE_PATH", "must not be set together with OIDC_PROXY_DATABASE_URL: the store is either the PostgreSQL database or the bbolt file; "+
+			"to move the data from one to the other, copy it while no instance runs")
+	}
 }
 
 // problems renders a problem count for the first line of a joined error.

@@ -39,6 +39,9 @@ func TestValidConfigurationsPass(t *testing.T) {
 		opts   config.ValidateOptions
 	}{
 		{"the baseline", func(*config.Config) {}, serveOptions},
+		{"a PostgreSQL store with its own encryption key", func(c *config.Config) {
+			c.DatabaseURL = "postgres://app:" + secretValue + "@db.example.com:5432/oidcproxy?sslmode=verify-full"
+		}, serveOptions},
 		{"http on a loopback host", func(c *config.Config) {
 			c.BaseURL, c.IssuerURL = "http://127.0.0.1:8000", "http://localhost:8000"
 			c.ConfigURL = "http://[::1]:9999/.well-known/openid-configuration"
@@ -125,6 +128,15 @@ func TestEveryValidationRuleRejectsABadValue(t *testing.T) {
 		{"UPSTREAM_TOKEN_HEADER differs from USER_HEADER", func(c *config.Config) { c.UpstreamTokenHeader = "x-forwarded-user" }, "UPSTREAM_TOKEN_HEADER", "must differ"},
 		{"ALLOWED_ORIGINS are origins", func(c *config.Config) { c.AllowedOrigins = []string{"https://app.example.com/path"} }, "ALLOWED_ORIGINS", "must be an origin"},
 		{"STORE_PATH is required", func(c *config.Config) { c.StorePath = "" }, "STORE_PATH", "is required"},
+		{"DATABASE_URL is a postgres URL", func(c *config.Config) { c.DatabaseURL = "mysql://app:" + secretValue + "@db/x" }, "DATABASE_URL", "must be a URL such as postgres://"},
+		{"DATABASE_URL needs an explicit ENCRYPTION_KEY", func(c *config.Config) {
+			c.DatabaseURL, c.EncryptionKey = "postgres://app:"+secretValue+"@db.example.com/oidcproxy", ""
+		}, "ENCRYPTION_KEY", "is required with OIDC_PROXY_DATABASE_URL"},
+		{"DATABASE_URL excludes STORE_PATH", func(c *config.Config) {
+			c.DatabaseURL, c.StorePath = "postgres://app:"+secretValue+"@db.example.com/oidcproxy", "/var/lib/oidcproxy/oidcproxy.db"
+		}, "STORE_PATH", "must not be set together with OIDC_PROXY_DATABASE_URL"},
+		{"DATABASE_MAX_CONNS is positive", func(c *config.Config) { c.DatabaseMaxConns = 0 }, "DATABASE_MAX_CONNS", "between 1 and 1000"},
+		{"DATABASE_TIMEOUT is not tiny", func(c *config.Config) { c.DatabaseTimeout = time.Millisecond }, "DATABASE_TIMEOUT", "between 100ms and 5m0s"},
 		{"ENCRYPTION_KEY is base64", func(c *config.Config) { c.EncryptionKey = "not base64 at all!" }, "ENCRYPTION_KEY", "not valid base64"},
 		{"ENCRYPTION_KEY is 32 bytes", func(c *config.Config) { c.EncryptionKey = "AAECAwQFBgcICQoLDA0ODw==" }, "ENCRYPTION_KEY", "exactly 32 bytes"},
 		{"ACCESS_TOKEN_TTL is positive", func(c *config.Config) { c.AccessTokenTTL = 0 }, "ACCESS_TOKEN_TTL", "must be positive"},

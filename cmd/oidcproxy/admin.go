@@ -18,12 +18,15 @@ import (
 	"github.com/oidcproxy/oidcproxy/adapters/boltstore"
 	"github.com/oidcproxy/oidcproxy/adapters/config"
 	"github.com/oidcproxy/oidcproxy/adapters/httpapi"
+	"github.com/oidcproxy/oidcproxy/adapters/pgstore"
 	"github.com/oidcproxy/oidcproxy/adapters/tokens"
+	"github.com/oidcproxy/oidcproxy/ports"
 )
 
 // The keys and backup subcommands work on the store file directly when no
 // server holds it, and through the running server's admin listener when one
-// does (bbolt allows one process per file).
+// does (bbolt allows one process per file). With DATABASE_URL, keys works on
+// the database the servers share, and backup points to pg_dump.
 
 // lockWait is how long the subcommands wait for the store's file lock
 // before asking the running server instead.
@@ -78,6 +81,22 @@ func withStore(cfg config.Config, fn func(*boltstore.Store) error) (bool, error)
 	return true, fn(s)
 }
 
+// withKeyStore runs fn on the key ring's store: the PostgreSQL database,
+// which running servers share (they pick a rotation up at their next
+// reload), or else the store file when no server holds it (false: a
+// running server does).
+func withKeyStore(ctx context.Context, cfg config.Config, fn func(ports.KeyStore) error) (bool, error) {
+	if cfg.DatabaseURL != "" {
+		s, err := pgstore.Open(ctx, pgstore.Options{URL: cfg.DatabaseURL, MaxConns: 2, Timeout: cfg.DatabaseTimeout})
+		if err != nil {
+			return true, err
+		}
+		defer s.Close()
+		return true, fn(s)
+	}
+	return withStore(cfg, func(s *boltstore.Store) error { return fn(s) })
+}
+
 func keys(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
 	const usage = `usage: oidcproxy keys list|rotate [flags]
 
@@ -101,7 +120,7 @@ Flags: the service's settings, see "oidcproxy serve -h".`
 		return code
 	}
 	var out []httpapi.KeyInfo
-	direct, err := withStore(cfg, func(s *boltstore.Store) error {
+	direct, err := withKeyStore(ctx, cfg, func(s ports.KeyStore) error {
 		logger := slog.New(slog.NewTextHandler(stderr, nil))
 		master, err := oidcproxy.ProvideMasterKey(cfg, logger)
 		if err != nil {
@@ -203,6 +222,11 @@ func backup(ctx context.Context, args []string, getenv func(string) string, stdo
 	})
 	if !ok {
 		return code
+	}
+	if cfg.DatabaseURL != "" {
+		fmt.Fprintln(stderr, "oidcproxy backup: the store is the PostgreSQL database at OIDC_PROXY_DATABASE_URL; "+
+			"back it up with PostgreSQL's own tools (pg_dump, or your provider's snapshots), see docs/deployment.md. No file was written.")
+		return 1
 	}
 	if outPath == "" {
 		fmt.Fprintln(stderr, "oidcproxy backup: --out is required")

@@ -19,6 +19,7 @@ import (
 
 	"github.com/oidcproxy/oidcproxy"
 	"github.com/oidcproxy/oidcproxy/adapters/config"
+	"github.com/oidcproxy/oidcproxy/adapters/pgstore"
 )
 
 // version is set at build time with -ldflags "-X main.version=…"; otherwise
@@ -148,13 +149,46 @@ func check(ctx context.Context, args []string, getenv func(string) string, stdou
 	fmt.Fprintf(stdout, "  callback URL:   %s   (register this at the identity provider)\n", cfg.RedirectURL())
 	fmt.Fprintf(stdout, "  resource:       %s\n", cfg.Resource())
 	fmt.Fprintf(stdout, "  provider:       %s\n", cfg.Provider)
+	status := 0
+	if !checkDatabase(ctx, cfg, stdout) {
+		status = 1
+	}
 	client := oidcproxy.NewUpstreamClient(cfg)
 	if _, err := oidcproxy.ProvideIdentityProvider(ctx, cfg, client); err != nil {
 		fmt.Fprintf(stdout, "upstream: FAILED\n  %v\n", err)
 		return 1
 	}
 	fmt.Fprintln(stdout, "upstream: ok (discovery fetched and validated)")
-	return 0
+	return status
+}
+
+// checkDatabase reports, when DATABASE_URL is set, whether the database
+// answers and what its schema version is, without changing anything. A
+// problem is one line, never quoting the URL's password. It reports
+// whether the database is usable by this binary.
+func checkDatabase(ctx context.Context, cfg config.Config, stdout io.Writer) bool {
+	if cfg.DatabaseURL == "" {
+		fmt.Fprintf(stdout, "store: bbolt file %s\n", cfg.StorePath)
+		return true
+	}
+	st, err := pgstore.Inspect(ctx, pgstore.Options{URL: cfg.DatabaseURL, Timeout: cfg.DatabaseTimeout})
+	if err != nil {
+		fmt.Fprintf(stdout, "database: FAILED\n  %v\n", err)
+		return false
+	}
+	switch {
+	case st.SchemaVersion > st.LatestVersion:
+		fmt.Fprintf(stdout, "database: FAILED\n  the schema version is %d, newer than this oidcproxy supports (%d): upgrade oidcproxy\n",
+			st.SchemaVersion, st.LatestVersion)
+		return false
+	case st.SchemaVersion == 0:
+		fmt.Fprintf(stdout, "database: ok (PostgreSQL %s; empty: serve creates schema version %d)\n", st.Server, st.LatestVersion)
+	case st.SchemaVersion < st.LatestVersion:
+		fmt.Fprintf(stdout, "database: ok (PostgreSQL %s; schema version %d: serve migrates it to %d)\n", st.Server, st.SchemaVersion, st.LatestVersion)
+	default:
+		fmt.Fprintf(stdout, "database: ok (PostgreSQL %s; schema version %d, current)\n", st.Server, st.SchemaVersion)
+	}
+	return true
 }
 
 func versionString() string {

@@ -1,0 +1,61 @@
+package pgstore
+
+import (
+	"context"
+	"errors"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/oidcproxy/oidcproxy/domain"
+)
+
+// errInvalidKey refuses records whose key could never be read back: empty,
+// too long, or not text PostgreSQL accepts.
+var errInvalidKey = errors.New("empty, overlong or non-UTF-8 key")
+
+// CreateClient stores a new client; domain.ErrAlreadyExists if the id is taken.
+func (s *Store) CreateClient(ctx context.Context, c domain.Client) error {
+	const op = "create client"
+	if err := ctx.Err(); err != nil {
+		return fail(op, err)
+	}
+	if !validKey(c.ID) {
+		return fail(op, errInvalidKey)
+	}
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
+	tag, err := s.pool.Exec(ctx, sqlInsertClient, clientArgs(c)...)
+	switch {
+	case err != nil:
+		return fail(op, err)
+	case tag.RowsAffected() == 0:
+		return fail(op, domain.ErrAlreadyExists)
+	}
+	return nil
+}
+
+// GetClient returns a client by id.
+func (s *Store) GetClient(ctx context.Context, id string) (domain.Client, error) {
+	const op = "get client"
+	if err := ctx.Err(); err != nil {
+		return domain.Client{}, fail(op, err)
+	}
+	if !validKey(id) {
+		return domain.Client{}, fail(op, domain.ErrNotFound)
+	}
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
+	var r clientRow
+	if err := s.pool.QueryRow(ctx, sqlGetClient, id).Scan(r.dest()...); err != nil {
+		return domain.Client{}, fail(op, notFound(err))
+	}
+	return r.domain(), nil
+}
+
+// notFound turns "no row" into domain.ErrNotFound.
+func notFound(err error) error {
+	if errors.Is(err, pgx.ErrNoRows) {
+		return domain.ErrNotFound
+	}
+	return err
+}

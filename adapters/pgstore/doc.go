@@ -1,0 +1,47 @@
+// Package pgstore is the ports.Store on PostgreSQL (14 or later, plain SQL,
+// no extensions), for deployments where several oidcproxy instances share
+// one store. It passes the same conformance suite as boltstore
+// (test/storetest), with every guarantee kept in the database rather than
+// in process memory, so that it holds across instances.
+//
+// Schema. One table per entity (migrations/0001_initial.sql), with columns
+// rather than encoded records, so that conditions, indexes and operators
+// can see the fields. Codes and refresh tokens reference their grant with
+// ON DELETE CASCADE: revoking a grant is one DELETE, and nothing can be
+// stored for a grant that is gone. Times are bigint nanoseconds since the
+// epoch, because the store's expiry rule (a record is dead from its
+// ExpiresAt on, and alive a nanosecond before) is evaluated inside SQL
+// conditions, where timestamptz's microseconds would misjudge it; they
+// also round-trip exactly. Indexes: the primary keys (ids, hashes), the
+// grant id of codes and refresh tokens (cascade, sweep), and the expiry
+// of every expiring table (sweep). Only hashes and sealed blobs of secrets
+// reach the database, as with boltstore; the client's state is bytea
+// because it is echoed byte for byte and text refuses NUL.
+//
+// Atomicity and isolation. Simple operations are one statement each
+// (CreateGrant inserts the grant and its code in one; ConsumeTransaction
+// is a DELETE … RETURNING, whose row lock lets exactly one of concurrent
+// consumers have the row). The operations whose decision runs a caller's
+// callback — RedeemCode, RotateRefreshToken, UpdateTransaction,
+// ReplaceTransaction — are a READ COMMITTED transaction that locks the rows
+// it reads (SELECT … FOR UPDATE and its weaker modes), lets the callback
+// decide on the locked rows, and writes and commits: two network round
+// trips, BEGIN pipelined with the read and the writes with COMMIT (see
+// rwTx). Concurrent callers for the same record wait for the lock and then
+// decide on the latest committed row, so exactly one reaches the callback,
+// whichever instance it runs on; a replayed code or reused refresh token
+// is recognised on the locked row, and the revocation that reuse demands
+// commits in the same transaction. Rows are always locked grant first,
+// the order RevokeGrant's cascade takes, so the two cannot deadlock.
+//
+// Failures. Every call is bounded by Options.Timeout on the client and by
+// statement_timeout and idle_in_transaction_session_timeout on the server.
+// Errors that mean the database is unreachable or too slow wrap
+// ports.ErrUnavailable; the pool replaces broken connections by itself.
+// Connection problems at Open are *ConnectionError, one line without the
+// password.
+//
+// Migrations are embedded and applied by Open under an advisory lock (see
+// migrate.go). There is no Backup method: pg_dump is the tool for a
+// PostgreSQL database.
+package pgstore

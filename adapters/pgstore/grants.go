@@ -1,0 +1,259 @@
+package pgstore
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/oidcproxy/oidcproxy/domain"
+)
+
+// CreateGrant stores a new grant and its first authorization code in one
+// statement (sqlCreateGrant).
+func (s *Store) CreateGrant(ctx context.Context, g domain.Grant, code domain.AuthorizationCode) error {
+	const op = "create grant"
+	if err := ctx.Err(); err != nil {
+		return fail(op, err)
+	}
+	if !validKey(g.ID) || !validKey(code.Hash) {
+		return fail(op, errInvalidKey)
+	}
+	if code.GrantID != g.ID {
+		return fail(op, errors.New("the code belongs to another grant"))
+	}
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
+	args := grantArgs(g)
+	codeVals := codeArgs(code)
+	args = append(args, codeVals[0])
+	args = append(args, codeVals[2:]...) // the grant id comes from the inserted grant
+	tag, err := s.pool.Exec(ctx, sqlCreateGrant, args...)
+	switch {
+	case err != nil:
+		return fail(op, alreadyExists(err))
+	case tag.RowsAffected() == 0:
+		return fail(op, domain.ErrAlreadyExists)
+	}
+	return nil
+}
+
+// GetGrant returns a live grant.
+func (s *Store) GetGrant(ctx context.Context, id string, now time.Time) (domain.Grant, error) {
+	const op = "get grant"
+	if err := ctx.Err(); err != nil {
+		return domain.Grant{}, fail(op, err)
+	}
+	if !validKey(id) {
+		return domain.Grant{}, fail(op, domain.ErrNotFound)
+	}
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
+	var r grantRow
+	if err := s.pool.QueryRow(ctx, sqlGetGrant, id, ns(now)).Scan(r.dest()...); err != nil {
+		return domain.Grant{}, fail(op, notFound(err))
+	}
+	return r.domain(), nil
+}
+
+// RevokeGrant deletes a grant; the foreign keys' cascade deletes its codes
+// and refresh tokens in the same statement.
+func (s *Store) RevokeGrant(ctx context.Context, id string) error {
+	const op = "revoke grant"
+	if err := ctx.Err(); err != nil {
+		return fail(op, err)
+	}
+	if !validKey(id) {
+		return nil
+	}
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
+	if _, err := s.pool.Exec(ctx, sqlRevokeGrant, id); err != nil {
+		return fail(op, err)
+	}
+	return nil
+}
+
+// RedeemCode marks the code redeemed and stores the refresh token issue
+// returns, in one transaction of two round trips (see rwTx): the first
+// reads the live code and its grant and locks them, issue decides in Go,
+// the second writes and commits. Of concurrent redemptions of one code,
+// on any number of instances, the first to lock the row reaches issue;
+// the others wait, then find the code redeemed (ErrAlreadyConsumed) or
+// gone with its grant (ErrNotFound), without reaching issue. An issue
+// error commits the redemption alone: the code is burned.
+func (s *Store) RedeemCode(ctx context.Context, hash string, now time.Time, issue func(domain.AuthorizationCode, domain.Grant) (*domain.RefreshToken, error)) (domain.AuthorizationCode, domain.Grant, error) {
+	const op = "redeem code"
+	if err := ctx.Err(); err != nil {
+		return domain.AuthorizationCode{}, domain.Grant{}, fail(op, err)
+	}
+	if !validKey(hash) {
+		return domain.AuthorizationCode{}, domain.Grant{}, fail(op, domain.ErrNotFound)
+	}
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
+	var (
+		cr codeRow
+		gr grantRow
+	)
+	tx, found, err := s.begin(ctx, sqlLockCode, []any{hash, ns(now)}, append(cr.dest(), gr.dest()...)...)
+	if err != nil {
+		return domain.AuthorizationCode{}, domain.Grant{}, fail(op, err)
+	}
+	defer tx.rollback()
+	if !found {
+		return domain.AuthorizationCode{}, domain.Grant{}, fail(op, domain.ErrNotFound)
+	}
+	code, grant := cr.domain(), gr.domain()
+	if code.Redeemed() {
+		return code, grant, fail(op, domain.ErrAlreadyConsumed)
+	}
+	code.RedeemedAt = fromNS(ns(now))
+
+	b := &pgx.Batch{}
+	b.Queue(sqlRedeemCode, hash, ns(now))
+	rt, err := issue(code.Clone(), grant.Clone())
+	if err != nil {
+		if cerr := tx.commit(ctx, b); cerr != nil { // burn the code
+			return domain.AuthorizationCode{}, domain.Grant{}, fail(op, cerr)
+		}
+		return domain.AuthorizationCode{}, domain.Grant{}, err
+	}
+	if rt != nil {
+		if !validKey(rt.Hash) {
+			return domain.AuthorizationCode{}, domain.Grant{}, fail(op, errInvalidKey)
+		}
+		if rt.GrantID != grant.ID {
+			return domain.AuthorizationCode{}, domain.Grant{}, fail(op, errors.New("the refresh token belongs to another grant"))
+		}
+		b.Queue(sqlInsertRefreshToken, refreshArgs(*rt)...)
+	}
+	if err := tx.commit(ctx, b); err != nil {
+		return domain.AuthorizationCode{}, domain.Grant{}, fail(op, alreadyExists(err))
+	}
+	return code, grant, nil
+}
+
+// RotateRefreshToken applies domain.DecideRefresh to the presented token
+// and its successor, in one transaction of two round trips (see rwTx) with
+// the grant and the token locked from the first. Only a rotated token that
+// may still be a retry (domain.RefreshToken.Retryable) costs a third round
+// trip, to read and lock the successor it names: that is the rare path of a
+// client whose response was lost. The outcomes, each a fixed set of
+// statements queued before COMMIT:
+//   - RefreshRotate: the presented token is marked rotated and names the
+//     new token, which is inserted; the grant is saved as rotate left it;
+//   - RefreshRetry: the unused successor is withdrawn (rotated, no
+//     successor of its own), the presented token names the new token
+//     instead (its rotation time stays, so retries never extend the
+//     window), the new token is inserted and the grant saved;
+//   - RefreshRevoke: the grant is deleted in the same transaction (RFC 9700
+//     4.14.2; its codes and tokens go with it by the foreign keys' cascade)
+//     and the stored token returned with domain.ErrAlreadyConsumed;
+//   - RefreshRefuse: nothing changes; domain.ErrWrongClient.
+//
+// A rotate error changes nothing and is returned as is. Of concurrent
+// callers presenting one token, each locks it in turn and decides on what
+// the previous one committed, as the contract requires.
+func (s *Store) RotateRefreshToken(ctx context.Context, hash string, now time.Time, use domain.RefreshUse, rotate func(domain.RefreshToken, *domain.Grant) (domain.RefreshToken, error)) (domain.RefreshToken, domain.RefreshDecision, error) {
+	const op = "rotate refresh token"
+	if err := ctx.Err(); err != nil {
+		return domain.RefreshToken{}, 0, fail(op, err)
+	}
+	if !validKey(hash) {
+		return domain.RefreshToken{}, 0, fail(op, domain.ErrNotFound)
+	}
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
+	var (
+		gr grantRow
+		tr refreshRow
+	)
+	tx, found, err := s.begin(ctx, sqlLockRefreshToken, []any{hash, ns(now)}, append(gr.dest(), tr.dest()...)...)
+	if err != nil {
+		return domain.RefreshToken{}, 0, fail(op, err)
+	}
+	defer tx.rollback()
+	if !found {
+		return domain.RefreshToken{}, 0, fail(op, domain.ErrNotFound)
+	}
+	old, g := tr.domain(), gr.domain()
+
+	var successor domain.RefreshToken
+	if old.Retryable(use, now) {
+		var sr refreshRow
+		err := tx.conn.QueryRow(ctx, sqlLockSuccessor, old.SuccessorHash).Scan(sr.dest()...)
+		switch {
+		case err == nil:
+			successor = sr.domain()
+		case !errors.Is(err, pgx.ErrNoRows):
+			return domain.RefreshToken{}, 0, fail(op, err)
+		}
+	}
+	decision := domain.DecideRefresh(old, successor, use, now)
+
+	b := &pgx.Batch{}
+	switch decision {
+	case domain.RefreshRevoke:
+		b.Queue(sqlRevokeGrant, g.ID)
+		if err := tx.commit(ctx, b); err != nil {
+			return domain.RefreshToken{}, decision, fail(op, err)
+		}
+		return old, decision, fail(op, domain.ErrAlreadyConsumed)
+	case domain.RefreshRefuse:
+		return old, decision, fail(op, domain.ErrWrongClient)
+	}
+
+	next := g.Clone()
+	succ, err := rotate(old.Clone(), &next)
+	if err != nil {
+		return domain.RefreshToken{}, decision, err
+	}
+	if !validKey(succ.Hash) {
+		return domain.RefreshToken{}, decision, fail(op, errInvalidKey)
+	}
+	if succ.GrantID != g.ID || next.ID != g.ID {
+		return domain.RefreshToken{}, decision, fail(op, errors.New("the rotation moved the token to another grant"))
+	}
+	if decision == domain.RefreshRetry {
+		b.Queue(sqlWithdrawRefreshToken, successor.Hash, ns(now))
+		b.Queue(sqlRenameSuccessor, hash, succ.Hash)
+	} else {
+		b.Queue(sqlRotateRefreshToken, hash, ns(now), succ.Hash)
+	}
+	b.Queue(sqlInsertRefreshToken, refreshArgs(succ)...)
+	b.Queue(sqlSaveGrant, grantArgs(next)...)
+	if err := tx.commit(ctx, b); err != nil {
+		return domain.RefreshToken{}, decision, fail(op, alreadyExists(err))
+	}
+	return normalRefreshToken(succ), decision, nil
+}
+
+// GetRefreshToken returns a refresh token (live or rotated) whose grant is live.
+func (s *Store) GetRefreshToken(ctx context.Context, hash string, now time.Time) (domain.RefreshToken, error) {
+	const op = "get refresh token"
+	if err := ctx.Err(); err != nil {
+		return domain.RefreshToken{}, fail(op, err)
+	}
+	if !validKey(hash) {
+		return domain.RefreshToken{}, fail(op, domain.ErrNotFound)
+	}
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
+	var r refreshRow
+	if err := s.pool.QueryRow(ctx, sqlGetRefreshToken, hash, ns(now)).Scan(r.dest()...); err != nil {
+		return domain.RefreshToken{}, fail(op, notFound(err))
+	}
+	return r.domain(), nil
+}
+
+// normalRefreshToken is t as a read would return it: times in UTC at the
+// stored precision, no slice shared with the caller.
+func normalRefreshToken(t domain.RefreshToken) domain.RefreshToken {
+	t = t.Clone()
+	t.IssuedAt = fromNS(ns(t.IssuedAt))
+	t.ExpiresAt = fromNS(ns(t.ExpiresAt))
+	t.RotatedAt = fromNS(ns(t.RotatedAt))
+	return t
+}

@@ -1,0 +1,153 @@
+package pgstore
+
+// Every statement of the store, in one place so that their shapes (and
+// bench/pgbench/redeem.sql, which mirrors the redemption) can be read
+// together. All are parameterised; pgx prepares each once per connection
+// and reuses it. Column lists match the dest methods in records.go.
+
+const (
+	clientCols = `id, secret_hash, name, redirect_uris, application_type, token_endpoint_auth_method,
+		grant_types, response_types, scope, client_uri, logo_uri, contacts,
+		software_id, software_version, created_ns`
+	transactionCols = `id, client_id, redirect_uri, state, code_challenge, scopes,
+		resource, upstream_verifier, nonce, csrf_hash, approved, binding_hash,
+		created_ns, expires_ns`
+	grantCols = `id, client_id, subject, identity, scopes, resource,
+		sealed_upstream, upstream_expiry_ns, has_upstream_refresh, created_ns, expires_ns`
+	codeCols = `hash, grant_id, client_id, redirect_uri, code_challenge, scopes,
+		resource, issued_ns, expires_ns, redeemed_ns`
+	refreshCols = `hash, grant_id, client_id, scopes, issued_ns, expires_ns,
+		rotated_ns, successor_hash`
+	// The same lists qualified by the aliases the joins use.
+	codeColsC = `c.hash, c.grant_id, c.client_id, c.redirect_uri, c.code_challenge, c.scopes,
+		c.resource, c.issued_ns, c.expires_ns, c.redeemed_ns`
+	grantColsG = `g.id, g.client_id, g.subject, g.identity, g.scopes, g.resource,
+		g.sealed_upstream, g.upstream_expiry_ns, g.has_upstream_refresh, g.created_ns, g.expires_ns`
+	refreshColsT = `t.hash, t.grant_id, t.client_id, t.scopes, t.issued_ns, t.expires_ns,
+		t.rotated_ns, t.successor_hash`
+	keyCols = `id, algorithm, sealed_private, public_jwk, created_ns, not_after_ns, remove_after_ns`
+)
+
+// sqlBegin opens the read-decide-write transactions (see tx.go). READ
+// COMMITTED is named rather than inherited, so that a server whose
+// default_transaction_isolation is stricter does not turn the row locks'
+// waits into serialization failures.
+const sqlBegin = `BEGIN ISOLATION LEVEL READ COMMITTED`
+
+const (
+	sqlInsertClient = `INSERT INTO clients (` + clientCols + `)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
+		ON CONFLICT (id) DO NOTHING`
+	sqlGetClient = `SELECT ` + clientCols + ` FROM clients WHERE id = $1`
+)
+
+const (
+	sqlInsertTransaction = `INSERT INTO transactions (` + transactionCols + `)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
+		ON CONFLICT (id) DO NOTHING`
+	// sqlInsertNewTransaction has no ON CONFLICT: in ReplaceTransaction a
+	// taken id must abort the transaction, undoing the consumption.
+	sqlInsertNewTransaction = `INSERT INTO transactions (` + transactionCols + `)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)`
+	sqlLockTransaction = `SELECT ` + transactionCols + ` FROM transactions
+		WHERE id = $1 AND expires_ns > $2 FOR UPDATE`
+	sqlUpdateTransaction = `UPDATE transactions SET client_id = $2, redirect_uri = $3, state = $4,
+		code_challenge = $5, scopes = $6, resource = $7, upstream_verifier = $8, nonce = $9,
+		csrf_hash = $10, approved = $11, binding_hash = $12, created_ns = $13, expires_ns = $14
+		WHERE id = $1`
+	// sqlConsumeTransaction is ConsumeTransaction whole: the row lock of
+	// the DELETE lets one of concurrent consumers have the row; the others
+	// wait, find it gone, and return nothing.
+	sqlConsumeTransaction = `DELETE FROM transactions WHERE id = $1 AND expires_ns > $2
+		RETURNING ` + transactionCols
+)
+
+const (
+	// sqlCreateGrant stores a grant and its first code in one statement. A
+	// taken grant id inserts nothing (so no code either); a taken code hash
+	// fails the statement, undoing the grant.
+	sqlCreateGrant = `WITH g AS (
+			INSERT INTO grants (` + grantCols + `)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+			ON CONFLICT (id) DO NOTHING
+			RETURNING id)
+		INSERT INTO codes (` + codeCols + `)
+		SELECT $12, g.id, $13, $14, $15, $16, $17, $18, $19, $20 FROM g`
+	sqlGetGrant    = `SELECT ` + grantCols + ` FROM grants WHERE id = $1 AND expires_ns > $2`
+	sqlRevokeGrant = `DELETE FROM grants WHERE id = $1`
+
+	// sqlLockCode reads a live code with its live grant and locks them:
+	// the code for the update that redeems it, the grant against deletion
+	// until the refresh token hanging on it is stored. Rows are locked in
+	// FROM order, grant first, the order RevokeGrant's cascade takes them
+	// in, so the two cannot deadlock. A concurrent redemption waits for
+	// this transaction and then re-reads the row (READ COMMITTED): it sees
+	// redeemed_ns set, or the row gone.
+	sqlLockCode = `SELECT ` + codeColsC + `, ` + grantColsG + `
+		FROM grants g JOIN codes c ON c.grant_id = g.id
+		WHERE c.hash = $1 AND c.expires_ns > $2 AND g.expires_ns > $2
+		FOR KEY SHARE OF g FOR NO KEY UPDATE OF c`
+	sqlRedeemCode = `UPDATE codes SET redeemed_ns = $2 WHERE hash = $1`
+
+	sqlInsertRefreshToken = `INSERT INTO refresh_tokens (` + refreshCols + `)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`
+	sqlGetRefreshToken = `SELECT ` + refreshColsT + `
+		FROM refresh_tokens t JOIN grants g ON g.id = t.grant_id
+		WHERE t.hash = $1 AND t.expires_ns > $2 AND g.expires_ns > $2`
+	// sqlLockRefreshToken reads a live refresh token with its live grant
+	// and locks both for the rotation, which rewrites the grant (or, on
+	// reuse, deletes it): grant first, as in sqlLockCode.
+	sqlLockRefreshToken = `SELECT ` + grantColsG + `, ` + refreshColsT + `
+		FROM grants g JOIN refresh_tokens t ON t.grant_id = g.id
+		WHERE t.hash = $1 AND t.expires_ns > $2 AND g.expires_ns > $2
+		FOR NO KEY UPDATE OF g FOR UPDATE OF t`
+	sqlRotateRefreshToken = `UPDATE refresh_tokens SET rotated_ns = $2, successor_hash = $3 WHERE hash = $1`
+	// sqlLockSuccessor reads and locks the successor a rotated token names,
+	// when its second use may be a retry; the presented token is locked
+	// already, so concurrent retries queue there first.
+	sqlLockSuccessor = `SELECT ` + refreshCols + ` FROM refresh_tokens WHERE hash = $1 FOR UPDATE`
+	// sqlWithdrawRefreshToken marks an unused successor rotated with no
+	// successor of its own: presenting it later is reuse.
+	sqlWithdrawRefreshToken = `UPDATE refresh_tokens SET rotated_ns = $2, successor_hash = '' WHERE hash = $1`
+	// sqlRenameSuccessor points a rotated token at the token a retry
+	// issued, keeping its rotation time.
+	sqlRenameSuccessor = `UPDATE refresh_tokens SET successor_hash = $2 WHERE hash = $1`
+	// sqlSaveGrant writes the grant back as rotate left it (its id
+	// excepted, which rotate may not change).
+	sqlSaveGrant = `UPDATE grants SET client_id = $2, subject = $3, identity = $4, scopes = $5, resource = $6,
+		sealed_upstream = $7, upstream_expiry_ns = $8, has_upstream_refresh = $9, created_ns = $10, expires_ns = $11
+		WHERE id = $1`
+)
+
+const (
+	sqlListKeys = `SELECT ` + keyCols + ` FROM signing_keys ORDER BY created_ns, id`
+	sqlPutKey   = `INSERT INTO signing_keys (` + keyCols + `) VALUES ($1, $2, $3, $4, $5, $6, $7)
+		ON CONFLICT (id) DO UPDATE SET algorithm = EXCLUDED.algorithm, sealed_private = EXCLUDED.sealed_private,
+		public_jwk = EXCLUDED.public_jwk, created_ns = EXCLUDED.created_ns, not_after_ns = EXCLUDED.not_after_ns,
+		remove_after_ns = EXCLUDED.remove_after_ns`
+	sqlDeleteKey = `DELETE FROM signing_keys WHERE id = $1`
+)
+
+// The sweep statements each delete at most $2 expired rows ($1 is now),
+// oldest first. SKIP LOCKED passes over rows a request holds (a code being
+// redeemed, a grant being rotated) instead of waiting behind it; the next
+// sweep gets them.
+const (
+	sqlSweepTransactions = `DELETE FROM transactions WHERE id IN (
+		SELECT id FROM transactions WHERE expires_ns <= $1 ORDER BY expires_ns LIMIT $2 FOR UPDATE SKIP LOCKED)`
+	sqlSweepCodes = `DELETE FROM codes WHERE hash IN (
+		SELECT hash FROM codes WHERE expires_ns <= $1 ORDER BY expires_ns LIMIT $2 FOR UPDATE SKIP LOCKED)`
+	sqlSweepRefreshTokens = `DELETE FROM refresh_tokens WHERE hash IN (
+		SELECT hash FROM refresh_tokens WHERE expires_ns <= $1 ORDER BY expires_ns LIMIT $2 FOR UPDATE SKIP LOCKED)`
+	// sqlSweepGrants deletes expired grants and, explicitly so that they
+	// are counted, the codes and refresh tokens hanging on them (the
+	// foreign keys' cascade would delete them uncounted). It returns the
+	// number of grants and the number of records removed in all.
+	sqlSweepGrants = `WITH g AS (
+			DELETE FROM grants WHERE id IN (
+				SELECT id FROM grants WHERE expires_ns <= $1 ORDER BY expires_ns LIMIT $2 FOR UPDATE SKIP LOCKED)
+			RETURNING id),
+		c AS (DELETE FROM codes WHERE grant_id IN (SELECT id FROM g) RETURNING 1),
+		t AS (DELETE FROM refresh_tokens WHERE grant_id IN (SELECT id FROM g) RETURNING 1)
+		SELECT (SELECT count(*) FROM g), (SELECT count(*) FROM g) + (SELECT count(*) FROM c) + (SELECT count(*) FROM t)`
+)

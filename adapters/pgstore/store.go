@@ -1,0 +1,165 @@
+package pgstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/oidcproxy/oidcproxy/ports"
+)
+
+// Defaults for Options.
+const (
+	// DefaultMaxConns bounds the pool of one instance. Every redemption and
+	// rotation holds a connection for two round trips; ten connections keep
+	// a 2-core database busy, and three instances stay far below
+	// PostgreSQL's default max_connections of 100.
+	DefaultMaxConns = 10
+	// DefaultTimeout bounds connecting and every store call (each query,
+	// and the wait for a pooled connection).
+	DefaultTimeout = 5 * time.Second
+)
+
+// Options configure Open.
+type Options struct {
+	// URL is the connection URL, postgres://user:password@host:port/db?…
+	// (libpq's URL form: sslmode, search_path and the other parameters
+	// apply). It is a secret: errors never quote its password.
+	URL string
+	// MaxConns bounds the connection pool (default DefaultMaxConns).
+	MaxConns int
+	// Timeout bounds connecting and each store call (default
+	// DefaultTimeout). The server enforces it too, as statement_timeout and
+	// idle_in_transaction_session_timeout, so a stalled client cannot hold
+	// row locks longer.
+	Timeout time.Duration
+}
+
+func (o Options) withDefaults() Options {
+	if o.MaxConns <= 0 {
+		o.MaxConns = DefaultMaxConns
+	}
+	if o.Timeout <= 0 {
+		o.Timeout = DefaultTimeout
+	}
+	return o
+}
+
+// Store is a ports.Store on a PostgreSQL database. It is safe for
+// concurrent use, by many goroutines and by many processes sharing the
+// database.
+type Store struct {
+	pool    *pgxpool.Pool
+	timeout time.Duration
+}
+
+var _ ports.Store = (*Store)(nil)
+
+// Open connects to the database, applies the schema migrations this binary
+// carries (under an advisory lock, so instances starting together take
+// turns) and returns the store. It fails if the database's schema is newer
+// than this binary knows (ErrSchemaTooNew). Connection failures are
+// *ConnectionError: one line, without the password. Close releases the
+// pool.
+func Open(ctx context.Context, opts Options) (*Store, error) {
+	opts = opts.withDefaults()
+	cfg, target, err := poolConfig(opts)
+	if err != nil {
+		return nil, err
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, connectionError(err, target)
+	}
+	if err := migrate(ctx, pool, opts.Timeout, target); err != nil {
+		pool.Close()
+		return nil, err
+	}
+	return &Store{pool: pool, timeout: opts.Timeout}, nil
+}
+
+// Close closes the pool, waiting for connections in use to be returned.
+func (s *Store) Close() { s.pool.Close() }
+
+// Ping checks that a connection can be had and answers, within the
+// timeout: the readiness probe. Its error wraps ports.ErrUnavailable when
+// the database is down.
+func (s *Store) Ping(ctx context.Context) error {
+	const op = "ping"
+	if err := ctx.Err(); err != nil {
+		return fail(op, err)
+	}
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
+	if err := s.pool.Ping(ctx); err != nil {
+		return fail(op, err)
+	}
+	return nil
+}
+
+// bound limits one store call to the configured timeout.
+func (s *Store) bound(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, s.timeout)
+}
+
+// target is what error messages may say about the database: where it is
+// and whom we connect as, and the password they must never contain.
+type target struct {
+	addr, user, database, password string
+}
+
+// poolConfig parses the URL and sets the pool up: size, timeouts (client
+// and server side), prepared statements, and an application name that
+// shows in pg_stat_activity.
+func poolConfig(opts Options) (*pgxpool.Config, target, error) {
+	raw := strings.TrimSpace(opts.URL)
+	if !strings.HasPrefix(raw, "postgres://") && !strings.HasPrefix(raw, "postgresql://") {
+		return nil, target{}, &ConnectionError{Problem: "the database URL must start with postgres:// or postgresql://"}
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		var urlErr *url.Error
+		detail := err
+		if errors.As(err, &urlErr) {
+			detail = urlErr.Err // without the URL itself, which holds the password
+		}
+		return nil, target{}, &ConnectionError{Problem: "the database URL is malformed: " + scrub(detail.Error(), "")}
+	}
+	password, _ := u.User.Password()
+	cfg, err := pgxpool.ParseConfig(raw)
+	if err != nil {
+		return nil, target{}, &ConnectionError{Problem: "the database URL is malformed: " + oneLine(scrub(err.Error(), password))}
+	}
+	cc := cfg.ConnConfig
+	t := target{
+		addr:     net.JoinHostPort(cc.Host, strconv.Itoa(int(cc.Port))),
+		user:     cc.User,
+		database: cc.Database,
+		password: password,
+	}
+	cfg.MaxConns = int32(min(opts.MaxConns, 1<<20))
+	cc.ConnectTimeout = opts.Timeout
+	ms := strconv.FormatInt(opts.Timeout.Milliseconds(), 10)
+	for k, v := range map[string]string{
+		"application_name":                    "oidcproxy",
+		"statement_timeout":                   ms,
+		"idle_in_transaction_session_timeout": ms,
+	} {
+		if _, set := cc.RuntimeParams[k]; !set {
+			cc.RuntimeParams[k] = v
+		}
+	}
+	return cfg, t, nil
+}
+
+// String names the database for messages: host:port/database.
+func (t target) String() string {
+	return fmt.Sprintf("%s/%s", t.addr, t.database)
+}
