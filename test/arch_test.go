@@ -55,9 +55,14 @@ var rules = []rule{
 		allowed: []string{"domain", "ports", "providers/oidc", "github.com/coreos/go-oidc", "golang.org/x/oauth2", "github.com/go-jose/go-jose"},
 	},
 	{
-		name:    "adapters know the domain, the ports and their driver libraries",
+		name:    "internal packages are leaves that know only the standard library",
+		matches: under("internal"),
+		allowed: nil,
+	},
+	{
+		name:    "adapters know the domain, the ports, the internal leaf packages and their driver libraries",
 		matches: under("adapters"),
-		allowed: []string{"domain", "ports", "go.etcd.io/bbolt", "github.com/gorilla/mux", "github.com/go-jose/go-jose",
+		allowed: []string{"domain", "ports", "internal/", "go.etcd.io/bbolt", "github.com/gorilla/mux", "github.com/go-jose/go-jose",
 			"go.yaml.in/yaml", "go.opentelemetry.io", "github.com/prometheus", "github.com/modelcontextprotocol/go-sdk"},
 	},
 }
