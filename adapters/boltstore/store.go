@@ -98,10 +98,9 @@ func (o Options) withDefaults() Options {
 
 // Store is a ports.Store on a bbolt file. It is safe for concurrent use.
 type Store struct {
-	db      *bolt.DB
-	commit  *committer
-	clients *clientCache
-	grants  *grantCache
+	db     *bolt.DB
+	commit *committer
+	cache  caches
 	// noBatch makes the hot paths use a plain Update per call; set only by
 	// the benchmarks (export_test.go) to measure what group commit buys.
 	noBatch bool
@@ -132,9 +131,7 @@ func Open(opts Options) (*Store, error) {
 		_ = db.Close()
 		return nil, fmt.Errorf("boltstore: open %s: %w", opts.Path, err)
 	}
-	s := &Store{db: db, commit: &committer{db: db, max: opts.MaxBatchSize}, clients: newClientCache(), grants: newGrantCache()}
-	grantCaches.Store(db, s.grants)
-	return s, nil
+	return &Store{db: db, commit: &committer{db: db, max: opts.MaxBatchSize}, cache: newCaches()}, nil
 }
 
 // restrictMode tightens an existing store file to 0600: it holds hashed
@@ -202,7 +199,6 @@ func initSchema(tx *bolt.Tx) error {
 // Close releases the file. A transaction in progress finishes first; calls
 // made after Close fail.
 func (s *Store) Close() error {
-	defer grantCaches.Delete(s.db)
 	if err := s.db.Close(); err != nil {
 		return fmt.Errorf("boltstore: close: %w", err)
 	}
@@ -225,6 +221,14 @@ func (s *Store) Ping(ctx context.Context) error {
 }
 
 func fail(op string, err error) error { return fmt.Errorf("boltstore: %s: %w", op, err) }
+
+// wrapErr wraps a non-nil err with the operation's name.
+func wrapErr(op string, err error) error {
+	if err == nil {
+		return nil
+	}
+	return fail(op, err)
+}
 
 // errNoChange is what a write closure returns when it rejected the call
 // before writing anything. write turns it into a rollback (plain Update) or
