@@ -120,7 +120,7 @@ func Open(opts Options) (*Store, error) {
 	if err := restrictMode(opts.Path); err != nil {
 		return nil, fmt.Errorf("boltstore: open %s: %w", opts.Path, err)
 	}
-	db, err := bolt.Open(opts.Path, 0o600, &bolt.Options{Timeout: opts.Timeout, NoSync: opts.NoSync, NoFreelistSync: true, FreelistType: bolt.FreelistMapType})
+	db, err := openLocked(opts.Path, bolt.Options{Timeout: opts.Timeout, NoSync: opts.NoSync, NoFreelistSync: true, FreelistType: bolt.FreelistMapType})
 	if errors.Is(err, berrors.ErrTimeout) {
 		return nil, fmt.Errorf("boltstore: open %s: %w (waited %s)", opts.Path, ErrLocked, opts.Timeout)
 	}
@@ -132,6 +132,56 @@ func Open(opts Options) (*Store, error) {
 		return nil, fmt.Errorf("boltstore: open %s: %w", opts.Path, err)
 	}
 	return &Store{db: db, commit: &committer{db: db, max: opts.MaxBatchSize}, cache: newCaches()}, nil
+}
+
+// openLocked opens path with bbolt, which locks the file it opened, and
+// makes sure that file is still the one at path once the lock is held.
+// Compact renames a new file over the store while it holds the old one's
+// lock: a server that opened the old file and waited for its lock would
+// otherwise run on a file that no longer has a name, and lose everything
+// it writes. Such an open is retried on the new file within the same
+// timeout.
+func openLocked(path string, opts bolt.Options) (*bolt.DB, error) {
+	deadline := time.Now().Add(opts.Timeout)
+	for {
+		var file *os.File
+		opts.OpenFile = func(name string, flag int, perm os.FileMode) (*os.File, error) {
+			f, err := os.OpenFile(name, flag, perm)
+			file = f
+			return f, err
+		}
+		db, err := bolt.Open(path, 0o600, &opts)
+		if err != nil {
+			return nil, err
+		}
+		same, err := stillAt(file, path)
+		if err != nil || same {
+			if err != nil {
+				_ = db.Close()
+				return nil, fmt.Errorf("check the locked file: %w", err)
+			}
+			return db, nil
+		}
+		if err := db.Close(); err != nil {
+			return nil, err
+		}
+		if opts.Timeout = time.Until(deadline); opts.Timeout <= 0 {
+			return nil, berrors.ErrTimeout
+		}
+	}
+}
+
+// stillAt reports whether path still names the open file f.
+func stillAt(f *os.File, path string) (bool, error) {
+	open, err := f.Stat()
+	if err != nil {
+		return false, err
+	}
+	named, err := os.Stat(path)
+	if err != nil {
+		return false, err
+	}
+	return os.SameFile(open, named), nil
 }
 
 // restrictMode tightens an existing store file to 0600: it holds hashed
@@ -173,16 +223,11 @@ func initSchema(tx *bolt.Tx) error {
 			return err
 		}
 	}
-	raw := meta.Get(metaSchema)
-	if len(raw) != 8 {
-		return fmt.Errorf("%w: missing or malformed schema version", ErrNotAStore)
+	v, err := schemaOf(meta)
+	if err != nil {
+		return err
 	}
-	switch v := binary.BigEndian.Uint64(raw); {
-	case v > schemaVersion:
-		return fmt.Errorf("%w: file has schema %d, this binary supports up to %d; upgrade oidcproxy", ErrSchemaTooNew, v, schemaVersion)
-	case v < 1:
-		return fmt.Errorf("%w: schema version %d", ErrNotAStore, v)
-	case v < schemaVersion:
+	if v < schemaVersion {
 		// Every older layout is readable as it is (see schemaVersion).
 		if err := meta.Put(metaSchema, binary.BigEndian.AppendUint64(nil, schemaVersion)); err != nil {
 			return err
@@ -194,6 +239,23 @@ func initSchema(tx *bolt.Tx) error {
 		}
 	}
 	return nil
+}
+
+// schemaOf reads the schema version from a store's meta bucket and
+// refuses a version this binary cannot read.
+func schemaOf(meta *bolt.Bucket) (uint64, error) {
+	raw := meta.Get(metaSchema)
+	if len(raw) != 8 {
+		return 0, fmt.Errorf("%w: missing or malformed schema version", ErrNotAStore)
+	}
+	switch v := binary.BigEndian.Uint64(raw); {
+	case v > schemaVersion:
+		return 0, fmt.Errorf("%w: file has schema %d, this binary supports up to %d; upgrade oidcproxy", ErrSchemaTooNew, v, schemaVersion)
+	case v < 1:
+		return 0, fmt.Errorf("%w: schema version %d", ErrNotAStore, v)
+	default:
+		return v, nil
+	}
 }
 
 // Close releases the file. A transaction in progress finishes first; calls
