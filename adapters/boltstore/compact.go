@@ -52,9 +52,18 @@ func Compact(opts Options) (Compaction, error) {
 }
 
 func compact(path string, timeout time.Duration) (res Compaction, err error) {
+	// A store path that is a symbolic link is compacted where it points,
+	// so that the rename replaces the file, not the link.
+	path, err = filepath.EvalSymlinks(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return Compaction{}, fmt.Errorf("no store file: %w", err) // and none is created
+	}
+	if err != nil {
+		return Compaction{}, err
+	}
 	info, err := os.Stat(path)
 	if err != nil {
-		return Compaction{}, err // no store file: nothing to create here
+		return Compaction{}, err
 	}
 	res.Before = info.Size()
 	src, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: timeout, NoFreelistSync: true, FreelistType: bolt.FreelistMapType})
