@@ -16,12 +16,14 @@
 // error rolls that shared transaction back and is then run alone, so its
 // failure is its own, while the others run again together; closures may
 // therefore run more than once, and reset what they capture at the start
-// of each run. The hot paths of /token and the callback (RedeemCode,
-// RotateRefreshToken, CreateGrant) report a rejection (not found, already
-// consumed, a caller's callback error) through a captured variable and
-// return nil, so that a rejection costs nobody a rerun; the other writes
-// return theirs as errNoChange and get their own rollback. Only genuine
-// storage errors fail a hot-path closure.
+// of each run. A closure reports a rejection (not found, already
+// consumed, a caller's callback error) through a captured variable; a
+// rejection that still writes (a burned code, a consumed transaction)
+// commits, one that writes nothing returns errNoChange. On the hot paths
+// of /token and the callback (RedeemCode, RotateRefreshToken, CreateGrant:
+// write's batched calls) errNoChange counts as success for the group, so
+// that a rejection costs nobody a rerun; the other writes get their own
+// rollback from it. Only genuine storage errors fail a hot-path closure.
 //
 // The single writer is what limits /token, so RedeemCode and
 // RotateRefreshToken read and decode their records before they queue for
