@@ -193,7 +193,10 @@ func holdInChild(t *testing.T, path string) {
 		_ = cmd.Wait()
 	})
 	line, err := bufio.NewReader(stdout).ReadString('\n')
-	require.NoError(t, err, "the holding process failed: %s", stderr.String())
+	if err != nil {
+		_ = cmd.Wait() // the process has ended: its stderr is complete
+		t.Fatalf("the holding process failed: %v: %s", err, stderr.String())
+	}
 	require.Equal(t, "held\n", line)
 }
 
