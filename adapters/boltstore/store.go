@@ -155,11 +155,11 @@ func openLocked(path string, opts bolt.Options) (*bolt.DB, error) {
 			return nil, err
 		}
 		same, err := stillAt(file, path)
-		if err != nil || same {
-			if err != nil {
-				_ = db.Close()
-				return nil, fmt.Errorf("check the locked file: %w", err)
-			}
+		if err != nil {
+			_ = db.Close()
+			return nil, fmt.Errorf("check the locked file: %w", err)
+		}
+		if same {
 			return db, nil
 		}
 		if err := db.Close(); err != nil {
@@ -293,9 +293,9 @@ func wrapErr(op string, err error) error {
 }
 
 // errNoChange is what a write closure returns when it rejected the call
-// before writing anything. write turns it into a rollback (plain Update) or
-// an empty commit (Batch, where an error would evict the closure and re-run
-// the whole batch).
+// before writing anything. For a batched write, write turns it into an
+// empty share of the group commit (an error would roll the whole group
+// back and run it again); otherwise it rolls the call back, alone.
 var errNoChange = errors.New("no change")
 
 // view runs fn in a read transaction. Errors are wrapped with op.
