@@ -36,8 +36,8 @@ func (s *Store) GetClient(ctx context.Context, id string) (domain.Client, error)
 	if err := ctx.Err(); err != nil {
 		return domain.Client{}, fail(op, err)
 	}
-	if c, ok := s.clients.get(id); ok {
-		return c, nil
+	if c, ok := s.cache.clients.Get(id); ok {
+		return c.Clone(), nil
 	}
 	var (
 		r     clientRecord
@@ -55,6 +55,6 @@ func (s *Store) GetClient(ctx context.Context, id string) (domain.Client, error)
 		return domain.Client{}, fail(op, domain.ErrNotFound)
 	}
 	c := r.domain()
-	s.clients.put(c)
+	s.cache.clients.Put(id, c.Clone()) // the caller keeps its own copy
 	return c, nil
 }

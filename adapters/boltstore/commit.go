@@ -59,9 +59,15 @@ func (c *committer) do(fn func(*bolt.Tx) error) error {
 	return err
 }
 
-// drain runs the queue until it is empty. It runs on the goroutine of the
-// caller that found the committer idle; that caller's own result is among
-// the first batch, so it waits no longer than it would have anyway.
+// drain runs the queue until it is empty, on the goroutine of the caller
+// that found the committer idle. That caller's own change is in the first
+// batch, but it returns only when the queue is empty: under sustained load
+// it keeps committing the batches that queue up behind it, and waits for
+// each of them. That is the tail of /token's latency under fsync. Handing
+// the writing on after two batches cut the authorization_code p99 from
+// 24.8 to 20.5 ms, but lowered the refresh benchmark's fsync/nosync ratio
+// from 0.83-0.87 to 0.72-0.77 and the client-retry ratio to 0.66-0.71, so
+// the writer drains.
 func (c *committer) drain() {
 	for {
 		c.mu.Lock()

@@ -212,9 +212,10 @@ func insertGrant(tx *bolt.Tx, g domain.Grant) error {
 }
 
 // updateGrant saves next over prev, moving its expiry index entry if the
-// expiry changed.
-func updateGrant(tx *bolt.Tx, prev, next domain.Grant) error {
-	watchGrant(tx, next.ID)
+// expiry changed. It is a method because the commit must drop the grant
+// from the store's cache.
+func (s *Store) updateGrant(tx *bolt.Tx, prev, next domain.Grant) error {
+	s.cache.forgetGrantOnCommit(tx, next.ID)
 	if err := putJSON(tx, bucketGrants, next.ID, toGrantRecord(next)); err != nil {
 		return err
 	}
@@ -222,8 +223,10 @@ func updateGrant(tx *bolt.Tx, prev, next domain.Grant) error {
 }
 
 // deleteGrantTree deletes a grant and every code and refresh token hanging
-// on it, with their index entries, and returns how many records went.
-func deleteGrantTree(tx *bolt.Tx, id string) (int, error) {
+// on it, with their index entries, and returns how many records went. It
+// is a method because the commit must drop the grant from the store's
+// cache.
+func (s *Store) deleteGrantTree(tx *bolt.Tx, id string) (int, error) {
 	n := 0
 	// Only the expiry is needed (to drop the index entry): decoding just
 	// that field keeps the rest of the record, its sealed upstream tokens
@@ -236,7 +239,7 @@ func deleteGrantTree(tx *bolt.Tx, id string) (int, error) {
 		return 0, err
 	}
 	if ok {
-		watchGrant(tx, id)
+		s.cache.forgetGrantOnCommit(tx, id)
 		if err := tx.Bucket(bucketGrants).Delete([]byte(id)); err != nil {
 			return 0, err
 		}

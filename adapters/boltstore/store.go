@@ -98,10 +98,9 @@ func (o Options) withDefaults() Options {
 
 // Store is a ports.Store on a bbolt file. It is safe for concurrent use.
 type Store struct {
-	db      *bolt.DB
-	commit  *committer
-	clients *clientCache
-	grants  *grantCache
+	db     *bolt.DB
+	commit *committer
+	cache  caches
 	// noBatch makes the hot paths use a plain Update per call; set only by
 	// the benchmarks (export_test.go) to measure what group commit buys.
 	noBatch bool
@@ -121,7 +120,7 @@ func Open(opts Options) (*Store, error) {
 	if err := restrictMode(opts.Path); err != nil {
 		return nil, fmt.Errorf("boltstore: open %s: %w", opts.Path, err)
 	}
-	db, err := bolt.Open(opts.Path, 0o600, &bolt.Options{Timeout: opts.Timeout, NoSync: opts.NoSync, NoFreelistSync: true, FreelistType: bolt.FreelistMapType})
+	db, err := openLocked(opts.Path, bolt.Options{Timeout: opts.Timeout, NoSync: opts.NoSync, NoFreelistSync: true, FreelistType: bolt.FreelistMapType})
 	if errors.Is(err, berrors.ErrTimeout) {
 		return nil, fmt.Errorf("boltstore: open %s: %w (waited %s)", opts.Path, ErrLocked, opts.Timeout)
 	}
@@ -132,9 +131,57 @@ func Open(opts Options) (*Store, error) {
 		_ = db.Close()
 		return nil, fmt.Errorf("boltstore: open %s: %w", opts.Path, err)
 	}
-	s := &Store{db: db, commit: &committer{db: db, max: opts.MaxBatchSize}, clients: newClientCache(), grants: newGrantCache()}
-	grantCaches.Store(db, s.grants)
-	return s, nil
+	return &Store{db: db, commit: &committer{db: db, max: opts.MaxBatchSize}, cache: newCaches()}, nil
+}
+
+// openLocked opens path with bbolt, which locks the file it opened, and
+// makes sure that file is still the one at path once the lock is held.
+// Compact renames a new file over the store while it holds the old one's
+// lock: a server that opened the old file and waited for its lock would
+// otherwise run on a file that no longer has a name, and lose everything
+// it writes. Such an open is retried on the new file within the same
+// timeout.
+func openLocked(path string, opts bolt.Options) (*bolt.DB, error) {
+	deadline := time.Now().Add(opts.Timeout)
+	for {
+		var file *os.File
+		opts.OpenFile = func(name string, flag int, perm os.FileMode) (*os.File, error) {
+			f, err := os.OpenFile(name, flag, perm)
+			file = f
+			return f, err
+		}
+		db, err := bolt.Open(path, 0o600, &opts)
+		if err != nil {
+			return nil, err
+		}
+		same, err := stillAt(file, path)
+		if err != nil {
+			_ = db.Close()
+			return nil, fmt.Errorf("check the locked file: %w", err)
+		}
+		if same {
+			return db, nil
+		}
+		if err := db.Close(); err != nil {
+			return nil, err
+		}
+		if opts.Timeout = time.Until(deadline); opts.Timeout <= 0 {
+			return nil, berrors.ErrTimeout
+		}
+	}
+}
+
+// stillAt reports whether path still names the open file f.
+func stillAt(f *os.File, path string) (bool, error) {
+	open, err := f.Stat()
+	if err != nil {
+		return false, err
+	}
+	named, err := os.Stat(path)
+	if err != nil {
+		return false, err
+	}
+	return os.SameFile(open, named), nil
 }
 
 // restrictMode tightens an existing store file to 0600: it holds hashed
@@ -176,16 +223,11 @@ func initSchema(tx *bolt.Tx) error {
 			return err
 		}
 	}
-	raw := meta.Get(metaSchema)
-	if len(raw) != 8 {
-		return fmt.Errorf("%w: missing or malformed schema version", ErrNotAStore)
+	v, err := schemaOf(meta)
+	if err != nil {
+		return err
 	}
-	switch v := binary.BigEndian.Uint64(raw); {
-	case v > schemaVersion:
-		return fmt.Errorf("%w: file has schema %d, this binary supports up to %d; upgrade oidcproxy", ErrSchemaTooNew, v, schemaVersion)
-	case v < 1:
-		return fmt.Errorf("%w: schema version %d", ErrNotAStore, v)
-	case v < schemaVersion:
+	if v < schemaVersion {
 		// Every older layout is readable as it is (see schemaVersion).
 		if err := meta.Put(metaSchema, binary.BigEndian.AppendUint64(nil, schemaVersion)); err != nil {
 			return err
@@ -199,10 +241,26 @@ func initSchema(tx *bolt.Tx) error {
 	return nil
 }
 
+// schemaOf reads the schema version from a store's meta bucket and
+// refuses a version this binary cannot read.
+func schemaOf(meta *bolt.Bucket) (uint64, error) {
+	raw := meta.Get(metaSchema)
+	if len(raw) != 8 {
+		return 0, fmt.Errorf("%w: missing or malformed schema version", ErrNotAStore)
+	}
+	switch v := binary.BigEndian.Uint64(raw); {
+	case v > schemaVersion:
+		return 0, fmt.Errorf("%w: file has schema %d, this binary supports up to %d; upgrade oidcproxy", ErrSchemaTooNew, v, schemaVersion)
+	case v < 1:
+		return 0, fmt.Errorf("%w: schema version %d", ErrNotAStore, v)
+	default:
+		return v, nil
+	}
+}
+
 // Close releases the file. A transaction in progress finishes first; calls
 // made after Close fail.
 func (s *Store) Close() error {
-	defer grantCaches.Delete(s.db)
 	if err := s.db.Close(); err != nil {
 		return fmt.Errorf("boltstore: close: %w", err)
 	}
@@ -226,10 +284,18 @@ func (s *Store) Ping(ctx context.Context) error {
 
 func fail(op string, err error) error { return fmt.Errorf("boltstore: %s: %w", op, err) }
 
+// wrapErr wraps a non-nil err with the operation's name.
+func wrapErr(op string, err error) error {
+	if err == nil {
+		return nil
+	}
+	return fail(op, err)
+}
+
 // errNoChange is what a write closure returns when it rejected the call
-// before writing anything. write turns it into a rollback (plain Update) or
-// an empty commit (Batch, where an error would evict the closure and re-run
-// the whole batch).
+// before writing anything. For a batched write, write turns it into an
+// empty share of the group commit (an error would roll the whole group
+// back and run it again); otherwise it rolls the call back, alone.
 var errNoChange = errors.New("no change")
 
 // view runs fn in a read transaction. Errors are wrapped with op.

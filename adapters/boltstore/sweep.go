@@ -25,7 +25,7 @@ func (s *Store) Sweep(ctx context.Context, now time.Time) (int, error) {
 		var removed, seen int
 		err := s.write(ctx, op, false, func(tx *bolt.Tx) error {
 			var err error
-			removed, seen, err = sweepOnce(tx, now)
+			removed, seen, err = s.sweepOnce(tx, now)
 			return err
 		})
 		if err != nil {
@@ -40,7 +40,7 @@ func (s *Store) Sweep(ctx context.Context, now time.Time) (int, error) {
 
 // sweepOnce handles up to sweepBatch expired index entries and reports how
 // many records it removed and how many entries it saw.
-func sweepOnce(tx *bolt.Tx, now time.Time) (removed, seen int, err error) {
+func (s *Store) sweepOnce(tx *bolt.Tx, now time.Time) (removed, seen int, err error) {
 	limit := binary.BigEndian.AppendUint64(nil, sortableTime(now))
 	var entries [][]byte
 	c := tx.Bucket(bucketExpiry).Cursor()
@@ -51,7 +51,7 @@ func sweepOnce(tx *bolt.Tx, now time.Time) (removed, seen int, err error) {
 		entries = append(entries, bytes.Clone(k))
 	}
 	for _, entry := range entries {
-		n, err := sweepEntry(tx, entry, now)
+		n, err := s.sweepEntry(tx, entry, now)
 		if err != nil {
 			return removed, len(entries), err
 		}
@@ -64,7 +64,7 @@ func sweepOnce(tx *bolt.Tx, now time.Time) (removed, seen int, err error) {
 // still there and expired, then the entry itself. A record already gone
 // (a grant's cascade took it) or no longer expired (its expiry moved and
 // a newer entry covers it) counts nothing.
-func sweepEntry(tx *bolt.Tx, entry []byte, now time.Time) (int, error) {
+func (s *Store) sweepEntry(tx *bolt.Tx, entry []byte, now time.Time) (int, error) {
 	_, k, key, ok := parseExpiryKey(entry)
 	if !ok {
 		// An entry this code never writes: drop it rather than stall every
@@ -90,7 +90,7 @@ func sweepEntry(tx *bolt.Tx, entry []byte, now time.Time) (int, error) {
 			return 0, err
 		}
 		if found && g.Expired(now) {
-			if n, err = deleteGrantTree(tx, key); err != nil {
+			if n, err = s.deleteGrantTree(tx, key); err != nil {
 				return 0, err
 			}
 		}

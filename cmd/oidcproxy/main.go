@@ -1,10 +1,13 @@
 // Command oidcproxy runs the OAuth 2.1 authorization server and MCP gateway
 // in front of an OpenID provider without dynamic client registration.
 //
-//	oidcproxy serve    run the service
-//	oidcproxy check    validate the configuration and reach the upstream IdP
-//	oidcproxy dev      run with a development IdP and a demo MCP server
-//	oidcproxy version  print the version
+//	oidcproxy serve          run the service
+//	oidcproxy check          validate the configuration and reach the upstream IdP
+//	oidcproxy dev            run with a development IdP and a demo MCP server
+//	oidcproxy keys           list or rotate the token signing keys
+//	oidcproxy backup         write a consistent copy of the store
+//	oidcproxy store compact  shrink the store file (offline)
+//	oidcproxy version        print the version
 package main
 
 import (
@@ -51,6 +54,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return keys(ctx, rest, getenv, stdout, stderr)
 	case "backup":
 		return backup(ctx, rest, getenv, stdout, stderr)
+	case "store":
+		return storeCmd(ctx, rest, getenv, stdout, stderr)
 	case "version", "--version", "-version":
 		fmt.Fprintln(stdout, "oidcproxy", versionString())
 		return 0
@@ -73,6 +78,7 @@ Usage:
   oidcproxy dev     [flags]   try it: proxy + development identity provider + demo MCP server
   oidcproxy keys list|rotate  list or rotate the token signing keys (works while serve runs)
   oidcproxy backup --out FILE write a consistent copy of the store (works while serve runs)
+  oidcproxy store compact     shrink the store file after a flood of records (stop serve first)
   oidcproxy version           print the version
 
 Every setting is a flag, an OIDC_PROXY_* environment variable or a key in the
