@@ -162,6 +162,7 @@ func TestEveryValidationRuleRejectsABadValue(t *testing.T) {
 		{"ADMIN_ADDR on every interface needs a token", func(c *config.Config) { c.AdminAddr = "0.0.0.0:9090" }, "ADMIN_ADDR", "ADMIN_TOKEN is required"},
 		{"ADMIN_ADDR with an empty host needs a token", func(c *config.Config) { c.AdminAddr = ":9090" }, "ADMIN_ADDR", "ADMIN_TOKEN is required"},
 		{"ADMIN_ADDR on a private address needs a token", func(c *config.Config) { c.AdminAddr = "10.0.0.5:9090" }, "ADMIN_ADDR", "not a loopback address"},
+		{"ADMIN_TOKEN is a bearer token", func(c *config.Config) { c.AdminToken = "REPLACE WITH: openssl rand -base64 32" }, "ADMIN_TOKEN", "must be a bearer token"},
 		{"ADMIN_ADDR on a host name needs a token", func(c *config.Config) { c.AdminAddr = "admin.internal:9090" }, "ADMIN_ADDR", "not a loopback address"},
 		{"REQUEST_BODY_TIMEOUT is positive", func(c *config.Config) { c.RequestBodyTimeout = 0 }, "REQUEST_BODY_TIMEOUT", "between 100ms and 5m0s"},
 		{"REQUEST_BODY_TIMEOUT is bounded", func(c *config.Config) { c.RequestBodyTimeout = time.Hour }, "REQUEST_BODY_TIMEOUT", "between 100ms and 5m0s"},
