@@ -3,6 +3,7 @@ package e2e_test
 import (
 	"crypto/x509"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -278,4 +279,33 @@ func TestTurningCIMDOffMakesURLClientIDsUnknown(t *testing.T) {
 	id := docs.publish(t, "/client.json", cimdDocument())
 	requireErrorPage(t, p.authorizePage(t, id, cimdRedirectURI), "unknown client")
 	require.Zero(t, docs.Hits("/client.json"))
+}
+
+// Every distinct client_id URL is a fetch; a flood of them at one host is
+// refused with temporarily_unavailable once the host's share is spent, on
+// the authorization page (503, still never a redirect) and at /token.
+func TestAFloodOfMetadataDocumentURLsIsAnsweredTemporarilyUnavailable(t *testing.T) {
+	p, docs := startWithDocHost(t)
+	id := docs.publish(t, "/client.json", cimdDocument())
+	const burst = 10 // cimd.DefaultHostBurst
+	for i := range burst {
+		// A query string makes a new URL, whose document (naming the
+		// URL without it) is then refused as a mismatch.
+		res := p.authorizePage(t, fmt.Sprintf("%s?n=%d", id, i), cimdRedirectURI)
+		requireErrorPage(t, res, "client_id does not equal the URL")
+	}
+	require.Equal(t, burst, docs.Hits("/client.json"))
+
+	res := p.authorizePage(t, id+"?n=flood", cimdRedirectURI)
+	require.Equal(t, http.StatusServiceUnavailable, res.Status, res.Body)
+	require.Nil(t, res.Location)
+	require.Contains(t, res.Body, "temporarily_unavailable")
+
+	status, _, body := p.postToken(t, url.Values{
+		"grant_type": {"authorization_code"}, "client_id": {id + "?n=token"}, "code": {"x"},
+		"redirect_uri": {cimdRedirectURI}, "code_verifier": {oauth2.GenerateVerifier()},
+	})
+	require.Equal(t, http.StatusServiceUnavailable, status)
+	require.Equal(t, "temporarily_unavailable", body["error"])
+	require.Equal(t, burst, docs.Hits("/client.json"), "refused without contacting the host")
 }
