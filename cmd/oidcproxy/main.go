@@ -1,10 +1,12 @@
 // Command oidcproxy runs the OAuth 2.1 authorization server and MCP gateway
 // in front of an OpenID provider without dynamic client registration.
 //
-//	oidcproxy serve    run the service
-//	oidcproxy check    validate the configuration and reach the upstream IdP
-//	oidcproxy dev      run with a development IdP and a demo MCP server
-//	oidcproxy version  print the version
+//	oidcproxy serve        run the service
+//	oidcproxy check        validate the configuration and reach the upstream IdP
+//	oidcproxy dev          run with a development IdP and a demo MCP server
+//	oidcproxy keys         list or rotate the token signing keys
+//	oidcproxy backup       write a consistent copy of the store
+//	oidcproxy version      print the version
 package main
 
 import (
