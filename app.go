@@ -145,7 +145,7 @@ func (a *App) Serve(ctx context.Context, public, admin net.Listener) error {
 // newServer sets no ReadTimeout or WriteTimeout: they would cut the
 // gateway's long-lived streams. Request bodies get their deadline per
 // request instead (httpapi reads every body outside the gateway within
-// REQUEST_BODY_TIMEOUT; the gateway bounds its own).
+// REQUEST_BODY_TIMEOUT); the gateway applies its own limits.
 func (a *App) newServer(h http.Handler) *http.Server {
 	return &http.Server{
 		Handler:           h,
