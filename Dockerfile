@@ -4,7 +4,7 @@
 # the non-root user 65532, with the bbolt store on the /data volume.
 #
 #   docker build --build-arg VERSION=$(git describe --tags --always) -t oidcproxy .
-#   docker run -p 8000:8000 -p 127.0.0.1:9090:9090 -v oidcproxy-data:/data \
+#   docker run -p 8000:8000 -v oidcproxy-data:/data \
 #     -e OIDC_PROXY_BASE_URL=https://mcp-auth.example.com \
 #     -e OIDC_PROXY_CONFIG_URL=https://login.example.com/.well-known/openid-configuration \
 #     -e OIDC_PROXY_CLIENT_ID=oidcproxy \
@@ -57,18 +57,18 @@ COPY --from=build --chown=65532:65532 /out/rootfs/ /
 # OIDC_PROXY_ENCRYPTION_KEY is unset would land next to it, which is why
 # production sets the key from a secret instead (docs/operations.md).
 ENV OIDC_PROXY_STORE_PATH=/data/oidcproxy.db \
-    OIDC_PROXY_LISTEN_ADDR=:8000 \
-    OIDC_PROXY_ADMIN_ADDR=0.0.0.0:9090
-# ADMIN_ADDR defaults to 127.0.0.1:9090, which nothing outside the
-# container (a kubelet probe, a Prometheus scrape, `docker run -p`) can
-# reach; inside a container the network namespace is the boundary, so the
-# image binds all interfaces. The admin listener has no authentication and
-# also rotates keys and streams backups of the store: publish 9090 only to
-# the host's loopback or a trusted network (the Kubernetes manifest limits
-# it with a NetworkPolicy).
+    OIDC_PROXY_LISTEN_ADDR=:8000
+# ADMIN_ADDR keeps its default, 127.0.0.1:9090: inside the container, where
+# `docker exec … /oidcproxy keys list` and `… backup` reach it. The admin
+# listener rotates keys and streams backups, so binding it beyond loopback
+# requires OIDC_PROXY_ADMIN_TOKEN (the server refuses to start otherwise):
+# to let probes and Prometheus in, set both, e.g.
+#   -e OIDC_PROXY_ADMIN_ADDR=0.0.0.0:9090 \
+#   -e OIDC_PROXY_ADMIN_TOKEN_FILE=/run/secrets/admin_token -p 127.0.0.1:9090:9090
+# as the Kubernetes manifest does. /healthz and /readyz also answer on 8000.
 
 VOLUME ["/data"]
-EXPOSE 8000 9090
+EXPOSE 8000
 # Numeric, so that Kubernetes' runAsNonRoot can verify it.
 USER 65532:65532
 

@@ -53,7 +53,7 @@ func NewApp(cfg config.Config, app ports.Application, api *httpapi.Server, keys 
 	store RawStore, tel *telemetry.Telemetry, logger *slog.Logger) *App {
 	backup, _ := store.(ports.Backuper)
 	admin := api.Admin(httpapi.AdminOptions{Keys: keys, MaxTokenTTL: MaxTokenTTL(cfg), Backup: backup, Token: cfg.AdminToken,
-		Metrics: tel.MetricsHandler()})
+		Metrics: tel.MetricsHandler(), Addr: cfg.AdminAddr})
 	return &App{cfg: cfg, app: app, api: api, keys: keys, admin: admin, log: logger, public: api}
 }
 
@@ -73,7 +73,9 @@ func (a *App) ReloadKeys(ctx context.Context) error {
 // configured, the gateway).
 func (a *App) Handler() http.Handler { return a.public }
 
-// AdminHandler serves health (and later metrics) on the admin listener.
+// AdminHandler is the admin listener's handler: health, readiness and
+// Prometheus metrics for probes and scrapers, and the guarded key
+// administration and backup endpoints.
 func (a *App) AdminHandler() http.Handler { return a.admin }
 
 // Application exposes the use cases (for subcommands and tests).
@@ -140,6 +142,10 @@ func (a *App) Serve(ctx context.Context, public, admin net.Listener) error {
 	return errors.Join(errs...)
 }
 
+// newServer sets no ReadTimeout or WriteTimeout: they would cut the
+// gateway's long-lived streams. Request bodies get their deadline per
+// request instead (httpapi reads every body outside the gateway within
+// REQUEST_BODY_TIMEOUT); the gateway applies its own limits.
 func (a *App) newServer(h http.Handler) *http.Server {
 	return &http.Server{
 		Handler:           h,

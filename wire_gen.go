@@ -16,7 +16,10 @@ import (
 // Injectors from wire.go:
 
 // InitializeApp builds the production App from a validated configuration.
-// The cleanup closes the store.
+// The cleanup, for after Run returns, undoes what was opened in reverse
+// order: it closes the gateway's idle backend connections, shuts the
+// telemetry providers down (flushing pending spans and metrics, within a
+// bound), and closes the store.
 func InitializeApp(ctx context.Context, cfg config.Config) (*App, func(), error) {
 	rawStore, cleanup, err := ProvideStore(ctx, cfg)
 	if err != nil {

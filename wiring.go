@@ -435,6 +435,7 @@ func ProvideHTTPAPI(cfg config.Config, app ports.Application, issuer ports.Token
 		CookieKey:         cookieKey,
 		Consent:           cfg.Consent,
 		ReadyTimeout:      cfg.Timeout(),
+		BodyTimeout:       cfg.RequestBodyTimeout,
 		Checks:            checks,
 		Middleware:        []func(http.Handler) http.Handler{tel.ServerMiddleware()},
 		Gateway:           mcp,

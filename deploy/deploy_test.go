@@ -41,6 +41,8 @@ var (
 const (
 	testKey    = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="
 	testSecret = "client-secret-for-the-test"
+	// testAdminToken looks like `openssl rand -base64 32`.
+	testAdminToken = "c2VjcmV0LWFkbWluLXRva2VuLWZvci10aGUtdGVzdA=="
 )
 
 // The admin port the health probes must use, and its paths.
@@ -295,8 +297,8 @@ func TestTheKubernetesDeploymentIsOneWriterProbedOnTheAdminPort(t *testing.T) {
 	require.Equal(t, "80", svc.Ports[0].Port)
 	require.Equal(t, ports["http"], resolve(svc.Ports[0].TargetPort))
 
-	// The admin listener has no authentication (it rotates keys and
-	// streams backups): no ingress rule may open its port to everyone.
+	// The admin listener rotates keys and streams backups (behind its
+	// token): no ingress rule may open its port to everyone.
 	var policy networkPolicySpec
 	policyObj := objs["NetworkPolicy"]
 	require.NoError(t, policyObj.Spec.Decode(&policy))
@@ -351,7 +353,7 @@ func TestTheKubernetesStoreIsOnTheVolumeAndSecretsAreFiles(t *testing.T) {
 
 	secret := objs["Secret"]
 	dir := t.TempDir()
-	local := map[string]string{"client_secret": testSecret, "encryption_key": testKey}
+	local := map[string]string{"client_secret": testSecret, "encryption_key": testKey, "admin_token": testAdminToken}
 	for _, f := range config.Fields(oidcproxy.ProviderSections()) {
 		if !f.Secret {
 			continue
@@ -376,6 +378,7 @@ func TestTheKubernetesStoreIsOnTheVolumeAndSecretsAreFiles(t *testing.T) {
 	}
 	require.Contains(t, env, config.EnvPrefix+"CLIENT_SECRET_FILE")
 	require.Contains(t, env, config.EnvPrefix+"ENCRYPTION_KEY_FILE")
+	require.Contains(t, env, config.EnvPrefix+"ADMIN_TOKEN_FILE", "the admin listener binds beyond loopback, so it needs a token")
 
 	require.NoError(t, validate(t, env), "the manifest's settings, with real secrets, pass validation")
 
@@ -384,6 +387,11 @@ func TestTheKubernetesStoreIsOnTheVolumeAndSecretsAreFiles(t *testing.T) {
 	env[config.EnvPrefix+"ENCRYPTION_KEY_FILE"] = writeSecret(t, dir, "placeholder", secret.StringData["encryption_key"])
 	err := validate(t, env)
 	require.ErrorContains(t, err, config.EnvPrefix+"ENCRYPTION_KEY")
+	// Nor with an admin token everyone knows.
+	env[config.EnvPrefix+"ENCRYPTION_KEY_FILE"] = writeSecret(t, dir, "encryption_key", testKey)
+	env[config.EnvPrefix+"ADMIN_TOKEN_FILE"] = writeSecret(t, dir, "admin_placeholder", secret.StringData["admin_token"])
+	err = validate(t, env)
+	require.ErrorContains(t, err, config.EnvPrefix+"ADMIN_TOKEN")
 }
 
 // systemdUnit reads the [Service] section of the unit as (key, value)
@@ -450,7 +458,7 @@ func TestTheSystemdUnitIsHardened(t *testing.T) {
 func TestTheSystemdUnitAndItsEnvFileMakeAValidConfiguration(t *testing.T) {
 	unit := systemdUnit(t)
 	state, creds := t.TempDir(), t.TempDir()
-	local := map[string]string{"client_secret": testSecret, "encryption_key": testKey}
+	local := map[string]string{"client_secret": testSecret, "encryption_key": testKey, "admin_token": testAdminToken}
 	// The specifiers the unit uses: %S the state root, %d the credentials.
 	specifiers := strings.NewReplacer("%S", state, "%d", creds)
 
@@ -567,12 +575,13 @@ func TestTheImageEnvironmentExposesItsListenersAndKeepsTheStoreOnTheVolume(t *te
 	}
 	require.True(t, final, "the final stage is distroless")
 
-	for _, setting := range []string{"LISTEN_ADDR", "ADMIN_ADDR"} {
-		host, port, err := net.SplitHostPort(env[config.EnvPrefix+setting])
-		require.NoError(t, err, "the image sets %s", setting)
-		require.Contains(t, exposed, port, "%s's port is exposed", setting)
-		require.NotContains(t, []string{"127.0.0.1", "localhost", "::1"}, host, "%s is reachable from outside the container", setting)
-	}
+	host, port, err := net.SplitHostPort(env[config.EnvPrefix+"LISTEN_ADDR"])
+	require.NoError(t, err, "the image sets LISTEN_ADDR")
+	require.Contains(t, exposed, port, "LISTEN_ADDR's port is exposed")
+	require.NotContains(t, []string{"127.0.0.1", "localhost", "::1"}, host, "LISTEN_ADDR is reachable from outside the container")
+	// The admin listener stays on its loopback default: beyond loopback it
+	// needs ADMIN_TOKEN, which an image cannot ship.
+	require.NotContains(t, env, config.EnvPrefix+"ADMIN_ADDR")
 	require.Contains(t, volumes, path.Dir(env[config.EnvPrefix+"STORE_PATH"]), "the store is on the volume")
 
 	dir := t.TempDir()

@@ -3,6 +3,7 @@ package cimd
 import (
 	"container/list"
 	"context"
+	"errors"
 	"sync"
 	"time"
 
@@ -100,14 +101,17 @@ func (c *cache) run(ctx context.Context, key string, cl *call, load loader) {
 	// Stored before the waiters are released, so that its expiry counts
 	// from the fetch, not from whenever this goroutine gets to run after
 	// them (a test clock advanced in between made an entry outlive its
-	// TTL).
-	c.store(&entry{
-		key:     key,
-		doc:     doc,
-		err:     err,
-		size:    int64(len(key)) + size + entryOverhead,
-		expires: c.opts.Now().Add(ttl),
-	})
+	// TTL). A refusal by the fetch limits says nothing about the URL and
+	// is not stored: the next request may fetch it.
+	if !errors.Is(err, ErrBusy) {
+		c.store(&entry{
+			key:     key,
+			doc:     doc,
+			err:     err,
+			size:    int64(len(key)) + size + entryOverhead,
+			expires: c.opts.Now().Add(ttl),
+		})
+	}
 	cl.doc, cl.err = doc, err
 	delete(c.inflight, key)
 	close(cl.done)

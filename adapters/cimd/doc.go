@@ -16,7 +16,13 @@
 //   - caches documents in a bounded memory cache for their max-age, clamped
 //     between a floor and a ceiling, remembers failures briefly, and shares
 //     one fetch among concurrent requests for the same URL, so a hostile
-//     client_id cannot make the proxy fetch in a loop.
+//     client_id cannot make the proxy fetch in a loop;
+//   - bounds what distinct URLs (a new query string is a new URL) can
+//     cost: a few fetches in flight in all and two per host, a per-host
+//     rate (a burst, then one a second), and a host that failed is left
+//     alone for a while whatever the URL. A fetch beyond the limits is
+//     refused at once with temporarily_unavailable, never queued, and the
+//     refusal is not cached.
 //
 // Errors name the URL's host and the reason, never the document's body.
 package cimd

@@ -83,9 +83,19 @@ type Options struct {
 	// entries go first.
 	MaxEntries    int
 	MaxCacheBytes int64
-	// Now tells the time for cache expiry (the proxy's clock); nil means
-	// time.Now.
+	// Now tells the time for cache expiry and the per-host limits (the
+	// proxy's clock); nil means time.Now.
 	Now func() time.Time
+	// MaxConcurrentFetches bounds the fetches in flight at once, and
+	// MaxConcurrentPerHost those to one host; a fetch beyond either is
+	// refused at once with ErrBusy.
+	MaxConcurrentFetches, MaxConcurrentPerHost int
+	// HostBurst fetches may go to one host at once, then one per
+	// HostInterval; more are refused with ErrBusy.
+	HostBurst    int
+	HostInterval time.Duration
+	// HostFailureTTL is how long a failing host is not contacted again.
+	HostFailureTTL time.Duration
 }
 
 func (o *Options) defaults() {
@@ -99,6 +109,16 @@ func (o *Options) defaults() {
 	setDuration(&o.MaxTTL, DefaultMaxTTL)
 	setDuration(&o.DefaultTTL, DefaultTTL)
 	setDuration(&o.NegativeTTL, DefaultNegativeTTL)
+	setDuration(&o.HostInterval, DefaultHostInterval)
+	setDuration(&o.HostFailureTTL, DefaultHostFailureTTL)
+	setInt := func(n *int, v int) {
+		if *n <= 0 {
+			*n = v
+		}
+	}
+	setInt(&o.MaxConcurrentFetches, DefaultMaxConcurrentFetches)
+	setInt(&o.MaxConcurrentPerHost, DefaultMaxConcurrentPerHost)
+	setInt(&o.HostBurst, DefaultHostBurst)
 	if o.MaxDocumentBytes <= 0 {
 		o.MaxDocumentBytes = DefaultMaxDocumentBytes
 	}
@@ -119,6 +139,7 @@ type Fetcher struct {
 	opts   Options
 	client *http.Client
 	cache  *cache
+	limits *limiter
 }
 
 var _ ports.MetadataFetcher = (*Fetcher)(nil)
@@ -152,19 +173,31 @@ func New(opts Options) (*Fetcher, error) {
 		// redirect could also point the fetch somewhere internal.
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}
-	return &Fetcher{opts: opts, client: client, cache: newCache(opts)}, nil
+	return &Fetcher{opts: opts, client: client, cache: newCache(opts), limits: newLimiter(opts)}, nil
 }
 
 // FetchClientMetadata returns the document at clientID: from the cache while
 // it is fresh, otherwise fetched (once, however many callers ask at the
-// same time). A failure is cached too, for NegativeTTL.
+// same time). A failure is cached too, for NegativeTTL. A fetch beyond the
+// global or per-host limits is refused at once with a temporarily_unavailable
+// *domain.Error wrapping ErrBusy; a host that failed recently is not
+// contacted again for HostFailureTTL.
 func (f *Fetcher) FetchClientMetadata(ctx context.Context, clientID string) (ports.ClientMetadataDocument, error) {
 	u, err := domain.ValidateClientIDURL(clientID, f.opts.AllowPrivateNetwork)
 	if err != nil {
 		return ports.ClientMetadataDocument{}, fmt.Errorf("cimd: %w: %w", ErrURL, err)
 	}
+	host := strings.ToLower(u.Hostname())
 	return f.cache.get(ctx, clientID, func(ctx context.Context) (ports.ClientMetadataDocument, int64, time.Duration, error) {
+		release, err := f.limits.acquire(host)
+		if err != nil {
+			if errors.Is(err, ErrBusy) {
+				return ports.ClientMetadataDocument{}, 0, 0, err
+			}
+			return ports.ClientMetadataDocument{}, 0, 0, fmt.Errorf("cimd: fetch client metadata from %s: %w", u.Host, err)
+		}
 		doc, size, ttl, err := f.fetch(ctx, clientID)
+		release(err)
 		if err != nil {
 			return doc, 0, 0, fmt.Errorf("cimd: fetch client metadata from %s: %w", u.Host, err)
 		}
@@ -191,12 +224,14 @@ func (f *Fetcher) fetch(ctx context.Context, clientID string) (ports.ClientMetad
 		if errors.As(err, &ue) {
 			err = ue.Err
 		}
-		return none, 0, 0, err
+		return none, 0, 0, failedHost(err)
 	}
 	defer resp.Body.Close()
 	switch {
 	case resp.StatusCode >= 300 && resp.StatusCode < 400:
 		return none, 0, 0, fmt.Errorf("%w (status %d)", ErrRedirect, resp.StatusCode)
+	case statusFailsHost(resp.StatusCode):
+		return none, 0, 0, failedHost(fmt.Errorf("%w %d", ErrStatus, resp.StatusCode))
 	case resp.StatusCode != http.StatusOK:
 		return none, 0, 0, fmt.Errorf("%w %d", ErrStatus, resp.StatusCode)
 	}
@@ -209,7 +244,7 @@ func (f *Fetcher) fetch(ctx context.Context, clientID string) (ports.ClientMetad
 	}
 	body, err := io.ReadAll(io.LimitReader(resp.Body, limit+1))
 	if err != nil {
-		return none, 0, 0, fmt.Errorf("read document: %w", err)
+		return none, 0, 0, failedHost(fmt.Errorf("read document: %w", err))
 	}
 	if int64(len(body)) > limit {
 		return none, 0, 0, fmt.Errorf("%w: over %d bytes", ErrTooLarge, limit)

@@ -70,8 +70,10 @@ type Config struct {
 
 	MCPUpstream string `env:"MCP_UPSTREAM" yaml:"mcp_upstream" flag:"mcp-upstream" help:"URL of the MCP server that the gateway forwards authenticated requests to, where empty turns the gateway off."`
 	MCPPath     string `env:"MCP_PATH" yaml:"mcp_path" flag:"mcp-path" default:"/mcp" help:"Path of the protected MCP endpoint below BASE_URL, which also makes the resource URL."`
-	AdminAddr   string `env:"ADMIN_ADDR" yaml:"admin_addr" flag:"admin-addr" default:"127.0.0.1:9090" help:"Address (host:port) of the admin listener serving health checks and metrics."`
-	AdminToken  string `env:"ADMIN_TOKEN" yaml:"admin_token" flag:"admin-token" secret:"true" help:"Bearer token required by the admin listener's key and backup endpoints, where empty allows them from loopback addresses only."`
+	AdminAddr   string `env:"ADMIN_ADDR" yaml:"admin_addr" flag:"admin-addr" default:"127.0.0.1:9090" help:"Address (host:port) of the admin listener serving health checks, metrics, key administration and backups; an address other than a loopback one requires ADMIN_TOKEN."`
+	AdminToken  string `env:"ADMIN_TOKEN" yaml:"admin_token" flag:"admin-token" secret:"true" help:"Bearer token required by the admin listener's key and backup endpoints, where empty allows them from loopback addresses only (and then ADMIN_ADDR must be a loopback address)."`
+
+	RequestBodyTimeout time.Duration `env:"REQUEST_BODY_TIMEOUT" yaml:"request_body_timeout" flag:"request-body-timeout" default:"10s" help:"Time a client has to send a request body to the authorization server or the admin listener once its headers arrived, as a Go duration from 100ms to 5m; a slower client gets 408 and a closed connection (the gateway has its own limit)."`
 
 	AllowedOrigins      []string `env:"ALLOWED_ORIGINS" yaml:"allowed_origins" flag:"allowed-origins" help:"Origins (scheme://host[:port]) whose browser requests the gateway accepts, besides BASE_URL's own; requests without an Origin header always pass."`
 	UserHeader          string   `env:"USER_HEADER" yaml:"user_header" flag:"user-header" default:"X-Forwarded-User" help:"Header in which the gateway tells the MCP server the user's subject."`

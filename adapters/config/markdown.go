@@ -29,7 +29,7 @@ var docSections = []docSection{
 		intro: "Where the proxy listens, and the public URLs it builds its endpoints, callback and resource identifier from. " +
 			"Behind a TLS-terminating reverse proxy or load balancer, `BASE_URL` is the public `https://` URL that clients use, " +
 			"not the address the process listens on.",
-		fields: []string{"ListenAddr", "AdminAddr", "AdminToken", "BaseURL", "IssuerURL", "RedirectPath", "MCPPath"},
+		fields: []string{"ListenAddr", "AdminAddr", "AdminToken", "RequestBodyTimeout", "BaseURL", "IssuerURL", "RedirectPath", "MCPPath"},
 	},
 	{
 		title: "Upstream identity provider",

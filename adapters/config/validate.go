@@ -156,6 +156,20 @@ func (c Config) Validate(opts ValidateOptions) error {
 	if listenOK && adminOK && addrsCollide(c.ListenAddr, c.AdminAddr) {
 		v.add("ADMIN_ADDR", "must not use the same port as OIDC_PROXY_LISTEN_ADDR (%s)", c.ListenAddr)
 	}
+	if c.AdminToken != "" && !isBearerToken(c.AdminToken) {
+		// Also what makes a copied placeholder ("REPLACE WITH: …") fail
+		// instead of becoming a token everyone knows.
+		v.add("ADMIN_TOKEN", "must be a bearer token (letters, digits and -._~+/, then optional =), such as the output of `openssl rand -base64 32`")
+	}
+	if adminOK && c.AdminToken == "" && !isLoopbackAddr(c.AdminAddr) {
+		// Without a token the key and backup endpoints trust the peer's
+		// address; beyond loopback that is anyone who can reach the port.
+		v.add("ADMIN_ADDR", "%q is not a loopback address, so OIDC_PROXY_ADMIN_TOKEN is required: the admin listener "+
+			"rotates signing keys and streams backups of the store (set a token, or bind 127.0.0.1)", c.AdminAddr)
+	}
+	if c.RequestBodyTimeout < minRequestBodyTimeout || c.RequestBodyTimeout > maxRequestBodyTimeout {
+		v.add("REQUEST_BODY_TIMEOUT", "must be between %s and %s, got %s", minRequestBodyTimeout, maxRequestBodyTimeout, c.RequestBodyTimeout)
+	}
 
 	if !validLogLevels[c.LogLevel] {
 		v.add("LOG_LEVEL", "%q is not one of debug, info, warn, error", c.LogLevel)
@@ -475,6 +489,41 @@ func (v *validator) hostPort(name, addr string) bool {
 		return false
 	}
 	return true
+}
+
+// Bounds of REQUEST_BODY_TIMEOUT: OAuth requests are a few hundred bytes,
+// so even a slow mobile link sends one in well under a second.
+const (
+	minRequestBodyTimeout = 100 * time.Millisecond
+	maxRequestBodyTimeout = 5 * time.Minute
+)
+
+// isBearerToken reports whether s has the RFC 6750 2.1 b64token syntax,
+// the only form a client can send in "Authorization: Bearer".
+func isBearerToken(s string) bool {
+	body := strings.TrimRight(s, "=")
+	if body == "" {
+		return false
+	}
+	for i := 0; i < len(body); i++ {
+		c := body[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte("-._~+/", c) >= 0) {
+			return false
+		}
+	}
+	return true
+}
+
+// isLoopbackAddr reports whether a valid listen address binds loopback
+// only: a loopback IP literal, or "localhost". An empty host or any other
+// name may bind (or resolve to) every interface.
+func isLoopbackAddr(addr string) bool {
+	host, _, _ := net.SplitHostPort(addr)
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // addrsCollide reports whether two valid listen addresses would bind the

@@ -56,6 +56,10 @@ func TestValidConfigurationsPass(t *testing.T) {
 		{"any provider when Load had no sections", func(c *config.Config) { c.Provider, c.ProviderSections = "custom", nil },
 			serveOptions},
 		{"ephemeral ports on both listeners", func(c *config.Config) { c.ListenAddr, c.AdminAddr = "127.0.0.1:0", "127.0.0.1:0" }, serveOptions},
+		{"an admin listener on localhost without a token", func(c *config.Config) { c.AdminAddr = "localhost:9090" }, serveOptions},
+		{"an admin listener on IPv6 loopback without a token", func(c *config.Config) { c.AdminAddr = "[::1]:9090" }, serveOptions},
+		{"an admin listener on every interface with a token", func(c *config.Config) { c.AdminAddr, c.AdminToken = "0.0.0.0:9090", "admin-token" }, serveOptions},
+		{"request bodies within their time bounds", func(c *config.Config) { c.RequestBodyTimeout = 100 * time.Millisecond }, serveOptions},
 		{"the gateway turned off and no encryption key", func(c *config.Config) { c.MCPUpstream, c.EncryptionKey = "", "" }, serveOptions},
 		{"extras within their bounds", func(c *config.Config) {
 			c.Algorithm = "ES256"
@@ -150,6 +154,13 @@ func TestEveryValidationRuleRejectsABadValue(t *testing.T) {
 		{"LISTEN_ADDR is host:port", func(c *config.Config) { c.ListenAddr = "8000" }, "LISTEN_ADDR", "host:port"},
 		{"ADMIN_ADDR has a numeric port", func(c *config.Config) { c.AdminAddr = "localhost:admin" }, "ADMIN_ADDR", "numeric port"},
 		{"ADMIN_ADDR does not share the listen port", func(c *config.Config) { c.AdminAddr = "127.0.0.1:8000" }, "ADMIN_ADDR", "same port"},
+		{"ADMIN_ADDR on every interface needs a token", func(c *config.Config) { c.AdminAddr = "0.0.0.0:9090" }, "ADMIN_ADDR", "ADMIN_TOKEN is required"},
+		{"ADMIN_ADDR with an empty host needs a token", func(c *config.Config) { c.AdminAddr = ":9090" }, "ADMIN_ADDR", "ADMIN_TOKEN is required"},
+		{"ADMIN_ADDR on a private address needs a token", func(c *config.Config) { c.AdminAddr = "10.0.0.5:9090" }, "ADMIN_ADDR", "not a loopback address"},
+		{"ADMIN_TOKEN is a bearer token", func(c *config.Config) { c.AdminToken = "REPLACE WITH: openssl rand -base64 32" }, "ADMIN_TOKEN", "must be a bearer token"},
+		{"ADMIN_ADDR on a host name needs a token", func(c *config.Config) { c.AdminAddr = "admin.internal:9090" }, "ADMIN_ADDR", "not a loopback address"},
+		{"REQUEST_BODY_TIMEOUT is positive", func(c *config.Config) { c.RequestBodyTimeout = 0 }, "REQUEST_BODY_TIMEOUT", "between 100ms and 5m0s"},
+		{"REQUEST_BODY_TIMEOUT is bounded", func(c *config.Config) { c.RequestBodyTimeout = time.Hour }, "REQUEST_BODY_TIMEOUT", "between 100ms and 5m0s"},
 		{"LOG_LEVEL is an enum", func(c *config.Config) { c.LogLevel = "verbose" }, "LOG_LEVEL", "not one of debug, info, warn, error"},
 		{"LOG_FORMAT is an enum", func(c *config.Config) { c.LogFormat = "xml" }, "LOG_FORMAT", "not one of json, text"},
 	}

@@ -2,8 +2,10 @@ package httpapi
 
 import (
 	"crypto/subtle"
+	"mime"
 	"net"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 
@@ -26,7 +28,19 @@ type AdminOptions struct {
 	// Token, when set, is required as a bearer token on the key and backup
 	// endpoints; when empty they answer loopback peers only.
 	Token string
+	// Addr is the admin listener's configured address (host:port): besides
+	// loopback literals, its host is the one Host header the key and
+	// backup endpoints accept.
+	Addr string
 }
+
+// AdminRequestHeader marks a request to the admin listener as sent by a
+// program, not by a web page: a browser sends a custom header cross-origin
+// only after a CORS preflight, which the admin listener never grants, so a
+// page elsewhere cannot forge a state change. Every request that changes
+// state (POST /keys/rotate) must carry it, or be application/json, which
+// needs the same preflight. `oidcproxy keys` sends it.
+const AdminRequestHeader = "X-OIDCProxy-Admin"
 
 // KeyInfo is one key as the admin API and `oidcproxy keys list` show it
 // (never the private half).
@@ -49,6 +63,20 @@ func DescribeKey(k domain.SigningKey) KeyInfo {
 // for probes and scrapers, plus key administration and backup, which hand
 // out or change secrets and so need ADMIN_TOKEN (or, without one, a
 // loopback peer such as the CLI on the same host or kubectl port-forward).
+//
+// A loopback peer is not necessarily a person at this host: a web page in
+// a browser on it can send requests to 127.0.0.1 too, either cross-origin
+// (cross-site request forgery) or same-origin after pointing a name it
+// controls at 127.0.0.1 (DNS rebinding). The key and backup endpoints
+// therefore also refuse (see adminOnly) a Host header that is a foreign
+// name, any request a browser marks as cross-origin, and a state change
+// that a page could send without a CORS preflight. These rules hold even
+// with a token, as a second line of defence.
+//
+// /healthz, /readyz and /metrics stay open to any peer and any Host: the
+// kubelet and Prometheus address the pod by its IP or a service name
+// that cannot be known here, and what they return (status, counters) is
+// neither secret nor personal.
 func (s *Server) Admin(opts AdminOptions) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", s.handleHealthz)
@@ -57,33 +85,118 @@ func (s *Server) Admin(opts AdminOptions) http.Handler {
 		mux.Handle("GET /metrics", opts.Metrics)
 	}
 	guarded := http.NewServeMux()
-	mux.Handle("/keys", s.adminOnly(opts.Token, guarded))
-	mux.Handle("/keys/", s.adminOnly(opts.Token, guarded))
-	mux.Handle("/backup", s.adminOnly(opts.Token, guarded))
 	s.adminRoutes(guarded, opts)
-	return mux
+	g := s.adminOnly(opts, guarded)
+	mux.Handle("/keys", g)
+	mux.Handle("/keys/", g)
+	mux.Handle("/backup", g)
+	return s.readBodies(mux)
 }
 
-// adminOnly lets through requests carrying the admin token or, when no
-// token is configured, requests from a loopback address.
-func (s *Server) adminOnly(token string, next http.Handler) http.Handler {
+// adminOnly lets through requests that pass every rule of Admin: a Host
+// header naming this listener, no cross-origin browser request, a
+// non-simple request for a state change, and the admin token or, when no
+// token is configured, a loopback peer.
+func (s *Server) adminOnly(opts AdminOptions, next http.Handler) http.Handler {
+	cfgHost, _, _ := net.SplitHostPort(opts.Addr)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		allowed := false
-		if token != "" {
-			scheme, got, ok := strings.Cut(r.Header.Get("Authorization"), " ")
-			allowed = ok && strings.EqualFold(scheme, "Bearer") &&
-				subtle.ConstantTimeCompare([]byte(strings.TrimSpace(got)), []byte(token)) == 1
-		} else if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
-			ip := net.ParseIP(host)
-			allowed = ip != nil && ip.IsLoopback()
+		refuse := func(reason string) {
+			s.log.WarnContext(r.Context(), "admin request refused", "path", r.URL.Path, "remote_addr", r.RemoteAddr, "reason", reason)
+			writeJSON(w, http.StatusForbidden, errorBody{Error: "access_denied", ErrorDescription: "admin endpoint: " + reason})
 		}
-		if !allowed {
-			s.log.WarnContext(r.Context(), "admin request refused", "path", r.URL.Path, "remote_addr", r.RemoteAddr)
-			writeJSON(w, http.StatusForbidden, errorBody{Error: "access_denied", ErrorDescription: "admin endpoint: missing or wrong admin token"})
-			return
+		switch {
+		case !adminHostAllowed(r.Host, cfgHost):
+			refuse("the Host header names neither a loopback address nor the admin address")
+		case crossOrigin(r):
+			refuse("cross-origin requests are refused")
+		case !safeMethod(r.Method) && !programRequest(r):
+			refuse("a state change needs the " + AdminRequestHeader + " header or an application/json body")
+		case !s.adminAuthorized(opts.Token, r):
+			refuse("missing or wrong admin token")
+		default:
+			next.ServeHTTP(w, r)
 		}
-		next.ServeHTTP(w, r)
 	})
+}
+
+// adminAuthorized checks the admin token or, when none is configured, that
+// the peer is on loopback.
+func (s *Server) adminAuthorized(token string, r *http.Request) bool {
+	if token != "" {
+		scheme, got, ok := strings.Cut(r.Header.Get("Authorization"), " ")
+		return ok && strings.EqualFold(scheme, "Bearer") &&
+			subtle.ConstantTimeCompare([]byte(strings.TrimSpace(got)), []byte(token)) == 1
+	}
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return false
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// adminHostAllowed decides whether a request's Host header may reach the
+// key and backup endpoints. DNS rebinding needs a name the attacker
+// controls, so names are refused except:
+//   - "localhost", which browsers resolve to loopback themselves, never
+//     through DNS (so no attacker can point it elsewhere, and a page that
+//     uses it is cross-origin to us and caught by the Origin rules);
+//   - the host of the configured admin address, which the operator chose.
+//
+// IP literals cannot be rebound: loopback ones are always allowed, and
+// every one is when the listener binds all interfaces (0.0.0.0, ::, or
+// an empty host), since each of them is then an address of this listener.
+func adminHostAllowed(hostHeader, cfgHost string) bool {
+	host := hostHeader
+	if h, _, err := net.SplitHostPort(hostHeader); err == nil {
+		host = h
+	}
+	host = strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")
+	if host == "" {
+		return false
+	}
+	if strings.EqualFold(host, "localhost") || (cfgHost != "" && strings.EqualFold(host, cfgHost)) {
+		return true
+	}
+	ip := net.ParseIP(host)
+	if ip == nil {
+		return false
+	}
+	return ip.IsLoopback() || cfgHost == "" || cfgHost == "0.0.0.0" || cfgHost == "::"
+}
+
+// crossOrigin reports whether a browser marked the request as coming from
+// another origin: an Origin header other than this listener's own (the
+// opaque "null" included), or Sec-Fetch-Site cross-site or same-site (a
+// page on another port of localhost is same-site). Programs send neither
+// header.
+func crossOrigin(r *http.Request) bool {
+	switch r.Header.Get("Sec-Fetch-Site") {
+	case "cross-site", "same-site":
+		return true
+	}
+	origin := r.Header.Get("Origin")
+	if origin == "" {
+		return false
+	}
+	u, err := url.Parse(origin)
+	return err != nil || u.Host == "" || !strings.EqualFold(u.Host, r.Host)
+}
+
+// safeMethod reports the methods that change nothing.
+func safeMethod(m string) bool {
+	return m == http.MethodGet || m == http.MethodHead
+}
+
+// programRequest reports whether a request is one that a browser would
+// send cross-origin only after a CORS preflight: it carries
+// AdminRequestHeader, or declares a JSON body.
+func programRequest(r *http.Request) bool {
+	if r.Header.Get(AdminRequestHeader) != "" {
+		return true
+	}
+	ct, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	return err == nil && ct == "application/json"
 }
 
 func (s *Server) adminRoutes(mux *http.ServeMux, opts AdminOptions) {

@@ -76,7 +76,9 @@ type fixture struct {
 	Public, Confidential, Secret string
 }
 
-func newFixture(t testing.TB) *fixture {
+// newFixture builds it; opts adjust the HTTP API's options (a gateway, a
+// body timeout) before it is built.
+func newFixture(t testing.TB, opts ...func(*httpapi.Options)) *fixture {
 	t.Helper()
 	ctx := context.Background()
 	store := memstore.New()
@@ -100,7 +102,7 @@ func newFixture(t testing.TB) *fixture {
 	require.NoError(t, err)
 	cookieKey := make([]byte, 32)
 	_, _ = rand.Read(cookieKey)
-	srv, err := httpapi.New(app, issuer, logger, httpapi.Options{
+	options := httpapi.Options{
 		Issuer:          fuzzIssuer,
 		BaseURL:         fuzzIssuer,
 		CallbackPath:    "/auth/callback",
@@ -109,7 +111,11 @@ func newFixture(t testing.TB) *fixture {
 		ScopesSupported: settings.SupportedScopes,
 		CookieKey:       cookieKey,
 		Consent:         domain.ConsentAlways,
-	})
+	}
+	for _, o := range opts {
+		o(&options)
+	}
+	srv, err := httpapi.New(app, issuer, logger, options)
 	require.NoError(t, err)
 	f := &fixture{app: app, handler: srv}
 	pub, err := app.RegisterClient.Handle(ctx, ports.RegisterClientCommand{

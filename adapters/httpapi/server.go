@@ -73,6 +73,11 @@ type Options struct {
 	// GatewayMiddleware wraps the gateway, innermost last; it plays the
 	// part Middleware plays for the routes.
 	GatewayMiddleware []func(http.Handler) http.Handler
+	// BodyTimeout is how long a client may take to send a request
+	// body to any route but the gateway's (which streams, and bounds its
+	// bodies itself), and to the admin listener; zero means
+	// DefaultBodyTimeout.
+	BodyTimeout time.Duration
 }
 
 // Server holds the HTTP handlers.
@@ -82,7 +87,9 @@ type Server struct {
 	opts    Options
 	log     *slog.Logger
 	cookies cookieJar
-	router  *mux.Router
+	// api serves every request outside the gateway's mount: the router
+	// behind panic recovery, security headers and the body reader.
+	api http.Handler
 	// gateway is Options.Gateway with its middleware, or nil.
 	gateway http.Handler
 }
@@ -120,6 +127,9 @@ func New(app ports.Application, jwks ports.TokenIssuer, logger *slog.Logger, opt
 	if opts.ReadyTimeout <= 0 {
 		opts.ReadyTimeout = 5 * time.Second
 	}
+	if opts.BodyTimeout <= 0 {
+		opts.BodyTimeout = DefaultBodyTimeout
+	}
 	opts.BaseURL = strings.TrimSuffix(opts.BaseURL, "/")
 	s := &Server{
 		app:     app,
@@ -128,7 +138,7 @@ func New(app ports.Application, jwks ports.TokenIssuer, logger *slog.Logger, opt
 		log:     logger,
 		cookies: newCookieJar(opts.CookieKey, base.Scheme == "https"),
 	}
-	s.router = s.routes()
+	s.api = s.recoverPanics(securityHeaders(s.readBodies(s.routes())))
 	if opts.Gateway != nil {
 		h := opts.Gateway
 		for i := len(opts.GatewayMiddleware) - 1; i >= 0; i-- {
@@ -145,7 +155,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.gateway.ServeHTTP(w, r)
 		return
 	}
-	s.router.ServeHTTP(w, r)
+	s.api.ServeHTTP(w, r)
 }
 
 // underMount reports whether path is the mount point or below it: "/mcp"
@@ -159,7 +169,6 @@ func (s *Server) endpoint(path string) string { return s.opts.BaseURL + path }
 
 func (s *Server) routes() *mux.Router {
 	r := mux.NewRouter()
-	r.Use(s.recoverPanics, securityHeaders)
 	for _, m := range s.opts.Middleware {
 		r.Use(m)
 	}

@@ -201,6 +201,9 @@ func adminCall(ctx context.Context, cfg config.Config, method, path string) (io.
 	if err != nil {
 		return nil, err
 	}
+	// The admin listener refuses state changes that a web page could
+	// forge; this header is what tells a program's request apart.
+	req.Header.Set(httpapi.AdminRequestHeader, "1")
 	if cfg.AdminToken != "" {
 		req.Header.Set("Authorization", "Bearer "+cfg.AdminToken)
 	}

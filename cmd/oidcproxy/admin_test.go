@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"fmt"
+	"net"
 	"net/http"
 	"path/filepath"
 	"strings"
@@ -15,6 +16,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"golang.org/x/oauth2"
 
+	"github.com/oidcproxy/oidcproxy/adapters/httpapi"
 	"github.com/oidcproxy/oidcproxy/test/browser"
 	"github.com/oidcproxy/oidcproxy/test/idp"
 )
@@ -149,4 +151,115 @@ func loginAt(t *testing.T, base string) (*oauth2.Token, *oauth2.Config) {
 	tok, err := cfg.Exchange(t.Context(), res.URL.Query().Get("code"), oauth2.VerifierOption(verifier))
 	require.NoError(t, err)
 	return tok, cfg
+}
+
+// adminRequest sends one request to the admin listener with the given Host
+// header and extra headers, and returns the status.
+func adminRequest(t *testing.T, adminAddr, method, path, host string, header http.Header) int {
+	t.Helper()
+	req, err := http.NewRequestWithContext(t.Context(), method, "http://"+adminAddr+path, nil)
+	require.NoError(t, err)
+	if host != "" {
+		req.Host = host
+	}
+	for k, vs := range header {
+		req.Header[k] = vs
+	}
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+// A web page in a browser on the server's host reaches the admin listener
+// from loopback too: by cross-site requests, or same-origin after pointing
+// a name it controls at 127.0.0.1 (DNS rebinding). Neither may read the
+// keys or the backup or rotate a key; the CLI still can.
+func TestTheAdminListenerRefusesWhatAWebPageCouldSend(t *testing.T) {
+	f := idp.NewFaulty(t, idp.FaultyOptions{ClientID: "proxy", ClientSecret: "proxy-secret"})
+	env := serveEnv(t, f.ConfigURL, filepath.Join(t.TempDir(), "p.db"))
+	serveUntil(t, env)
+	admin := env["OIDC_PROXY_ADMIN_ADDR"]
+	_, port, err := net.SplitHostPort(admin)
+	require.NoError(t, err)
+	program := http.Header{httpapi.AdminRequestHeader: {"1"}}
+	with := func(h http.Header, k, v string) http.Header {
+		out := h.Clone()
+		if out == nil {
+			out = http.Header{}
+		}
+		out.Set(k, v)
+		return out
+	}
+
+	refused := []struct {
+		name, method, path, host string
+		header                   http.Header
+	}{
+		{"a rebound name rotating a key", http.MethodPost, "/keys/rotate", "attacker.example", program},
+		{"a rebound name with a port taking a backup", http.MethodGet, "/backup", "attacker.example:" + port, nil},
+		{"a rebound name listing keys", http.MethodGet, "/keys", "attacker.example", nil},
+		{"a foreign origin rotating a key", http.MethodPost, "/keys/rotate", "", with(program, "Origin", "http://evil.example")},
+		{"a foreign origin taking a backup", http.MethodGet, "/backup", "", http.Header{"Origin": {"http://evil.example"}}},
+		{"an opaque origin", http.MethodPost, "/keys/rotate", "", with(program, "Origin", "null")},
+		{"another port of localhost", http.MethodGet, "/backup", "", http.Header{"Origin": {"http://127.0.0.1:1"}}},
+		{"a cross-site fetch", http.MethodGet, "/backup", "", http.Header{"Sec-Fetch-Site": {"cross-site"}}},
+		{"a same-site fetch", http.MethodGet, "/keys", "", http.Header{"Sec-Fetch-Site": {"same-site"}}},
+		{"a simple text/plain post", http.MethodPost, "/keys/rotate", "", http.Header{"Content-Type": {"text/plain"}}},
+		{"a simple form post", http.MethodPost, "/keys/rotate", "", http.Header{"Content-Type": {"application/x-www-form-urlencoded"}}},
+		{"a post without any header", http.MethodPost, "/keys/rotate", "", nil},
+	}
+	for _, tc := range refused {
+		require.Equal(t, http.StatusForbidden, adminRequest(t, admin, tc.method, tc.path, tc.host, tc.header), tc.name)
+	}
+	// Nothing above rotated a key.
+	var out, errOut bytes.Buffer
+	require.Equal(t, 0, run(t.Context(), []string{"keys", "list"}, envOf(env), &out, &errOut), errOut.String())
+	require.Equal(t, 1, strings.Count(out.String(), "ES256"), out.String())
+
+	// Probes and scrapers address the listener by any name.
+	for _, path := range []string{"/healthz", "/readyz", "/metrics"} {
+		require.Equal(t, http.StatusOK, adminRequest(t, admin, http.MethodGet, path, "oidcproxy.monitoring.svc:"+port, nil), path)
+	}
+	// Programs on this host: loopback names, same-origin, JSON.
+	require.Equal(t, http.StatusOK, adminRequest(t, admin, http.MethodGet, "/keys", "localhost:"+port, nil))
+	require.Equal(t, http.StatusOK, adminRequest(t, admin, http.MethodGet, "/keys", "[::1]:"+port, http.Header{"Sec-Fetch-Site": {"none"}}))
+	require.Equal(t, http.StatusOK, adminRequest(t, admin, http.MethodGet, "/keys", "", http.Header{"Origin": {"http://" + admin}}))
+	require.Equal(t, http.StatusOK, adminRequest(t, admin, http.MethodPost, "/keys/rotate", "", http.Header{"Content-Type": {"application/json"}}))
+
+	// The CLI's own requests pass.
+	out.Reset()
+	require.Equal(t, 0, run(t.Context(), []string{"keys", "rotate"}, envOf(env), &out, &errOut), errOut.String())
+	out.Reset()
+	require.Equal(t, 0, run(t.Context(), []string{"keys", "list"}, envOf(env), &out, &errOut), errOut.String())
+	require.Equal(t, 3, strings.Count(out.String(), "ES256"), out.String())
+	backupPath := filepath.Join(t.TempDir(), "backup.db")
+	require.Equal(t, 0, run(t.Context(), []string{"backup", "--out", backupPath}, envOf(env), &out, &errOut), errOut.String())
+}
+
+// A token does not lift the Host and cross-origin rules: a page that
+// somehow had the token still could not use it from a browser.
+func TestTheAdminTokenDoesNotLiftTheBrowserRules(t *testing.T) {
+	f := idp.NewFaulty(t, idp.FaultyOptions{ClientID: "proxy", ClientSecret: "proxy-secret"})
+	env := serveEnv(t, f.ConfigURL, filepath.Join(t.TempDir(), "p.db"))
+	env["OIDC_PROXY_ADMIN_TOKEN"] = "admin-token-for-the-test"
+	serveUntil(t, env)
+	admin := env["OIDC_PROXY_ADMIN_ADDR"]
+	bearer := http.Header{"Authorization": {"Bearer admin-token-for-the-test"}}
+	require.Equal(t, http.StatusOK, adminRequest(t, admin, http.MethodGet, "/backup", "", bearer))
+	require.Equal(t, http.StatusForbidden, adminRequest(t, admin, http.MethodGet, "/backup", "attacker.example", bearer))
+	withOrigin := bearer.Clone()
+	withOrigin.Set("Origin", "http://evil.example")
+	require.Equal(t, http.StatusForbidden, adminRequest(t, admin, http.MethodGet, "/keys", "", withOrigin))
+	require.Equal(t, http.StatusForbidden, adminRequest(t, admin, http.MethodPost, "/keys/rotate", "", bearer),
+		"a state change needs a non-simple request even with the token")
+}
+
+func TestServeRefusesAnAdminListenerBeyondLoopbackWithoutAToken(t *testing.T) {
+	env := serveEnv(t, "http://127.0.0.1:9/.well-known/openid-configuration", filepath.Join(t.TempDir(), "p.db"))
+	env["OIDC_PROXY_ADMIN_ADDR"] = fmt.Sprintf("0.0.0.0:%d", freePort(t))
+	var out, errOut bytes.Buffer
+	require.Equal(t, 1, run(t.Context(), []string{"serve"}, envOf(env), &out, &errOut))
+	require.Contains(t, errOut.String(), "OIDC_PROXY_ADMIN_ADDR")
+	require.Contains(t, errOut.String(), "OIDC_PROXY_ADMIN_TOKEN is required")
 }

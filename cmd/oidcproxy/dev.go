@@ -6,6 +6,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"html/template"
 	"io"
 	"log/slog"
 	"net"
@@ -23,9 +24,9 @@ import (
 )
 
 // Development defaults: everything on this machine only, nothing on disk.
+// BASE_URL has none: devBaseURL derives it from the listen address.
 var devDefaults = map[string]string{
 	config.EnvPrefix + "LISTEN_ADDR": "127.0.0.1:8000",
-	config.EnvPrefix + "BASE_URL":    "http://localhost:8000",
 	config.EnvPrefix + "ADMIN_ADDR":  "127.0.0.1:0",
 	config.EnvPrefix + "STORE_PATH":  oidcproxy.MemoryStorePath,
 	config.EnvPrefix + "LOG_FORMAT":  "text",
@@ -65,7 +66,12 @@ func startDevStack(redirectURL string) (*devStack, error) {
 	store := storage.NewStorageWithClients(users, map[string]*storage.Client{
 		devClientID: storage.WebClient(devClientID, s.ClientSecret, redirectURL),
 	})
-	s.serve(opLn, exampleop.SetupServer(s.IssuerURL, store, nil, false))
+	// The example OP's own login page is an empty form; ours posts to the
+	// same handler with the fixed user already filled in.
+	op := http.NewServeMux()
+	op.Handle("GET /login/username", devLoginPage(s.Username, s.Password))
+	op.Handle("/", exampleop.SetupServer(s.IssuerURL, store, nil, false))
+	s.serve(opLn, op)
 
 	mcpLn, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -124,17 +130,81 @@ func demoMCPHandler() http.Handler {
 	return mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return server }, nil)
 }
 
+// devLoginTemplate is the development IdP's sign-in page: the example OP's
+// form (the same fields, posted to the same handler), pre-filled, because
+// the development user is fixed and the banner prints its password anyway.
+var devLoginTemplate = template.Must(template.New("login").Parse(`<!DOCTYPE html>
+<html lang="en">
+<head><meta charset="utf-8"><title>oidcproxy dev: sign in</title></head>
+<body style="font-family: sans-serif; max-width: 22rem; margin: 4rem auto">
+<h1 style="font-size: 1.2rem">oidcproxy development identity provider</h1>
+<p>The development user is filled in: press Sign in.</p>
+<form method="POST" action="/login/username">
+<input type="hidden" name="id" value="{{.ID}}">
+<p><label for="username">Username</label><br>
+<input id="username" name="username" autocomplete="username" value="{{.Username}}" style="width: 100%"></p>
+<p><label for="password">Password</label><br>
+<input id="password" name="password" type="password" autocomplete="current-password" value="{{.Password}}" style="width: 100%"></p>
+<button type="submit">Sign in</button>
+</form>
+</body>
+</html>
+`))
+
+// devLoginPage serves devLoginTemplate for the authorization request the
+// example OP names in its redirect (/login/username?authRequestID=…).
+func devLoginPage(username, password string) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		w.Header().Set("Cache-Control", "no-store")
+		err := devLoginTemplate.Execute(w, struct{ ID, Username, Password string }{
+			ID: r.URL.Query().Get("authRequestID"), Username: username, Password: password,
+		})
+		if err != nil {
+			slog.Warn("dev: render the login page", "error", err)
+		}
+	})
+}
+
 // devConfig loads the configuration for `oidcproxy dev`: the user's flags
-// and OIDC_PROXY_* variables win over the development defaults.
+// and OIDC_PROXY_* variables win over the development defaults, and
+// BASE_URL, when nobody set it, follows the listen address.
 func devConfig(args []string, getenv func(string) string, stderr io.Writer) (config.Config, error) {
 	fs := flag.NewFlagSet("oidcproxy dev", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	return config.LoadFlags(fs, args, func(k string) string {
+	cfg, err := config.LoadFlags(fs, args, func(k string) string {
 		if v := getenv(k); v != "" {
 			return v
 		}
 		return devDefaults[k]
 	}, oidcproxy.ProviderSections())
+	if err != nil || cfg.BaseURL != "" {
+		return cfg, err
+	}
+	cfg.BaseURL, err = devBaseURL(cfg.ListenAddr)
+	return cfg, err
+}
+
+// devBaseURL is the URL at which a browser on this machine reaches the
+// listen address: IPv4 loopback and unspecified addresses become
+// "localhost" (what MCP clients and the banner use), IPv6 loopback stays
+// a literal (localhost may resolve to 127.0.0.1 first, where nothing
+// listens), other hosts are kept.
+func devBaseURL(listenAddr string) (string, error) {
+	host, port, err := net.SplitHostPort(listenAddr)
+	if err != nil {
+		return "", fmt.Errorf("dev: OIDC_PROXY_LISTEN_ADDR %q is not host:port: %w", listenAddr, err)
+	}
+	if port == "0" {
+		return "", errors.New("dev: OIDC_PROXY_LISTEN_ADDR has port 0, which is only chosen at start: set a port, or OIDC_PROXY_BASE_URL")
+	}
+	switch ip := net.ParseIP(host); {
+	case host == "" || ip != nil && ip.IsUnspecified():
+		host = "localhost"
+	case ip != nil && ip.IsLoopback() && ip.To4() != nil:
+		host = "localhost"
+	}
+	return "http://" + net.JoinHostPort(host, port), nil
 }
 
 // dev runs the proxy with the development IdP and demo MCP server.

@@ -157,10 +157,17 @@ func startDev(t *testing.T) string {
 	t.Helper()
 	port := freePort(t)
 	base := fmt.Sprintf("http://localhost:%d", port)
-	env := map[string]string{
+	startDevWith(t, map[string]string{
 		"OIDC_PROXY_LISTEN_ADDR": fmt.Sprintf("127.0.0.1:%d", port),
 		"OIDC_PROXY_BASE_URL":    base,
-	}
+	}, base)
+	return base
+}
+
+// startDevWith runs `oidcproxy dev` with env until the test ends, waits
+// for its metadata at base and returns what it printed.
+func startDevWith(t *testing.T, env map[string]string, base string) string {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	var out, errOut syncBuffer
 	done := make(chan int, 1)
@@ -183,12 +190,18 @@ func startDev(t *testing.T) string {
 		return resp.StatusCode == http.StatusOK
 	}, 15*time.Second, 50*time.Millisecond, "dev did not come up: %s %s", out.String(), errOut.String())
 	require.Contains(t, out.String(), "DEVELOPMENT ONLY")
-	return base
+	return out.String()
 }
 
 // devLogin registers a client at a running dev proxy, signs the dev user in
 // with the scripted browser and returns the client's token.
 func devLogin(t *testing.T, base string) *oauth2.Token {
+	t.Helper()
+	return devLoginAs(t, base, browser.New("test-user@localhost", "verysecure"))
+}
+
+// devLoginAs is devLogin with a given browser.
+func devLoginAs(t *testing.T, base string, b *browser.Browser) *oauth2.Token {
 	t.Helper()
 	const redirect = "http://127.0.0.1:9/callback"
 	body := strings.NewReader(`{"client_name":"dev test","redirect_uris":["` + redirect + `"]}`)
@@ -203,7 +216,6 @@ func devLogin(t *testing.T, base string) *oauth2.Token {
 	cfg := &oauth2.Config{ClientID: reg.ClientID, RedirectURL: redirect,
 		Endpoint: oauth2.Endpoint{AuthURL: base + "/authorize", TokenURL: base + "/token", AuthStyle: oauth2.AuthStyleInParams}}
 	verifier := oauth2.GenerateVerifier()
-	b := browser.New("test-user@localhost", "verysecure")
 	b.StopAt = redirect
 	res, err := b.Authorize(t.Context(), cfg.AuthCodeURL("st", oauth2.S256ChallengeOption(verifier),
 		oauth2.SetAuthURLParam("resource", base+"/mcp")))

@@ -39,8 +39,9 @@ func NewClients(store ports.ClientStore, documents ports.MetadataFetcher, policy
 //
 // Errors: domain.ErrNotFound (wrapped) for an unknown client, an
 // invalid_client *domain.Error when a document client cannot be used (its
-// description is safe to show and names no internal detail), anything else
-// for a store failure.
+// description is safe to show and names no internal detail), the fetcher's
+// temporarily_unavailable *domain.Error when it cannot fetch right now,
+// anything else for a store failure.
 func (c *Clients) lookup(ctx context.Context, clientID string) (domain.Client, error) {
 	if !domain.IsClientIDURL(clientID) {
 		client, err := c.store.GetClient(ctx, clientID)
@@ -58,6 +59,11 @@ func (c *Clients) lookup(ctx context.Context, clientID string) (domain.Client, e
 		return domain.Client{}, domain.ErrInvalidClient("the client_id is not an acceptable client metadata document URL: " + err.Error())
 	}
 	doc, err := c.documents.FetchClientMetadata(ctx, clientID)
+	if e, ok := domain.AsError(err); ok && e.Code == domain.CodeTemporarilyUnavailable {
+		// The fetcher's limits refused the fetch (too many at once): the
+		// client may be fine, so it must not be told it is invalid.
+		return domain.Client{}, e
+	}
 	if err != nil {
 		return domain.Client{}, domain.ErrInvalidClient("the application's client metadata document could not be retrieved, or is not a JSON document").WithCause(err)
 	}

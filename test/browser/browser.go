@@ -97,8 +97,12 @@ func (b *Browser) Authorize(ctx context.Context, authURL string) (Result, error)
 		}
 		switch {
 		case f.password != "":
-			f.values.Set(f.username, b.Username)
-			f.values.Set(f.password, b.Password)
+			// Without credentials of its own the browser submits what
+			// the page filled in, as a person would.
+			if b.Username != "" || b.Password != "" {
+				f.values.Set(f.username, b.Username)
+				f.values.Set(f.password, b.Password)
+			}
 		case f.hasDecision:
 			f.values.Set("decision", "approve")
 		default:
@@ -157,12 +161,14 @@ func findForm(page string, base *url.URL) (form, bool) {
 				switch strings.ToLower(attr(n, "type")) {
 				case "password":
 					f.password = name
+					f.values.Set(name, attr(n, "value"))
 				case "hidden":
 					f.values.Set(name, attr(n, "value"))
 				case "", "text", "email":
 					if f.username == "" {
 						f.username = name
 					}
+					f.values.Set(name, attr(n, "value"))
 				}
 			case n.Data == "button" && name == "decision":
 				f.hasDecision = true

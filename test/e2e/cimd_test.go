@@ -3,6 +3,7 @@ package e2e_test
 import (
 	"crypto/x509"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -278,4 +279,49 @@ func TestTurningCIMDOffMakesURLClientIDsUnknown(t *testing.T) {
 	id := docs.publish(t, "/client.json", cimdDocument())
 	requireErrorPage(t, p.authorizePage(t, id, cimdRedirectURI), "unknown client")
 	require.Zero(t, docs.Hits("/client.json"))
+}
+
+// Every distinct client_id URL is a fetch; a flood of them at one host is
+// refused with temporarily_unavailable once the host's share is spent, on
+// the authorization page (503, still never a redirect) and at /token.
+func TestAFloodOfMetadataDocumentURLsIsAnsweredTemporarilyUnavailable(t *testing.T) {
+	p, docs := startWithDocHost(t)
+	id := docs.publish(t, "/client.json", cimdDocument())
+	// cimd.DefaultHostBurst fetches at once, then one a second of the
+	// proxy's clock, which follows the wall clock here: a slow machine
+	// earns a few more before the refusals start.
+	const burst, enough = 10, 40
+	n := 0
+	next := func() string { n++; return fmt.Sprintf("%s?n=%d", id, n) }
+	var refused page
+	for range enough {
+		// A query string makes a new URL, whose document (naming the
+		// URL without it) is then refused as a mismatch.
+		res := p.authorizePage(t, next(), cimdRedirectURI)
+		if res.Status == http.StatusServiceUnavailable {
+			refused = res
+			break
+		}
+		requireErrorPage(t, res, "client_id does not equal the URL")
+	}
+	require.Equal(t, http.StatusServiceUnavailable, refused.Status, "a flood of %d URLs is never refused", enough)
+	require.GreaterOrEqual(t, docs.Hits("/client.json"), burst, "the burst was fetched")
+	require.Nil(t, refused.Location)
+	require.Contains(t, refused.Header.Get("Content-Type"), "text/html")
+	require.Contains(t, refused.Body, "temporarily_unavailable")
+
+	for range enough {
+		hits := docs.Hits("/client.json")
+		status, _, body := p.postToken(t, url.Values{
+			"grant_type": {"authorization_code"}, "client_id": {next()}, "code": {"x"},
+			"redirect_uri": {cimdRedirectURI}, "code_verifier": {oauth2.GenerateVerifier()},
+		})
+		if status == http.StatusServiceUnavailable {
+			require.Equal(t, "temporarily_unavailable", body["error"])
+			require.Equal(t, hits, docs.Hits("/client.json"), "refused without contacting the host")
+			return
+		}
+		require.Equal(t, "invalid_client", body["error"])
+	}
+	t.Fatalf("/token never refused a flood of %d URLs", enough)
 }
