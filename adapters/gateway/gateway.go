@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"strings"
 
+	"github.com/oidcproxy/oidcproxy/adapters/oauthhttp"
 	"github.com/oidcproxy/oidcproxy/domain"
 	"github.com/oidcproxy/oidcproxy/ports"
 )
@@ -98,11 +99,10 @@ type Gateway struct {
 	injectTrace func(ctx context.Context, h http.Header)
 	observe     Observer
 
-	// Challenge pieces built once (RFC 6750 3, RFC 9728 5.1).
-	challengeNoToken string // Bearer resource_metadata="…", scope="…"
-	challengeTail    string // , scope="…", resource_metadata="…" (after error_description)
-	scopeParam       string // the quoted required scopes, "" when none
-	metadataParam    string // the quoted metadata URL
+	// The RFC 6750 challenges (RFC 9728 5.1), built once; challengeNoToken
+	// is the header value of every request without a token.
+	challenges       oauthhttp.BearerChallenge
+	challengeNoToken []string
 }
 
 var _ http.Handler = (*Gateway)(nil)
@@ -159,7 +159,8 @@ func New(verify ports.VerifyAccessToken, sealer ports.Sealer, logger *slog.Logge
 	if err := g.setHeaders(opts); err != nil {
 		return nil, fmt.Errorf("gateway: new: %w", err)
 	}
-	g.buildChallenges(opts.ResourceMetadataURL)
+	g.challenges = oauthhttp.NewBearerChallenge(opts.ResourceMetadataURL, g.requiredScopes)
+	g.challengeNoToken = []string{g.challenges.NoToken()}
 
 	g.trans = newTransport()
 	g.proxy = newReverseProxy(g.trans, g.rewrite, g.proxyError, logger)
