@@ -386,7 +386,7 @@ func ProvideHTTPAPI(cfg config.Config, app ports.Application, issuer ports.Token
 // ProvideGateway builds the MCP gateway when MCP_UPSTREAM is set (nil
 // otherwise): bearer checks through the VerifyAccessToken use case, our
 // trace context injected into backend requests, streams and bytes counted.
-func ProvideGateway(cfg config.Config, app ports.Application, sealer ports.Sealer, settings usecase.Settings,
+func ProvideGateway(cfg config.Config, app ports.Application, settings usecase.Settings,
 	logger *slog.Logger, tel *telemetry.Telemetry,
 ) (*gateway.Gateway, func(), error) {
 	if cfg.MCPUpstream == "" {
@@ -399,7 +399,7 @@ func ProvideGateway(cfg config.Config, app ports.Application, sealer ports.Seale
 	origins := append([]string{originOf(cfg.BaseURL)}, cfg.AllowedOrigins...)
 	metrics := tel.Gateway()
 	prop := tel.Propagator()
-	gw, err := gateway.New(app.VerifyAccessToken, sealer, logger, gateway.Options{
+	gw, err := gateway.New(app.VerifyAccessToken, logger, gateway.Options{
 		Upstream:            upstream,
 		MountPath:           cfg.MCPPath,
 		Resource:            settings.Resource,

@@ -2,7 +2,6 @@ package gateway
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -79,7 +78,6 @@ type Options struct {
 // server. It is safe for concurrent use.
 type Gateway struct {
 	verify ports.VerifyAccessToken
-	sealer ports.Sealer
 	log    *slog.Logger
 	proxy  *httputil.ReverseProxy
 	trans  *http.Transport
@@ -122,21 +120,17 @@ type forward struct {
 	in, out countingBody
 }
 
-// New builds a Gateway. verify checks bearer tokens; sealer opens the
-// upstream tokens and is needed only with UpstreamTokenHeader.
-func New(verify ports.VerifyAccessToken, sealer ports.Sealer, logger *slog.Logger, opts Options) (*Gateway, error) {
+// New builds a Gateway. verify checks bearer tokens and, with
+// UpstreamTokenHeader, hands over the upstream access token to forward.
+func New(verify ports.VerifyAccessToken, logger *slog.Logger, opts Options) (*Gateway, error) {
 	if verify == nil {
 		return nil, errors.New("gateway: new: nil access token verifier")
 	}
 	if logger == nil {
 		return nil, errors.New("gateway: new: nil logger")
 	}
-	if opts.UpstreamTokenHeader != "" && sealer == nil {
-		return nil, errors.New("gateway: new: forwarding the upstream token needs a sealer")
-	}
 	g := &Gateway{
 		verify:         verify,
-		sealer:         sealer,
 		log:            logger,
 		resource:       opts.Resource,
 		requiredScopes: append([]string(nil), opts.RequiredScopes...),
@@ -312,6 +306,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		Token:          token,
 		Resource:       g.resource,
 		RequiredScopes: g.requiredScopes,
+		WithUpstream:   g.upstreamTokenHeader != "",
 	})
 	if err != nil {
 		g.reject(w, r, err)
@@ -355,18 +350,12 @@ func (g *Gateway) identity(access ports.VerifiedAccess) (*forward, error) {
 		f.email = access.Grant.Identity.Email
 	}
 	if g.upstreamTokenHeader != "" {
-		plain, err := g.sealer.Open(access.Grant.SealedUpstream, []byte(access.Grant.ID))
-		if err != nil {
-			return nil, fmt.Errorf("gateway: open upstream tokens: %w", err)
+		if access.UpstreamAccessToken == "" {
+			// The use case answers WithUpstream with a token or an error;
+			// an empty one would send the backend an empty credential.
+			return nil, errors.New("gateway: the verifier returned no upstream access token")
 		}
-		var t domain.UpstreamTokens
-		if err := json.Unmarshal(plain, &t); err != nil {
-			return nil, fmt.Errorf("gateway: decode upstream tokens: %w", err)
-		}
-		if t.AccessToken == "" {
-			return nil, errors.New("gateway: the grant holds no upstream access token")
-		}
-		f.upstreamToken = t.AccessToken
+		f.upstreamToken = access.UpstreamAccessToken
 	}
 	// The transport would refuse these too, but with an error that reads
 	// like a backend failure; saying so here points at the real cause.

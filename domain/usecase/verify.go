@@ -21,7 +21,8 @@ var _ ports.VerifyAccessToken = (*VerifyAccessTokenHandler)(nil)
 
 // Handle accepts only our own tokens, for this resource, in their validity
 // window, with the required scopes, whose grant is still alive. Upstream IdP
-// tokens fail the signature check: there is no token passthrough.
+// tokens fail the signature check: there is no token passthrough. Asked
+// WithUpstream, it also returns the grant's upstream access token.
 func (h *VerifyAccessTokenHandler) Handle(ctx context.Context, cmd ports.VerifyAccessTokenCommand) (ports.VerifiedAccess, error) {
 	at, grant, err := liveAccessToken(ctx, h.d, cmd.Token)
 	if err != nil {
@@ -33,7 +34,21 @@ func (h *VerifyAccessTokenHandler) Handle(ctx context.Context, cmd ports.VerifyA
 	if !at.HasScopes(cmd.RequiredScopes) {
 		return ports.VerifiedAccess{}, domain.ErrInsufficientScope("the access token lacks a required scope")
 	}
-	return ports.VerifiedAccess{Token: at, Grant: grant}, nil
+	access := ports.VerifiedAccess{Token: at, Grant: grant}
+	if cmd.WithUpstream {
+		// Only the use cases know how upstream tokens are sealed (and to
+		// which grant they are bound), so the opening happens here, not in
+		// the resource server that forwards the token.
+		upstream, err := openUpstream(h.d.Sealer, grant)
+		if err != nil {
+			return ports.VerifiedAccess{}, domain.ErrServerError(fmt.Errorf("verify access token: %w", err))
+		}
+		if upstream.AccessToken == "" {
+			return ports.VerifiedAccess{}, domain.ErrServerError(errors.New("verify access token: the grant holds no upstream access token"))
+		}
+		access.UpstreamAccessToken = upstream.AccessToken
+	}
+	return access, nil
 }
 
 // liveAccessToken accepts one of our own access tokens that is signed by

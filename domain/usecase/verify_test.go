@@ -42,6 +42,7 @@ type fixture struct {
 	app    ports.Application
 	store  *memstore.Store
 	tokens *tokens.Issuer
+	sealer *seal.Sealer
 	clock  *clock
 }
 
@@ -72,7 +73,7 @@ func newFixture(t *testing.T) *fixture {
 	_, err = usecase.NewApplication(broken)
 	require.ErrorContains(t, err, "nil logger")
 	require.ErrorContains(t, err, "issuer is empty")
-	return &fixture{app: app, store: store, tokens: iss, clock: c}
+	return &fixture{app: app, store: store, tokens: iss, sealer: sealer, clock: c}
 }
 
 // mint stores a live grant and signs a token for it, edited by edit.
