@@ -410,6 +410,8 @@ func ProvideGateway(cfg config.Config, app ports.Application, settings usecase.S
 		EmailHeader:         cfg.EmailHeader,
 		UpstreamTokenHeader: cfg.UpstreamTokenHeader,
 		MaxBodyBytes:        int64(cfg.MaxBodyBytes),
+		BodyTimeout:         cfg.GatewayBodyTimeout,
+		BackendIdleTimeout:  cfg.MCPUpstreamIdleTimeout,
 		InjectTrace: func(ctx context.Context, h http.Header) {
 			prop.Inject(ctx, telemetry.HeaderCarrier(h))
 		},

@@ -74,6 +74,9 @@ type Config struct {
 	UpstreamTokenHeader string   `env:"UPSTREAM_TOKEN_HEADER" yaml:"upstream_token_header" flag:"upstream-token-header" help:"Header in which the gateway forwards the identity provider's access token to the MCP server, where empty (the default) never forwards it."`
 	MaxBodyBytes        int      `env:"MAX_BODY_BYTES" yaml:"max_body_bytes" flag:"max-body-bytes" default:"4194304" help:"Largest request body the gateway forwards to the MCP server, in bytes."`
 
+	GatewayBodyTimeout     time.Duration `env:"GATEWAY_BODY_TIMEOUT" yaml:"gateway_body_timeout" flag:"gateway-body-timeout" default:"30s" help:"Time a client may take to send a request body to the gateway, as a Go duration, after which it gets a 408 and its connection is closed; responses and event streams are never cut by it."`
+	MCPUpstreamIdleTimeout time.Duration `env:"MCP_UPSTREAM_IDLE_TIMEOUT" yaml:"mcp_upstream_idle_timeout" flag:"mcp-upstream-idle-timeout" default:"4s" help:"How long the gateway keeps an idle connection to the MCP server for reuse, as a Go duration, which must be shorter than the server's own keep-alive timeout (5s for Node.js and uvicorn, 2s for gunicorn)."`
+
 	Auth0Domain        string `env:"AUTH0_DOMAIN" yaml:"auth0_domain" flag:"auth0-domain" help:"Auth0 tenant domain such as example.us.auth0.com, for provider auth0."`
 	AzureTenantID      string `env:"AZURE_TENANT_ID" yaml:"azure_tenant_id" flag:"azure-tenant-id" help:"Microsoft Entra tenant ID or name (or common, organizations, consumers), for provider azure."`
 	AzureAuthority     string `env:"AZURE_AUTHORITY" yaml:"azure_authority" flag:"azure-authority" help:"Microsoft Entra authority host URL for sovereign clouds, for provider azure, defaulting to the public cloud."`
