@@ -26,7 +26,7 @@ const (
 	// memory cost per idle stream: measured per stream (BenchmarkIdleStream
 	// Memory), 32 KiB buffers cost ~86 KiB, 16 KiB ~70 KiB, 8 KiB ~61 KiB,
 	// and through the whole App (bench: BenchmarkGatewayIdleStreams) 8 KiB
-	// came to 62-64 KiB, at the 64 KiB bound. MCP messages are small
+	// came to 62-64 KiB, at the 64 KiB a stream may cost. MCP messages are small
 	// JSON documents and SSE events, and 4 KiB (the size of the transport's
 	// own read buffer) copies them in one or two reads.
 	bufferSize = 4 << 10
