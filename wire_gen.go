@@ -86,7 +86,7 @@ func InitializeApp(ctx context.Context, cfg config.Config) (*App, func(), error)
 		cleanup()
 		return nil, nil, err
 	}
-	gateway, cleanup3, err := ProvideGateway(cfg, application, sealer, settings, logger, telemetry)
+	gateway, cleanup3, err := ProvideGateway(cfg, application, settings, logger, telemetry)
 	if err != nil {
 		cleanup2()
 		cleanup()
@@ -180,7 +180,7 @@ func InitializeTestApp(ctx context.Context, cfg config.Config, clock ports.Clock
 		cleanup()
 		return nil, nil, err
 	}
-	gateway, cleanup3, err := ProvideGateway(cfg, application, sealer, settings, logger, telemetryTelemetry)
+	gateway, cleanup3, err := ProvideGateway(cfg, application, settings, logger, telemetryTelemetry)
 	if err != nil {
 		cleanup2()
 		cleanup()
@@ -253,7 +253,7 @@ func InitializeAppWithStore(ctx context.Context, cfg config.Config, clock ports.
 		cleanup()
 		return nil, nil, err
 	}
-	gateway, cleanup2, err := ProvideGateway(cfg, application, sealer, settings, logger, telemetryTelemetry)
+	gateway, cleanup2, err := ProvideGateway(cfg, application, settings, logger, telemetryTelemetry)
 	if err != nil {
 		cleanup()
 		return nil, nil, err

@@ -446,7 +446,7 @@ func ProvideHTTPAPI(cfg config.Config, app ports.Application, issuer ports.Token
 // ProvideGateway builds the MCP gateway when MCP_UPSTREAM is set (nil
 // otherwise): bearer checks through the VerifyAccessToken use case, our
 // trace context injected into backend requests, streams and bytes counted.
-func ProvideGateway(cfg config.Config, app ports.Application, sealer ports.Sealer, settings usecase.Settings,
+func ProvideGateway(cfg config.Config, app ports.Application, settings usecase.Settings,
 	logger *slog.Logger, tel *telemetry.Telemetry,
 ) (*gateway.Gateway, func(), error) {
 	if cfg.MCPUpstream == "" {
@@ -459,7 +459,7 @@ func ProvideGateway(cfg config.Config, app ports.Application, sealer ports.Seale
 	origins := append([]string{originOf(cfg.BaseURL)}, cfg.AllowedOrigins...)
 	metrics := tel.Gateway()
 	prop := tel.Propagator()
-	gw, err := gateway.New(app.VerifyAccessToken, sealer, logger, gateway.Options{
+	gw, err := gateway.New(app.VerifyAccessToken, logger, gateway.Options{
 		Upstream:            upstream,
 		MountPath:           cfg.MCPPath,
 		Resource:            settings.Resource,
@@ -470,6 +470,8 @@ func ProvideGateway(cfg config.Config, app ports.Application, sealer ports.Seale
 		EmailHeader:         cfg.EmailHeader,
 		UpstreamTokenHeader: cfg.UpstreamTokenHeader,
 		MaxBodyBytes:        int64(cfg.MaxBodyBytes),
+		BodyTimeout:         cfg.GatewayBodyTimeout,
+		BackendIdleTimeout:  cfg.MCPUpstreamIdleTimeout,
 		InjectTrace: func(ctx context.Context, h http.Header) {
 			prop.Inject(ctx, telemetry.HeaderCarrier(h))
 		},

@@ -226,12 +226,20 @@ type VerifyAccessTokenCommand struct {
 	Token          string
 	Resource       string
 	RequiredScopes []string
+	// WithUpstream asks for the upstream IdP's access token of the grant
+	// as well, for a resource server configured to forward it. It costs a
+	// decryption, so callers that do not forward it leave it false.
+	WithUpstream bool
 }
 
 // VerifiedAccess is a valid bearer token and the grant behind it.
 type VerifiedAccess struct {
 	Token domain.AccessToken
 	Grant domain.Grant
+	// UpstreamAccessToken is the upstream IdP's access token, opened from
+	// the grant's sealed tokens when the command asked WithUpstream; empty
+	// otherwise. It is a credential: never log it.
+	UpstreamAccessToken string
 }
 
 // VerifyAccessToken checks a bearer token.

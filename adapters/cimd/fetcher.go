@@ -17,6 +17,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/oidcproxy/oidcproxy/adapters/oauthhttp"
 	"github.com/oidcproxy/oidcproxy/domain"
 	"github.com/oidcproxy/oidcproxy/ports"
 )
@@ -292,25 +293,15 @@ func (f *Fetcher) ttl(h http.Header) time.Duration {
 	return min(max(ttl, f.opts.MinTTL), f.opts.MaxTTL)
 }
 
-// wireDocument is the JSON form of a client metadata document. Unknown
-// members are ignored (the draft allows them); the secret members are kept
-// raw only to notice that they are present.
+// wireDocument is the JSON form of a client metadata document: the RFC 7591
+// metadata /register also reads, plus the client_id. Unknown members are
+// ignored (the draft allows them); the secret members are kept raw only to
+// notice that they are present.
 type wireDocument struct {
-	ClientID                string          `json:"client_id"`
-	RedirectURIs            []string        `json:"redirect_uris"`
-	TokenEndpointAuthMethod string          `json:"token_endpoint_auth_method"`
-	GrantTypes              []string        `json:"grant_types"`
-	ResponseTypes           []string        `json:"response_types"`
-	ApplicationType         string          `json:"application_type"`
-	ClientName              string          `json:"client_name"`
-	ClientURI               string          `json:"client_uri"`
-	LogoURI                 string          `json:"logo_uri"`
-	Scope                   string          `json:"scope"`
-	Contacts                []string        `json:"contacts"`
-	SoftwareID              string          `json:"software_id"`
-	SoftwareVersion         string          `json:"software_version"`
-	ClientSecret            json.RawMessage `json:"client_secret"`
-	ClientSecretExpiresAt   json.RawMessage `json:"client_secret_expires_at"`
+	ClientID string `json:"client_id"`
+	oauthhttp.ClientMetadata
+	ClientSecret          json.RawMessage `json:"client_secret"`
+	ClientSecretExpiresAt json.RawMessage `json:"client_secret_expires_at"`
 }
 
 // parseDocument decodes a document. Its errors never quote the body: the
@@ -324,21 +315,8 @@ func parseDocument(body []byte) (ports.ClientMetadataDocument, error) {
 		return ports.ClientMetadataDocument{}, ErrNotJSON
 	}
 	return ports.ClientMetadataDocument{
-		ClientID: w.ClientID,
-		Metadata: ports.RegisterClientCommand{
-			RedirectURIs:            w.RedirectURIs,
-			TokenEndpointAuthMethod: w.TokenEndpointAuthMethod,
-			GrantTypes:              w.GrantTypes,
-			ResponseTypes:           w.ResponseTypes,
-			ApplicationType:         w.ApplicationType,
-			ClientName:              w.ClientName,
-			ClientURI:               w.ClientURI,
-			LogoURI:                 w.LogoURI,
-			Scope:                   w.Scope,
-			Contacts:                w.Contacts,
-			SoftwareID:              w.SoftwareID,
-			SoftwareVersion:         w.SoftwareVersion,
-		},
+		ClientID:       w.ClientID,
+		Metadata:       w.Command(),
 		DeclaresSecret: len(w.ClientSecret) > 0 || len(w.ClientSecretExpiresAt) > 0,
 	}, nil
 }

@@ -75,11 +75,13 @@ type Config struct {
 
 	RequestBodyTimeout time.Duration `env:"REQUEST_BODY_TIMEOUT" yaml:"request_body_timeout" flag:"request-body-timeout" default:"10s" help:"Time a client has to send a request body to the authorization server or the admin listener once its headers arrived, as a Go duration from 100ms to 5m; a slower client gets 408 and a closed connection (the gateway has its own limit)."`
 
-	AllowedOrigins      []string `env:"ALLOWED_ORIGINS" yaml:"allowed_origins" flag:"allowed-origins" help:"Origins (scheme://host[:port]) whose browser requests the gateway accepts, besides BASE_URL's own; requests without an Origin header always pass."`
-	UserHeader          string   `env:"USER_HEADER" yaml:"user_header" flag:"user-header" default:"X-Forwarded-User" help:"Header in which the gateway tells the MCP server the user's subject."`
-	EmailHeader         string   `env:"EMAIL_HEADER" yaml:"email_header" flag:"email-header" default:"X-Forwarded-Email" help:"Header in which the gateway tells the MCP server the user's verified email, where empty sends none."`
-	UpstreamTokenHeader string   `env:"UPSTREAM_TOKEN_HEADER" yaml:"upstream_token_header" flag:"upstream-token-header" help:"Header in which the gateway forwards the identity provider's access token to the MCP server, where empty (the default) never forwards it."`
-	MaxBodyBytes        int      `env:"MAX_BODY_BYTES" yaml:"max_body_bytes" flag:"max-body-bytes" default:"4194304" help:"Largest request body the gateway forwards to the MCP server, in bytes."`
+	AllowedOrigins         []string      `env:"ALLOWED_ORIGINS" yaml:"allowed_origins" flag:"allowed-origins" help:"Origins (scheme://host[:port]) whose browser requests the gateway accepts, besides BASE_URL's own; requests without an Origin header always pass."`
+	UserHeader             string        `env:"USER_HEADER" yaml:"user_header" flag:"user-header" default:"X-Forwarded-User" help:"Header in which the gateway tells the MCP server the user's subject."`
+	EmailHeader            string        `env:"EMAIL_HEADER" yaml:"email_header" flag:"email-header" default:"X-Forwarded-Email" help:"Header in which the gateway tells the MCP server the user's verified email, where empty sends none."`
+	UpstreamTokenHeader    string        `env:"UPSTREAM_TOKEN_HEADER" yaml:"upstream_token_header" flag:"upstream-token-header" help:"Header in which the gateway forwards the identity provider's access token to the MCP server, where empty (the default) never forwards it."`
+	MaxBodyBytes           int           `env:"MAX_BODY_BYTES" yaml:"max_body_bytes" flag:"max-body-bytes" default:"4194304" help:"Largest request body the gateway forwards to the MCP server, in bytes."`
+	GatewayBodyTimeout     time.Duration `env:"GATEWAY_BODY_TIMEOUT" yaml:"gateway_body_timeout" flag:"gateway-body-timeout" default:"30s" help:"Time a client may take to send a request body to the gateway, as a Go duration, after which it gets a 408 and its connection is closed; responses and event streams are never cut by it."`
+	MCPUpstreamIdleTimeout time.Duration `env:"MCP_UPSTREAM_IDLE_TIMEOUT" yaml:"mcp_upstream_idle_timeout" flag:"mcp-upstream-idle-timeout" default:"4s" help:"How long the gateway keeps an idle connection to the MCP server for reuse, as a Go duration, which must be shorter than the server's own keep-alive timeout (5s for Node.js and uvicorn, 2s for gunicorn)."`
 
 	// ProviderSections holds every registered provider's own settings, by
 	// provider name, as Load filled them from the same sources and with the

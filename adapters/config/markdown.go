@@ -64,7 +64,8 @@ var docSections = []docSection{
 		title: "Gateway",
 		intro: "With `MCP_UPSTREAM` set, the proxy also guards an MCP server: it checks the bearer token on every request to `MCP_PATH`, " +
 			"removes it, adds the identity headers below and streams the request to the backend.",
-		fields: []string{"MCPUpstream", "AllowedOrigins", "UserHeader", "EmailHeader", "UpstreamTokenHeader", "MaxBodyBytes"},
+		fields: []string{"MCPUpstream", "AllowedOrigins", "UserHeader", "EmailHeader", "UpstreamTokenHeader", "MaxBodyBytes",
+			"GatewayBodyTimeout", "MCPUpstreamIdleTimeout"},
 	},
 	{
 		title:  "Logging",

@@ -427,6 +427,17 @@ func (v *validator) durations(c Config) {
 // maxBodyBytes bounds MAX_BODY_BYTES: MCP messages are JSON-RPC, not uploads.
 const maxBodyBytes = 64 << 20
 
+// Bounds of the gateway's timeouts. A body timeout of more than 10 minutes
+// would let slow clients hold connections at will again; an idle timeout
+// under 100ms would make nearly every request dial, and one over 10 minutes
+// outlives the keep-alive of every common server (and a zero value would
+// mean "forever" to net/http).
+const (
+	maxGatewayBodyTimeout  = 10 * time.Minute
+	minUpstreamIdleTimeout = 100 * time.Millisecond
+	maxUpstreamIdleTimeout = 10 * time.Minute
+)
+
 // headersNeverSet are headers the gateway must not be told to overwrite.
 var headersNeverSet = []string{"authorization", "cookie", "host", "content-length", "content-type",
 	"transfer-encoding", "connection", "mcp-session-id", "mcp-protocol-version", "origin"}
@@ -435,6 +446,12 @@ var headersNeverSet = []string{"authorization", "cookie", "host", "content-lengt
 func (v *validator) gateway(c Config) {
 	if c.MaxBodyBytes < 1 || c.MaxBodyBytes > maxBodyBytes {
 		v.add("MAX_BODY_BYTES", "must be between 1 and %d, got %d", maxBodyBytes, c.MaxBodyBytes)
+	}
+	if c.GatewayBodyTimeout < time.Second || c.GatewayBodyTimeout > maxGatewayBodyTimeout {
+		v.add("GATEWAY_BODY_TIMEOUT", "must be between 1s and %s, got %s", maxGatewayBodyTimeout, c.GatewayBodyTimeout)
+	}
+	if c.MCPUpstreamIdleTimeout < minUpstreamIdleTimeout || c.MCPUpstreamIdleTimeout > maxUpstreamIdleTimeout {
+		v.add("MCP_UPSTREAM_IDLE_TIMEOUT", "must be between %s and %s, got %s", minUpstreamIdleTimeout, maxUpstreamIdleTimeout, c.MCPUpstreamIdleTimeout)
 	}
 	if c.UserHeader == "" {
 		v.add("USER_HEADER", "must name a header: the MCP server needs to know who is calling")

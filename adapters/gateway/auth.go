@@ -1,13 +1,13 @@
 package gateway
 
 import (
-	"encoding/json"
 	"log/slog"
 	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
 
+	"github.com/oidcproxy/oidcproxy/adapters/oauthhttp"
 	"github.com/oidcproxy/oidcproxy/domain"
 )
 
@@ -78,85 +78,32 @@ var token68Chars = func() (t [256]bool) {
 	return t
 }()
 
-// buildChallenges prepares the constant parts of every WWW-Authenticate
-// header so that the request path only concatenates strings.
-func (g *Gateway) buildChallenges(metadataURL string) {
-	g.metadataParam = quote(metadataURL)
-	if len(g.requiredScopes) > 0 {
-		g.scopeParam = quote(strings.Join(g.requiredScopes, " "))
-	}
-	// RFC 6750 3: a request without credentials gets no error code.
-	g.challengeNoToken = "Bearer resource_metadata=" + g.metadataParam
-	g.challengeTail = ", resource_metadata=" + g.metadataParam
-	if g.scopeParam != "" {
-		g.challengeNoToken += ", scope=" + g.scopeParam
-		// The MCP authorization spec asks for scope in 401 and 403
-		// challenges so that clients request (or step up to) the right
-		// scopes.
-		g.challengeTail = ", scope=" + g.scopeParam + g.challengeTail
-	}
-}
-
 // challenge answers a request that carried no bearer token. It is the first
 // step of every MCP client's discovery, not a mistake, so it is logged at
 // Debug only.
 func (g *Gateway) challenge(w http.ResponseWriter, r *http.Request) {
 	h := w.Header()
-	h["Www-Authenticate"] = []string{g.challengeNoToken}
+	h["Www-Authenticate"] = g.challengeNoToken
 	h["Cache-Control"] = noStore
 	w.WriteHeader(http.StatusUnauthorized)
 	g.log.LogAttrs(r.Context(), slog.LevelDebug, "gateway: request without bearer token",
 		slog.String("method", r.Method), slog.String("path", r.URL.Path))
 }
 
-// errorBody is an RFC 6750 error document.
-type errorBody struct {
-	Error            string `json:"error"`
-	ErrorDescription string `json:"error_description,omitempty"`
-}
-
 // reject answers a failed token check: a challenge with the RFC 6750 error
-// code for 400, 401 and 403, and a JSON error document. Codes other than
-// the ones the verifier documents are treated as invalid_token: whatever
-// went wrong, the token did not grant access.
+// code for 400, 401 and 403, and a JSON error document.
 func (g *Gateway) reject(w http.ResponseWriter, r *http.Request, err error) {
-	e, ok := domain.AsError(err)
-	if !ok {
-		e = domain.ErrServerError(err)
-	}
-	code, status := e.Code, http.StatusUnauthorized
-	switch code {
-	case domain.CodeInvalidRequest:
-		status = http.StatusBadRequest
-	case domain.CodeInsufficientScope:
-		status = http.StatusForbidden
-	case domain.CodeServerError:
-		status = http.StatusInternalServerError
-	case domain.CodeTemporarilyUnavailable:
-		status = http.StatusServiceUnavailable
-	default:
-		code = domain.CodeInvalidToken
-	}
+	e := oauthhttp.ErrorOf(err)
+	code := oauthhttp.BearerErrorCode(e.Code)
+	status := oauthhttp.Status(code)
 	description := e.Description
 	if status >= http.StatusInternalServerError && description == "" {
 		description = "internal error"
 	}
-	h := w.Header()
 	if status < http.StatusInternalServerError {
-		var b strings.Builder
-		b.Grow(64 + len(description) + len(g.challengeTail))
-		b.WriteString(`Bearer error="`)
-		b.WriteString(string(code))
-		b.WriteByte('"')
-		if description != "" {
-			b.WriteString(", error_description=")
-			b.WriteString(quote(description))
-		}
-		b.WriteString(g.challengeTail)
-		h["Www-Authenticate"] = []string{b.String()}
+		w.Header()["Www-Authenticate"] = []string{g.challenges.Error(code, description)}
 	}
-	body, _ := json.Marshal(errorBody{Error: string(code), ErrorDescription: description})
-	writeBody(w, status, body)
+	oauthhttp.WriteError(w, status, code, description)
 
 	level := slog.LevelWarn
 	if status >= http.StatusInternalServerError {
@@ -173,32 +120,8 @@ func (g *Gateway) reject(w http.ResponseWriter, r *http.Request, err error) {
 	if code == domain.CodeInvalidToken || code == domain.CodeInsufficientScope {
 		// A presented token that was refused is a security event: one audit
 		// record, like the authorization server's (never the token itself).
-		g.log.LogAttrs(r.Context(), slog.LevelInfo, "audit", slog.Bool("audit", true),
-			slog.String("event", "bearer_rejected"), slog.String("remote_addr", r.RemoteAddr),
-			slog.String("error", string(code)))
+		oauthhttp.Audit(g.log, r, "bearer_rejected", "error", string(code))
 	}
-}
-
-// quote renders s as an RFC 7230 quoted-string: '"' and '\' are escaped,
-// control characters (which a quoted-string cannot hold) become spaces.
-func quote(s string) string {
-	var b strings.Builder
-	b.Grow(len(s) + 2)
-	b.WriteByte('"')
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case c == '"' || c == '\\':
-			b.WriteByte('\\')
-			b.WriteByte(c)
-		case c < ' ' && c != '\t' || c == 0x7f:
-			b.WriteByte(' ')
-		default:
-			b.WriteByte(c)
-		}
-	}
-	b.WriteByte('"')
-	return b.String()
 }
 
 // originAllowed reports whether the request's Origin header names an allowed

@@ -28,48 +28,44 @@ func countingBackend(n *atomic.Int64) http.Handler {
 }
 
 func TestNewRejectsInvalidOptions(t *testing.T) {
-	s := newSealer(t)
-	v := newVerifier(t, s)
+	v := newVerifier()
 	logger := slog.New(slog.DiscardHandler)
 	tests := []struct {
 		name   string
 		verify ports.VerifyAccessToken
-		sealer ports.Sealer
 		logger *slog.Logger
 		edit   func(*gateway.Options)
 		want   string
 	}{
-		{name: "no verifier", sealer: s, logger: logger, want: "nil access token verifier"},
-		{name: "no logger", verify: v, sealer: s, want: "nil logger"},
-		{name: "upstream token header without sealer", verify: v, logger: logger,
-			edit: func(o *gateway.Options) { o.UpstreamTokenHeader = "X-Upstream-Token" }, want: "needs a sealer"},
-		{name: "no upstream", verify: v, sealer: s, logger: logger,
+		{name: "no verifier", logger: logger, want: "nil access token verifier"},
+		{name: "no logger", verify: v, want: "nil logger"},
+		{name: "no upstream", verify: v, logger: logger,
 			edit: func(o *gateway.Options) { o.Upstream = nil }, want: "upstream URL is required"},
-		{name: "upstream of another scheme", verify: v, sealer: s, logger: logger,
+		{name: "upstream of another scheme", verify: v, logger: logger,
 			edit: func(o *gateway.Options) { o.Upstream = &url.URL{Scheme: "ftp", Host: "b"} }, want: "http or https"},
-		{name: "upstream without host", verify: v, sealer: s, logger: logger,
+		{name: "upstream without host", verify: v, logger: logger,
 			edit: func(o *gateway.Options) { o.Upstream = &url.URL{Scheme: "http", Path: "/mcp"} }, want: "no host"},
-		{name: "upstream with credentials", verify: v, sealer: s, logger: logger,
+		{name: "upstream with credentials", verify: v, logger: logger,
 			edit: func(o *gateway.Options) { o.Upstream.User = url.UserPassword("u", "secret") }, want: "credentials"},
-		{name: "no resource", verify: v, sealer: s, logger: logger,
+		{name: "no resource", verify: v, logger: logger,
 			edit: func(o *gateway.Options) { o.Resource = "" }, want: "resource is required"},
-		{name: "no metadata URL", verify: v, sealer: s, logger: logger,
+		{name: "no metadata URL", verify: v, logger: logger,
 			edit: func(o *gateway.Options) { o.ResourceMetadataURL = "" }, want: "metadata URL is required"},
-		{name: "relative mount path", verify: v, sealer: s, logger: logger,
+		{name: "relative mount path", verify: v, logger: logger,
 			edit: func(o *gateway.Options) { o.MountPath = "mcp" }, want: "absolute path"},
-		{name: "mount path with dot segments", verify: v, sealer: s, logger: logger,
+		{name: "mount path with dot segments", verify: v, logger: logger,
 			edit: func(o *gateway.Options) { o.MountPath = "/a/../mcp" }, want: "dot segments"},
-		{name: "origin with a path", verify: v, sealer: s, logger: logger,
+		{name: "origin with a path", verify: v, logger: logger,
 			edit: func(o *gateway.Options) { o.AllowedOrigins = []string{"https://app.example/page"} }, want: "scheme://host"},
-		{name: "origin without scheme", verify: v, sealer: s, logger: logger,
+		{name: "origin without scheme", verify: v, logger: logger,
 			edit: func(o *gateway.Options) { o.AllowedOrigins = []string{"app.example"} }, want: "scheme://host"},
-		{name: "header name with a space", verify: v, sealer: s, logger: logger,
+		{name: "header name with a space", verify: v, logger: logger,
 			edit: func(o *gateway.Options) { o.UserHeader = "X User" }, want: "not a valid HTTP field name"},
-		{name: "identity in the Authorization header", verify: v, sealer: s, logger: logger,
+		{name: "identity in the Authorization header", verify: v, logger: logger,
 			edit: func(o *gateway.Options) { o.UserHeader = "authorization" }, want: "reserved"},
-		{name: "identity in an MCP header", verify: v, sealer: s, logger: logger,
+		{name: "identity in an MCP header", verify: v, logger: logger,
 			edit: func(o *gateway.Options) { o.EmailHeader = "Mcp_Session_Id" }, want: "reserved"},
-		{name: "colliding identity headers", verify: v, sealer: s, logger: logger,
+		{name: "colliding identity headers", verify: v, logger: logger,
 			edit: func(o *gateway.Options) { o.UpstreamTokenHeader = "x_forwarded_user" }, want: "collide"},
 	}
 	for _, tt := range tests {
@@ -78,7 +74,7 @@ func TestNewRejectsInvalidOptions(t *testing.T) {
 			if tt.edit != nil {
 				tt.edit(&opts)
 			}
-			g, err := gateway.New(tt.verify, tt.sealer, tt.logger, opts)
+			g, err := gateway.New(tt.verify, tt.logger, opts)
 			require.ErrorContains(t, err, tt.want)
 			require.True(t, strings.HasPrefix(err.Error(), "gateway: new: "), err.Error())
 			require.Nil(t, g)

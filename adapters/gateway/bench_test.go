@@ -95,7 +95,7 @@ func newBenchSetup(b *testing.B, backend http.Handler) *benchSetup {
 	s.bare = httptest.NewServer(bare)
 	b.Cleanup(func() { s.bare.Close(); bareTransport.CloseIdleConnections() })
 
-	g, err := gateway.New(newInstantVerifier(), nil, slog.New(slog.DiscardHandler), gateway.Options{
+	g, err := gateway.New(newInstantVerifier(), slog.New(slog.DiscardHandler), gateway.Options{
 		Upstream: upstream, MountPath: "/mcp", Resource: testResource, ResourceMetadataURL: testMetadataURL,
 		RequiredScopes: []string{"mcp:tools"}, AllowedOrigins: []string{"https://app.example"},
 	})

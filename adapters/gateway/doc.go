@@ -6,11 +6,15 @@
 //  2. checks the bearer token with the VerifyAccessToken use case and answers
 //     failures with RFC 6750 challenges that point at the RFC 9728 metadata
 //     (401 invalid_token, 403 insufficient_scope for MCP step-up), and
-//  3. streams the request to the MCP backend with net/http/httputil's
+//  3. receives the request body whole, within MaxBodyBytes and BodyTimeout
+//     (body.go says why), and
+//  4. sends the request to the MCP backend with net/http/httputil's
 //     ReverseProxy: the client's Authorization and Cookie headers and any
 //     client-sent identity headers are removed, the verified identity is
 //     added in configured headers, and responses (JSON or Server-Sent
-//     Events) are flushed to the client as they arrive.
+//     Events) are flushed to the client as they arrive. Idle connections to
+//     the backend are closed before the backend would close them
+//     (BackendIdleTimeout).
 //
 // The gateway keeps no state of its own between requests and caches nothing:
 // a cache of verified tokens belongs to the token adapter, next to the

@@ -2,7 +2,6 @@ package gateway
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -10,7 +9,10 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"strings"
+	"sync"
+	"time"
 
+	"github.com/oidcproxy/oidcproxy/adapters/oauthhttp"
 	"github.com/oidcproxy/oidcproxy/domain"
 	"github.com/oidcproxy/oidcproxy/ports"
 )
@@ -20,6 +22,15 @@ const (
 	DefaultUserHeader   = "X-Forwarded-User"
 	DefaultEmailHeader  = "X-Forwarded-Email"
 	DefaultMaxBodyBytes = 4 << 20
+	// DefaultBodyTimeout is ample for a JSON-RPC message of MaxBodyBytes
+	// over a slow link, and short enough that a client trickling its body
+	// cannot hold a connection for long.
+	DefaultBodyTimeout = 30 * time.Second
+	// DefaultBackendIdleTimeout is below the 5 s keep-alive timeout of
+	// Node.js's http.Server and of uvicorn, which most MCP servers run on,
+	// so that the gateway closes an idle connection before the backend
+	// does and never sends a request into one the backend is closing.
+	DefaultBackendIdleTimeout = 4 * time.Second
 )
 
 // Options configures a Gateway.
@@ -64,8 +75,22 @@ type Options struct {
 	// it.
 	UpstreamTokenHeader string
 	// MaxBodyBytes bounds a request body; larger bodies are answered 413.
-	// Default 4 MiB.
+	// Default 4 MiB. The body is received whole before the backend is
+	// called, so it is also the memory one request may hold.
 	MaxBodyBytes int64
+	// BodyTimeout bounds the time a client may take to send a request body,
+	// counted from the moment the request's headers have arrived; a slower
+	// body is answered 408 and its connection closed. It applies to the
+	// body only, never to the response (event streams stay open). Default
+	// DefaultBodyTimeout.
+	BodyTimeout time.Duration
+	// BackendIdleTimeout is how long an idle keep-alive connection to the
+	// backend is kept for reuse. It must be shorter than the backend's own
+	// keep-alive timeout: a backend that closes an idle connection just as
+	// the gateway sends a request on it leaves the request failed (a 502)
+	// when bytes of it were already written. Default
+	// DefaultBackendIdleTimeout.
+	BackendIdleTimeout time.Duration
 	// InjectTrace, when set, writes the current trace context (W3C
 	// traceparent) into the backend request's headers, replacing whatever
 	// trace headers the client sent, so the backend's spans join our trace.
@@ -78,7 +103,6 @@ type Options struct {
 // server. It is safe for concurrent use.
 type Gateway struct {
 	verify ports.VerifyAccessToken
-	sealer ports.Sealer
 	log    *slog.Logger
 	proxy  *httputil.ReverseProxy
 	trans  *http.Transport
@@ -87,6 +111,9 @@ type Gateway struct {
 	requiredScopes []string
 	origins        map[string]struct{}
 	maxBody        int64
+	bodyTimeout    time.Duration
+	// deadlineWarning logs once that the server cannot set read deadlines.
+	deadlineWarning sync.Once
 
 	mount    string // without a trailing slash; "" when mounted at "/"
 	mountEsc string
@@ -98,11 +125,10 @@ type Gateway struct {
 	injectTrace func(ctx context.Context, h http.Header)
 	observe     Observer
 
-	// Challenge pieces built once (RFC 6750 3, RFC 9728 5.1).
-	challengeNoToken string // Bearer resource_metadata="…", scope="…"
-	challengeTail    string // , scope="…", resource_metadata="…" (after error_description)
-	scopeParam       string // the quoted required scopes, "" when none
-	metadataParam    string // the quoted metadata URL
+	// The RFC 6750 challenges (RFC 9728 5.1), built once; challengeNoToken
+	// is the header value of every request without a token.
+	challenges       oauthhttp.BearerChallenge
+	challengeNoToken []string
 }
 
 var _ http.Handler = (*Gateway)(nil)
@@ -118,34 +144,40 @@ type forward struct {
 	// values back the identity header values rewrite sets (user, email,
 	// upstream token), so that setting them allocates nothing.
 	values [3][1]string
-	// in and out count the request and response bodies when observed.
-	in, out countingBody
+	// body is the request body, received whole; nil when empty.
+	body []byte
+	// out counts the response body when observed.
+	out countingBody
 }
 
-// New builds a Gateway. verify checks bearer tokens; sealer opens the
-// upstream tokens and is needed only with UpstreamTokenHeader.
-func New(verify ports.VerifyAccessToken, sealer ports.Sealer, logger *slog.Logger, opts Options) (*Gateway, error) {
+// New builds a Gateway. verify checks bearer tokens and, with
+// UpstreamTokenHeader, hands over the upstream access token to forward.
+func New(verify ports.VerifyAccessToken, logger *slog.Logger, opts Options) (*Gateway, error) {
 	if verify == nil {
 		return nil, errors.New("gateway: new: nil access token verifier")
 	}
 	if logger == nil {
 		return nil, errors.New("gateway: new: nil logger")
 	}
-	if opts.UpstreamTokenHeader != "" && sealer == nil {
-		return nil, errors.New("gateway: new: forwarding the upstream token needs a sealer")
-	}
 	g := &Gateway{
 		verify:         verify,
-		sealer:         sealer,
 		log:            logger,
 		resource:       opts.Resource,
 		requiredScopes: append([]string(nil), opts.RequiredScopes...),
 		maxBody:        opts.MaxBodyBytes,
+		bodyTimeout:    opts.BodyTimeout,
 		injectTrace:    opts.InjectTrace,
 		observe:        opts.Observe,
 	}
 	if g.maxBody <= 0 {
 		g.maxBody = DefaultMaxBodyBytes
+	}
+	if g.bodyTimeout <= 0 {
+		g.bodyTimeout = DefaultBodyTimeout
+	}
+	idle := opts.BackendIdleTimeout
+	if idle <= 0 {
+		idle = DefaultBackendIdleTimeout
 	}
 	if err := g.setUpstream(opts.Upstream); err != nil {
 		return nil, fmt.Errorf("gateway: new: %w", err)
@@ -159,9 +191,10 @@ func New(verify ports.VerifyAccessToken, sealer ports.Sealer, logger *slog.Logge
 	if err := g.setHeaders(opts); err != nil {
 		return nil, fmt.Errorf("gateway: new: %w", err)
 	}
-	g.buildChallenges(opts.ResourceMetadataURL)
+	g.challenges = oauthhttp.NewBearerChallenge(opts.ResourceMetadataURL, g.requiredScopes)
+	g.challengeNoToken = []string{g.challenges.NoToken()}
 
-	g.trans = newTransport()
+	g.trans = newTransport(idle)
 	g.proxy = newReverseProxy(g.trans, g.rewrite, g.proxyError, logger)
 	if g.observe.active() {
 		g.proxy.ModifyResponse = g.observeResponse
@@ -267,9 +300,12 @@ func orDefault(s, def string) string {
 	return s
 }
 
-// ServeHTTP checks the request's origin and bearer token, then streams it to
-// the backend.
+// ServeHTTP checks the request's origin and bearer token, receives its body,
+// then streams it to the backend and the answer back.
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	// First of all, so that every answer, refusals included, waits for a
+	// slow body no longer than BodyTimeout.
+	rc := g.startBodyDeadline(w, r)
 	if origin, ok := r.Header["Origin"]; ok && !g.originAllowed(origin) {
 		g.refuse(w, r, http.StatusForbidden, bodyOriginRefused, "origin not allowed")
 		return
@@ -311,6 +347,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		Token:          token,
 		Resource:       g.resource,
 		RequiredScopes: g.requiredScopes,
+		WithUpstream:   g.upstreamTokenHeader != "",
 	})
 	if err != nil {
 		g.reject(w, r, err)
@@ -325,17 +362,24 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		g.reject(w, r, domain.ErrServerError(err))
 		return
 	}
-	out := r.WithContext(context.WithValue(r.Context(), forwardKey{}, fwd))
-	if r.ContentLength < 0 {
-		// A body of unknown length (chunked) is cut at the limit while it
-		// streams; proxyError turns the read error into a 413. A declared
-		// length was checked above and is enforced by the server. The
-		// transport reads the body on its own goroutine, possibly while
-		// ReverseProxy writes the backend's headers, so the reader gets no
-		// ResponseWriter to touch (MaxBytesReader would set a header on it).
-		out.Body = http.MaxBytesReader(nil, r.Body, g.maxBody)
+	body, why, err := g.receive(w, r, rc)
+	if why != bodyOK {
+		g.refuseBody(w, r, why, err)
+		return
 	}
-	g.observeRequest(out, fwd)
+	fwd.body = body
+	out := r.WithContext(context.WithValue(r.Context(), forwardKey{}, fwd))
+	// The body goes out with its exact length (a chunked upload becomes a
+	// Content-Length one) and can be produced again for a retry.
+	out.Body, out.ContentLength, out.TransferEncoding, out.GetBody = http.NoBody, 0, nil, nil
+	if body != nil {
+		out.Body, _ = fwd.replay()
+		out.ContentLength = int64(len(body))
+		out.GetBody = fwd.replay
+		if g.observe.BytesIn != nil {
+			g.observe.BytesIn(r.Context(), out.ContentLength)
+		}
+	}
 	g.proxy.ServeHTTP(w, out)
 }
 
@@ -354,18 +398,12 @@ func (g *Gateway) identity(access ports.VerifiedAccess) (*forward, error) {
 		f.email = access.Grant.Identity.Email
 	}
 	if g.upstreamTokenHeader != "" {
-		plain, err := g.sealer.Open(access.Grant.SealedUpstream, []byte(access.Grant.ID))
-		if err != nil {
-			return nil, fmt.Errorf("gateway: open upstream tokens: %w", err)
+		if access.UpstreamAccessToken == "" {
+			// The use case answers WithUpstream with a token or an error;
+			// an empty one would send the backend an empty credential.
+			return nil, errors.New("gateway: the verifier returned no upstream access token")
 		}
-		var t domain.UpstreamTokens
-		if err := json.Unmarshal(plain, &t); err != nil {
-			return nil, fmt.Errorf("gateway: decode upstream tokens: %w", err)
-		}
-		if t.AccessToken == "" {
-			return nil, errors.New("gateway: the grant holds no upstream access token")
-		}
-		f.upstreamToken = t.AccessToken
+		f.upstreamToken = access.UpstreamAccessToken
 	}
 	// The transport would refuse these too, but with an error that reads
 	// like a backend failure; saying so here points at the real cause.

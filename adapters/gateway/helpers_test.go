@@ -3,7 +3,6 @@ package gateway_test
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"encoding/json"
 	"log/slog"
 	"net/http"
@@ -17,7 +16,6 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/oidcproxy/oidcproxy/adapters/gateway"
-	"github.com/oidcproxy/oidcproxy/adapters/seal"
 	"github.com/oidcproxy/oidcproxy/domain"
 	"github.com/oidcproxy/oidcproxy/ports"
 )
@@ -35,15 +33,16 @@ const (
 	tokenStoreDown   = "storedown.token.sig"
 	tokenUnavailable = "unavailable.token.sig"
 	tokenQuoted      = "quoted.token.sig"
-	tokenForeignSeal = "foreignseal.token.sig"
+	tokenForeignSeal = "foreignseal.token.sig" // its upstream tokens cannot be opened
 	tokenBadSubject  = "badsubject.token.sig"
 	tokenPlainError  = "plainerror.token.sig"
 )
 
 // fixedVerifier is a hand-written ports.VerifyAccessToken that answers from
 // a table keyed by token. The gateway only reacts to the verdict; the real
-// use case (signature, iss, aud, exp, scopes, revocation) is exercised
-// through the gateway by the end-to-end tests in test/e2e.
+// use case (signature, iss, aud, exp, scopes, revocation, opening the
+// upstream tokens) is exercised through the gateway by the end-to-end tests
+// in test/e2e.
 type fixedVerifier struct {
 	results map[string]verdict
 
@@ -51,9 +50,12 @@ type fixedVerifier struct {
 	calls []ports.VerifyAccessTokenCommand
 }
 
+// verdict is the answer for one token; upstreamErr replaces it when the
+// command asks WithUpstream.
 type verdict struct {
-	access ports.VerifiedAccess
-	err    error
+	access      ports.VerifiedAccess
+	err         error
+	upstreamErr error
 }
 
 func (v *fixedVerifier) Handle(_ context.Context, cmd ports.VerifyAccessTokenCommand) (ports.VerifiedAccess, error) {
@@ -61,10 +63,17 @@ func (v *fixedVerifier) Handle(_ context.Context, cmd ports.VerifyAccessTokenCom
 	v.calls = append(v.calls, cmd)
 	v.mu.Unlock()
 	r, ok := v.results[cmd.Token]
-	if !ok {
+	switch {
+	case !ok:
 		return ports.VerifiedAccess{}, domain.ErrInvalidToken("the access token is not valid")
+	case r.err != nil:
+		return ports.VerifiedAccess{}, r.err
+	case cmd.WithUpstream && r.upstreamErr != nil:
+		return ports.VerifiedAccess{}, r.upstreamErr
+	case cmd.WithUpstream:
+		r.access.UpstreamAccessToken = testUpstreamAT
 	}
-	return r.access, r.err
+	return r.access, nil
 }
 
 func (v *fixedVerifier) Calls() []ports.VerifyAccessTokenCommand {
@@ -77,46 +86,31 @@ func (v *fixedVerifier) Calls() []ports.VerifyAccessTokenCommand {
 type fixture struct {
 	gw       *gateway.Gateway
 	verifier *fixedVerifier
-	sealer   *seal.Sealer
 	logs     *syncBuffer
 	front    *httptest.Server
 	client   *http.Client
 	upstream *url.URL
 }
 
-func newSealer(t testing.TB) *seal.Sealer {
-	t.Helper()
-	key := make([]byte, seal.KeySize)
-	_, _ = rand.Read(key)
-	s, err := seal.New(key)
-	require.NoError(t, err)
-	return s
-}
-
-// grantFor builds a grant whose upstream tokens are sealed the way the
-// callback use case seals them (JSON, associated data = grant id).
-func grantFor(t testing.TB, s ports.Sealer, id, subject, email string, verified bool) domain.Grant {
-	t.Helper()
-	plain, err := json.Marshal(domain.UpstreamTokens{AccessToken: testUpstreamAT, TokenType: "Bearer"})
-	require.NoError(t, err)
-	sealed, err := s.Seal(plain, []byte(id))
-	require.NoError(t, err)
+func grantFor(id, subject, email string, verified bool) domain.Grant {
 	return domain.Grant{
-		ID: id, Subject: subject, SealedUpstream: sealed,
+		ID: id, Subject: subject,
 		Identity: domain.Identity{Subject: subject, Email: email, EmailVerified: verified},
 	}
 }
 
-func newVerifier(t testing.TB, s ports.Sealer) *fixedVerifier {
-	alice := grantFor(t, s, "grant-alice", "alice", "alice@example.com", true)
-	bob := grantFor(t, s, "grant-bob", "bob", "bob@example.com", false)
-	foreign := grantFor(t, s, "grant-other", "carol", "", false)
-	foreign.ID = "grant-carol" // sealed under another grant id: must not open
-	badSubject := grantFor(t, s, "grant-dave", "dave\r\nX-Admin: 1", "", false)
+func newVerifier() *fixedVerifier {
+	alice := grantFor("grant-alice", "alice", "alice@example.com", true)
+	bob := grantFor("grant-bob", "bob", "bob@example.com", false)
+	carol := grantFor("grant-carol", "carol", "", false)
+	badSubject := grantFor("grant-dave", "dave\r\nX-Admin: 1", "", false)
 	return &fixedVerifier{results: map[string]verdict{
-		tokenAlice:       {access: ports.VerifiedAccess{Token: domain.AccessToken{Subject: "alice", GrantID: alice.ID}, Grant: alice}},
-		tokenUnverified:  {access: ports.VerifiedAccess{Token: domain.AccessToken{Subject: "bob", GrantID: bob.ID}, Grant: bob}},
-		tokenForeignSeal: {access: ports.VerifiedAccess{Token: domain.AccessToken{Subject: "carol", GrantID: foreign.ID}, Grant: foreign}},
+		tokenAlice:      {access: ports.VerifiedAccess{Token: domain.AccessToken{Subject: "alice", GrantID: alice.ID}, Grant: alice}},
+		tokenUnverified: {access: ports.VerifiedAccess{Token: domain.AccessToken{Subject: "bob", GrantID: bob.ID}, Grant: bob}},
+		tokenForeignSeal: {
+			access:      ports.VerifiedAccess{Token: domain.AccessToken{Subject: "carol", GrantID: carol.ID}, Grant: carol},
+			upstreamErr: domain.ErrServerError(errorString("verify access token: open upstream tokens: seal: sealed value failed authentication")),
+		},
 		tokenBadSubject:  {access: ports.VerifiedAccess{Token: domain.AccessToken{Subject: badSubject.Subject}, Grant: badSubject}},
 		tokenPlainError:  {err: errLikeBolt},
 		tokenExpired:     {err: domain.ErrInvalidToken("the access token has expired")},
@@ -159,15 +153,14 @@ func newFixture(t testing.TB, backend http.Handler, edit func(*gateway.Options))
 
 func newFixtureFor(t testing.TB, upstream string, edit func(*gateway.Options)) *fixture {
 	t.Helper()
-	f := &fixture{sealer: newSealer(t), logs: &syncBuffer{}}
-	f.verifier = newVerifier(t, f.sealer)
+	f := &fixture{verifier: newVerifier(), logs: &syncBuffer{}}
 	opts := defaultOptions(t, upstream)
 	f.upstream = opts.Upstream
 	if edit != nil {
 		edit(&opts)
 	}
 	logger := slog.New(slog.NewTextHandler(f.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	gw, err := gateway.New(f.verifier, f.sealer, logger, opts)
+	gw, err := gateway.New(f.verifier, logger, opts)
 	require.NoError(t, err)
 	f.gw = gw
 	f.front = httptest.NewServer(gw)

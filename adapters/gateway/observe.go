@@ -13,8 +13,9 @@ import (
 // optional. The composition root fills it from the telemetry adapter, so
 // this package needs no metrics library.
 type Observer struct {
-	// BytesIn and BytesOut count request bytes sent to the backend and
-	// response bytes sent back.
+	// BytesIn and BytesOut count request bytes sent to the backend (once
+	// per request, however often the transport resends it) and response
+	// bytes sent back.
 	BytesIn, BytesOut func(ctx context.Context, n int64)
 	// StreamOpened and StreamClosed bracket every server-sent-event stream.
 	StreamOpened, StreamClosed func(ctx context.Context)
@@ -70,16 +71,6 @@ func isEventStream(ct string) bool {
 	}
 	rest := strings.TrimLeft(ct[len(mt):], " \t")
 	return rest == "" || rest[0] == ';'
-}
-
-// observeRequest wraps the request body going to the backend in f's
-// request counter.
-func (g *Gateway) observeRequest(r *http.Request, f *forward) {
-	if g.observe.BytesIn == nil || r.Body == nil || r.Body == http.NoBody {
-		return
-	}
-	f.in.ReadCloser, f.in.ctx, f.in.report = r.Body, r.Context(), g.observe.BytesIn
-	r.Body = &f.in
 }
 
 // observeResponse wraps the backend's response body (ReverseProxy's

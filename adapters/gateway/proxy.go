@@ -2,7 +2,6 @@ package gateway
 
 import (
 	"encoding/json"
-	"errors"
 	"log/slog"
 	"net"
 	"net/http"
@@ -19,7 +18,6 @@ const (
 	dialTimeout         = 10 * time.Second
 	dialKeepAlive       = 30 * time.Second
 	tlsHandshakeTimeout = 10 * time.Second
-	idleConnTimeout     = 90 * time.Second
 	// maxIdleConnsPerHost keeps enough warm connections for bursts of
 	// concurrent clients: the default (2) would make most requests dial.
 	maxIdleConnsPerHost = 256
@@ -28,7 +26,7 @@ const (
 	// memory cost per idle stream: measured per stream (BenchmarkIdleStream
 	// Memory), 32 KiB buffers cost ~86 KiB, 16 KiB ~70 KiB, 8 KiB ~61 KiB,
 	// and through the whole App (bench: BenchmarkGatewayIdleStreams) 8 KiB
-	// came to 62-64 KiB, at the 64 KiB bound. MCP messages are small
+	// came to 62-64 KiB, at the 64 KiB a stream may cost. MCP messages are small
 	// JSON documents and SSE events, and 4 KiB (the size of the transport's
 	// own read buffer) copies them in one or two reads.
 	bufferSize = 4 << 10
@@ -36,8 +34,9 @@ const (
 
 const allowedMethods = "GET, POST, DELETE"
 
-// newTransport is the HTTP client side toward the backend.
-func newTransport() *http.Transport {
+// newTransport is the HTTP client side toward the backend; idle connections
+// are closed after idle (see Options.BackendIdleTimeout).
+func newTransport(idle time.Duration) *http.Transport {
 	return &http.Transport{
 		// The backend is addressed directly; proxy variables in the
 		// environment are meant for outbound internet traffic.
@@ -49,7 +48,7 @@ func newTransport() *http.Transport {
 		TLSHandshakeTimeout: tlsHandshakeTimeout,
 		MaxIdleConns:        0, // no global cap; the per-host cap applies
 		MaxIdleConnsPerHost: maxIdleConnsPerHost,
-		IdleConnTimeout:     idleConnTimeout,
+		IdleConnTimeout:     idle,
 		// Bodies pass through byte for byte: no Accept-Encoding is added and
 		// nothing is decompressed.
 		DisableCompression: true,
@@ -148,6 +147,12 @@ func (g *Gateway) rewrite(pr *httputil.ProxyRequest) {
 	}
 
 	if f, ok := pr.In.Context().Value(forwardKey{}).(*forward); ok {
+		if f.body != nil && len(f.body) <= singleWriteBodyBytes {
+			// ReverseProxy wrapped the body in a reader of its own; the
+			// transport writes only an in-memory body in one write with
+			// the headers (see body.go).
+			pr.Out.Body, _ = f.replay()
+		}
 		f.values[0][0] = f.user
 		h[g.userHeader] = f.values[0][:]
 		if f.email != "" {
@@ -233,10 +238,7 @@ func hasDotSegment(p string) bool {
 
 // proxyError answers a request the backend could not serve.
 func (g *Gateway) proxyError(w http.ResponseWriter, r *http.Request, err error) {
-	var tooLarge *http.MaxBytesError
 	switch {
-	case errors.As(err, &tooLarge):
-		g.refuse(w, r, http.StatusRequestEntityTooLarge, bodyTooLarge, "request body too large")
 	case r.Context().Err() != nil:
 		// The client went away; nobody reads this answer.
 		w.WriteHeader(http.StatusBadGateway)
@@ -287,6 +289,8 @@ var (
 	bodyNotFound         = rpcError(rpcInvalidRequest, "Not found")
 	bodyBadPath          = rpcError(rpcInvalidRequest, "Bad request: path with dot segments")
 	bodyTooLarge         = rpcError(rpcInvalidRequest, "Request body too large")
+	bodyTimeout          = rpcError(rpcInvalidRequest, "Request timeout: the request body did not arrive in time")
+	bodyIncomplete       = rpcError(rpcInvalidRequest, "Bad request: the request body is incomplete")
 	bodyBadGateway       = rpcError(rpcInternalError, "Bad gateway: the MCP server is unavailable")
 )
 

@@ -97,8 +97,9 @@ func TestTheUpstreamTokenIsForwardedOnlyWhenEnabled(t *testing.T) {
 		h := decodeEcho(t, body).Header
 		require.Equal(t, []string{testUpstreamAT}, h["X-Upstream-Token"])
 		require.NotContains(t, h, "X_upstream_token")
+		require.True(t, f.verifier.Calls()[0].WithUpstream)
 	})
-	t.Run("enabled, but the sealed tokens belong to another grant", func(t *testing.T) {
+	t.Run("enabled, but the upstream tokens cannot be opened", func(t *testing.T) {
 		var hits atomic.Int64
 		f := newFixture(t, countingBackend(&hits), func(o *gateway.Options) { o.UpstreamTokenHeader = "X-Upstream-Token" })
 		res, body := f.do(t, http.MethodPost, "/mcp", tokenForeignSeal, []byte(`{}`), nil)
@@ -112,6 +113,8 @@ func TestTheUpstreamTokenIsForwardedOnlyWhenEnabled(t *testing.T) {
 		res, body := f.do(t, http.MethodPost, "/mcp", tokenAlice, []byte(`{}`), nil)
 		require.Equal(t, http.StatusOK, res.StatusCode)
 		require.NotContains(t, string(body), testUpstreamAT)
+		// Nothing is decrypted for a gateway that does not forward it.
+		require.False(t, f.verifier.Calls()[0].WithUpstream)
 	})
 }
 

@@ -4,13 +4,14 @@ import (
 	"errors"
 	"net/http"
 
+	"github.com/oidcproxy/oidcproxy/adapters/oauthhttp"
 	"github.com/oidcproxy/oidcproxy/domain"
 )
 
-// Audit events: one Info record per security-relevant action, with the
-// attribute audit=true so that log pipelines can route them apart. They
-// name the client, the subject when known, and the remote address; never a
-// token, code or secret.
+// Audit events: one Info record per security-relevant action
+// (oauthhttp.Audit gives the record its shape). They name the client, the
+// subject when known, and the remote address; never a token, code or
+// secret.
 const (
 	auditClientRegistered = "client_registered"
 	auditConsentApproved  = "consent_approved"
@@ -26,10 +27,10 @@ const (
 	auditIntrospection = "token_introspected"
 )
 
-// audit logs one audit event for the request.
+// audit logs one audit event for the request, in the record shape the
+// gateway's audit events share.
 func (s *Server) audit(r *http.Request, event string, attrs ...any) {
-	base := []any{"audit", true, "event", event, "remote_addr", r.RemoteAddr}
-	s.log.InfoContext(r.Context(), "audit", append(base, attrs...)...)
+	oauthhttp.Audit(s.log, r, event, attrs...)
 }
 
 // auditTokenError records the token-endpoint failures that matter for

@@ -6,38 +6,14 @@ import (
 	"net/http"
 	"net/url"
 
+	"github.com/oidcproxy/oidcproxy/adapters/oauthhttp"
 	"github.com/oidcproxy/oidcproxy/domain"
 )
 
-// statusOf is the one table from OAuth error code to HTTP status
-// (RFC 6749 5.2, RFC 6750 3.1, RFC 7591 3.2.2).
-func statusOf(code domain.ErrorCode) int {
-	switch code {
-	case domain.CodeInvalidClient, domain.CodeInvalidToken:
-		return http.StatusUnauthorized
-	case domain.CodeInsufficientScope:
-		return http.StatusForbidden
-	case domain.CodeServerError:
-		return http.StatusInternalServerError
-	case domain.CodeTemporarilyUnavailable:
-		return http.StatusServiceUnavailable
-	default:
-		return http.StatusBadRequest
-	}
-}
-
-// oauthError converts any error into the *domain.Error to show: unknown
-// errors become server_error, so their text never reaches a client.
-func oauthError(err error) *domain.Error {
-	if e, ok := domain.AsError(err); ok {
-		return e
-	}
-	return domain.ErrServerError(err)
-}
-
 // logError logs a failed request once, at the edge: client mistakes and
-// an unavailable identity provider at Warn, our own failures at Error. The private cause is logged; it never carries
-// codes, tokens or secrets (the use cases build it that way).
+// an unavailable identity provider at Warn, our own failures at Error. The
+// private cause is logged; it never carries codes, tokens or secrets (the
+// use cases build it that way).
 func (s *Server) logError(r *http.Request, e *domain.Error) {
 	level := slog.LevelWarn
 	if e.Internal() {
@@ -50,43 +26,37 @@ func (s *Server) logError(r *http.Request, e *domain.Error) {
 	s.log.Log(r.Context(), level, "request failed", attrs...)
 }
 
-type errorBody struct {
-	Error            string `json:"error"`
-	ErrorDescription string `json:"error_description,omitempty"`
-}
+// errorBody is the OAuth JSON error document, under the name this
+// package's handlers use.
+type errorBody = oauthhttp.ErrorBody
 
 // writeJSONError answers an API endpoint (/token, /register, /revoke) with an
 // RFC 6749 5.2 error document.
 func (s *Server) writeJSONError(w http.ResponseWriter, r *http.Request, err error) {
-	e := oauthError(err)
+	e := oauthhttp.ErrorOf(err)
 	s.logError(r, e)
-	status := statusOf(e.Code)
+	status := oauthhttp.Status(e.Code)
 	if errors.Is(e, errBodyTooLarge) {
 		status = http.StatusRequestEntityTooLarge
 	}
 	if e.Code == domain.CodeInvalidClient && r.Header.Get("Authorization") != "" {
 		// RFC 6749 5.2: a 401 to a client that used HTTP authentication
 		// carries the matching challenge.
-		w.Header().Set("WWW-Authenticate", `Basic realm="oidcproxy", charset="UTF-8"`)
+		w.Header().Set("WWW-Authenticate", oauthhttp.BasicChallenge)
 	}
-	writeJSON(w, status, errorBody{Error: string(e.Code), ErrorDescription: e.Description})
+	oauthhttp.WriteError(w, status, e.Code, e.Description)
 }
 
 // writeJSON writes a no-store JSON response.
 func writeJSON(w http.ResponseWriter, status int, v any) {
-	h := w.Header()
-	h.Set("Content-Type", "application/json")
-	h.Set("Cache-Control", "no-store")
-	h.Set("Pragma", "no-cache")
-	w.WriteHeader(status)
-	_ = jsonEncoder(w).Encode(v)
+	oauthhttp.WriteJSON(w, status, v)
 }
 
 // redirectError sends an authorization error to the client's redirect URI
 // (RFC 6749 4.1.2.1) with state and, per RFC 9207, our issuer. Errors marked
 // NoRedirect, or without a validated redirect URI, become a page instead.
 func (s *Server) redirectError(w http.ResponseWriter, r *http.Request, redirectURI, state string, err error) {
-	e := oauthError(err)
+	e := oauthhttp.ErrorOf(err)
 	if e.NoRedirect || redirectURI == "" {
 		s.renderError(w, r, e)
 		return
@@ -131,9 +101,9 @@ func redirectStatus(r *http.Request) int {
 
 // renderError shows an error page to the user (HTML, escaped).
 func (s *Server) renderError(w http.ResponseWriter, r *http.Request, err error) {
-	e := oauthError(err)
+	e := oauthhttp.ErrorOf(err)
 	s.logError(r, e)
-	status := statusOf(e.Code)
+	status := oauthhttp.Status(e.Code)
 	if e.Code == domain.CodeAccessDenied || e.Code == domain.CodeInvalidClient {
 		// For a person in a browser these mean "you may not continue", not
 		// an HTTP authentication challenge.

@@ -7,26 +7,9 @@ import (
 	"mime"
 	"net/http"
 
+	"github.com/oidcproxy/oidcproxy/adapters/oauthhttp"
 	"github.com/oidcproxy/oidcproxy/domain"
-	"github.com/oidcproxy/oidcproxy/ports"
 )
-
-// registrationRequest is the RFC 7591 request body. Unknown members are
-// ignored, as RFC 7591 2 requires.
-type registrationRequest struct {
-	RedirectURIs            []string `json:"redirect_uris"`
-	TokenEndpointAuthMethod string   `json:"token_endpoint_auth_method"`
-	GrantTypes              []string `json:"grant_types"`
-	ResponseTypes           []string `json:"response_types"`
-	ApplicationType         string   `json:"application_type"`
-	ClientName              string   `json:"client_name"`
-	ClientURI               string   `json:"client_uri"`
-	LogoURI                 string   `json:"logo_uri"`
-	Scope                   string   `json:"scope"`
-	Contacts                []string `json:"contacts"`
-	SoftwareID              string   `json:"software_id"`
-	SoftwareVersion         string   `json:"software_version"`
-}
 
 // registrationResponse is the RFC 7591 3.2.1 answer.
 type registrationResponse struct {
@@ -54,7 +37,7 @@ func (s *Server) handleRegister(w http.ResponseWriter, r *http.Request) {
 		s.writeJSONError(w, r, domain.ErrInvalidClientMetadata("the request body must be application/json"))
 		return
 	}
-	var req registrationRequest
+	var req oauthhttp.ClientMetadata
 	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxJSONBytes))
 	if err := dec.Decode(&req); err != nil {
 		var mbe *http.MaxBytesError
@@ -69,20 +52,7 @@ func (s *Server) handleRegister(w http.ResponseWriter, r *http.Request) {
 		s.writeJSONError(w, r, domain.ErrInvalidClientMetadata("the request body holds more than one JSON document"))
 		return
 	}
-	res, err := s.app.RegisterClient.Handle(r.Context(), ports.RegisterClientCommand{
-		RedirectURIs:            req.RedirectURIs,
-		TokenEndpointAuthMethod: req.TokenEndpointAuthMethod,
-		GrantTypes:              req.GrantTypes,
-		ResponseTypes:           req.ResponseTypes,
-		ApplicationType:         req.ApplicationType,
-		ClientName:              req.ClientName,
-		ClientURI:               req.ClientURI,
-		LogoURI:                 req.LogoURI,
-		Scope:                   req.Scope,
-		Contacts:                req.Contacts,
-		SoftwareID:              req.SoftwareID,
-		SoftwareVersion:         req.SoftwareVersion,
-	})
+	res, err := s.app.RegisterClient.Handle(r.Context(), req.Command())
 	if err != nil {
 		s.writeJSONError(w, r, err)
 		return

@@ -44,13 +44,14 @@ func TestConstructorsRejectMissingDependencies(t *testing.T) {
 	require.ErrorContains(t, err, "NewExchangeToken: nil random source")
 	_, err = usecase.NewRefreshToken(clients, store, newScriptedIdP(), sealer, iss, c, random{}, usecase.TokenPolicy{Issuer: issuer, AccessTokenTTL: time.Hour, RefreshTokenTTL: time.Hour, RefreshReuseGrace: -time.Second})
 	require.ErrorContains(t, err, "grace must not be negative")
-	_, err = usecase.NewVerifyAccessToken(iss, store, c, "")
+	_, err = usecase.NewVerifyAccessToken(iss, store, nil, c, "")
 	require.ErrorContains(t, err, "issuer is empty")
+	require.ErrorContains(t, err, "NewVerifyAccessToken: nil sealer")
 	_, err = usecase.NewSweepExpired(nil, c)
 	require.ErrorContains(t, err, "NewSweepExpired: nil store")
 
 	// A handler built alone, with only what it declares, works.
-	verify, err := usecase.NewVerifyAccessToken(iss, store, c, issuer)
+	verify, err := usecase.NewVerifyAccessToken(iss, store, sealer, c, issuer)
 	require.NoError(t, err)
 	require.NotNil(t, verify)
 }

@@ -13,22 +13,26 @@ import (
 // gateway).
 type VerifyAccessTokenHandler struct {
 	tokens accessTokenVerifier
+	sealer ports.Sealer
 }
 
 var _ ports.VerifyAccessToken = (*VerifyAccessTokenHandler)(nil)
 
-// NewVerifyAccessToken builds the bearer check for tokens issued by issuer.
-func NewVerifyAccessToken(tokens ports.TokenIssuer, grants ports.GrantStore, clock ports.Clock, issuer string) (*VerifyAccessTokenHandler, error) {
+// NewVerifyAccessToken builds the bearer check for tokens issued by issuer;
+// sealer opens the upstream token for callers that ask for it.
+func NewVerifyAccessToken(tokens ports.TokenIssuer, grants ports.GrantStore, sealer ports.Sealer, clock ports.Clock, issuer string) (*VerifyAccessTokenHandler, error) {
 	v, err := newAccessTokenVerifier("NewVerifyAccessToken", tokens, grants, clock, issuer)
+	err = errors.Join(err, need("NewVerifyAccessToken", dep("sealer", sealer)))
 	if err != nil {
 		return nil, err
 	}
-	return &VerifyAccessTokenHandler{tokens: v}, nil
+	return &VerifyAccessTokenHandler{tokens: v, sealer: sealer}, nil
 }
 
 // Handle accepts only our own tokens, for this resource, in their validity
 // window, with the required scopes, whose grant is still alive. Upstream IdP
-// tokens fail the signature check: there is no token passthrough.
+// tokens fail the signature check: there is no token passthrough. Asked
+// WithUpstream, it also returns the grant's upstream access token.
 func (h *VerifyAccessTokenHandler) Handle(ctx context.Context, cmd ports.VerifyAccessTokenCommand) (ports.VerifiedAccess, error) {
 	at, grant, err := h.tokens.live(ctx, cmd.Token)
 	if err != nil {
@@ -40,7 +44,21 @@ func (h *VerifyAccessTokenHandler) Handle(ctx context.Context, cmd ports.VerifyA
 	if !at.HasScopes(cmd.RequiredScopes) {
 		return ports.VerifiedAccess{}, domain.ErrInsufficientScope("the access token lacks a required scope")
 	}
-	return ports.VerifiedAccess{Token: at, Grant: grant}, nil
+	access := ports.VerifiedAccess{Token: at, Grant: grant}
+	if cmd.WithUpstream {
+		// Only the use cases know how upstream tokens are sealed (and to
+		// which grant they are bound), so the opening happens here, not in
+		// the resource server that forwards the token.
+		upstream, err := openUpstream(h.sealer, grant)
+		if err != nil {
+			return ports.VerifiedAccess{}, domain.ErrServerError(fmt.Errorf("verify access token: %w", err))
+		}
+		if upstream.AccessToken == "" {
+			return ports.VerifiedAccess{}, domain.ErrServerError(errors.New("verify access token: the grant holds no upstream access token"))
+		}
+		access.UpstreamAccessToken = upstream.AccessToken
+	}
+	return access, nil
 }
 
 // accessTokenVerifier judges our own access tokens: the bearer check and

@@ -22,6 +22,7 @@ type fixture struct {
 	app    ports.Application
 	store  *memstore.Store
 	tokens *tokens.Issuer
+	sealer *seal.Sealer
 	clock  *clock
 }
 
@@ -40,7 +41,7 @@ func newFixture(t *testing.T) *fixture {
 		IntrospectionSecretHash: domain.HashToken(introspectionSecret)}
 	app, err := usecase.NewApplication(store, newScriptedIdP(), iss, sealer, c, random{}, nil, discardLogger(), settings)
 	require.NoError(t, err)
-	return &fixture{app: app, store: store, tokens: iss, clock: c}
+	return &fixture{app: app, store: store, tokens: iss, sealer: sealer, clock: c}
 }
 
 // mint stores a live grant and signs a token for it, edited by edit.
