@@ -27,12 +27,21 @@ const (
 	AuthNone              AuthMethod = "none"
 	AuthClientSecretBasic AuthMethod = "client_secret_basic"
 	AuthClientSecretPost  AuthMethod = "client_secret_post"
+	// AuthPrivateKeyJWT is RFC 7523 2.2: the client signs a short-lived
+	// assertion with a key it published (JWKS or JWKSURI); no shared secret.
+	AuthPrivateKeyJWT AuthMethod = "private_key_jwt"
 )
 
 // Grant types and the one response type oidcproxy accepts.
 const (
 	GrantAuthorizationCode = "authorization_code"
 	GrantRefreshToken      = "refresh_token"
+	// GrantClientCredentials is a machine's own grant (RFC 6749 4.4), for
+	// clients an operator created.
+	GrantClientCredentials = "client_credentials"
+	// GrantJWTBearer is the RFC 7523 JWT bearer grant, which carries an
+	// enterprise identity assertion (ID-JAG).
+	GrantJWTBearer = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 	ResponseTypeCode       = "code"
 )
 
@@ -54,7 +63,17 @@ type Client struct {
 	Contacts                []string
 	SoftwareID              string
 	SoftwareVersion         string
-	CreatedAt               time.Time
+	// JWKS is the client's public key set (a JSON JWK Set document) and
+	// JWKSURI where it publishes one; either lets it authenticate with
+	// private_key_jwt. Never both.
+	JWKS    []byte
+	JWKSURI string
+	// Operator marks a client an operator created (`oidcproxy clients
+	// create`) rather than one that registered itself at /register: only
+	// those may use the client_credentials grant, and registration hygiene
+	// never sweeps them.
+	Operator  bool
+	CreatedAt time.Time
 }
 
 // IsPublic reports whether the client has no secret and authenticates with

@@ -15,6 +15,7 @@ func (c Client) Clone() Client {
 	c.GrantTypes = slices.Clone(c.GrantTypes)
 	c.ResponseTypes = slices.Clone(c.ResponseTypes)
 	c.Contacts = slices.Clone(c.Contacts)
+	c.JWKS = slices.Clone(c.JWKS)
 	return c
 }
 

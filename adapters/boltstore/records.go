@@ -27,6 +27,9 @@ type clientRecord struct {
 	Contacts                []string  `json:"contacts"`
 	SoftwareID              string    `json:"software_id,omitempty"`
 	SoftwareVersion         string    `json:"software_version,omitempty"`
+	JWKS                    []byte    `json:"jwks,omitempty"`
+	JWKSURI                 string    `json:"jwks_uri,omitempty"`
+	Operator                bool      `json:"operator,omitempty"`
 	CreatedAt               time.Time `json:"created_at,omitzero"`
 }
 
@@ -46,6 +49,9 @@ func toClientRecord(c domain.Client) clientRecord {
 		Contacts:                c.Contacts,
 		SoftwareID:              c.SoftwareID,
 		SoftwareVersion:         c.SoftwareVersion,
+		JWKS:                    c.JWKS,
+		JWKSURI:                 c.JWKSURI,
+		Operator:                c.Operator,
 		CreatedAt:               c.CreatedAt.UTC(),
 	}
 }
@@ -66,6 +72,9 @@ func (r clientRecord) domain() domain.Client {
 		Contacts:                r.Contacts,
 		SoftwareID:              r.SoftwareID,
 		SoftwareVersion:         r.SoftwareVersion,
+		JWKS:                    r.JWKS,
+		JWKSURI:                 r.JWKSURI,
+		Operator:                r.Operator,
 		CreatedAt:               r.CreatedAt,
 	}
 }

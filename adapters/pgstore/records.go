@@ -124,7 +124,7 @@ type clientRow struct {
 func (r *clientRow) dest() []any {
 	return []any{&r.c.ID, &r.c.SecretHash, &r.c.Name, &r.c.RedirectURIs, &r.appType, &r.method,
 		&r.c.GrantTypes, &r.c.ResponseTypes, &r.c.Scope, &r.c.ClientURI, &r.c.LogoURI, &r.c.Contacts,
-		&r.c.SoftwareID, &r.c.SoftwareVersion, &r.created}
+		&r.c.SoftwareID, &r.c.SoftwareVersion, &r.c.JWKS, &r.c.JWKSURI, &r.c.Operator, &r.created}
 }
 
 func (r *clientRow) domain() domain.Client {
@@ -138,7 +138,7 @@ func (r *clientRow) domain() domain.Client {
 func clientArgs(c domain.Client) []any {
 	return []any{c.ID, c.SecretHash, c.Name, c.RedirectURIs, string(c.ApplicationType), string(c.TokenEndpointAuthMethod),
 		c.GrantTypes, c.ResponseTypes, c.Scope, c.ClientURI, c.LogoURI, c.Contacts,
-		c.SoftwareID, c.SoftwareVersion, ns(c.CreatedAt)}
+		c.SoftwareID, c.SoftwareVersion, c.JWKS, c.JWKSURI, c.Operator, ns(c.CreatedAt)}
 }
 
 type transactionRow struct {

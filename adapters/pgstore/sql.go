@@ -8,7 +8,7 @@ package pgstore
 const (
 	clientCols = `id, secret_hash, name, redirect_uris, application_type, token_endpoint_auth_method,
 		grant_types, response_types, scope, client_uri, logo_uri, contacts,
-		software_id, software_version, created_ns`
+		software_id, software_version, jwks, jwks_uri, operator, created_ns`
 	transactionCols = `id, client_id, redirect_uri, state, code_challenge, scopes,
 		resource, upstream_verifier, nonce, csrf_hash, approved, binding_hash,
 		created_ns, expires_ns`
@@ -36,7 +36,7 @@ const sqlBegin = `BEGIN ISOLATION LEVEL READ COMMITTED`
 
 const (
 	sqlInsertClient = `INSERT INTO clients (` + clientCols + `)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)
 		ON CONFLICT (id) DO NOTHING`
 	sqlGetClient = `SELECT ` + clientCols + ` FROM clients WHERE id = $1`
 )

@@ -60,6 +60,9 @@ func fullClient(id string) domain.Client {
 		Contacts:                []string{"ops@example.com"},
 		SoftwareID:              "software-" + id,
 		SoftwareVersion:         "1.2.3",
+		JWKS:                    []byte(`{"keys":[]}`),
+		JWKSURI:                 "https://app.example.com/jwks.json",
+		Operator:                true,
 		CreatedAt:               base,
 	}
 }
