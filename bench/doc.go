@@ -83,7 +83,7 @@
 //     consent page → approve → upstream login → callback → token, each with
 //     its own browser cookie jar.
 //   - BenchmarkFootprint: 100,000 seeded grants, then one registration per
-//     iteration (-benchtime 10000x: the 10,000 clients); reports
+//     iteration (-benchtime 10000x: 10,000 clients, the footprint target); reports
 //     the store file size and the process heap, and how much the heap grew
 //     across the registrations.
 //
@@ -98,7 +98,7 @@
 //   - p50-ms, p99-ms: latency of a successful request (or a whole flow) as
 //     its client saw it, queueing included.
 //
-// The targets: authorization_code fsync ≥ 5,000 good/s, fsync ≥ 0.8
+// The targets: authorization_code fsync ≥ 5,000 good/s, fsync ≥ 0.8
 // × nosync in the same run, p99 ≤ 25 ms, and with 25% replays good/s ≥ 0.8
 // × the clean run. The benchmarks fail (b.Fatalf) on correctness, never on
 // speed: any 5xx or transport error, a good request that is not a 200 with

@@ -20,7 +20,7 @@ const footprintGrants = 100_000
 // BenchmarkFootprint measures what the proxy keeps: with footprintGrants
 // grants (each with a redeemed code and a live refresh token) seeded
 // before the timer, each iteration registers one client through POST
-// /register, 50 at a time. Run it with -benchtime 10000x for the issue's
+// /register, 50 at a time. Run it with -benchtime 10000x for the target's
 // 10,000 clients. It reports the bbolt file size (file-MB), the live heap
 // of the whole test process after a GC (heap-MB: the App, the upstream IdP
 // and the harness), and how much that heap grew across the registrations
