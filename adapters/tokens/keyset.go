@@ -17,9 +17,10 @@ import (
 // Bounds on a client's key set: room for a key and its successor during a
 // rotation, and then some; small enough that a mistaken file (a
 // certificate bundle, a whole JWKS of an identity provider) is refused
-// rather than stored.
+// rather than stored, and that a set fits, with the rest of the request,
+// in the admin listener's request body bound.
 const (
-	maxKeySetBytes = 64 << 10
+	maxKeySetBytes = 32 << 10
 	maxClientKeys  = 8
 	// minRSABits is the smallest RSA modulus accepted (RFC 7518 3.3 asks
 	// for 2048 bits or more).
