@@ -94,8 +94,17 @@ func TestRevokingAUsersGrantsEndsTheirMCPSessionsAtOnce(t *testing.T) {
 	require.Len(t, page.Grants, 2)
 
 	var revoked httpapi.RevokedGrants
+	p.Spans.Reset()
 	require.Equal(t, http.StatusOK, adminPost(t, admin+"/grants/revoke", httpapi.RevokeGrantsRequest{User: op.Subject}, &revoked))
 	require.Equal(t, 2, revoked.Revoked)
+	spans := map[string]bool{}
+	for _, s := range p.Spans.GetSpans() {
+		spans[s.Name] = true
+		for _, a := range s.Attributes {
+			require.NotEqual(t, op.Subject, a.Value.Emit(), "span %s names the user", s.Name)
+		}
+	}
+	require.True(t, spans["usecase.RevokeGrants"] && spans["store.RevokeGrants"], "%v", spans)
 
 	for _, s := range sessions {
 		_, err := s.CallTool(t.Context(), &mcp.CallToolParams{Name: "whoami"})
