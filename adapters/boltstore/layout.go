@@ -1,8 +1,8 @@
 package boltstore
 
 // layout.go holds the on-disk key layout (expiry and children indexes;
-// the owner index is in owners.go) and the per-entity record operations every method composes inside one
-// transaction.
+// the owner index is in owners.go) and the per-entity record operations
+// every method composes inside one transaction.
 
 import (
 	"bytes"

@@ -59,8 +59,8 @@ func (s *Store) GetGrant(ctx context.Context, id string, now time.Time) (domain.
 }
 
 // RevokeGrant deletes a grant; the foreign keys' cascade deletes its codes
-// and refresh tokens in the same statement (revokeGrants, the path every
-// revocation takes).
+// and refresh tokens in the same statement (revokeGrants, which the
+// operator's revocations share).
 func (s *Store) RevokeGrant(ctx context.Context, id string) error {
 	const op = "revoke grant"
 	if err := ctx.Err(); err != nil {
