@@ -50,10 +50,10 @@ func MaxTokenTTL(cfg config.Config) time.Duration { return cfg.AccessTokenTTL + 
 
 // NewApp assembles the App.
 func NewApp(cfg config.Config, app ports.Application, api *httpapi.Server, keys ports.KeyManager,
-	store RawStore, tel *telemetry.Telemetry, logger *slog.Logger) *App {
+	store RawStore, tel *telemetry.Telemetry, logger *slog.Logger, operator ports.Admin) *App {
 	backup, _ := store.(ports.Backuper)
 	admin := api.Admin(httpapi.AdminOptions{Keys: keys, MaxTokenTTL: MaxTokenTTL(cfg), Backup: backup, Token: cfg.AdminToken,
-		Metrics: tel.MetricsHandler(), Addr: cfg.AdminAddr})
+		Metrics: tel.MetricsHandler(), Addr: cfg.AdminAddr, Admin: operator})
 	return &App{cfg: cfg, app: app, api: api, keys: keys, admin: admin, log: logger, public: api}
 }
 
@@ -75,7 +75,7 @@ func (a *App) Handler() http.Handler { return a.public }
 
 // AdminHandler is the admin listener's handler: health, readiness and
 // Prometheus metrics for probes and scrapers, and the guarded key
-// administration and backup endpoints.
+// administration, backup, client and grant endpoints.
 func (a *App) AdminHandler() http.Handler { return a.admin }
 
 // Application exposes the use cases (for subcommands and tests).

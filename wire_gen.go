@@ -99,7 +99,14 @@ func InitializeApp(ctx context.Context, cfg config.Config) (*App, func(), error)
 		cleanup()
 		return nil, nil, err
 	}
-	app := NewApp(cfg, application, server, issuer, rawStore, telemetry, logger)
+	admin, err := ProvideAdmin(store, systemClock, cryptoRandom, settings, telemetry)
+	if err != nil {
+		cleanup3()
+		cleanup2()
+		cleanup()
+		return nil, nil, err
+	}
+	app := NewApp(cfg, application, server, issuer, rawStore, telemetry, logger, admin)
 	return app, func() {
 		cleanup3()
 		cleanup2()
@@ -193,7 +200,14 @@ func InitializeTestApp(ctx context.Context, cfg config.Config, clock ports.Clock
 		cleanup()
 		return nil, nil, err
 	}
-	app := NewApp(cfg, application, server, issuer, rawStore, telemetryTelemetry, logger)
+	admin, err := ProvideAdmin(store, clock, cryptoRandom, settings, telemetryTelemetry)
+	if err != nil {
+		cleanup3()
+		cleanup2()
+		cleanup()
+		return nil, nil, err
+	}
+	app := NewApp(cfg, application, server, issuer, rawStore, telemetryTelemetry, logger, admin)
 	return app, func() {
 		cleanup3()
 		cleanup2()
@@ -264,7 +278,13 @@ func InitializeAppWithStore(ctx context.Context, cfg config.Config, clock ports.
 		cleanup()
 		return nil, nil, err
 	}
-	app := NewApp(cfg, application, server, issuer, store, telemetryTelemetry, logger)
+	admin, err := ProvideAdmin(portsStore, clock, cryptoRandom, settings, telemetryTelemetry)
+	if err != nil {
+		cleanup2()
+		cleanup()
+		return nil, nil, err
+	}
+	app := NewApp(cfg, application, server, issuer, store, telemetryTelemetry, logger, admin)
 	return app, func() {
 		cleanup2()
 		cleanup()

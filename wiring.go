@@ -80,6 +80,7 @@ var coreSet = wire.NewSet(
 	wire.Value(CryptoRandom{}),
 	wire.Bind(new(ports.Random), new(CryptoRandom)),
 	ProvideApplication,
+	ProvideAdmin,
 	ProvideHTTPAPI,
 	ProvideGateway,
 	NewApp,

@@ -84,7 +84,13 @@ type Grant struct {
 	UpstreamExpiry     time.Time // expiry of the upstream access token; zero if unknown
 	HasUpstreamRefresh bool
 	CreatedAt          time.Time
-	ExpiresAt          time.Time
+	// LastUsedAt is when a refresh last rotated one of the grant's
+	// tokens; zero until the first refresh. The rotation writes the grant
+	// anyway, so recording it costs nothing; a use of an access token at
+	// the gateway is not recorded, because that would add a write to every
+	// proxied request.
+	LastUsedAt time.Time
+	ExpiresAt  time.Time
 }
 
 // Expired reports whether the grant may no longer be used.

@@ -141,8 +141,10 @@ type Pinger interface {
 // and passes test/storetest.
 type Store interface {
 	ClientStore
+	ClientAdmin
 	TransactionStore
 	GrantStore
+	GrantAdmin
 	KeyStore
 	Sweeper
 	Pinger

@@ -19,7 +19,10 @@ import (
 //
 // Clients: every /token, /revoke and /authorize request reads its client,
 // and a client record never changes after registration (there is no
-// update), so decoding it once per process is enough.
+// update), so decoding it once per process is enough. A client can be
+// deleted (DeleteClient): that commit forgets it (forgetClientOnCommit),
+// and readers fill with the epoch they noted before reading, as for
+// grants below.
 //
 // Grants: GetGrant runs behind every bearer token the gateway checks, and
 // /token reads the grant of every code and refresh token. Revocation must
@@ -123,4 +126,11 @@ func (c caches) grantFromRead(id string, raw []byte, epoch gencache.Epoch, now t
 func (c caches) forgetGrantOnCommit(tx *bolt.Tx, id string) {
 	grants := c.grants
 	tx.OnCommit(func() { grants.Forget(id) })
+}
+
+// forgetClientOnCommit makes the commit of tx drop client id from the
+// cache: DeleteClient calls it.
+func (c caches) forgetClientOnCommit(tx *bolt.Tx, id string) {
+	clients := c.clients
+	tx.OnCommit(func() { clients.Forget(id) })
 }

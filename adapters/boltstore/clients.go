@@ -30,7 +30,7 @@ func (s *Store) CreateClient(ctx context.Context, c domain.Client) error {
 }
 
 // GetClient returns a client by id, decoded once per process (client
-// records never change after registration).
+// records never change after registration; a deletion forgets them).
 func (s *Store) GetClient(ctx context.Context, id string) (domain.Client, error) {
 	const op = "get client"
 	if err := ctx.Err(); err != nil {
@@ -39,6 +39,7 @@ func (s *Store) GetClient(ctx context.Context, id string) (domain.Client, error)
 	if c, ok := s.cache.clients.Get(id); ok {
 		return c.Clone(), nil
 	}
+	epoch := s.cache.clients.Epoch()
 	var (
 		r     clientRecord
 		found bool
@@ -55,6 +56,6 @@ func (s *Store) GetClient(ctx context.Context, id string) (domain.Client, error)
 		return domain.Client{}, fail(op, domain.ErrNotFound)
 	}
 	c := r.domain()
-	s.cache.clients.Put(id, c.Clone()) // the caller keeps its own copy
+	s.cache.clients.Fill(epoch, id, c.Clone()) // the caller keeps its own copy
 	return c, nil
 }

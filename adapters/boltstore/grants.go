@@ -24,6 +24,9 @@ func (s *Store) CreateGrant(ctx context.Context, g domain.Grant, code domain.Aut
 	if code.GrantID != g.ID {
 		return fail(op, errors.New("the code belongs to another grant"))
 	}
+	if err := errors.Join(checkOwner(g.Subject), checkOwner(g.ClientID)); err != nil {
+		return fail(op, err)
+	}
 	var outcome error
 	err := s.write(ctx, op, true, func(tx *bolt.Tx) error {
 		outcome = nil

@@ -1,8 +1,8 @@
 package boltstore
 
-// layout.go holds the on-disk key layout (expiry and children indexes) and
-// the per-entity record operations every method composes inside one
-// transaction.
+// layout.go holds the on-disk key layout (expiry and children indexes;
+// the owner index is in owners.go) and the per-entity record operations
+// every method composes inside one transaction.
 
 import (
 	"bytes"
@@ -208,15 +208,21 @@ func insertGrant(tx *bolt.Tx, g domain.Grant) error {
 	if err := putJSON(tx, bucketGrants, g.ID, toGrantRecord(g)); err != nil {
 		return err
 	}
-	return putExpiry(tx, g.ExpiresAt, kindGrant, g.ID)
+	if err := putExpiry(tx, g.ExpiresAt, kindGrant, g.ID); err != nil {
+		return err
+	}
+	return indexOwners(tx, ownersOf(g))
 }
 
-// updateGrant saves next over prev, moving its expiry index entry if the
-// expiry changed. It is a method because the commit must drop the grant
-// from the store's cache.
+// updateGrant saves next over prev, moving its expiry and owner index
+// entries if they changed. It is a method because the commit must drop
+// the grant from the store's cache.
 func (s *Store) updateGrant(tx *bolt.Tx, prev, next domain.Grant) error {
 	s.cache.forgetGrantOnCommit(tx, next.ID)
 	if err := putJSON(tx, bucketGrants, next.ID, toGrantRecord(next)); err != nil {
+		return err
+	}
+	if err := moveOwners(tx, ownersOf(prev), ownersOf(next)); err != nil {
 		return err
 	}
 	return moveExpiry(tx, prev.ExpiresAt, next.ExpiresAt, kindGrant, next.ID)
@@ -228,12 +234,10 @@ func (s *Store) updateGrant(tx *bolt.Tx, prev, next domain.Grant) error {
 // cache.
 func (s *Store) deleteGrantTree(tx *bolt.Tx, id string) (int, error) {
 	n := 0
-	// Only the expiry is needed (to drop the index entry): decoding just
-	// that field keeps the rest of the record, its sealed upstream tokens
-	// above all, out of the single writer's time.
-	var g struct {
-		ExpiresAt time.Time `json:"expires_at"`
-	}
+	// Only the index keys are needed (to drop the entries): decoding just
+	// those fields keeps the rest of the record, its sealed upstream
+	// tokens above all, out of the single writer's time.
+	var g grantKeys
 	ok, err := getJSON(tx, bucketGrants, id, &g)
 	if err != nil {
 		return 0, err
@@ -244,6 +248,9 @@ func (s *Store) deleteGrantTree(tx *bolt.Tx, id string) (int, error) {
 			return 0, err
 		}
 		if err := deleteExpiry(tx, g.ExpiresAt, kindGrant, id); err != nil {
+			return 0, err
+		}
+		if err := unindexOwners(tx, g.owners(id)); err != nil {
 			return 0, err
 		}
 		n++

@@ -154,6 +154,7 @@ type grantRecord struct {
 	UpstreamExpiry     time.Time      `json:"upstream_expiry,omitzero"`
 	HasUpstreamRefresh bool           `json:"has_upstream_refresh,omitempty"`
 	CreatedAt          time.Time      `json:"created_at,omitzero"`
+	LastUsedAt         time.Time      `json:"last_used_at,omitzero"`
 	ExpiresAt          time.Time      `json:"expires_at,omitzero"`
 }
 
@@ -176,6 +177,7 @@ func toGrantRecord(g domain.Grant) grantRecord {
 		UpstreamExpiry:     g.UpstreamExpiry.UTC(),
 		HasUpstreamRefresh: g.HasUpstreamRefresh,
 		CreatedAt:          g.CreatedAt.UTC(),
+		LastUsedAt:         g.LastUsedAt.UTC(),
 		ExpiresAt:          g.ExpiresAt.UTC(),
 	}
 }
@@ -199,6 +201,7 @@ func (r grantRecord) domain() domain.Grant {
 		UpstreamExpiry:     r.UpstreamExpiry,
 		HasUpstreamRefresh: r.HasUpstreamRefresh,
 		CreatedAt:          r.CreatedAt,
+		LastUsedAt:         r.LastUsedAt,
 		ExpiresAt:          r.ExpiresAt,
 	}
 }

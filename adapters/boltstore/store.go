@@ -25,7 +25,13 @@ import (
 //     as they are (their redeemed codes keep the field) and marked 2 on
 //     open, so that an older binary, which would take a marked code for
 //     unredeemed, refuses the file instead of accepting a replayed code.
-const schemaVersion = 2
+//   - 3: the owner index (bucket grant_owners, owners.go) finds grants by
+//     subject and by client. Opening a file of schema 1 or 2 builds it
+//     from the stored grants and marks the file 3, so that an older
+//     binary, which would store and delete grants without index entries
+//     (and so hide them from the operator's listings and revocations, or
+//     leave entries naming deleted grants), refuses the file.
+const schemaVersion = 3
 
 // Defaults for Options. MaxBatchSize only caps a group commit: batches
 // form from whatever queued during the previous commit (see committer); on
@@ -47,10 +53,11 @@ var (
 	bucketKeys         = []byte("keys")
 	bucketExpiry       = []byte("expiry")
 	bucketChildren     = []byte("grant_children")
+	bucketOwners       = []byte("grant_owners")
 
 	allBuckets = [][]byte{
 		bucketMeta, bucketClients, bucketTransactions, bucketGrants, bucketCodes,
-		bucketRefresh, bucketKeys, bucketExpiry, bucketChildren,
+		bucketRefresh, bucketKeys, bucketExpiry, bucketChildren, bucketOwners,
 	}
 
 	metaSchema = []byte("schema")
@@ -227,14 +234,20 @@ func initSchema(tx *bolt.Tx) error {
 	if err != nil {
 		return err
 	}
-	if v < schemaVersion {
-		// Every older layout is readable as it is (see schemaVersion).
-		if err := meta.Put(metaSchema, binary.BigEndian.AppendUint64(nil, schemaVersion)); err != nil {
+	for _, name := range allBuckets {
+		if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 			return err
 		}
 	}
-	for _, name := range allBuckets {
-		if _, err := tx.CreateBucketIfNotExists(name); err != nil {
+	if v < 3 {
+		// Schemas 1 and 2 have no owner index; everything else of theirs
+		// is readable as it is (see schemaVersion).
+		if err := buildOwnerIndex(tx); err != nil {
+			return fmt.Errorf("migrate to schema 3: %w", err)
+		}
+	}
+	if v < schemaVersion {
+		if err := meta.Put(metaSchema, binary.BigEndian.AppendUint64(nil, schemaVersion)); err != nil {
 			return err
 		}
 	}

@@ -23,6 +23,9 @@ type AdminOptions struct {
 	// Backup streams a consistent copy of the store; nil when the store
 	// cannot (memory).
 	Backup ports.Backuper
+	// Admin serves the client and grant endpoints (adminclients.go); the
+	// zero value leaves them out.
+	Admin ports.Admin
 	// Metrics serves /metrics; nil leaves it out.
 	Metrics http.Handler
 	// Token, when set, is required as a bearer token on the key and backup
@@ -60,9 +63,10 @@ func DescribeKey(k domain.SigningKey) KeyInfo {
 }
 
 // Admin is the handler of the admin listener: health, readiness and metrics
-// for probes and scrapers, plus key administration and backup, which hand
-// out or change secrets and so need ADMIN_TOKEN (or, without one, a
-// loopback peer such as the CLI on the same host or kubectl port-forward).
+// for probes and scrapers, plus key administration, backup, and the client
+// and grant endpoints, which hand out or change secrets and so need
+// ADMIN_TOKEN (or, without one, a loopback peer such as the CLI on the same
+// host or kubectl port-forward).
 //
 // A loopback peer is not necessarily a person at this host: a web page in
 // a browser on it can send requests to 127.0.0.1 too, either cross-origin
@@ -90,6 +94,12 @@ func (s *Server) Admin(opts AdminOptions) http.Handler {
 	mux.Handle("/keys", g)
 	mux.Handle("/keys/", g)
 	mux.Handle("/backup", g)
+	if opts.Admin != (ports.Admin{}) {
+		s.adminManageRoutes(guarded, opts.Admin)
+		for _, path := range []string{"/clients", "/clients/", "/grants", "/grants/"} {
+			mux.Handle(path, g)
+		}
+	}
 	return s.readBodies(mux)
 }
 

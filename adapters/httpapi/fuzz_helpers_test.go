@@ -71,6 +71,10 @@ func (fuzzIdP) Exchange(context.Context, ports.ExchangeRequest) (domain.Identity
 type fixture struct {
 	app     ports.Application
 	handler http.Handler
+	// srv is the handler as built, and store the memory store under it
+	// (for the admin listener's tests).
+	srv   *httpapi.Server
+	store *memstore.Store
 	// Public is a native client (none), Confidential a web client
 	// (client_secret_basic) with Secret.
 	Public, Confidential, Secret string
@@ -117,7 +121,7 @@ func newFixture(t testing.TB, opts ...func(*httpapi.Options)) *fixture {
 	}
 	srv, err := httpapi.New(app, issuer, logger, options)
 	require.NoError(t, err)
-	f := &fixture{app: app, handler: srv}
+	f := &fixture{app: app, handler: srv, srv: srv, store: store}
 	pub, err := app.RegisterClient.Handle(ctx, ports.RegisterClientCommand{
 		ClientName:      "fuzz public",
 		ApplicationType: "native",

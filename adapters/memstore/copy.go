@@ -27,6 +27,7 @@ func cloneGrant(g domain.Grant) domain.Grant {
 	g = g.Clone()
 	g.UpstreamExpiry = utc(g.UpstreamExpiry)
 	g.CreatedAt = utc(g.CreatedAt)
+	g.LastUsedAt = utc(g.LastUsedAt)
 	g.ExpiresAt = utc(g.ExpiresAt)
 	return g
 }

@@ -8,6 +8,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/oidcproxy/oidcproxy/domain"
+	"github.com/oidcproxy/oidcproxy/ports"
 )
 
 // CreateGrant stores a new grant and its first authorization code in one
@@ -58,7 +59,8 @@ func (s *Store) GetGrant(ctx context.Context, id string, now time.Time) (domain.
 }
 
 // RevokeGrant deletes a grant; the foreign keys' cascade deletes its codes
-// and refresh tokens in the same statement.
+// and refresh tokens in the same statement (revokeGrants, which the
+// operator's revocations share).
 func (s *Store) RevokeGrant(ctx context.Context, id string) error {
 	const op = "revoke grant"
 	if err := ctx.Err(); err != nil {
@@ -69,7 +71,7 @@ func (s *Store) RevokeGrant(ctx context.Context, id string) error {
 	}
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
-	if _, err := s.pool.Exec(ctx, sqlRevokeGrant, id); err != nil {
+	if _, err := revokeGrants(ctx, s.pool, ports.GrantFilter{GrantID: id}); err != nil {
 		return fail(op, err)
 	}
 	return nil

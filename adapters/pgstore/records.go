@@ -172,11 +172,12 @@ type grantRow struct {
 	identity         identityRecord
 	upstreamExpiry   *int64
 	created, expires int64
+	lastUsed         *int64
 }
 
 func (r *grantRow) dest() []any {
 	return []any{&r.g.ID, &r.g.ClientID, &r.g.Subject, &r.identity, &r.g.Scopes, &r.g.Resource,
-		&r.g.SealedUpstream, &r.upstreamExpiry, &r.g.HasUpstreamRefresh, &r.created, &r.expires}
+		&r.g.SealedUpstream, &r.upstreamExpiry, &r.g.HasUpstreamRefresh, &r.created, &r.expires, &r.lastUsed}
 }
 
 func (r *grantRow) domain() domain.Grant {
@@ -185,12 +186,13 @@ func (r *grantRow) domain() domain.Grant {
 	g.UpstreamExpiry = fromNullNS(r.upstreamExpiry)
 	g.CreatedAt = fromNS(r.created)
 	g.ExpiresAt = fromNS(r.expires)
+	g.LastUsedAt = fromNullNS(r.lastUsed)
 	return g
 }
 
 func grantArgs(g domain.Grant) []any {
 	return []any{g.ID, g.ClientID, g.Subject, toIdentityRecord(g.Identity), g.Scopes, g.Resource,
-		g.SealedUpstream, nullNS(g.UpstreamExpiry), g.HasUpstreamRefresh, ns(g.CreatedAt), ns(g.ExpiresAt)}
+		g.SealedUpstream, nullNS(g.UpstreamExpiry), g.HasUpstreamRefresh, ns(g.CreatedAt), ns(g.ExpiresAt), nullNS(g.LastUsedAt)}
 }
 
 type codeRow struct {

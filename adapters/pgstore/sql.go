@@ -13,7 +13,7 @@ const (
 		resource, upstream_verifier, nonce, csrf_hash, approved, binding_hash,
 		created_ns, expires_ns`
 	grantCols = `id, client_id, subject, identity, scopes, resource,
-		sealed_upstream, upstream_expiry_ns, has_upstream_refresh, created_ns, expires_ns`
+		sealed_upstream, upstream_expiry_ns, has_upstream_refresh, created_ns, expires_ns, last_used_ns`
 	codeCols = `hash, grant_id, client_id, redirect_uri, code_challenge, scopes,
 		resource, issued_ns, expires_ns, redeemed_ns`
 	refreshCols = `hash, grant_id, client_id, scopes, issued_ns, expires_ns,
@@ -22,7 +22,7 @@ const (
 	codeColsC = `c.hash, c.grant_id, c.client_id, c.redirect_uri, c.code_challenge, c.scopes,
 		c.resource, c.issued_ns, c.expires_ns, c.redeemed_ns`
 	grantColsG = `g.id, g.client_id, g.subject, g.identity, g.scopes, g.resource,
-		g.sealed_upstream, g.upstream_expiry_ns, g.has_upstream_refresh, g.created_ns, g.expires_ns`
+		g.sealed_upstream, g.upstream_expiry_ns, g.has_upstream_refresh, g.created_ns, g.expires_ns, g.last_used_ns`
 	refreshColsT = `t.hash, t.grant_id, t.client_id, t.scopes, t.issued_ns, t.expires_ns,
 		t.rotated_ns, t.successor_hash`
 	keyCols = `id, algorithm, sealed_private, public_jwk, created_ns, not_after_ns, remove_after_ns`
@@ -39,6 +39,11 @@ const (
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)
 		ON CONFLICT (id) DO NOTHING`
 	sqlGetClient = `SELECT ` + clientCols + ` FROM clients WHERE id = $1`
+	// sqlListClients pages in byte order, as the other stores do, whatever
+	// the database's collation.
+	sqlListClients = `SELECT ` + clientCols + ` FROM clients WHERE id COLLATE "C" > $1
+		ORDER BY id COLLATE "C" LIMIT $2`
+	sqlDeleteClient = `DELETE FROM clients WHERE id = $1`
 )
 
 const (
@@ -68,11 +73,11 @@ const (
 	// fails the statement, undoing the grant.
 	sqlCreateGrant = `WITH g AS (
 			INSERT INTO grants (` + grantCols + `)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
 			ON CONFLICT (id) DO NOTHING
 			RETURNING id)
 		INSERT INTO codes (` + codeCols + `)
-		SELECT $12, g.id, $13, $14, $15, $16, $17, $18, $19, $20 FROM g`
+		SELECT $13, g.id, $14, $15, $16, $17, $18, $19, $20, $21 FROM g`
 	sqlGetGrant    = `SELECT ` + grantCols + ` FROM grants WHERE id = $1 AND expires_ns > $2`
 	sqlRevokeGrant = `DELETE FROM grants WHERE id = $1`
 
@@ -115,7 +120,8 @@ const (
 	// sqlSaveGrant writes the grant back as rotate left it (its id
 	// excepted, which rotate may not change).
 	sqlSaveGrant = `UPDATE grants SET client_id = $2, subject = $3, identity = $4, scopes = $5, resource = $6,
-		sealed_upstream = $7, upstream_expiry_ns = $8, has_upstream_refresh = $9, created_ns = $10, expires_ns = $11
+		sealed_upstream = $7, upstream_expiry_ns = $8, has_upstream_refresh = $9, created_ns = $10, expires_ns = $11,
+		last_used_ns = $12
 		WHERE id = $1`
 )
 

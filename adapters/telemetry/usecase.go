@@ -205,6 +205,20 @@ func (t *Telemetry) Application(app ports.Application) ports.Application {
 	return out
 }
 
+// Admin wraps every operator use case in a decorator that opens one span
+// per call ("usecase.RevokeGrants") and records its duration and error
+// code, as Application does. Nothing of a command is recorded: it names
+// users and clients, which the audit log records instead.
+func (t *Telemetry) Admin(admin ports.Admin) ports.Admin {
+	return ports.Admin{
+		ListClients:  decorate(t, admin.ListClients, "ListClients", "", nil, nil),
+		CreateClient: decorate(t, admin.CreateClient, "CreateClient", "", nil, nil),
+		DeleteClient: decorate(t, admin.DeleteClient, "DeleteClient", "", nil, nil),
+		ListGrants:   decorate(t, admin.ListGrants, "ListGrants", "", nil, nil),
+		RevokeGrants: decorate(t, admin.RevokeGrants, "RevokeGrants", "", nil, nil),
+	}
+}
+
 // The use cases of other shapes: each method is one call of observe.
 
 type consent struct {

@@ -5,6 +5,8 @@
 //	oidcproxy check          validate the configuration and reach the upstream IdP
 //	oidcproxy dev            run with a development IdP and a demo MCP server
 //	oidcproxy keys           list or rotate the token signing keys
+//	oidcproxy clients        list, create (machine clients) or delete clients
+//	oidcproxy grants         list grants, revoke those of a user, a client or one id
 //	oidcproxy backup         write a consistent copy of the store
 //	oidcproxy store compact  shrink the store file (offline)
 //	oidcproxy version        print the version
@@ -52,6 +54,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return dev(ctx, rest, getenv, stdout, stderr)
 	case "keys":
 		return keys(ctx, rest, getenv, stdout, stderr)
+	case "clients":
+		return clientsCmd(ctx, rest, getenv, stdout, stderr)
+	case "grants":
+		return grantsCmd(ctx, rest, getenv, stdout, stderr)
 	case "backup":
 		return backup(ctx, rest, getenv, stdout, stderr)
 	case "store":
@@ -77,6 +83,10 @@ Usage:
   oidcproxy check   [flags]   validate the configuration and reach the upstream provider
   oidcproxy dev     [flags]   try it: proxy + development identity provider + demo MCP server
   oidcproxy keys list|rotate  list or rotate the token signing keys (works while serve runs)
+  oidcproxy clients list|create|delete
+                              list clients, create machine clients, delete clients (works while serve runs)
+  oidcproxy grants list|revoke
+                              list users' grants, revoke those of a user, client or id (works while serve runs)
   oidcproxy backup --out FILE write a consistent copy of the store (works while serve runs)
   oidcproxy store compact     shrink the store file after a flood of records (stop serve first)
   oidcproxy version           print the version

@@ -122,6 +122,7 @@ func (h *RefreshTokenHandler) Handle(ctx context.Context, cmd ports.RefreshToken
 		}
 		// Sliding expiry: an active session lives on, an idle one dies.
 		g.ExpiresAt = now.Add(h.policy.RefreshTokenTTL)
+		g.LastUsedAt = now
 		after = *g
 		return domain.RefreshToken{
 			Hash:      domain.HashToken(successor),

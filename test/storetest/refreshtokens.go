@@ -43,6 +43,8 @@ func testRefreshTokens(t *testing.T, newStore func(*testing.T) ports.Store) {
 			gr.SealedUpstream = []byte("resealed")
 			gr.UpstreamExpiry = now.Add(time.Hour)
 			gr.HasUpstreamRefresh = false
+			// The refresh use case records the use.
+			gr.LastUsedAt = now
 			return next, nil
 		})
 		require.NoError(t, err)
@@ -65,6 +67,7 @@ func testRefreshTokens(t *testing.T, newStore func(*testing.T) ports.Store) {
 		wantGrant.SealedUpstream = []byte("resealed")
 		wantGrant.UpstreamExpiry = now.Add(time.Hour)
 		wantGrant.HasUpstreamRefresh = false
+		wantGrant.LastUsedAt = now
 		gotGrant, err := s.GetGrant(t.Context(), "g1", now)
 		require.NoError(t, err)
 		require.Equal(t, wantGrant, gotGrant)

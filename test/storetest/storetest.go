@@ -37,6 +37,8 @@ func Run(t *testing.T, newStore func(t *testing.T) ports.Store) {
 	t.Run("Sweep", func(t *testing.T) { testSweep(t, newStore) })
 	t.Run("Copies", func(t *testing.T) { testCopies(t, newStore) })
 	t.Run("Context", func(t *testing.T) { testContext(t, newStore) })
+	t.Run("ClientAdmin", func(t *testing.T) { testClientAdmin(t, newStore) })
+	t.Run("GrantAdmin", func(t *testing.T) { testGrantAdmin(t, newStore) })
 }
 
 // errSentinel stands for a caller's callback error; stores must return it
@@ -114,6 +116,7 @@ func fullGrant(id string) domain.Grant {
 		UpstreamExpiry:     base.Add(time.Hour),
 		HasUpstreamRefresh: true,
 		CreatedAt:          base,
+		LastUsedAt:         base.Add(30 * time.Minute),
 		ExpiresAt:          base.Add(24 * time.Hour),
 	}
 }
