@@ -15,7 +15,7 @@ import (
 
 // The operator's methods. Ids compare and sort in byte order (COLLATE
 // "C"), as in the other stores, whatever the database's collation; the
-// subject and client indexes of migration 6 are built that way.
+// subject and client indexes of migration 3 are built that way.
 
 // errEmptyFilter refuses a revocation that would select every grant.
 var errEmptyFilter = errors.New("a revocation needs a subject, a client or a grant id")
