@@ -246,3 +246,18 @@ func admitted(t *testing.T, base, user, password string) bool {
 	require.NotEmpty(t, res.URL.Query().Get("code"), "neither a code nor the refusal page: %d %s", res.Status, res.URL)
 	return true
 }
+
+func TestServeRefusesToStartWithAnInvalidPolicyListingEveryProblem(t *testing.T) {
+	up := idp.NewFaulty(t, idp.FaultyOptions{ClientID: "proxy", ClientSecret: "proxy-secret"})
+	env := serveEnv(t, up.ConfigURL, filepath.Join(t.TempDir(), "oidcproxy.db"))
+	env["OIDC_PROXY_POLICY_FILE"] = writePolicy(t, "admission:\n  allow:\n    domains: [\"*.example.com\"]\n    emails: [nobody]\n")
+	var out, errOut bytes.Buffer
+
+	code := run(t.Context(), []string{"serve"}, envOf(env), &out, &errOut)
+
+	require.Equal(t, 1, code)
+	require.Contains(t, errOut.String(), "cannot start")
+	require.Contains(t, errOut.String(), "invalid policy (2 problems)")
+	require.Contains(t, errOut.String(), "subdomains are not matched by a pattern")
+	require.Contains(t, errOut.String(), `"nobody" is not an email address`)
+}
