@@ -14,6 +14,7 @@ import (
 
 	"github.com/oidcproxy/oidcproxy/adapters/config"
 	"github.com/oidcproxy/oidcproxy/adapters/httpapi"
+	"github.com/oidcproxy/oidcproxy/adapters/policyfile"
 	"github.com/oidcproxy/oidcproxy/adapters/telemetry"
 	"github.com/oidcproxy/oidcproxy/ports"
 )
@@ -41,6 +42,7 @@ type App struct {
 	admin  http.Handler
 	log    *slog.Logger
 	public http.Handler
+	policy *policyfile.Source
 }
 
 // MaxTokenTTL is how long a retired signing key stays published: the
@@ -50,11 +52,42 @@ func MaxTokenTTL(cfg config.Config) time.Duration { return cfg.AccessTokenTTL + 
 
 // NewApp assembles the App.
 func NewApp(cfg config.Config, app ports.Application, api *httpapi.Server, keys ports.KeyManager,
-	store RawStore, tel *telemetry.Telemetry, logger *slog.Logger, operator ports.Admin) *App {
+	store RawStore, tel *telemetry.Telemetry, logger *slog.Logger, operator ports.Admin, policies *policyfile.Source) *App {
 	backup, _ := store.(ports.Backuper)
-	admin := api.Admin(httpapi.AdminOptions{Keys: keys, MaxTokenTTL: MaxTokenTTL(cfg), Backup: backup, Token: cfg.AdminToken,
-		Metrics: tel.MetricsHandler(), Addr: cfg.AdminAddr, Admin: operator})
-	return &App{cfg: cfg, app: app, api: api, keys: keys, admin: admin, log: logger, public: api}
+	a := &App{cfg: cfg, app: app, api: api, keys: keys, log: logger, public: api, policy: policies}
+	a.admin = api.Admin(httpapi.AdminOptions{Keys: keys, MaxTokenTTL: MaxTokenTTL(cfg), Backup: backup, Token: cfg.AdminToken,
+		Metrics: tel.MetricsHandler(), Addr: cfg.AdminAddr, ReloadPolicy: a.reloadPolicy, Admin: operator})
+	return a
+}
+
+// ReloadPolicy reads the access policy file again (on SIGHUP, and for
+// POST /policy/reload on the admin listener). A valid file's policy
+// replaces the one in force for every decision made after it, without
+// touching a connection; a file with problems changes nothing, and the
+// error, which is logged, lists every problem. Without a policy file it
+// does nothing.
+func (a *App) ReloadPolicy() error {
+	_, err := a.reloadPolicy()
+	if errors.Is(err, httpapi.ErrNoPolicyFile) {
+		return nil
+	}
+	return err
+}
+
+func (a *App) reloadPolicy() (string, error) {
+	if a.policy.Path() == "" {
+		return "", httpapi.ErrNoPolicyFile
+	}
+	if err := a.policy.Reload(); err != nil {
+		a.log.Error("access policy not reloaded; the policy in force stays", "error", err)
+		return "", err
+	}
+	sum := a.policy.Summary()
+	a.log.Info("access policy reloaded", PolicyAttrs(sum)...)
+	if w := AdmissionWarning(a.cfg, a.policy.Policy()); w != "" {
+		a.log.Warn(w)
+	}
+	return sum.String(), nil
 }
 
 // ReloadKeys re-reads the signing key ring (on SIGHUP, and every

@@ -33,14 +33,20 @@ func InitializeApp(ctx context.Context, cfg config.Config) (*App, func(), error)
 	}
 	store := ProvideObservedStore(rawStore, telemetry)
 	client := ProvideHTTPClient(cfg, telemetry)
-	identityProvider, err := ProvideIdentityProvider(ctx, cfg, client)
+	logOutput := ProvideLogOutput()
+	logger := ProvideLogger(cfg, logOutput, telemetry)
+	source, err := ProvidePolicy(cfg, logger)
 	if err != nil {
 		cleanup2()
 		cleanup()
 		return nil, nil, err
 	}
-	logOutput := ProvideLogOutput()
-	logger := ProvideLogger(cfg, logOutput, telemetry)
+	identityProvider, err := ProvideIdentityProvider(ctx, cfg, client, source)
+	if err != nil {
+		cleanup2()
+		cleanup()
+		return nil, nil, err
+	}
 	masterKey, err := ProvideMasterKey(cfg, logger)
 	if err != nil {
 		cleanup2()
@@ -74,7 +80,7 @@ func InitializeApp(ctx context.Context, cfg config.Config) (*App, func(), error)
 		cleanup()
 		return nil, nil, err
 	}
-	application, err := ProvideApplication(store, identityProvider, issuer, sealer, systemClock, cryptoRandom, settings, logger, telemetry, metadataFetcher)
+	application, err := ProvideApplication(store, identityProvider, issuer, sealer, systemClock, cryptoRandom, settings, logger, telemetry, metadataFetcher, source)
 	if err != nil {
 		cleanup2()
 		cleanup()
@@ -106,7 +112,7 @@ func InitializeApp(ctx context.Context, cfg config.Config) (*App, func(), error)
 		cleanup()
 		return nil, nil, err
 	}
-	app := NewApp(cfg, application, server, issuer, rawStore, telemetry, logger, admin)
+	app := NewApp(cfg, application, server, issuer, rawStore, telemetry, logger, admin, source)
 	return app, func() {
 		cleanup3()
 		cleanup2()
@@ -137,13 +143,19 @@ func InitializeTestApp(ctx context.Context, cfg config.Config, clock ports.Clock
 	}
 	store := ProvideObservedStore(rawStore, telemetryTelemetry)
 	client := ProvideHTTPClient(cfg, telemetryTelemetry)
-	identityProvider, err := ProvideIdentityProvider(ctx, cfg, client)
+	logger := ProvideLogger(cfg, logs, telemetryTelemetry)
+	source, err := ProvidePolicy(cfg, logger)
 	if err != nil {
 		cleanup2()
 		cleanup()
 		return nil, nil, err
 	}
-	logger := ProvideLogger(cfg, logs, telemetryTelemetry)
+	identityProvider, err := ProvideIdentityProvider(ctx, cfg, client, source)
+	if err != nil {
+		cleanup2()
+		cleanup()
+		return nil, nil, err
+	}
 	masterKey, err := ProvideMasterKey(cfg, logger)
 	if err != nil {
 		cleanup2()
@@ -175,7 +187,7 @@ func InitializeTestApp(ctx context.Context, cfg config.Config, clock ports.Clock
 		cleanup()
 		return nil, nil, err
 	}
-	application, err := ProvideApplication(store, identityProvider, issuer, sealer, clock, cryptoRandom, settings, logger, telemetryTelemetry, metadataFetcher)
+	application, err := ProvideApplication(store, identityProvider, issuer, sealer, clock, cryptoRandom, settings, logger, telemetryTelemetry, metadataFetcher, source)
 	if err != nil {
 		cleanup2()
 		cleanup()
@@ -207,7 +219,7 @@ func InitializeTestApp(ctx context.Context, cfg config.Config, clock ports.Clock
 		cleanup()
 		return nil, nil, err
 	}
-	app := NewApp(cfg, application, server, issuer, rawStore, telemetryTelemetry, logger, admin)
+	app := NewApp(cfg, application, server, issuer, rawStore, telemetryTelemetry, logger, admin, source)
 	return app, func() {
 		cleanup3()
 		cleanup2()
@@ -224,12 +236,17 @@ func InitializeAppWithStore(ctx context.Context, cfg config.Config, clock ports.
 	}
 	portsStore := ProvideObservedStore(store, telemetryTelemetry)
 	client := ProvideHTTPClient(cfg, telemetryTelemetry)
-	identityProvider, err := ProvideIdentityProvider(ctx, cfg, client)
+	logger := ProvideLogger(cfg, logs, telemetryTelemetry)
+	source, err := ProvidePolicy(cfg, logger)
 	if err != nil {
 		cleanup()
 		return nil, nil, err
 	}
-	logger := ProvideLogger(cfg, logs, telemetryTelemetry)
+	identityProvider, err := ProvideIdentityProvider(ctx, cfg, client, source)
+	if err != nil {
+		cleanup()
+		return nil, nil, err
+	}
 	masterKey, err := ProvideMasterKey(cfg, logger)
 	if err != nil {
 		cleanup()
@@ -257,7 +274,7 @@ func InitializeAppWithStore(ctx context.Context, cfg config.Config, clock ports.
 		cleanup()
 		return nil, nil, err
 	}
-	application, err := ProvideApplication(portsStore, identityProvider, issuer, sealer, clock, cryptoRandom, settings, logger, telemetryTelemetry, metadataFetcher)
+	application, err := ProvideApplication(portsStore, identityProvider, issuer, sealer, clock, cryptoRandom, settings, logger, telemetryTelemetry, metadataFetcher, source)
 	if err != nil {
 		cleanup()
 		return nil, nil, err
@@ -284,7 +301,7 @@ func InitializeAppWithStore(ctx context.Context, cfg config.Config, clock ports.
 		cleanup()
 		return nil, nil, err
 	}
-	app := NewApp(cfg, application, server, issuer, store, telemetryTelemetry, logger, admin)
+	app := NewApp(cfg, application, server, issuer, store, telemetryTelemetry, logger, admin, source)
 	return app, func() {
 		cleanup2()
 		cleanup()

@@ -24,10 +24,12 @@ import (
 	"github.com/oidcproxy/oidcproxy/adapters/httpapi"
 	"github.com/oidcproxy/oidcproxy/adapters/memstore"
 	"github.com/oidcproxy/oidcproxy/adapters/pgstore"
+	"github.com/oidcproxy/oidcproxy/adapters/policyfile"
 	"github.com/oidcproxy/oidcproxy/adapters/seal"
 	"github.com/oidcproxy/oidcproxy/adapters/telemetry"
 	"github.com/oidcproxy/oidcproxy/adapters/tokens"
 	"github.com/oidcproxy/oidcproxy/domain"
+	"github.com/oidcproxy/oidcproxy/domain/policy"
 	"github.com/oidcproxy/oidcproxy/domain/usecase"
 	"github.com/oidcproxy/oidcproxy/ports"
 	"github.com/oidcproxy/oidcproxy/providers"
@@ -74,6 +76,8 @@ var coreSet = wire.NewSet(
 	ProvideTokenIssuer,
 	wire.Bind(new(ports.TokenIssuer), new(*tokens.Issuer)),
 	wire.Bind(new(ports.KeyManager), new(*tokens.Issuer)),
+	ProvidePolicy,
+	wire.Bind(new(ports.PolicySource), new(*policyfile.Source)),
 	ProvideIdentityProvider,
 	ProvideSettings,
 	ProvideMetadataFetcher,
@@ -265,6 +269,7 @@ func ProviderSettings(cfg config.Config) oidc.Settings {
 		ExtraAuthorizeParams:    cfg.ExtraAuthorizeParams,
 		ExtraTokenParams:        cfg.ExtraTokenParams,
 		ForwardResource:         cfg.ForwardResource,
+		UserinfoClaims:          cfg.UserinfoClaims,
 	}
 }
 
@@ -318,13 +323,70 @@ func providerSection(cfg config.Config) (providers.Config, error) {
 }
 
 // ProvideIdentityProvider builds the configured upstream provider; it
-// fetches discovery now, so a broken upstream fails the start.
-func ProvideIdentityProvider(ctx context.Context, cfg config.Config, client *http.Client) (ports.IdentityProvider, error) {
+// fetches discovery now, so a broken upstream fails the start. It keeps
+// the claims the access policy in force reads groups from.
+func ProvideIdentityProvider(ctx context.Context, cfg config.Config, client *http.Client, policies ports.PolicySource) (ports.IdentityProvider, error) {
 	section, err := providerSection(cfg)
 	if err != nil {
 		return nil, err
 	}
-	return providers.Open(ctx, cfg.Provider, section, ProviderSettings(cfg), client)
+	s := ProviderSettings(cfg)
+	s.Policy = policies
+	return providers.Open(ctx, cfg.Provider, section, s, client)
+}
+
+// ProvidePolicy loads the access policy file (POLICY_FILE); without one
+// the source holds no policy and everyone the IdP signs in is admitted.
+// An invalid file fails the start with every problem listed. It logs what
+// the policy holds (counts only: the entries name people) and warns when
+// a public identity provider would admit anyone with an account there.
+func ProvidePolicy(cfg config.Config, logger *slog.Logger) (*policyfile.Source, error) {
+	src, err := policyfile.Load(cfg.PolicyFile)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.PolicyFile != "" {
+		logger.Info("access policy loaded", PolicyAttrs(src.Summary())...)
+	}
+	if w := AdmissionWarning(cfg, src.Policy()); w != "" {
+		logger.Warn(w)
+	}
+	return src, nil
+}
+
+// PolicyAttrs are the log attributes describing a loaded policy.
+func PolicyAttrs(s policyfile.Summary) []any {
+	return []any{
+		"policy_file", s.Path, "admission", s.Admission, "emails", s.Emails, "domains", s.Domains,
+		"subjects", s.Subjects, "groups", s.Groups, "machine_clients", s.MachineClients,
+		"group_claims", strings.Join(s.GroupClaims, ", "), "authorization", s.Authorization, "rules", s.Rules,
+		"default_deny", s.DefaultDeny, "expressions", s.Expressions,
+	}
+}
+
+// AdmissionWarning says, for `oidcproxy check` and the start-up log, that
+// everyone with an account at a public identity provider can sign in:
+// the provider is one (Google without a hosted domain, an Entra common,
+// organizations or consumers authority) and p does not restrict
+// admission. It returns "" otherwise.
+func AdmissionWarning(cfg config.Config, p *policy.Policy) string {
+	if p.RestrictsAdmission() {
+		return ""
+	}
+	section, err := providerSection(cfg)
+	if err != nil {
+		return ""
+	}
+	who := providers.OpenToEveryone(section, ProviderSettings(cfg))
+	if who == "" {
+		return ""
+	}
+	reason := "no access policy file is configured"
+	if cfg.PolicyFile != "" {
+		reason = "the access policy has no admission section"
+	}
+	return fmt.Sprintf("provider %s signs in %s, and %s: every such account can get tokens for this MCP server. "+
+		"Restrict who may sign in with an admission section in OIDC_PROXY_POLICY_FILE (see docs/policy.md)", cfg.Provider, who, reason)
 }
 
 // ProvideSettings maps the configuration onto the use-case policy.
@@ -403,9 +465,9 @@ func ProvideMetadataFetcher(cfg config.Config, clock ports.Clock, roots CIMDRoot
 // ProvideApplication builds the use cases, each wrapped in a span.
 func ProvideApplication(store ports.Store, provider ports.IdentityProvider, issuer ports.TokenIssuer,
 	sealer ports.Sealer, clock ports.Clock, random ports.Random, settings usecase.Settings, logger *slog.Logger,
-	tel *telemetry.Telemetry, metadata ports.MetadataFetcher,
+	tel *telemetry.Telemetry, metadata ports.MetadataFetcher, policies ports.PolicySource,
 ) (ports.Application, error) {
-	app, err := usecase.NewApplication(store, provider, issuer, sealer, clock, random, metadata, logger, settings)
+	app, err := usecase.NewApplication(store, provider, issuer, sealer, clock, random, metadata, policies, logger, settings)
 	if err != nil {
 		return ports.Application{}, err
 	}

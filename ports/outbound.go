@@ -80,7 +80,27 @@ type IdentityProvider interface {
 // Refresher is a provider that can refresh upstream tokens. An IdP refusal
 // is reported as domain.ErrInvalidGrant.
 type Refresher interface {
-	Refresh(ctx context.Context, current domain.UpstreamTokens) (domain.UpstreamTokens, error)
+	Refresh(ctx context.Context, current domain.UpstreamTokens) (Refreshed, error)
+}
+
+// Refreshed is the outcome of an upstream refresh.
+type Refreshed struct {
+	// Tokens are the new upstream tokens (the previous refresh token and
+	// ID token carried over when the IdP sent none).
+	Tokens domain.UpstreamTokens
+	// Identity is who the new ID token says the user is, verified as at
+	// sign-in and for the same subject; nil when the IdP sent no new ID
+	// token, or the rest of the identity (userinfo) could not be fetched
+	// just now: the identity stored with the grant then stands.
+	Identity *domain.Identity
+}
+
+// EmailVerifier is a provider that knows whether its IdP verifies every
+// email address it returns. An IdP that does, but sends no email_verified
+// claim, would otherwise never have an address matched by an access
+// policy's email and domain entries.
+type EmailVerifier interface {
+	TrustsEmail() bool
 }
 
 // Revoker is a provider that can revoke upstream tokens (RFC 7009).

@@ -31,6 +31,27 @@ type Config interface {
 	Open(ctx context.Context, common oidc.Settings, client *http.Client) (ports.IdentityProvider, error)
 }
 
+// Public is a settings section that can tell when its identity provider
+// signs in anyone who has an account there (Google; Entra's shared
+// authorities): without an access policy that restricts admission, such
+// a deployment serves the whole internet, which the operator is warned of.
+type Public interface {
+	// OpenToEveryone names who can sign in ("anyone with a Google
+	// account"), or returns "" when the settings already confine sign-in
+	// to one organisation.
+	OpenToEveryone(common oidc.Settings) string
+}
+
+// OpenToEveryone asks section whether its identity provider signs in
+// anyone with an account there (see Public); "" for a provider that
+// cannot say, which is every private or single-organisation one.
+func OpenToEveryone(section Config, common oidc.Settings) string {
+	if p, ok := section.(Public); ok {
+		return p.OpenToEveryone(common)
+	}
+	return ""
+}
+
 // Registry maps each provider name (the PROVIDER setting) to a function
 // returning a new, empty settings section of that provider, as a pointer
 // the configuration loader can fill. Adding a provider is one line here;

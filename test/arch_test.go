@@ -16,7 +16,8 @@
 //	ports              domain, domain/policy                               domain/usecase, adapters, providers, net/http
 //	domain/usecase     domain, domain/policy, ports                        adapters, providers, net/http
 //	providers          ports, domain, the presets and providers/oidc       adapters, domain/usecase
-//	providers/oidc     domain, ports, go-oidc, go-jose, x/oauth2           adapters, domain/usecase, other providers
+//	providers/oidc     domain, domain/policy, ports, go-oidc, go-jose,     adapters, domain/usecase, other providers
+//	                   x/oauth2
 //	providers/<preset> domain, ports, providers/oidc, go-oidc, x/oauth2    adapters, domain/usecase, other presets
 //	adapters/<name>    domain, domain/policy, ports, adapters/oauthhttp,   domain/usecase, providers, other adapters
 //	                   internal/*,
@@ -118,8 +119,8 @@ func policyOf(rel string) (policy, bool) {
 		return policy{row: "the provider registry knows the providers it lists", module: []string{"domain", "ports", "providers/*"}}, true
 	case rel == "providers/oidc":
 		return policy{
-			row:    "the generic provider knows the domain, the ports and the OIDC libraries",
-			module: []string{"domain", "ports"},
+			row:    "the generic provider knows the domain, the policy model (which claims to keep), the ports and the OIDC libraries",
+			module: []string{"domain", "domain/policy", "ports"},
 			// go-jose names the signature algorithms go-oidc's API takes.
 			thirdParty: append([]string{"github.com/go-jose/go-jose/v4/..."}, oidcLibraries...),
 		}, true

@@ -37,7 +37,7 @@ var docSections = []docSection{
 			"Register `BASE_URL` + `REDIRECT_PATH` as its redirect URI there; `oidcproxy check` prints the exact URL.",
 		fields: []string{
 			"Provider", "ConfigURL", "ClientID", "ClientSecret", "TokenEndpointAuthMethod", "Strict", "TimeoutSeconds",
-			"Audience", "Algorithm", "RequiredScopes", "ExtraAuthorizeParams", "ExtraTokenParams", "ForwardResource",
+			"Audience", "Algorithm", "RequiredScopes", "ExtraAuthorizeParams", "ExtraTokenParams", "ForwardResource", "UserinfoClaims",
 		},
 	},
 	{
@@ -51,6 +51,13 @@ var docSections = []docSection{
 		fields: []string{
 			"AllowedClientRedirectURIs", "CIMDEnabled", "CIMDAllowPrivateNetwork", "ScopesSupported", "Consent", "IntrospectionSecret",
 		},
+	},
+	{
+		title: "Access policy",
+		intro: "Who may sign in, and which tools, prompts and resources a caller may use through the gateway: a YAML file, " +
+			"checked by `oidcproxy check` and reloaded on SIGHUP or `POST /policy/reload` on the admin listener. " +
+			"See docs/policy.md for its format, worked examples and what a refused caller sees.",
+		fields: []string{"PolicyFile"},
 	},
 	{
 		title: "Storage, keys and token lifetimes",

@@ -35,6 +35,11 @@ type AdminOptions struct {
 	// loopback literals, its host is the one Host header the key and
 	// backup endpoints accept.
 	Addr string
+	// ReloadPolicy re-reads the access policy file (POST /policy/reload)
+	// and returns the summary of the policy now in force; on error the
+	// previous policy stays, and the error lists the file's problems
+	// (ErrNoPolicyFile when there is no file). Nil leaves the route out.
+	ReloadPolicy func() (string, error)
 }
 
 // AdminRequestHeader marks a request to the admin listener as sent by a
@@ -63,10 +68,10 @@ func DescribeKey(k domain.SigningKey) KeyInfo {
 }
 
 // Admin is the handler of the admin listener: health, readiness and metrics
-// for probes and scrapers, plus key administration, backup, and the client
-// and grant endpoints, which hand out or change secrets and so need
-// ADMIN_TOKEN (or, without one, a loopback peer such as the CLI on the same
-// host or kubectl port-forward).
+// for probes and scrapers, plus key administration, backup, the client
+// and grant endpoints and the access policy reload, which hand out or
+// change secrets or access and so need ADMIN_TOKEN (or, without one, a
+// loopback peer such as the CLI on the same host or kubectl port-forward).
 //
 // A loopback peer is not necessarily a person at this host: a web page in
 // a browser on it can send requests to 127.0.0.1 too, either cross-origin
@@ -100,6 +105,7 @@ func (s *Server) Admin(opts AdminOptions) http.Handler {
 			mux.Handle(path, g)
 		}
 	}
+	mux.Handle("/policy/", g)
 	return s.readBodies(mux)
 }
 
@@ -210,6 +216,9 @@ func programRequest(r *http.Request) bool {
 }
 
 func (s *Server) adminRoutes(mux *http.ServeMux, opts AdminOptions) {
+	if opts.ReloadPolicy != nil {
+		mux.HandleFunc("POST /policy/reload", s.handlePolicyReload(opts.ReloadPolicy))
+	}
 	mux.HandleFunc("GET /keys", func(w http.ResponseWriter, r *http.Request) {
 		keys, err := opts.Keys.Keys(r.Context())
 		if err != nil {

@@ -35,9 +35,13 @@ func (s *Server) audit(r *http.Request, event string, attrs ...any) {
 
 // auditTokenError records the token-endpoint failures that matter for
 // security: a replayed code or reused refresh token revoked a grant (the
-// grant type tells which).
+// grant type tells which), or the access policy no longer admits the
+// grant's user, whose grant was revoked.
 func (s *Server) auditTokenError(r *http.Request, clientID, grantType string, err error) {
 	if errors.Is(err, domain.ErrAlreadyConsumed) && domain.CodeOf(err) == domain.CodeInvalidGrant {
 		s.audit(r, auditReuseDetected, "client_id", clientID, "grant_type", grantType)
+	}
+	if refused, ok := admissionRefusal(err); ok {
+		s.auditAdmission(r, refused, "grant_type", grantType)
 	}
 }

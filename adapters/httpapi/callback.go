@@ -28,6 +28,13 @@ func (s *Server) handleCallback(w http.ResponseWriter, r *http.Request) {
 		s.cookies.clear(w, name)
 	}
 	res, err := s.app.CompleteCallback.Handle(r.Context(), cmd)
+	if refused, ok := admissionRefusal(err); ok {
+		s.auditAdmission(r, refused)
+		if res.RedirectURI != "" {
+			s.renderRefused(w, r, res.RedirectURI, res.State, refused, err)
+			return
+		}
+	}
 	if err != nil {
 		s.redirectError(w, r, res.RedirectURI, res.State, err)
 		return

@@ -72,10 +72,21 @@ func (s *Server) redirectError(w http.ResponseWriter, r *http.Request, redirectU
 // redirectToClient redirects the browser to the client's (validated)
 // redirect URI with params, state and iss added to its query.
 func (s *Server) redirectToClient(w http.ResponseWriter, r *http.Request, redirectURI, state string, params url.Values) {
-	u, err := url.Parse(redirectURI)
+	target, err := s.clientURL(redirectURI, state, params)
 	if err != nil {
 		s.renderError(w, r, domain.ErrServerError(err))
 		return
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	http.Redirect(w, r, target, redirectStatus(r))
+}
+
+// clientURL is the client's (validated) redirect URI with params, state
+// and iss added to its query.
+func (s *Server) clientURL(redirectURI, state string, params url.Values) (string, error) {
+	u, err := url.Parse(redirectURI)
+	if err != nil {
+		return "", err
 	}
 	q := u.Query()
 	for k, vs := range params {
@@ -86,8 +97,7 @@ func (s *Server) redirectToClient(w http.ResponseWriter, r *http.Request, redire
 	}
 	q.Set("iss", s.opts.Issuer)
 	u.RawQuery = q.Encode()
-	w.Header().Set("Cache-Control", "no-store")
-	http.Redirect(w, r, u.String(), redirectStatus(r))
+	return u.String(), nil
 }
 
 // redirectStatus is 303 after a POST (so the browser follows with GET and

@@ -102,7 +102,7 @@ func newFixture(t testing.TB, opts ...func(*httpapi.Options)) *fixture {
 		RefreshTokenTTL: 24 * time.Hour,
 		Consent:         domain.ConsentAlways,
 	}
-	app, err := usecase.NewApplication(store, fuzzIdP{}, issuer, sealer, fuzzClock{}, fuzzRandom{}, nil, logger, settings)
+	app, err := usecase.NewApplication(store, fuzzIdP{}, issuer, sealer, fuzzClock{}, fuzzRandom{}, nil, nil, logger, settings)
 	require.NoError(t, err)
 	cookieKey := make([]byte, 32)
 	_, _ = rand.Read(cookieKey)

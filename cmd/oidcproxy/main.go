@@ -20,11 +20,13 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/oidcproxy/oidcproxy"
 	"github.com/oidcproxy/oidcproxy/adapters/config"
 	"github.com/oidcproxy/oidcproxy/adapters/pgstore"
+	"github.com/oidcproxy/oidcproxy/adapters/policyfile"
 )
 
 // version is set at build time with -ldflags "-X main.version=…"; otherwise
@@ -128,28 +130,45 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 		return 1
 	}
 	defer cleanup()
-	// SIGHUP reloads the signing keys at once (they are also reloaded every
-	// minute), so a rotation takes effect immediately when asked.
+	defer reloadOnHangup(ctx, app, stderr)()
+	if err := app.Run(ctx); err != nil {
+		fmt.Fprintf(stderr, "oidcproxy serve: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+// reloadOnHangup makes SIGHUP reload the signing keys at once (they are
+// also reloaded every minute), so a rotation takes effect immediately when
+// asked, and the access policy file, which is read only when asked. A
+// policy file with problems is reported and changes nothing. The returned
+// function stops listening.
+func reloadOnHangup(ctx context.Context, app *oidcproxy.App, stderr io.Writer) func() {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
 	go func() {
+		defer close(done)
 		for {
 			select {
 			case <-ctx.Done():
 				return
 			case <-hup:
 				if err := app.ReloadKeys(ctx); err != nil {
-					fmt.Fprintf(stderr, "oidcproxy serve: reloading keys: %v\n", err)
+					fmt.Fprintf(stderr, "oidcproxy: reloading keys: %v\n", err)
+				}
+				if err := app.ReloadPolicy(); err != nil {
+					fmt.Fprintf(stderr, "oidcproxy: the access policy was not reloaded, the policy in force stays: %v\n", err)
 				}
 			}
 		}
 	}()
-	if err := app.Run(ctx); err != nil {
-		fmt.Fprintf(stderr, "oidcproxy serve: %v\n", err)
-		return 1
+	return func() {
+		signal.Stop(hup)
+		cancel()
+		<-done
 	}
-	return 0
 }
 
 // check validates the configuration and fetches the upstream discovery
@@ -169,13 +188,45 @@ func check(ctx context.Context, args []string, getenv func(string) string, stdou
 	if !checkDatabase(ctx, cfg, stdout) {
 		status = 1
 	}
-	client := oidcproxy.NewUpstreamClient(cfg)
-	if _, err := oidcproxy.ProvideIdentityProvider(ctx, cfg, client); err != nil {
-		fmt.Fprintf(stdout, "upstream: FAILED\n  %v\n", err)
-		return 1
+	var report strings.Builder
+	policies, ok := checkPolicy(cfg, &report)
+	if !ok {
+		status = 1
 	}
-	fmt.Fprintln(stdout, "upstream: ok (discovery fetched and validated)")
+	client := oidcproxy.NewUpstreamClient(cfg)
+	if _, err := oidcproxy.ProvideIdentityProvider(ctx, cfg, client, policies); err != nil {
+		fmt.Fprintf(stdout, "upstream: FAILED\n  %v\n", err)
+		status = 1
+	} else {
+		fmt.Fprintln(stdout, "upstream: ok (discovery fetched and validated)")
+	}
+	fmt.Fprint(stdout, report.String())
 	return status
+}
+
+// checkPolicy loads the access policy file, when POLICY_FILE is set, and
+// prints its summary (counts only: the entries name people) or every
+// problem of the file, and a warning when a public identity provider would
+// admit anyone with an account there. It returns the loaded policy (none
+// when the file is invalid) and whether the file is usable.
+func checkPolicy(cfg config.Config, stdout io.Writer) (*policyfile.Source, bool) {
+	src, err := policyfile.Load(cfg.PolicyFile)
+	ok := err == nil
+	switch {
+	case err != nil:
+		fmt.Fprintf(stdout, "policy: FAILED\n  %s\n", strings.ReplaceAll(err.Error(), "\n", "\n  "))
+		src, _ = policyfile.Load("")
+	case cfg.PolicyFile == "":
+		fmt.Fprintln(stdout, "policy: none (everyone the identity provider signs in is admitted, and every request is allowed)")
+	default:
+		fmt.Fprintf(stdout, "policy: ok\n  %s\n", strings.ReplaceAll(src.Summary().String(), "\n", "\n  "))
+	}
+	if ok {
+		if w := oidcproxy.AdmissionWarning(cfg, src.Policy()); w != "" {
+			fmt.Fprintf(stdout, "WARNING: %s\n", w)
+		}
+	}
+	return src, ok
 }
 
 // checkDatabase reports, when DATABASE_URL is set, whether the database

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+
+	"github.com/oidcproxy/oidcproxy/domain"
 )
 
 // maxClaimDepth bounds a claim path; real ones are one or two levels deep.
@@ -74,25 +76,112 @@ func (c ClaimPath) String() string {
 
 // Lookup finds the claim's value in claims.
 func (c ClaimPath) Lookup(claims map[string]any) (any, bool) {
+	v, _, ok := c.locate(claims)
+	return v, ok
+}
+
+// locate finds the claim's value and the keys that lead to it: the whole
+// key, or the path.
+func (c ClaimPath) locate(claims map[string]any) (any, []string, bool) {
 	if c.key != "" {
 		if v, ok := claims[c.key]; ok {
-			return v, true
+			return v, []string{c.key}, true
 		}
 	}
 	if len(c.path) == 0 {
-		return nil, false
+		return nil, nil, false
 	}
 	var cur any = claims
 	for _, seg := range c.path {
 		m, ok := cur.(map[string]any)
 		if !ok {
-			return nil, false
+			return nil, nil, false
 		}
 		if cur, ok = m[seg]; !ok {
-			return nil, false
+			return nil, nil, false
 		}
 	}
-	return cur, true
+	return cur, c.path, true
+}
+
+// Bounds on the group and role values kept with an identity. The values
+// come from the IdP, where a user may be able to create groups or edit
+// roles, and they are stored with every grant: the bounds keep a hostile
+// or runaway claim out of the store. They are far above real directories
+// (Entra stops putting groups into tokens at 200).
+const (
+	// MaxGroupValues bounds the strings of one group claim.
+	MaxGroupValues = 256
+	// MaxGroupValueLength bounds each of them, in bytes.
+	MaxGroupValueLength = 256
+)
+
+// Keep copies the value c names in src into dst, at the same place (the
+// whole key, or the nested objects of the path, created in dst as needed),
+// so that Lookup finds in dst what it finds in src, and conditions see the
+// same shape. Only strings are kept, since a group or a role is always a
+// string: a string as it is, a list as the list of its strings ([]any, the
+// shape JSON decoding gives, so that every store returns it unchanged).
+// Any other value is not a group claim and is left out, as is a value
+// whose place in dst already holds something that is not an object.
+//
+// A claim holding more than MaxGroupValues strings, or one longer than
+// MaxGroupValueLength bytes, is refused with a *domain.ClaimError naming
+// the claim, never its values: it cannot be kept whole, and keeping a part
+// of it could make a condition such as !("contractors" in groups) true for
+// the wrong person.
+func (c ClaimPath) Keep(dst, src map[string]any) error {
+	v, loc, ok := c.locate(src)
+	if !ok {
+		return nil
+	}
+	var kept any
+	switch v := v.(type) {
+	case string:
+		if len(v) > MaxGroupValueLength {
+			return c.tooLong()
+		}
+		kept = v
+	case []any:
+		list := make([]any, 0, min(len(v), MaxGroupValues))
+		for _, e := range v {
+			s, ok := e.(string)
+			if !ok {
+				continue
+			}
+			if len(s) > MaxGroupValueLength {
+				return c.tooLong()
+			}
+			if len(list) == MaxGroupValues {
+				return &domain.ClaimError{Claim: c.String(), Reason: fmt.Sprintf("has more than %d values", MaxGroupValues)}
+			}
+			list = append(list, s)
+		}
+		kept = list
+	default:
+		return nil
+	}
+	cur := dst
+	for _, seg := range loc[:len(loc)-1] {
+		next, exists := cur[seg]
+		if !exists {
+			m := make(map[string]any, 1)
+			cur[seg] = m
+			cur = m
+			continue
+		}
+		m, ok := next.(map[string]any)
+		if !ok {
+			return nil
+		}
+		cur = m
+	}
+	cur[loc[len(loc)-1]] = kept
+	return nil
+}
+
+func (c ClaimPath) tooLong() error {
+	return &domain.ClaimError{Claim: c.String(), Reason: fmt.Sprintf("has a value longer than %d bytes", MaxGroupValueLength)}
 }
 
 // memberOf reports whether a claim value holds a string that is a key of

@@ -365,6 +365,17 @@ func (p *Policy) Stats() Stats {
 	return s
 }
 
+// GroupClaims returns the claims that carry the caller's groups or roles
+// (the "groups" claim when the file names none); nil without a policy. The
+// identity provider keeps these claims with the identity (ClaimPath.Keep),
+// since they are lists or nested objects, which it otherwise drops.
+func (p *Policy) GroupClaims() []ClaimPath {
+	if p == nil {
+		return nil
+	}
+	return append([]ClaimPath(nil), p.groupClaims...)
+}
+
 // RestrictsAdmission reports whether the policy limits who may sign in;
 // without it, a public multi-tenant IdP admits anyone with an account.
 func (p *Policy) RestrictsAdmission() bool { return p != nil && p.admission != nil }

@@ -12,11 +12,12 @@ import (
 // NewApplication builds every use case from the outbound ports and the
 // settings, each handler through its own constructor with only what it
 // needs. documents may be nil (client ID metadata documents are then
-// off); every other dependency is required, and every missing one or
-// invalid setting is reported at once, so a wiring mistake fails at
-// start-up rather than at the first request.
+// off), and so may policies (everyone the IdP signs in is then admitted);
+// every other dependency is required, and every missing one or invalid
+// setting is reported at once, so a wiring mistake fails at start-up
+// rather than at the first request.
 func NewApplication(store ports.Store, provider ports.IdentityProvider, tokens ports.TokenIssuer, sealer ports.Sealer,
-	clock ports.Clock, random ports.Random, documents ports.MetadataFetcher, logger *slog.Logger, s Settings,
+	clock ports.Clock, random ports.Random, documents ports.MetadataFetcher, policies ports.PolicySource, logger *slog.Logger, s Settings,
 ) (ports.Application, error) {
 	err := errors.Join(need("NewApplication",
 		dep("store", store), dep("identity provider", provider), dep("token issuer", tokens), dep("sealer", sealer),
@@ -32,9 +33,9 @@ func NewApplication(store ports.Store, provider ports.IdentityProvider, tokens p
 	register, err1 := NewRegisterClient(store, clock, random, s.Clients())
 	authorize, err2 := NewStartAuthorization(clients, store, provider, clock, random, s.Authorize())
 	consent, err3 := NewConsent(clients, store, provider, clock, random, s.ForwardResource)
-	callback, err4 := NewCompleteCallback(store, store, provider, sealer, clock, random, s.RefreshTokenTTL)
+	callback, err4 := NewCompleteCallback(store, store, provider, policies, sealer, clock, random, s.RefreshTokenTTL)
 	exchange, err5 := NewExchangeToken(clients, store, tokens, clock, random, s.Tokens())
-	refresh, err6 := NewRefreshToken(clients, store, provider, sealer, tokens, clock, random, s.Tokens())
+	refresh, err6 := NewRefreshToken(clients, store, provider, policies, sealer, tokens, clock, random, s.Tokens())
 	revoke, err7 := NewRevoke(clients, store, tokens, provider, sealer, clock, logger, s.Issuer)
 	verify, err8 := NewVerifyAccessToken(tokens, store, sealer, clock, s.Issuer)
 	introspect, err9 := NewIntrospect(clients, tokens, store, clock, s.Issuer, s.IntrospectionSecretHash)

@@ -27,14 +27,14 @@ func TestConstructorsRejectMissingDependencies(t *testing.T) {
 	require.NoError(t, err)
 	settings := usecase.Settings{Issuer: issuer, Resource: resource, AccessTokenTTL: time.Hour, RefreshTokenTTL: time.Hour, Consent: domain.ConsentAlways}
 
-	_, err = usecase.NewApplication(store, newScriptedIdP(), iss, sealer, c, random{}, nil, nil, usecase.Settings{Resource: resource, Consent: "sometimes"})
+	_, err = usecase.NewApplication(store, newScriptedIdP(), iss, sealer, c, random{}, nil, nil, nil, usecase.Settings{Resource: resource, Consent: "sometimes"})
 	require.ErrorContains(t, err, "nil logger")
 	require.ErrorContains(t, err, "issuer is empty")
 	require.ErrorContains(t, err, "token lifetimes must be positive")
 	require.ErrorContains(t, err, "unknown consent mode")
 
 	var typedNil *memstore.Store
-	_, err = usecase.NewApplication(typedNil, newScriptedIdP(), iss, sealer, c, random{}, nil, discardLogger(), settings)
+	_, err = usecase.NewApplication(typedNil, newScriptedIdP(), iss, sealer, c, random{}, nil, nil, discardLogger(), settings)
 	require.ErrorContains(t, err, "nil store", "a typed nil is nil")
 
 	clients, err := usecase.NewClients(store, nil, usecase.ClientPolicy{})
@@ -42,7 +42,7 @@ func TestConstructorsRejectMissingDependencies(t *testing.T) {
 	_, err = usecase.NewExchangeToken(clients, store, nil, c, nil, settings.Tokens())
 	require.ErrorContains(t, err, "NewExchangeToken: nil token issuer")
 	require.ErrorContains(t, err, "NewExchangeToken: nil random source")
-	_, err = usecase.NewRefreshToken(clients, store, newScriptedIdP(), sealer, iss, c, random{}, usecase.TokenPolicy{Issuer: issuer, AccessTokenTTL: time.Hour, RefreshTokenTTL: time.Hour, RefreshReuseGrace: -time.Second})
+	_, err = usecase.NewRefreshToken(clients, store, newScriptedIdP(), nil, sealer, iss, c, random{}, usecase.TokenPolicy{Issuer: issuer, AccessTokenTTL: time.Hour, RefreshTokenTTL: time.Hour, RefreshReuseGrace: -time.Second})
 	require.ErrorContains(t, err, "grace must not be negative")
 	_, err = usecase.NewVerifyAccessToken(iss, store, nil, c, "")
 	require.ErrorContains(t, err, "issuer is empty")

@@ -17,6 +17,7 @@ type CompleteCallbackHandler struct {
 	transactions ports.TransactionStore
 	grants       ports.GrantStore
 	provider     ports.IdentityProvider
+	admission    admission
 	sealer       ports.Sealer
 	clock        ports.Clock
 	random       ports.Random
@@ -27,9 +28,11 @@ type CompleteCallbackHandler struct {
 
 var _ ports.CompleteCallback = (*CompleteCallbackHandler)(nil)
 
-// NewCompleteCallback builds the callback use case.
+// NewCompleteCallback builds the callback use case. policies is the access
+// policy the signed-in user must be admitted by; nil admits everyone the
+// IdP signs in.
 func NewCompleteCallback(transactions ports.TransactionStore, grants ports.GrantStore, provider ports.IdentityProvider,
-	sealer ports.Sealer, clock ports.Clock, random ports.Random, grantTTL time.Duration,
+	policies ports.PolicySource, sealer ports.Sealer, clock ports.Clock, random ports.Random, grantTTL time.Duration,
 ) (*CompleteCallbackHandler, error) {
 	err := need("NewCompleteCallback", dep("transaction store", transactions), dep("grant store", grants),
 		dep("identity provider", provider), dep("sealer", sealer), dep("clock", clock), dep("random source", random))
@@ -39,8 +42,8 @@ func NewCompleteCallback(transactions ports.TransactionStore, grants ports.Grant
 	if err != nil {
 		return nil, err
 	}
-	return &CompleteCallbackHandler{transactions: transactions, grants: grants, provider: provider, sealer: sealer,
-		clock: clock, random: random, grantTTL: grantTTL}, nil
+	return &CompleteCallbackHandler{transactions: transactions, grants: grants, provider: provider,
+		admission: newAdmission(policies, provider), sealer: sealer, clock: clock, random: random, grantTTL: grantTTL}, nil
 }
 
 // upstreamErrors maps the IdP's error codes (RFC 6749 4.1.2.1, OpenID
@@ -149,6 +152,10 @@ func (h *CompleteCallbackHandler) Handle(ctx context.Context, cmd ports.Complete
 		// is not one): no grant is made from it.
 		return res, domain.ErrAccessDenied("the identity provider's account details cannot be used here").
 			WithCause(fmt.Errorf("callback: %w", err))
+	}
+	// Decided before anything is stored: a refused user leaves no grant.
+	if refused := h.admission.check(ctx, identity, txn.ClientID, txn.Scopes); refused != nil {
+		return res, errNotAdmitted(refused)
 	}
 
 	grant := domain.Grant{

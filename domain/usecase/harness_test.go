@@ -65,8 +65,13 @@ type scriptedIdP struct {
 	upstream    domain.UpstreamTokens
 	exchangeErr error
 	refreshErr  error
-	exchanges   []ports.ExchangeRequest
-	refreshes   int
+	// refreshIdentity, when set, is the identity a refresh's new ID token
+	// names; nil scripts an IdP that sends no new ID token.
+	refreshIdentity *domain.Identity
+	// trustEmail is the answer to TrustsEmail.
+	trustEmail bool
+	exchanges  []ports.ExchangeRequest
+	refreshes  int
 	// onRefresh, when set, runs (once, outside the lock) before a refresh
 	// answers, and its error becomes the answer: a test's way to let
 	// another request act while this one waits on the IdP.
@@ -76,6 +81,7 @@ type scriptedIdP struct {
 var (
 	_ ports.IdentityProvider = (*scriptedIdP)(nil)
 	_ ports.Refresher        = (*scriptedIdP)(nil)
+	_ ports.EmailVerifier    = (*scriptedIdP)(nil)
 )
 
 func newScriptedIdP() *scriptedIdP {
@@ -86,6 +92,8 @@ func newScriptedIdP() *scriptedIdP {
 }
 
 func (p *scriptedIdP) Name() string { return "scripted" }
+
+func (p *scriptedIdP) TrustsEmail() bool { return p.trustEmail }
 
 // AuthCodeURL puts the request's state in the URL, where a browser would
 // carry it to the IdP and back.
@@ -103,25 +111,30 @@ func (p *scriptedIdP) Exchange(_ context.Context, req ports.ExchangeRequest) (do
 	return p.identity.Clone(), p.upstream, nil
 }
 
-func (p *scriptedIdP) Refresh(_ context.Context, current domain.UpstreamTokens) (domain.UpstreamTokens, error) {
+func (p *scriptedIdP) Refresh(_ context.Context, current domain.UpstreamTokens) (ports.Refreshed, error) {
 	p.mu.Lock()
 	hook := p.onRefresh
 	p.onRefresh = nil
 	p.mu.Unlock()
 	if hook != nil {
 		if err := hook(); err != nil {
-			return domain.UpstreamTokens{}, err
+			return ports.Refreshed{}, err
 		}
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.refreshes++
 	if p.refreshErr != nil {
-		return domain.UpstreamTokens{}, p.refreshErr
+		return ports.Refreshed{}, p.refreshErr
 	}
 	current.AccessToken += "+"
 	current.Expiry = current.Expiry.Add(24 * time.Hour)
-	return current, nil
+	out := ports.Refreshed{Tokens: current}
+	if p.refreshIdentity != nil {
+		id := p.refreshIdentity.Clone()
+		out.Identity = &id
+	}
+	return out, nil
 }
 
 func (p *scriptedIdP) script(fn func(*scriptedIdP)) {
@@ -141,6 +154,21 @@ type harness struct {
 
 func newHarness(t *testing.T, edit func(*usecase.Settings)) *harness {
 	t.Helper()
+	return newHarnessWith(t, harnessOptions{settings: edit})
+}
+
+// harnessOptions adjust a harness before its use cases are built.
+type harnessOptions struct {
+	settings func(*usecase.Settings)
+	// policies is the access policy source; nil is no policy.
+	policies ports.PolicySource
+	// idp scripts the IdP before the use cases ask it what it can do.
+	idp func(*scriptedIdP)
+}
+
+func newHarnessWith(t *testing.T, o harnessOptions) *harness {
+	t.Helper()
+	edit := o.settings
 	key := make([]byte, seal.KeySize)
 	_, _ = rand.Read(key)
 	sealer, err := seal.New(key)
@@ -157,7 +185,10 @@ func newHarness(t *testing.T, edit func(*usecase.Settings)) *harness {
 		edit(&settings)
 	}
 	idp := newScriptedIdP()
-	app, err := usecase.NewApplication(store, idp, iss, sealer, c, random{}, nil, discardLogger(), settings)
+	if o.idp != nil {
+		o.idp(idp)
+	}
+	app, err := usecase.NewApplication(store, idp, iss, sealer, c, random{}, nil, o.policies, discardLogger(), settings)
 	require.NoError(t, err)
 	return &harness{app: app, store: store, idp: idp, clock: c}
 }

@@ -13,29 +13,31 @@ import (
 // RefreshTokenHandler implements grant_type=refresh_token with rotation and
 // reuse detection.
 type RefreshTokenHandler struct {
-	clients  *Clients
-	grants   ports.GrantStore
-	provider ports.IdentityProvider
-	sealer   ports.Sealer
-	access   accessTokens
-	clock    ports.Clock
-	random   ports.Random
-	policy   TokenPolicy
+	clients   *Clients
+	grants    ports.GrantStore
+	provider  ports.IdentityProvider
+	admission admission
+	sealer    ports.Sealer
+	access    accessTokens
+	clock     ports.Clock
+	random    ports.Random
+	policy    TokenPolicy
 }
 
 var _ ports.RefreshToken = (*RefreshTokenHandler)(nil)
 
 // NewRefreshToken builds the refresh_token grant. The provider refreshes
-// upstream when it implements ports.Refresher.
-func NewRefreshToken(clients *Clients, grants ports.GrantStore, provider ports.IdentityProvider, sealer ports.Sealer,
-	tokens ports.TokenIssuer, clock ports.Clock, random ports.Random, policy TokenPolicy,
+// upstream when it implements ports.Refresher. policies is the access
+// policy every refresh must still be admitted by; nil admits everyone.
+func NewRefreshToken(clients *Clients, grants ports.GrantStore, provider ports.IdentityProvider, policies ports.PolicySource,
+	sealer ports.Sealer, tokens ports.TokenIssuer, clock ports.Clock, random ports.Random, policy TokenPolicy,
 ) (*RefreshTokenHandler, error) {
 	err := errors.Join(need("NewRefreshToken", dep("clients", clients), dep("grant store", grants), dep("identity provider", provider),
 		dep("sealer", sealer), dep("token issuer", tokens), dep("clock", clock), dep("random source", random)), policy.validate())
 	if err != nil {
 		return nil, err
 	}
-	return &RefreshTokenHandler{clients: clients, grants: grants, provider: provider, sealer: sealer,
+	return &RefreshTokenHandler{clients: clients, grants: grants, provider: provider, admission: newAdmission(policies, provider), sealer: sealer,
 		access: accessTokens{issuer: tokens, random: random, policy: policy}, clock: clock, random: random, policy: policy}, nil
 }
 
@@ -105,10 +107,29 @@ func (h *RefreshTokenHandler) Handle(ctx context.Context, cmd ports.RefreshToken
 		return ports.TokenResult{}, err
 	}
 
-	var renewed *domain.Grant
-	if (!tok.Rotated() || tok.Retryable(use, now)) && upstreamExpired(grant, now) {
-		if renewed, err = h.refreshUpstream(ctx, grant, now); err != nil {
+	var (
+		renewed  *domain.Grant
+		identity *domain.Identity
+	)
+	// A rotated token past its retry window is reuse: the rotation below
+	// revokes the grant, and neither the IdP nor the policy is asked.
+	live := !tok.Rotated() || tok.Retryable(use, now)
+	if live && upstreamExpired(grant, now) {
+		if renewed, identity, err = h.refreshUpstream(ctx, grant, now); err != nil {
 			return ports.TokenResult{}, err
+		}
+	}
+	if live {
+		current := grant.Identity
+		if identity != nil {
+			current = *identity
+		}
+		if refused := h.admission.check(ctx, current, grant.ClientID, tok.Scopes); refused != nil {
+			refused.GrantID = grant.ID
+			if err := h.grants.RevokeGrant(ctx, grant.ID); err != nil {
+				return ports.TokenResult{}, domain.ErrServerError(fmt.Errorf("refresh: revoke a grant the policy refuses: %w", err))
+			}
+			return ports.TokenResult{}, errNoLongerAdmitted(refused)
 		}
 	}
 
@@ -119,6 +140,11 @@ func (h *RefreshTokenHandler) Handle(ctx context.Context, cmd ports.RefreshToken
 			g.SealedUpstream = renewed.SealedUpstream
 			g.UpstreamExpiry = renewed.UpstreamExpiry
 			g.HasUpstreamRefresh = renewed.HasUpstreamRefresh
+		}
+		if identity != nil {
+			// The IdP's current word on who the user is (their groups
+			// above all): the next refresh is decided on it.
+			g.Identity = identity.Clone()
 		}
 		// Sliding expiry: an active session lives on, an idle one dies.
 		g.ExpiresAt = now.Add(h.policy.RefreshTokenTTL)
@@ -166,18 +192,20 @@ func (h *RefreshTokenHandler) Handle(ctx context.Context, cmd ports.RefreshToken
 
 // refreshUpstream renews the upstream tokens of a grant and returns the grant
 // with the new sealed tokens (not yet stored), or nil when there is nothing
-// to store. An upstream refusal ends the grant: the user must sign in
+// to store, and the identity the IdP's new ID token names, or nil when it
+// sent none. An upstream refusal ends the grant: the user must sign in
 // again; unless a concurrent refresh of the same grant renewed it first.
-func (h *RefreshTokenHandler) refreshUpstream(ctx context.Context, g domain.Grant, now time.Time) (*domain.Grant, error) {
+// So does a new identity that cannot be carried or names someone else.
+func (h *RefreshTokenHandler) refreshUpstream(ctx context.Context, g domain.Grant, now time.Time) (*domain.Grant, *domain.Identity, error) {
 	refresher, ok := h.provider.(ports.Refresher)
 	if !ok || !g.HasUpstreamRefresh {
-		return nil, h.endGrant(ctx, g.ID, errors.New("upstream token expired and cannot be refreshed"))
+		return nil, nil, h.endGrant(ctx, g.ID, errors.New("upstream token expired and cannot be refreshed"))
 	}
 	current, err := openUpstream(h.sealer, g)
 	if err != nil {
-		return nil, domain.ErrServerError(fmt.Errorf("refresh: %w", err))
+		return nil, nil, domain.ErrServerError(fmt.Errorf("refresh: %w", err))
 	}
-	fresh, err := refresher.Refresh(ctx, current)
+	refreshed, err := refresher.Refresh(ctx, current)
 	if err != nil {
 		if domain.CodeOf(err) == domain.CodeInvalidGrant {
 			// Two refreshes of one token (a duplicate, or a retry racing
@@ -186,23 +214,32 @@ func (h *RefreshTokenHandler) refreshUpstream(ctx context.Context, g domain.Gran
 			// second then presented. The IdP's refusal of that one does
 			// not end the session.
 			if latest, gerr := h.grants.GetGrant(ctx, g.ID, now); gerr == nil && !upstreamExpired(latest, now) {
-				return nil, nil
+				return nil, nil, nil
 			}
-			return nil, h.endGrant(ctx, g.ID, err)
+			return nil, nil, h.endGrant(ctx, g.ID, err)
 		}
 		// A transient upstream failure: keep everything as it was so the
 		// client can retry with the same refresh token.
-		return nil, domain.ErrTemporarilyUnavailable("the identity provider is unavailable; try again", err)
+		return nil, nil, domain.ErrTemporarilyUnavailable("the identity provider is unavailable; try again", err)
 	}
+	if id := refreshed.Identity; id != nil {
+		if err := id.Validate(); err != nil {
+			return nil, nil, h.endGrant(ctx, g.ID, fmt.Errorf("refresh: %w", err))
+		}
+		if id.Subject != g.Subject {
+			return nil, nil, h.endGrant(ctx, g.ID, errors.New("refresh: the renewed identity names another subject"))
+		}
+	}
+	fresh := refreshed.Tokens
 	if fresh.RefreshToken == "" {
 		fresh.RefreshToken = current.RefreshToken
 	}
 	if g.SealedUpstream, err = sealUpstream(h.sealer, g.ID, fresh); err != nil {
-		return nil, domain.ErrServerError(fmt.Errorf("refresh: %w", err))
+		return nil, nil, domain.ErrServerError(fmt.Errorf("refresh: %w", err))
 	}
 	g.UpstreamExpiry = fresh.Expiry.UTC()
 	g.HasUpstreamRefresh = fresh.RefreshToken != ""
-	return &g, nil
+	return &g, refreshed.Identity, nil
 }
 
 func (h *RefreshTokenHandler) endGrant(ctx context.Context, grantID string, cause error) error {

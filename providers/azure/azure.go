@@ -124,6 +124,29 @@ func (c Config) Validate(s oidc.Settings) error {
 	return errors.Join(errs...)
 }
 
+// OpenToEveryone names who can sign in when the tenant is one of Entra's
+// shared authorities, which accept the accounts of every tenant (common,
+// organizations) or every personal Microsoft account (consumers); "" for
+// one organisation's tenant. CONFIG_URL, when set, names the tenant in the
+// first segment of its path.
+func (c Config) OpenToEveryone(s oidc.Settings) string {
+	tenant := c.TenantID
+	if s.ConfigURL != "" {
+		if u, err := url.Parse(s.ConfigURL); err == nil {
+			tenant, _, _ = strings.Cut(strings.TrimPrefix(u.Path, "/"), "/")
+		}
+	}
+	switch strings.ToLower(tenant) {
+	case "common":
+		return "anyone with a Microsoft work, school or personal account (the common authority)"
+	case "organizations":
+		return "anyone with a work or school account of any Microsoft Entra tenant (the organizations authority)"
+	case "consumers":
+		return "anyone with a personal Microsoft account (the consumers authority)"
+	}
+	return ""
+}
+
 // Open builds the preset (see New).
 func (c Config) Open(ctx context.Context, s oidc.Settings, client *http.Client) (ports.IdentityProvider, error) {
 	p, err := New(ctx, c, s, client)

@@ -87,6 +87,15 @@ func (c Config) Validate(oidc.Settings) error {
 	return nil
 }
 
+// OpenToEveryone names who can sign in at Google when no hosted domain
+// restricts it: anyone with a Google account; "" with HostedDomain set.
+func (c Config) OpenToEveryone(oidc.Settings) string {
+	if c.HostedDomain != "" {
+		return ""
+	}
+	return "anyone with a Google account"
+}
+
 // Open builds the preset (see New).
 func (c Config) Open(ctx context.Context, s oidc.Settings, client *http.Client) (ports.IdentityProvider, error) {
 	p, err := New(ctx, c, s, client)

@@ -136,7 +136,7 @@ func TestEmailAndProfileScopesAreNormalisedBothWays(t *testing.T) {
 	require.Equal(t, "openid email profile", tokens.Scope, "the long forms Google echoes come back short")
 	refreshed, err := p.Refresh(t.Context(), tokens)
 	require.NoError(t, err)
-	require.Equal(t, "openid email profile", refreshed.Scope)
+	require.Equal(t, "openid email profile", refreshed.Tokens.Scope)
 }
 
 func TestTheHostedDomainIsEnforcedOnTheVerifiedClaim(t *testing.T) {

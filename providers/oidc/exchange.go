@@ -11,12 +11,14 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync/atomic"
 
 	gooidc "github.com/coreos/go-oidc/v3/oidc"
 	jose "github.com/go-jose/go-jose/v4"
 	"golang.org/x/oauth2"
 
 	"github.com/oidcproxy/oidcproxy/domain"
+	"github.com/oidcproxy/oidcproxy/domain/policy"
 	"github.com/oidcproxy/oidcproxy/ports"
 )
 
@@ -85,16 +87,64 @@ func (p *Provider) Exchange(ctx context.Context, req ports.ExchangeRequest) (dom
 	if err := p.verifyAccessToken(ctx, tok.AccessToken, scope); err != nil {
 		return domain.Identity{}, domain.UpstreamTokens{}, err
 	}
-	identity, err := identityFrom(idToken)
+	identity, err := p.identity(ctx, idToken, tok)
 	if err != nil {
 		return domain.Identity{}, domain.UpstreamTokens{}, err
 	}
-	if identity.Email == "" {
-		if err := p.addUserInfo(ctx, tok, &identity); err != nil {
-			return domain.Identity{}, domain.UpstreamTokens{}, err
+	return identity, upstreamTokens(tok, rawID, scope), nil
+}
+
+// identity builds the identity a verified ID token names: its subject,
+// email and name, its small scalar claims, the group claims the access
+// policy reads, and, when the ID token has no email or UserinfoClaims is
+// set, what the userinfo endpoint adds.
+func (p *Provider) identity(ctx context.Context, idToken *gooidc.IDToken, tok *oauth2.Token) (domain.Identity, error) {
+	var all map[string]any
+	if err := idToken.Claims(&all); err != nil {
+		return domain.Identity{}, verificationError("ID token", err)
+	}
+	id := identityFrom(idToken.Subject, idToken.Issuer, all)
+	groups := p.groupClaims()
+	if err := keepGroupClaims(&id, groups, all); err != nil {
+		return domain.Identity{}, err
+	}
+	if id.Email == "" || p.settings.UserinfoClaims {
+		if err := p.addUserInfo(ctx, tok, &id, groups); err != nil {
+			return domain.Identity{}, err
 		}
 	}
-	return identity, upstreamTokens(tok, rawID, scope), nil
+	return id, nil
+}
+
+// groupClaims are the claims the access policy in force reads groups or
+// roles from; none without a policy.
+func (p *Provider) groupClaims() []policy.ClaimPath {
+	if p.settings.Policy == nil {
+		return nil
+	}
+	return p.settings.Policy.Policy().GroupClaims()
+}
+
+// keepGroupClaims copies each group claim of all that id does not hold
+// yet into id.Claims. A claim too large to keep whole refuses the
+// identity: the error names the claim, never its values.
+func keepGroupClaims(id *domain.Identity, groups []policy.ClaimPath, all map[string]any) error {
+	for _, g := range groups {
+		if _, held := g.Lookup(id.Claims); held {
+			continue
+		}
+		if id.Claims == nil {
+			id.Claims = make(map[string]any)
+		}
+		if err := g.Keep(id.Claims, all); err != nil {
+			return domain.ErrAccessDenied("the identity provider's account details cannot be used here").
+				WithCause(fmt.Errorf("oidc: %w", err))
+		}
+	}
+	if len(id.Claims) == 0 {
+		id.Claims = nil
+	}
+	return nil
 }
 
 // checkResponseIssuer applies RFC 9207 before the code is redeemed: an iss
@@ -124,26 +174,42 @@ func (p *Provider) checkResponseIssuer(iss string) (string, error) {
 		WithCause(errors.New("oidc: RFC 9207 iss parameter does not match the issuer"))
 }
 
-// addUserInfo completes an identity whose ID token had no email from the
-// userinfo endpoint, as IdPs that follow OpenID Connect Core 5.4 strictly
-// (zitadel, Okta) put profile and email claims there and not in the ID
-// token. The answer must be about the same subject (Core 5.3.2). Claims the
-// ID token already has are kept. An unreachable endpoint is
-// temporarily_unavailable; a refusal leaves the identity as the ID token
-// says, because some IdPs issue access tokens their own userinfo endpoint
-// does not accept (Azure with a custom API scope).
-func (p *Provider) addUserInfo(ctx context.Context, tok *oauth2.Token, id *domain.Identity) error {
+// addUserInfo completes an identity from the userinfo endpoint: its email
+// when the ID token had none, as IdPs that follow OpenID Connect Core 5.4
+// strictly (zitadel, Okta) put profile and email claims there and not in
+// the ID token, its small scalar claims, and, with UserinfoClaims, the
+// group claims the ID token lacks. The answer must be about the same
+// subject (Core 5.3.2). Claims the ID token already has are kept.
+//
+// An unreachable endpoint is temporarily_unavailable. A refusal leaves the
+// identity as the ID token says, because some IdPs issue access tokens
+// their own userinfo endpoint does not accept (Azure with a custom API
+// scope) — unless the operator set UserinfoClaims: the groups must then
+// come from there, so a refusal refuses the identity (access_denied) and
+// a failing endpoint (5xx, 429) is temporarily_unavailable, rather than
+// an identity whose groups silently went missing.
+func (p *Provider) addUserInfo(ctx context.Context, tok *oauth2.Token, id *domain.Identity, groups []policy.ClaimPath) error {
 	if p.provider.UserInfoEndpoint() == "" {
 		return nil
 	}
 	ctx, cancel := p.upstreamContext(ctx)
 	defer cancel()
-	info, err := p.provider.UserInfo(ctx, oauth2.StaticTokenSource(tok))
+	status := &statusRecorder{}
+	info, err := p.provider.UserInfo(status.context(ctx, p.client), oauth2.StaticTokenSource(tok))
 	if err != nil {
-		if isTimeout(err) || isTransport(err) {
+		// go-oidc's error quotes the answer's body: only its status is
+		// kept for the log.
+		code := status.code.Load()
+		switch {
+		case isTimeout(err) || isTransport(err):
 			return domain.ErrTemporarilyUnavailable("identity provider unavailable", fmt.Errorf("oidc: userinfo: %w", err))
+		case !p.settings.UserinfoClaims:
+			return nil
+		case code >= 500 || code == http.StatusTooManyRequests:
+			return domain.ErrTemporarilyUnavailable("identity provider unavailable", fmt.Errorf("oidc: userinfo answered HTTP %d", code))
+		default:
+			return verificationError("userinfo", fmt.Errorf("answered HTTP %d, and USERINFO_CLAIMS needs its claims", code))
 		}
-		return nil
 	}
 	if info.Subject != id.Subject {
 		return verificationError("userinfo", errors.New("userinfo names another subject"))
@@ -152,22 +218,61 @@ func (p *Provider) addUserInfo(ctx context.Context, tok *oauth2.Token, id *domai
 	if err := info.Claims(&all); err != nil {
 		return verificationError("userinfo", err)
 	}
-	id.Email, id.EmailVerified = info.Email, info.EmailVerified
+	if id.Email == "" {
+		id.Email, id.EmailVerified = info.Email, info.EmailVerified
+	}
 	if id.Name == "" {
 		id.Name, _ = all["name"].(string)
 	}
 	keepClaims(id, all)
-	return nil
+	if !p.settings.UserinfoClaims {
+		return nil
+	}
+	return keepGroupClaims(id, groups, all)
+}
+
+// statusRecorder notes the status of the responses to the requests made
+// with its context, which go-oidc's userinfo error does not expose apart
+// from the body.
+type statusRecorder struct {
+	base http.RoundTripper
+	code atomic.Int32
+}
+
+// context routes the requests made with ctx through client's transport
+// and the recorder.
+func (r *statusRecorder) context(ctx context.Context, client *http.Client) context.Context {
+	c := *client
+	r.base = c.Transport
+	if r.base == nil {
+		r.base = http.DefaultTransport
+	}
+	c.Transport = r
+	return gooidc.ClientContext(ctx, &c)
+}
+
+// RoundTrip implements http.RoundTripper.
+func (r *statusRecorder) RoundTrip(req *http.Request) (*http.Response, error) {
+	resp, err := r.base.RoundTrip(req)
+	if err == nil {
+		r.code.Store(int32(resp.StatusCode))
+	}
+	return resp, err
 }
 
 // Refresh exchanges the upstream refresh token for new tokens. An IdP
 // refusal is invalid_grant. When the IdP does not rotate, the old refresh
 // token is kept; when it sends no new ID token, the old one is kept. A new ID
 // token is verified like at login, without a nonce (OpenID Connect Core
-// 12.2), and must name the same subject as the old one.
-func (p *Provider) Refresh(ctx context.Context, current domain.UpstreamTokens) (domain.UpstreamTokens, error) {
+// 12.2), and must name the same subject as the old one; the identity it
+// names is built as at sign-in and returned, so that the grant carries the
+// user's current groups. When only the userinfo part of that identity
+// cannot be had right now (the endpoint is unreachable), the refresh still
+// succeeds without an identity: the IdP has already spent the old refresh
+// token, so failing here would end the session for a passing outage.
+func (p *Provider) Refresh(ctx context.Context, current domain.UpstreamTokens) (ports.Refreshed, error) {
 	if current.RefreshToken == "" {
-		return domain.UpstreamTokens{}, domain.ErrInvalidGrant("no upstream refresh token").
+		return ports.Refreshed{}, domain.ErrInvalidGrant("no upstream refresh token").
 			WithCause(errors.New("oidc: refresh: the grant holds no upstream refresh token"))
 	}
 	// An empty access token makes the source refresh at once.
@@ -175,7 +280,7 @@ func (p *Provider) Refresh(ctx context.Context, current domain.UpstreamTokens) (
 	tok, err := p.oauth.TokenSource(tctx, &oauth2.Token{RefreshToken: current.RefreshToken}).Token()
 	cancel()
 	if err != nil {
-		return domain.UpstreamTokens{}, tokenError("refresh", err,
+		return ports.Refreshed{}, tokenError("refresh", err,
 			domain.ErrInvalidGrant("identity provider refused the refresh token"))
 	}
 	scope, _ := tok.Extra("scope").(string)
@@ -183,25 +288,34 @@ func (p *Provider) Refresh(ctx context.Context, current domain.UpstreamTokens) (
 	if scope == "" {
 		scope = current.Scope
 	}
+	var idToken *gooidc.IDToken
 	rawID, _ := tok.Extra("id_token").(string)
 	if rawID != "" {
-		idToken, err := p.verifyIDToken(ctx, rawID, tok.AccessToken)
-		if err != nil {
-			return domain.UpstreamTokens{}, asInvalidGrant(err)
+		if idToken, err = p.verifyIDToken(ctx, rawID, tok.AccessToken); err != nil {
+			return ports.Refreshed{}, asInvalidGrant(err)
 		}
 		if old := subjectOf(current.IDToken); old != "" && old != idToken.Subject {
-			return domain.UpstreamTokens{}, domain.ErrInvalidGrant("identity provider changed the subject").
+			return ports.Refreshed{}, domain.ErrInvalidGrant("identity provider changed the subject").
 				WithCause(errors.New("oidc: refresh: refreshed ID token names another subject"))
 		}
 	} else {
 		rawID = current.IDToken
 	}
 	if err := p.verifyAccessToken(ctx, tok.AccessToken, scope); err != nil {
-		return domain.UpstreamTokens{}, asInvalidGrant(err)
+		return ports.Refreshed{}, asInvalidGrant(err)
 	}
-	out := upstreamTokens(tok, rawID, scope)
-	if out.RefreshToken == "" {
-		out.RefreshToken = current.RefreshToken
+	out := ports.Refreshed{Tokens: upstreamTokens(tok, rawID, scope)}
+	if out.Tokens.RefreshToken == "" {
+		out.Tokens.RefreshToken = current.RefreshToken
+	}
+	if idToken != nil {
+		id, err := p.identity(ctx, idToken, tok)
+		switch {
+		case err == nil:
+			out.Identity = &id
+		case domain.CodeOf(err) != domain.CodeTemporarilyUnavailable:
+			return ports.Refreshed{}, asInvalidGrant(err)
+		}
 	}
 	return out, nil
 }
@@ -351,13 +465,9 @@ func missingScopes(required, granted []string) []string {
 	return missing
 }
 
-// identityFrom maps verified ID-token claims to a domain.Identity.
-func identityFrom(t *gooidc.IDToken) (domain.Identity, error) {
-	var all map[string]any
-	if err := t.Claims(&all); err != nil {
-		return domain.Identity{}, verificationError("ID token", err)
-	}
-	id := domain.Identity{Subject: t.Subject, Issuer: t.Issuer}
+// identityFrom maps the claims of a verified ID token to a domain.Identity.
+func identityFrom(subject, issuer string, all map[string]any) domain.Identity {
+	id := domain.Identity{Subject: subject, Issuer: issuer}
 	id.Email, _ = all["email"].(string)
 	id.Name, _ = all["name"].(string)
 	switch v := all["email_verified"].(type) {
@@ -367,7 +477,7 @@ func identityFrom(t *gooidc.IDToken) (domain.Identity, error) {
 		id.EmailVerified = v == "true"
 	}
 	keepClaims(&id, all)
-	return id, nil
+	return id
 }
 
 // keepClaims adds the small scalar claims of all that id does not hold yet,

@@ -487,8 +487,9 @@ func TestEveryUpstreamCallGoesThroughTheInjectedClient(t *testing.T) {
 
 	_, tokens, err := login(t, p, f)
 	require.NoError(t, err)
-	tokens, err = p.Refresh(t.Context(), tokens)
+	refreshed, err := p.Refresh(t.Context(), tokens)
 	require.NoError(t, err)
+	tokens = refreshed.Tokens
 	require.NoError(t, p.Revoke(t.Context(), tokens))
 	require.NoError(t, p.Ready(t.Context()))
 
@@ -552,9 +553,9 @@ func TestRefreshKeepsTheRefreshTokenWhenTheIdPDoesNotRotate(t *testing.T) {
 	refreshed, err := p.Refresh(t.Context(), tokens)
 
 	require.NoError(t, err)
-	require.Equal(t, tokens.RefreshToken, refreshed.RefreshToken)
-	require.NotEqual(t, tokens.AccessToken, refreshed.AccessToken)
-	require.NotEqual(t, tokens.IDToken, refreshed.IDToken, "a new ID token arrived and was verified")
+	require.Equal(t, tokens.RefreshToken, refreshed.Tokens.RefreshToken)
+	require.NotEqual(t, tokens.AccessToken, refreshed.Tokens.AccessToken)
+	require.NotEqual(t, tokens.IDToken, refreshed.Tokens.IDToken, "a new ID token arrived and was verified")
 	form := f.LastToken().Form
 	require.Equal(t, "refresh_token", form.Get("grant_type"))
 	require.Equal(t, tokens.RefreshToken, form.Get("refresh_token"))
@@ -570,11 +571,11 @@ func TestRefreshTakesTheRotatedRefreshToken(t *testing.T) {
 
 	refreshed, err := p.Refresh(t.Context(), tokens)
 	require.NoError(t, err)
-	require.NotEqual(t, tokens.RefreshToken, refreshed.RefreshToken)
+	require.NotEqual(t, tokens.RefreshToken, refreshed.Tokens.RefreshToken)
 
 	_, err = p.Refresh(t.Context(), tokens)
 	providertest.RequireCode(t, err, domain.CodeInvalidGrant)
-	_, err = p.Refresh(t.Context(), refreshed)
+	_, err = p.Refresh(t.Context(), refreshed.Tokens)
 	require.NoError(t, err)
 }
 
@@ -589,7 +590,7 @@ func TestRefreshKeepsTheOldIDTokenWhenNoneArrives(t *testing.T) {
 	refreshed, err := p.Refresh(t.Context(), tokens)
 
 	require.NoError(t, err)
-	require.Equal(t, tokens.IDToken, refreshed.IDToken)
+	require.Equal(t, tokens.IDToken, refreshed.Tokens.IDToken)
 }
 
 func TestRefreshFailuresAreInvalidGrantOrUnavailable(t *testing.T) {

@@ -83,6 +83,18 @@ type Settings struct {
 	// ForwardResource sends the MCP client's RFC 8707 resource upstream.
 	// Off by default: most IdPs reject resources they do not know.
 	ForwardResource bool
+	// Policy is the access policy in force. At every sign-in, and every
+	// refresh that brings a new ID token, the provider asks it which
+	// claims carry groups or roles and keeps those with the identity
+	// (lists and nested objects, which are otherwise dropped; bounded by
+	// policy.ClaimPath.Keep). Asking each time lets a reloaded policy name
+	// other claims. Nil keeps only the small scalar claims.
+	Policy ports.PolicySource
+	// UserinfoClaims asks the userinfo endpoint as well, whenever an
+	// identity is built, for the IdPs that put groups or roles there and
+	// not in the ID token. What the ID token holds wins; the userinfo
+	// answer fills in the claims it lacks.
+	UserinfoClaims bool
 }
 
 // SettingError is one problem with one setting, found by a provider's
@@ -178,6 +190,7 @@ var (
 	_ ports.Refresher        = (*Provider)(nil)
 	_ ports.Revoker          = (*Provider)(nil)
 	_ ports.ReadinessChecker = (*Provider)(nil)
+	_ ports.EmailVerifier    = (*Provider)(nil)
 )
 
 // New fetches and validates the IdP's discovery document and returns a
@@ -398,6 +411,10 @@ func issuerOf(p *gooidc.Provider) string {
 
 // Name returns the registry name, "oidc".
 func (p *Provider) Name() string { return Name }
+
+// TrustsEmail reports whether the preset declared that its IdP verifies
+// every address it returns (WithVerifiedEmails).
+func (p *Provider) TrustsEmail() bool { return p.opts.trustEmail }
 
 // Issuer returns the IdP's issuer as validated by discovery, for the RFC
 // 9207 iss check at the callback.

@@ -21,6 +21,7 @@ type options struct {
 	idCheck      func(claims map[string]any) error
 	accessPolicy func(issuer string, claims map[string]any) error
 	opaque       bool
+	trustEmail   bool
 }
 
 // ScopeMapper translates scopes between oidcproxy's forms (what MCP clients
@@ -102,6 +103,16 @@ func WithAccessTokenPolicy(accept func(issuer string, claims map[string]any) err
 // and Algorithm with this option, because neither can be checked.
 func WithOpaqueAccessTokens() Option {
 	return func(o *options) { o.opaque = true }
+}
+
+// WithVerifiedEmails declares that the IdP verifies every email address it
+// returns, for an IdP that says so in its documentation but sends no
+// email_verified claim: the provider then reports TrustsEmail, and an
+// access policy matches its addresses by email and domain. Never use it
+// for an IdP whose users or tenant administrators can set an address they
+// do not own (Entra ID's email claim is such an address).
+func WithVerifiedEmails() Option {
+	return func(o *options) { o.trustEmail = true }
 }
 
 // check reports settings the options make impossible.

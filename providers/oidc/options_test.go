@@ -56,7 +56,7 @@ func TestAScopeMapperRewritesScopesOnTheWayOutAndBack(t *testing.T) {
 
 	refreshed, err := p.Refresh(t.Context(), tokens)
 	require.NoError(t, err)
-	require.Equal(t, "openid offline_access read write", refreshed.Scope)
+	require.Equal(t, "openid offline_access read write", refreshed.Tokens.Scope)
 }
 
 // markedIssuers is an IssuerPolicy that accepts one other discovery issuer

@@ -74,11 +74,11 @@ func TestRealOPRefreshRotatesTheRefreshToken(t *testing.T) {
 	refreshed, err := p.Refresh(t.Context(), tokens)
 	require.NoError(t, err)
 
-	require.NotEmpty(t, refreshed.AccessToken)
-	require.NotEqual(t, tokens.AccessToken, refreshed.AccessToken)
-	require.NotEmpty(t, refreshed.RefreshToken)
-	require.NotEqual(t, tokens.RefreshToken, refreshed.RefreshToken, "the example OP rotates refresh tokens")
-	require.NotEmpty(t, refreshed.IDToken)
+	require.NotEmpty(t, refreshed.Tokens.AccessToken)
+	require.NotEqual(t, tokens.AccessToken, refreshed.Tokens.AccessToken)
+	require.NotEmpty(t, refreshed.Tokens.RefreshToken)
+	require.NotEqual(t, tokens.RefreshToken, refreshed.Tokens.RefreshToken, "the example OP rotates refresh tokens")
+	require.NotEmpty(t, refreshed.Tokens.IDToken)
 
 	_, err = p.Refresh(t.Context(), tokens)
 	providertest.RequireCode(t, err, domain.CodeInvalidGrant)
@@ -128,12 +128,16 @@ func TestRealOPCodeExchangeUsesTheInjectedClientOnly(t *testing.T) {
 	// example OP keeps email out of ID tokens that come with an access token.
 	require.Equal(t, int64(4), counter.n.Load())
 
-	_, err = p.Refresh(t.Context(), tokens)
+	refreshed, err := p.Refresh(t.Context(), tokens)
 	require.NoError(t, err)
-	require.Equal(t, int64(5), counter.n.Load(), "refresh (JWKS is cached)")
+	// token endpoint and userinfo (JWKS is cached): the refreshed ID token
+	// has no email either, and the renewed identity looks for it there.
+	require.Equal(t, int64(6), counter.n.Load(), "refresh")
+	require.NotNil(t, refreshed.Identity)
+	require.Equal(t, op.Subject, refreshed.Identity.Subject)
 
 	require.NoError(t, p.Revoke(t.Context(), tokens))
-	require.Equal(t, int64(6), counter.n.Load())
-	require.NoError(t, p.Ready(t.Context()))
 	require.Equal(t, int64(7), counter.n.Load())
+	require.NoError(t, p.Ready(t.Context()))
+	require.Equal(t, int64(8), counter.n.Load())
 }

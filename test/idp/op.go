@@ -5,15 +5,19 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 
 	"github.com/zitadel/oidc/v3/example/server/exampleop"
 	"github.com/zitadel/oidc/v3/example/server/storage"
+	"github.com/zitadel/oidc/v3/pkg/oidc"
+	"github.com/zitadel/oidc/v3/pkg/op"
 	"golang.org/x/net/html"
 )
 
@@ -37,7 +41,9 @@ type Client struct {
 //   - ID tokens without email and profile claims when an access token is
 //     issued too (OpenID Connect Core 5.4): those come from userinfo;
 //   - one user: Username/Password below, subject Subject, email Email
-//     (verified).
+//     (verified); StartOPWithUsers gives it a directory of users instead,
+//     with claims of their own (groups, roles, nested objects) in their ID
+//     tokens and userinfo answers.
 type OP struct {
 	// Issuer is http://127.0.0.1:port, without a trailing slash.
 	Issuer string
@@ -52,6 +58,24 @@ type OP struct {
 	down       atomic.Bool
 	tokenCalls atomic.Int64
 	revokes    atomic.Int64
+	directory  *directory
+}
+
+// User is a person in the directory of an OP started by StartOPWithUsers.
+type User struct {
+	// Subject is the sub claim; Username and Password sign the user in.
+	Subject, Username, Password string
+	// Email and EmailVerified are what the OP says about the address (in
+	// userinfo: the example OP keeps them out of ID tokens that come with
+	// an access token).
+	Email         string
+	EmailVerified bool
+	// Claims are added to the user's ID tokens and userinfo answers:
+	// groups, roles, nested objects such as Keycloak's realm_access.
+	Claims map[string]any
+	// UserinfoClaims are added to userinfo answers only, as IdPs that keep
+	// groups out of ID tokens do.
+	UserinfoClaims map[string]any
 }
 
 // StartOP starts an OP with the given clients on a random loopback port; it
@@ -59,6 +83,26 @@ type OP struct {
 // parallel.
 func StartOP(t testing.TB, clients ...Client) *OP {
 	t.Helper()
+	return startOP(t, nil, clients)
+}
+
+// StartOPWithUsers starts an OP (as StartOP) whose directory holds users
+// instead of the example's own, each with the claims it lists. The OP's
+// Username, Password, Subject and Email describe the first user.
+//
+// The example OP's storage has no place for claims of one's own, so the
+// OP wraps it: the wrapper adds each user's claims where the example
+// storage fills in ID tokens and userinfo answers, and everything else
+// (login, codes, PKCE, refresh, revocation) stays the example's.
+func StartOPWithUsers(t testing.TB, users []User, clients ...Client) *OP {
+	t.Helper()
+	if len(users) == 0 {
+		t.Fatal("idp: StartOPWithUsers needs at least one user")
+	}
+	return startOP(t, newDirectory(users), clients)
+}
+
+func startOP(t testing.TB, dir *directory, clients []Client) *OP {
 	srv := httptest.NewUnstartedServer(nil)
 	issuer := "http://" + srv.Listener.Addr().String()
 	registered := make(map[string]*storage.Client, len(clients))
@@ -66,21 +110,29 @@ func StartOP(t testing.TB, clients ...Client) *OP {
 		registered[c.ID] = storage.WebClient(c.ID, c.Secret, c.RedirectURIs...)
 	}
 	users := storage.NewUserStore(issuer)
+	subject := "id1"
+	if dir != nil {
+		users, subject = dir, dir.first
+	}
+	var store exampleop.Storage = storage.NewStorageWithClients(users, registered)
+	if dir != nil {
+		store = &claimsStorage{Storage: store.(*storage.Storage), dir: dir}
+	}
 	// A nil logger: SetupServer would otherwise replace the process-wide
 	// slog default.
-	router := exampleop.SetupServer(issuer, storage.NewStorageWithClients(users, registered), nil, false)
+	router := exampleop.SetupServer(issuer, store, nil, false)
 	op := &OP{
 		Issuer:    issuer,
 		ConfigURL: issuer + "/.well-known/openid-configuration",
-		Password:  "verysecure",
-		Subject:   "id1",
+		Subject:   subject,
 		server:    srv,
+		directory: dir,
 	}
 	u := users.GetUserByID(op.Subject)
 	if u == nil {
 		t.Fatalf("idp: example OP has no user %q", op.Subject)
 	}
-	op.Username, op.Email = u.Username, u.Email
+	op.Username, op.Password, op.Email = u.Username, u.Password, u.Email
 	srv.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if op.down.Load() {
 			// The client sees a connection closed without a response,
@@ -98,6 +150,21 @@ func StartOP(t testing.TB, clients ...Client) *OP {
 	srv.Start()
 	t.Cleanup(srv.Close)
 	return op
+}
+
+// LoginAs is Login for another user of the directory.
+func (op *OP) LoginAs(ctx context.Context, c *http.Client, authURL, username, password string) (*url.URL, error) {
+	return login(ctx, c, authURL, op.Issuer, username, password)
+}
+
+// SetClaims replaces the claims of the directory's user subject, in ID
+// tokens and userinfo answers issued from now on (a refresh included): a
+// change at the IdP, such as leaving a group.
+func (op *OP) SetClaims(subject string, claims map[string]any) {
+	if op.directory == nil {
+		panic("idp: SetClaims needs an OP started by StartOPWithUsers")
+	}
+	op.directory.setClaims(subject, claims)
 }
 
 // SetDown makes every request fail with a dropped connection (true) or
@@ -246,4 +313,101 @@ func attr(n *html.Node, key string) string {
 		}
 	}
 	return ""
+}
+
+// directory is the users of an OP started by StartOPWithUsers, as the
+// example storage's storage.UserStore, plus their claims.
+type directory struct {
+	first string
+	users map[string]*storage.User // by subject; never changed after start
+	mu    sync.Mutex
+	// claims and userinfo are each user's extra claims, by subject.
+	claims, userinfo map[string]map[string]any
+}
+
+var _ storage.UserStore = (*directory)(nil)
+
+func newDirectory(users []User) *directory {
+	d := &directory{first: users[0].Subject, users: map[string]*storage.User{},
+		claims: map[string]map[string]any{}, userinfo: map[string]map[string]any{}}
+	for _, u := range users {
+		password := u.Password
+		if password == "" {
+			password = "verysecure"
+		}
+		d.users[u.Subject] = &storage.User{ID: u.Subject, Username: u.Username, Password: password,
+			FirstName: u.Username, LastName: "Test", Email: u.Email, EmailVerified: u.EmailVerified}
+		d.claims[u.Subject] = maps.Clone(u.Claims)
+		d.userinfo[u.Subject] = maps.Clone(u.UserinfoClaims)
+	}
+	return d
+}
+
+// GetUserByID implements storage.UserStore.
+func (d *directory) GetUserByID(id string) *storage.User { return d.users[id] }
+
+// GetUserByUsername implements storage.UserStore.
+func (d *directory) GetUserByUsername(username string) *storage.User {
+	for _, u := range d.users {
+		if u.Username == username {
+			return u
+		}
+	}
+	return nil
+}
+
+// ExampleClientID implements storage.UserStore: the example's service
+// user, which the directory does not use.
+func (d *directory) ExampleClientID() string { return storage.ServiceUserID }
+
+func (d *directory) setClaims(subject string, claims map[string]any) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.claims[subject] = maps.Clone(claims)
+}
+
+// add puts subject's claims into info; userinfo adds those for the
+// userinfo endpoint only.
+func (d *directory) add(info *oidc.UserInfo, subject string, userinfo bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for k, v := range d.claims[subject] {
+		info.AppendClaims(k, v)
+	}
+	if userinfo {
+		for k, v := range d.userinfo[subject] {
+			info.AppendClaims(k, v)
+		}
+	}
+}
+
+// claimsStorage is the example storage with the directory's claims added
+// to ID tokens (SetUserinfoFromRequest) and userinfo answers
+// (SetUserinfoFromToken).
+type claimsStorage struct {
+	*storage.Storage
+	dir *directory
+}
+
+var _ op.CanSetUserinfoFromRequest = (*claimsStorage)(nil)
+
+// SetUserinfoFromRequest fills an ID token's claims.
+func (s *claimsStorage) SetUserinfoFromRequest(ctx context.Context, info *oidc.UserInfo, req op.IDTokenRequest, scopes []string) error {
+	if err := s.Storage.SetUserinfoFromRequest(ctx, info, req, scopes); err != nil {
+		return err
+	}
+	s.dir.add(info, req.GetSubject(), false)
+	return nil
+}
+
+// SetUserinfoFromToken fills a userinfo answer.
+func (s *claimsStorage) SetUserinfoFromToken(ctx context.Context, info *oidc.UserInfo, tokenID, subject, origin string) error {
+	if err := s.Storage.SetUserinfoFromToken(ctx, info, tokenID, subject, origin); err != nil {
+		return err
+	}
+	if info.Subject != "" {
+		subject = info.Subject
+	}
+	s.dir.add(info, subject, true)
+	return nil
 }

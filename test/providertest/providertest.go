@@ -161,10 +161,13 @@ func checkRefresh(t *testing.T, c Case) {
 
 	require.NoError(t, err)
 	require.Equal(t, "refresh_token", up.LastToken().Form.Get("grant_type"))
-	require.NotEmpty(t, fresh.AccessToken)
-	require.NotEqual(t, tokens.AccessToken, fresh.AccessToken)
-	require.Equal(t, tokens.RefreshToken, fresh.RefreshToken, "a refresh token the IdP did not rotate is kept")
-	require.Equal(t, c.GrantedScope, fresh.Scope)
+	require.NotEmpty(t, fresh.Tokens.AccessToken)
+	require.NotEqual(t, tokens.AccessToken, fresh.Tokens.AccessToken)
+	require.Equal(t, tokens.RefreshToken, fresh.Tokens.RefreshToken, "a refresh token the IdP did not rotate is kept")
+	require.Equal(t, c.GrantedScope, fresh.Tokens.Scope)
+	require.NotNil(t, fresh.Identity, "a refresh with a new ID token renews the identity")
+	require.Equal(t, subject, fresh.Identity.Subject)
+	require.Equal(t, email, fresh.Identity.Email)
 
 	up.Set(idp.Faults{TokenError: "invalid_grant"})
 	_, err = refresher.Refresh(t.Context(), tokens)

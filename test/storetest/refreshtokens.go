@@ -39,12 +39,14 @@ func testRefreshTokens(t *testing.T, newStore func(*testing.T) ports.Store) {
 
 		got, decision, err := s.RotateRefreshToken(t.Context(), "rt-1", now, strict("g1"), func(rt domain.RefreshToken, gr *domain.Grant) (domain.RefreshToken, error) {
 			seenToken, seenGrant = rt, *gr
-			// A refresh that also refreshed upstream reseals the tokens.
+			// A refresh that also refreshed upstream reseals the tokens,
+			// and keeps the identity the IdP's new ID token names.
 			gr.SealedUpstream = []byte("resealed")
 			gr.UpstreamExpiry = now.Add(time.Hour)
 			gr.HasUpstreamRefresh = false
 			// The refresh use case records the use.
 			gr.LastUsedAt = now
+			gr.Identity = renewedIdentity()
 			return next, nil
 		})
 		require.NoError(t, err)
@@ -68,6 +70,7 @@ func testRefreshTokens(t *testing.T, newStore func(*testing.T) ports.Store) {
 		wantGrant.UpstreamExpiry = now.Add(time.Hour)
 		wantGrant.HasUpstreamRefresh = false
 		wantGrant.LastUsedAt = now
+		wantGrant.Identity = renewedIdentity()
 		gotGrant, err := s.GetGrant(t.Context(), "g1", now)
 		require.NoError(t, err)
 		require.Equal(t, wantGrant, gotGrant)
@@ -236,5 +239,19 @@ func requireRevoked(t *testing.T, s ports.Store, grantID string, hashes ...strin
 	for _, h := range hashes {
 		_, err := s.GetRefreshToken(t.Context(), h, base)
 		require.ErrorIs(t, err, domain.ErrNotFound, h)
+	}
+}
+
+// renewedIdentity is an identity a refresh stores in place of the grant's:
+// the access policy decides the next refresh on its group claims, lists
+// and nested objects included, so they must come back as they went in.
+func renewedIdentity() domain.Identity {
+	return domain.Identity{
+		Subject: "subject-g1", Issuer: "https://idp.example.com", Email: "renewed@example.com", EmailVerified: true, Name: "Renewed",
+		Claims: map[string]any{
+			"groups":       []any{"mcp", "staff"},
+			"realm_access": map[string]any{"roles": []any{"kc-admin"}},
+			"department":   "eng",
+		},
 	}
 }
