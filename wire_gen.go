@@ -21,12 +21,14 @@ import (
 // telemetry providers down (flushing pending spans and metrics, within a
 // bound), and closes the store.
 func InitializeApp(ctx context.Context, cfg config.Config) (*App, func(), error) {
-	rawStore, cleanup, err := ProvideStore(ctx, cfg)
+	logOutput := ProvideLogOutput()
+	options := ProvideTelemetryOptions(cfg)
+	telemetry, cleanup, err := ProvideTelemetry(ctx, cfg, options)
 	if err != nil {
 		return nil, nil, err
 	}
-	options := ProvideTelemetryOptions(cfg)
-	telemetry, cleanup2, err := ProvideTelemetry(ctx, cfg, options)
+	logger := ProvideLogger(cfg, logOutput, telemetry)
+	rawStore, cleanup2, err := ProvideStore(ctx, cfg, logger, telemetry)
 	if err != nil {
 		cleanup()
 		return nil, nil, err
@@ -39,8 +41,6 @@ func InitializeApp(ctx context.Context, cfg config.Config) (*App, func(), error)
 		cleanup()
 		return nil, nil, err
 	}
-	logOutput := ProvideLogOutput()
-	logger := ProvideLogger(cfg, logOutput, telemetry)
 	masterKey, err := ProvideMasterKey(cfg, logger)
 	if err != nil {
 		cleanup2()
@@ -119,11 +119,12 @@ var (
 //
 // cimdRoots verify the test's client metadata document servers.
 func InitializeTestApp(ctx context.Context, cfg config.Config, clock ports.Clock, logs LogOutput, tel telemetry.Options, cimdRoots CIMDRootCAs) (*App, func(), error) {
-	rawStore, cleanup, err := ProvideStore(ctx, cfg)
+	telemetryTelemetry, cleanup, err := ProvideTelemetry(ctx, cfg, tel)
 	if err != nil {
 		return nil, nil, err
 	}
-	telemetryTelemetry, cleanup2, err := ProvideTelemetry(ctx, cfg, tel)
+	logger := ProvideLogger(cfg, logs, telemetryTelemetry)
+	rawStore, cleanup2, err := ProvideStore(ctx, cfg, logger, telemetryTelemetry)
 	if err != nil {
 		cleanup()
 		return nil, nil, err
@@ -136,7 +137,6 @@ func InitializeTestApp(ctx context.Context, cfg config.Config, clock ports.Clock
 		cleanup()
 		return nil, nil, err
 	}
-	logger := ProvideLogger(cfg, logs, telemetryTelemetry)
 	masterKey, err := ProvideMasterKey(cfg, logger)
 	if err != nil {
 		cleanup2()
