@@ -187,15 +187,22 @@ func TestAKeyRotatedOnOneInstanceIsUsedByTheOthersWithinASecond(t *testing.T) {
 // returns the new key id.
 func rotateKey(t *testing.T, p *proxy) string {
 	t.Helper()
-	req := httptest.NewRequest(http.MethodPost, "http://127.0.0.1:9090/keys/rotate", nil)
-	req.RemoteAddr = "127.0.0.1:40000"
-	req.Header.Set(httpapi.AdminRequestHeader, "1")
-	rec := httptest.NewRecorder()
-	p.App.AdminHandler().ServeHTTP(rec, req)
+	rec := adminRotate(t, p)
 	require.Equal(t, http.StatusOK, rec.Code, rec.Body.String())
 	var k httpapi.KeyInfo
 	require.NoError(t, json.Unmarshal(rec.Body.Bytes(), &k))
 	return k.ID
+}
+
+// adminRotate posts a key rotation to p's admin handler, from loopback.
+func adminRotate(t *testing.T, p *proxy) *httptest.ResponseRecorder {
+	t.Helper()
+	req := httptest.NewRequest(http.MethodPost, "http://127.0.0.1:9090/keys/rotate", nil).WithContext(t.Context())
+	req.RemoteAddr = "127.0.0.1:40000"
+	req.Header.Set(httpapi.AdminRequestHeader, "1")
+	rec := httptest.NewRecorder()
+	p.App.AdminHandler().ServeHTTP(rec, req)
+	return rec
 }
 
 func tokenKeyID(t *testing.T, token string) string {
@@ -278,6 +285,7 @@ func TestWhileTheDatabaseIsDownRequestsAreTemporarilyUnavailable(t *testing.T) {
 			resp, body := bearerPost(t, p, tok.AccessToken, nil, nil)
 			require.Equal(t, http.StatusServiceUnavailable, resp.StatusCode)
 			require.Contains(t, body, "temporarily_unavailable")
+			require.Equal(t, http.StatusServiceUnavailable, adminRotate(t, p).Code, "the admin endpoint too")
 			require.NotContains(t, p.Logs.String(), `"level":"ERROR"`, "an outage is logged as a warning, not as our fault")
 
 			db.Restore()
