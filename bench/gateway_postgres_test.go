@@ -27,7 +27,7 @@ import (
 // and backend included (their difference is what one proxy allocates
 // more than the other). Run it as
 //
-//	OIDCPROXY_REQUIRE_POSTGRES=1 go test -run '^$' -bench 'GatewayPostgres' -benchtime 1x -count 3 -v ./bench
+//	OIDCPROXY_REQUIRE_POSTGRES=1 go test -run '^$' -bench 'GatewayPostgres$' -benchtime 1x -count 3 -v ./bench
 func BenchmarkGatewayPostgres(b *testing.B) {
 	pg, bolt, bare := gatewayPostgresBoltAndBare(b)
 	st := runSides(b, gatewaySlices, []side{mcpSide(b, "pg", pg), mcpSide(b, "bolt", bolt), mcpSide(b, "bare", bare)}, nil)
@@ -48,6 +48,33 @@ func BenchmarkGatewayPostgres(b *testing.B) {
 		logVerdict(b, fmt.Sprintf("PostgreSQL gateway ÷ bare throughput: %.0f ÷ %.0f req/s", p.PerSec, r.PerSec),
 			p.PerSec/r.PerSec, gatewayThroughputTarget, true)
 		b.Logf("bbolt gateway ÷ bare throughput in the same run: %.2f", o.PerSec/r.PerSec)
+	}
+}
+
+// BenchmarkGatewayPostgresSerial is BenchmarkGatewaySerial with the
+// PostgreSQL-backed App beside the bbolt one: one request at a time, the
+// steadiest view of what each gateway costs per request (ns/op,
+// allocs/op) on a shared machine.
+//
+//	OIDCPROXY_REQUIRE_POSTGRES=1 go test -run '^$' -bench 'GatewayPostgresSerial' -count 5 ./bench
+func BenchmarkGatewayPostgresSerial(b *testing.B) {
+	pg, bolt, bare := gatewayPostgresBoltAndBare(b)
+	for _, tc := range []struct {
+		name string
+		load mcpLoad
+	}{{"pg", pg}, {"bolt", bolt}, {"bare", bare}} {
+		b.Run(tc.name, func(b *testing.B) {
+			ctx, token := b.Context(), tc.load.tokens[0]
+			if err := tc.load.post(ctx, token); err != nil {
+				b.Fatal(err)
+			}
+			b.ReportAllocs()
+			for b.Loop() {
+				if err := tc.load.post(ctx, token); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }
 
