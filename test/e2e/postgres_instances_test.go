@@ -23,15 +23,15 @@ import (
 	"github.com/oidcproxy/oidcproxy/test/proxytest"
 )
 
-// front is what a load balancer is to several instances: one base URL,
+// pairFront is what a load balancer is to several instances: one base URL,
 // each request sent to the instance the test chose last.
-type front struct {
+type pairFront struct {
 	URL    string
 	target atomic.Pointer[url.URL]
 }
 
-func startFront(t *testing.T, ln net.Listener) *front {
-	f := &front{URL: "http://" + ln.Addr().String()}
+func startPairFront(t *testing.T, ln net.Listener) *pairFront {
+	f := &pairFront{URL: "http://" + ln.Addr().String()}
 	rp := &httputil.ReverseProxy{Rewrite: func(pr *httputil.ProxyRequest) {
 		pr.SetURL(f.target.Load())
 		pr.Out.Host = pr.In.Host // the instances see the public host, as behind a balancer
@@ -42,21 +42,21 @@ func startFront(t *testing.T, ln net.Listener) *front {
 	return f
 }
 
-// instances are Apps on one PostgreSQL schema behind one front: one
+// pair is two Apps on one PostgreSQL schema behind one front: one
 // authorization server as its users see it.
-type instances struct {
-	front *front
+type pair struct {
+	front *pairFront
 	// A and B share the configuration, the base URL and ENCRYPTION_KEY.
 	A, B  *proxy
 	addrs map[*proxy]*url.URL
 }
 
-// startInstances starts two Apps on a throw-away schema, in front of a
+// startPair starts two Apps on a throw-away schema, in front of a
 // real OpenID provider.
-func startInstances(t *testing.T, opts ...proxyOption) *instances {
+func startPair(t *testing.T, opts ...proxyOption) *pair {
 	t.Helper()
 	ln := listen(t)
-	fr := startFront(t, ln)
+	fr := startPairFront(t, ln)
 	op := idp.StartOP(t, idp.Client{ID: upstreamClientID, Secret: upstreamSecret, RedirectURIs: []string{fr.URL + "/auth/callback"}})
 	env := baseEnv(t, fr.URL, op.ConfigURL)
 	pg, _ := withPostgres(t)
@@ -64,7 +64,7 @@ func startInstances(t *testing.T, opts ...proxyOption) *instances {
 	for _, o := range opts {
 		o(env)
 	}
-	in := &instances{front: fr, addrs: map[*proxy]*url.URL{}}
+	in := &pair{front: fr, addrs: map[*proxy]*url.URL{}}
 	start := func() *proxy {
 		own := listen(t)
 		p := &proxy{t: t, BaseURL: fr.URL, Env: maps.Clone(env), Clock: &testClock{}, Logs: &proxytest.LogBuffer{}, Upstream: op}
@@ -78,14 +78,14 @@ func startInstances(t *testing.T, opts ...proxyOption) *instances {
 }
 
 // use sends the following requests to p.
-func (in *instances) use(p *proxy) { in.front.target.Store(in.addrs[p]) }
+func (in *pair) use(p *proxy) { in.front.target.Store(in.addrs[p]) }
 
 // Cookies and CSRF tokens are signed with a key derived from
 // ENCRYPTION_KEY, which every instance shares: a browser whose requests
 // alternate between instances completes the flow, and a remembered
 // consent set by one is honoured by the other.
 func TestCookiesAndCSRFTokensOfOneInstanceVerifyOnAnother(t *testing.T) {
-	in := startInstances(t, withEnv("CONSENT", "remember"))
+	in := startPair(t, withEnv("CONSENT", "remember"))
 	a, b := in.A, in.B
 	c := a.register(t, nil)
 	f := newFlow(t, c)
@@ -108,7 +108,7 @@ func TestCookiesAndCSRFTokensOfOneInstanceVerifyOnAnother(t *testing.T) {
 	code := final.Location.Query().Get("code")
 	require.NotEmpty(t, code, final.Location.String())
 	in.use(b)
-	status, _, doc := b.postToken(t, withResource(exchangeForm(c, code, f.Verifier), a))
+	status, _, doc := b.postToken(t, withMCPResource(exchangeForm(c, code, f.Verifier), a))
 	require.Equal(t, http.StatusOK, status, doc)
 
 	// A second authorization, on A, skips the consent page: the remember
@@ -121,7 +121,7 @@ func TestCookiesAndCSRFTokensOfOneInstanceVerifyOnAnother(t *testing.T) {
 	require.NotEqual(t, "/consent", res.Location.Path, "the remembered consent was honoured")
 }
 
-func withResource(form url.Values, p *proxy) url.Values {
+func withMCPResource(form url.Values, p *proxy) url.Values {
 	form.Set("resource", p.BaseURL+"/mcp")
 	return form
 }
@@ -130,7 +130,7 @@ func withResource(form url.Values, p *proxy) url.Values {
 // within a second, although that instance had the grant in memory.
 func TestARevocationOnOneInstanceClosesTheOthersGatewayWithinASecond(t *testing.T) {
 	be := startBackend(t)
-	in := startInstances(t, withEnv("MCP_UPSTREAM", be.URL))
+	in := startPair(t, withEnv("MCP_UPSTREAM", be.URL))
 	a, b := in.A, in.B
 	c := a.register(t, nil)
 	tok, _ := a.login(t, c)
@@ -158,21 +158,21 @@ func TestARevocationOnOneInstanceClosesTheOthersGatewayWithinASecond(t *testing.
 // it signed verifies on any of them at once.
 func TestAKeyRotatedOnOneInstanceIsUsedByTheOthersWithinASecond(t *testing.T) {
 	be := startBackend(t)
-	in := startInstances(t, withEnv("MCP_UPSTREAM", be.URL))
+	in := startPair(t, withEnv("MCP_UPSTREAM", be.URL))
 	a, b := in.A, in.B
 	c := a.register(t, nil)
 	tok, _ := a.login(t, c)
-	before := tokenKeyID(t, tok.AccessToken)
+	before := accessTokenKeyID(t, tok.AccessToken)
 
-	rotated := rotateKey(t, a)
+	rotated := rotateKeyVia(t, a)
 	require.NotEqual(t, before, rotated)
 	in.use(b)
 	require.Eventually(t, func() bool {
-		return strings.Contains(jwks(t, b), rotated)
+		return strings.Contains(jwksOf(t, b), rotated)
 	}, time.Second, 10*time.Millisecond, "B publishes the new key")
 	next, err := b.refresh(t, c, tok.RefreshToken)
 	require.NoError(t, err)
-	require.Equal(t, rotated, tokenKeyID(t, next.AccessToken), "B signs with the new key")
+	require.Equal(t, rotated, accessTokenKeyID(t, next.AccessToken), "B signs with the new key")
 
 	in.use(a)
 	resp, body := bearerPost(t, a, next.AccessToken, nil, nil)
@@ -182,20 +182,20 @@ func TestAKeyRotatedOnOneInstanceIsUsedByTheOthersWithinASecond(t *testing.T) {
 	require.Equal(t, http.StatusOK, resp.StatusCode, "the retired key still verifies its tokens: %s", body)
 }
 
-// rotateKey rotates the signing key through p's admin endpoint, as an
+// rotateKeyVia rotates the signing key through p's admin endpoint, as an
 // operator's `oidcproxy keys rotate` does against a running server, and
 // returns the new key id.
-func rotateKey(t *testing.T, p *proxy) string {
+func rotateKeyVia(t *testing.T, p *proxy) string {
 	t.Helper()
-	rec := adminRotate(t, p)
+	rec := adminRotateKey(t, p)
 	require.Equal(t, http.StatusOK, rec.Code, rec.Body.String())
 	var k httpapi.KeyInfo
 	require.NoError(t, json.Unmarshal(rec.Body.Bytes(), &k))
 	return k.ID
 }
 
-// adminRotate posts a key rotation to p's admin handler, from loopback.
-func adminRotate(t *testing.T, p *proxy) *httptest.ResponseRecorder {
+// adminRotateKey posts a key rotation to p's admin handler, from loopback.
+func adminRotateKey(t *testing.T, p *proxy) *httptest.ResponseRecorder {
 	t.Helper()
 	req := httptest.NewRequest(http.MethodPost, "http://127.0.0.1:9090/keys/rotate", nil).WithContext(t.Context())
 	req.RemoteAddr = "127.0.0.1:40000"
@@ -205,14 +205,14 @@ func adminRotate(t *testing.T, p *proxy) *httptest.ResponseRecorder {
 	return rec
 }
 
-func tokenKeyID(t *testing.T, token string) string {
+func accessTokenKeyID(t *testing.T, token string) string {
 	t.Helper()
 	jws, err := jose.ParseSigned(token, []jose.SignatureAlgorithm{jose.ES256})
 	require.NoError(t, err)
 	return jws.Signatures[0].Protected.KeyID
 }
 
-func jwks(t *testing.T, p *proxy) string {
+func jwksOf(t *testing.T, p *proxy) string {
 	t.Helper()
 	resp, err := http.Get(p.BaseURL + "/jwks.json")
 	require.NoError(t, err)
@@ -258,7 +258,7 @@ func TestWhileTheDatabaseIsDownRequestsAreTemporarilyUnavailable(t *testing.T) {
 	} {
 		t.Run(outage.name, func(t *testing.T) {
 			outage.start()
-			require.Eventually(t, func() bool { return ready(t, p) == http.StatusServiceUnavailable },
+			require.Eventually(t, func() bool { return readyStatus(t, p) == http.StatusServiceUnavailable },
 				10*time.Second, 50*time.Millisecond, "/readyz reports the store down")
 
 			started := time.Now()
@@ -285,11 +285,11 @@ func TestWhileTheDatabaseIsDownRequestsAreTemporarilyUnavailable(t *testing.T) {
 			resp, body := bearerPost(t, p, tok.AccessToken, nil, nil)
 			require.Equal(t, http.StatusServiceUnavailable, resp.StatusCode)
 			require.Contains(t, body, "temporarily_unavailable")
-			require.Equal(t, http.StatusServiceUnavailable, adminRotate(t, p).Code, "the admin endpoint too")
+			require.Equal(t, http.StatusServiceUnavailable, adminRotateKey(t, p).Code, "the admin endpoint too")
 			require.NotContains(t, p.Logs.String(), `"level":"ERROR"`, "an outage is logged as a warning, not as our fault")
 
 			db.Restore()
-			require.Eventually(t, func() bool { return ready(t, p) == http.StatusOK },
+			require.Eventually(t, func() bool { return readyStatus(t, p) == http.StatusOK },
 				10*time.Second, 50*time.Millisecond, "/readyz recovers")
 			status, _, doc = p.postToken(t, refresh)
 			require.Equal(t, http.StatusOK, status, doc)
@@ -302,7 +302,7 @@ func TestWhileTheDatabaseIsDownRequestsAreTemporarilyUnavailable(t *testing.T) {
 }
 
 // ready asks p's admin handler for /readyz.
-func ready(t *testing.T, p *proxy) int {
+func readyStatus(t *testing.T, p *proxy) int {
 	t.Helper()
 	req := httptest.NewRequest(http.MethodGet, "http://127.0.0.1:9090/readyz", nil).WithContext(t.Context())
 	req.RemoteAddr = "127.0.0.1:40000"
