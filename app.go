@@ -26,6 +26,7 @@ var stderr = os.Stderr
 // Timings of the running service.
 const (
 	maintenanceInterval = time.Minute
+	keyReloadRetry      = 5 * time.Second
 	shutdownTimeout     = 15 * time.Second
 	readHeaderTimeout   = 10 * time.Second
 	idleTimeout         = 2 * time.Minute
@@ -43,6 +44,15 @@ type App struct {
 	log    *slog.Logger
 	public http.Handler
 	policy *policyfile.Source
+	// keyChanges, when the store is shared with other instances, receives
+	// a value when the stored key ring may have changed; nil otherwise.
+	keyChanges <-chan struct{}
+}
+
+// keyRingWatcher is a store shared by several instances that tells when
+// the signing key ring may have been changed elsewhere (pgstore).
+type keyRingWatcher interface {
+	KeyRingChanges() <-chan struct{}
 }
 
 // MaxTokenTTL is how long a retired signing key stays published: the
@@ -55,6 +65,9 @@ func NewApp(cfg config.Config, app ports.Application, api *httpapi.Server, keys 
 	store RawStore, tel *telemetry.Telemetry, logger *slog.Logger, operator ports.Admin, policies *policyfile.Source) *App {
 	backup, _ := store.(ports.Backuper)
 	a := &App{cfg: cfg, app: app, api: api, keys: keys, log: logger, public: api, policy: policies}
+	if w, ok := store.(keyRingWatcher); ok {
+		a.keyChanges = w.KeyRingChanges()
+	}
 	a.admin = api.Admin(httpapi.AdminOptions{Keys: keys, MaxTokenTTL: MaxTokenTTL(cfg), Backup: backup, Token: cfg.AdminToken,
 		Metrics: tel.MetricsHandler(), Addr: cfg.AdminAddr, ReloadPolicy: a.reloadPolicy, Admin: operator})
 	return a
@@ -146,11 +159,15 @@ func (a *App) Serve(ctx context.Context, public, admin net.Listener) error {
 		a.log.Info("listening", "addr", listeners[i].Addr().String())
 		go func() { errc <- srv.Serve(listeners[i]) }()
 	}
-	sweepDone := make(chan struct{})
+	sweepDone := make(chan struct{}, 2)
 	sweepCtx, stopSweep := context.WithCancel(ctx)
 	go func() {
-		defer close(sweepDone)
+		defer func() { sweepDone <- struct{}{} }()
 		a.maintain(sweepCtx)
+	}()
+	go func() {
+		defer func() { sweepDone <- struct{}{} }()
+		a.followKeyRing(sweepCtx)
 	}()
 
 	var serveErr error
@@ -159,6 +176,7 @@ func (a *App) Serve(ctx context.Context, public, admin net.Listener) error {
 	case serveErr = <-errc:
 	}
 	stopSweep()
+	<-sweepDone
 	<-sweepDone
 	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownTimeout)
 	defer cancel()
@@ -189,6 +207,40 @@ func (a *App) newServer(h http.Handler) *http.Server {
 	}
 }
 
+// followKeyRing reloads the signing key ring whenever the shared store
+// reports that another instance changed it (a rotation by `oidcproxy keys
+// rotate` or the admin endpoint of any instance), so that every instance
+// signs with the new key and publishes it within moments rather than at
+// its next maintenance tick. A reload that fails is tried again after
+// keyReloadRetry. Without a shared store it only waits for ctx.
+func (a *App) followKeyRing(ctx context.Context) {
+	var retry <-chan time.Time
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-a.keyChanges:
+		case <-retry:
+		}
+		retry = nil
+		if err := a.keys.Reload(ctx); err != nil && ctx.Err() == nil {
+			a.logFailure(ctx, "reloading the signing keys after a change by another instance failed", err)
+			retry = time.After(keyReloadRetry)
+		}
+	}
+}
+
+// logFailure logs a failed background task: at Warn when a dependency
+// could not be reached (the database down: not our fault, and every
+// request says so too), at Error otherwise.
+func (a *App) logFailure(ctx context.Context, msg string, err error) {
+	level := slog.LevelError
+	if errors.Is(err, ports.ErrUnavailable) {
+		level = slog.LevelWarn
+	}
+	a.log.Log(ctx, level, msg, "error", err)
+}
+
 // maintain runs every maintenanceInterval until ctx ends: it removes
 // expired records, so the store stays bounded even if nobody reads them,
 // and reloads the key ring, so a rotation done by another process is used
@@ -203,12 +255,12 @@ func (a *App) maintain(ctx context.Context) {
 		case <-t.C:
 			n, err := a.app.SweepExpired.Handle(ctx)
 			if err != nil {
-				a.log.Error("sweep failed", "error", err)
+				a.logFailure(ctx, "sweep failed", err)
 			} else if n > 0 {
 				a.log.Debug("swept expired records", "count", n)
 			}
 			if err := a.ReloadKeys(ctx); err != nil {
-				a.log.Error("reloading the signing keys failed", "error", err)
+				a.logFailure(ctx, "reloading the signing keys failed", err)
 			}
 		}
 	}

@@ -21,20 +21,20 @@ import (
 // telemetry providers down (flushing pending spans and metrics, within a
 // bound), and closes the store.
 func InitializeApp(ctx context.Context, cfg config.Config) (*App, func(), error) {
-	rawStore, cleanup, err := ProvideStore(ctx, cfg)
+	logOutput := ProvideLogOutput()
+	options := ProvideTelemetryOptions(cfg)
+	telemetry, cleanup, err := ProvideTelemetry(ctx, cfg, options)
 	if err != nil {
 		return nil, nil, err
 	}
-	options := ProvideTelemetryOptions(cfg)
-	telemetry, cleanup2, err := ProvideTelemetry(ctx, cfg, options)
+	logger := ProvideLogger(cfg, logOutput, telemetry)
+	rawStore, cleanup2, err := ProvideStore(ctx, cfg, logger, telemetry)
 	if err != nil {
 		cleanup()
 		return nil, nil, err
 	}
 	store := ProvideObservedStore(rawStore, telemetry)
 	client := ProvideHTTPClient(cfg, telemetry)
-	logOutput := ProvideLogOutput()
-	logger := ProvideLogger(cfg, logOutput, telemetry)
 	source, err := ProvidePolicy(cfg, logger)
 	if err != nil {
 		cleanup2()
@@ -132,18 +132,18 @@ var (
 //
 // cimdRoots verify the test's client metadata document servers.
 func InitializeTestApp(ctx context.Context, cfg config.Config, clock ports.Clock, logs LogOutput, tel telemetry.Options, cimdRoots CIMDRootCAs) (*App, func(), error) {
-	rawStore, cleanup, err := ProvideStore(ctx, cfg)
+	telemetryTelemetry, cleanup, err := ProvideTelemetry(ctx, cfg, tel)
 	if err != nil {
 		return nil, nil, err
 	}
-	telemetryTelemetry, cleanup2, err := ProvideTelemetry(ctx, cfg, tel)
+	logger := ProvideLogger(cfg, logs, telemetryTelemetry)
+	rawStore, cleanup2, err := ProvideStore(ctx, cfg, logger, telemetryTelemetry)
 	if err != nil {
 		cleanup()
 		return nil, nil, err
 	}
 	store := ProvideObservedStore(rawStore, telemetryTelemetry)
 	client := ProvideHTTPClient(cfg, telemetryTelemetry)
-	logger := ProvideLogger(cfg, logs, telemetryTelemetry)
 	source, err := ProvidePolicy(cfg, logger)
 	if err != nil {
 		cleanup2()

@@ -175,10 +175,18 @@ func NewUpstreamClient(cfg config.Config) *http.Client {
 
 // ProvideStore opens the store: the PostgreSQL database at DATABASE_URL
 // (migrated to this binary's schema), else the bbolt file at STORE_PATH,
-// or memory.
-func ProvideStore(ctx context.Context, cfg config.Config) (RawStore, func(), error) {
+// or memory. On PostgreSQL the store listens for the other instances'
+// changes, caches grants and clients, and reports the listening
+// connection's losses to the log and the metrics.
+func ProvideStore(ctx context.Context, cfg config.Config, logger *slog.Logger, tel *telemetry.Telemetry) (RawStore, func(), error) {
 	if cfg.DatabaseURL != "" {
-		s, err := pgstore.Open(ctx, pgstore.Options{URL: cfg.DatabaseURL, MaxConns: cfg.DatabaseMaxConns, Timeout: cfg.DatabaseTimeout})
+		listener := tel.StoreListener()
+		s, err := pgstore.Open(ctx, pgstore.Options{
+			URL: cfg.DatabaseURL, MaxConns: cfg.DatabaseMaxConns, Timeout: cfg.DatabaseTimeout,
+			Listen: true,
+			Logger: logger,
+			Events: pgstore.ListenerEvents{Disconnected: listener.Disconnected, Reconnected: listener.Reconnected},
+		})
 		if err != nil {
 			return nil, nil, err
 		}

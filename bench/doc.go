@@ -18,6 +18,8 @@
 //	go test -run '^$' -bench 'FullFlow' -benchtime 2000x -count 3 ./bench
 //	go test -run '^$' -bench 'Footprint' -benchtime 10000x ./bench
 //	go test -run '^$' -bench 'BenchmarkGateway$' -benchtime 1x -count 3 -v ./bench
+//	go test -run '^$' -bench 'GatewayPostgres$' -benchtime 1x -count 3 -v ./bench
+//	go test -run '^$' -bench 'GatewayPostgresSerial' -count 5 ./bench
 //	go test -run '^$' -bench 'GatewayIdleStreams' -benchtime 1x -count 3 -v ./bench
 //	go test -run '^$' -bench 'GatewaySerial' -count 5 ./bench
 //	go test -run '^$' -bench 'TelemetryCost' -benchtime 1x -count 3 -v ./bench
@@ -74,6 +76,12 @@
 //     tokens, the cached token and grant checks, telemetry as in
 //     production) and through a bare httputil.ReverseProxy with the same
 //     transport settings and buffer pool, to one backend.
+//   - BenchmarkGatewayPostgres: the same load through an App on
+//     PostgreSQL (a database of its own on the test server, grants cached
+//     and kept coherent by notifications, as in production), an App on
+//     bbolt and the bare proxy, interleaved; with allocations per request.
+//     BenchmarkGatewayPostgresSerial: the same three, one request at a
+//     time.
 //   - BenchmarkGatewayIdleStreams: memory per idle SSE stream through the
 //     App's gateway, 1,000 streams, against the same streams direct.
 //   - BenchmarkGatewaySerial: one request at a time through either side:

@@ -13,6 +13,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"runtime"
 	"runtime/pprof"
 	"strconv"
 	"strings"
@@ -211,6 +212,9 @@ type sliceResult struct {
 	// the slice, when known: clients, proxy and backend together.
 	cpu    time.Duration
 	cpuSet bool
+	// allocs is the number of heap objects the whole process allocated
+	// during the slice.
+	allocs uint64
 }
 
 // sideStats is what the slices of one side add up to.
@@ -223,6 +227,9 @@ type sideStats struct {
 	// so the difference between two sides is what the one proxy costs
 	// more than the other, independent of how busy the machine is.
 	CPUPerRequest float64
+	// AllocsPerRequest is the process's heap allocations per request,
+	// clients and backend included, read the same way.
+	AllocsPerRequest float64
 }
 
 // mergeSlices adds up the slices of one side: requests over the summed
@@ -233,11 +240,13 @@ func mergeSlices(rs []sliceResult) sideStats {
 		elapsed time.Duration
 		cpu     time.Duration
 		cpuSet  = len(rs) > 0
+		allocs  uint64
 		lat     latencies
 	)
 	for _, r := range rs {
 		n += r.requests
 		elapsed += r.elapsed
+		allocs += r.allocs
 		cpu += r.cpu
 		cpuSet = cpuSet && r.cpuSet
 		lat.all = append(lat.all, r.latencies...)
@@ -246,10 +255,11 @@ func mergeSlices(rs []sliceResult) sideStats {
 		return sideStats{}
 	}
 	st := sideStats{
-		PerSec:   float64(n) / elapsed.Seconds(),
-		P50:      lat.quantile(0.50),
-		P99:      lat.quantile(0.99),
-		Requests: n,
+		PerSec:           float64(n) / elapsed.Seconds(),
+		P50:              lat.quantile(0.50),
+		P99:              lat.quantile(0.99),
+		Requests:         n,
+		AllocsPerRequest: float64(allocs) / float64(n),
 	}
 	if cpuSet {
 		st.CPUPerRequest = float64(cpu.Microseconds()) / float64(n)
@@ -290,23 +300,36 @@ func processCPU() (cpu time.Duration, ok bool) {
 	return time.Duration(utime+stime) * (time.Second / clockTicks), true
 }
 
-// cpuMeter measures the process CPU time across a slice.
+// cpuMeter measures the process CPU time and heap allocations across a
+// slice.
 type cpuMeter struct {
-	start time.Duration
-	ok    bool
+	start  time.Duration
+	ok     bool
+	allocs uint64
 }
 
 func startCPU() cpuMeter {
 	c, ok := processCPU()
-	return cpuMeter{start: c, ok: ok}
+	return cpuMeter{start: c, ok: ok, allocs: heapAllocs()}
 }
 
-// stop records the CPU used since startCPU into r.
+// stop records the CPU used and the objects allocated since startCPU into
+// r.
 func (m cpuMeter) stop(r *sliceResult) {
 	end, ok := processCPU()
 	if m.ok && ok {
 		r.cpu, r.cpuSet = end-m.start, true
 	}
+	r.allocs = heapAllocs() - m.allocs
+}
+
+// heapAllocs is the number of heap objects the process has allocated so
+// far, as testing's allocs/op counts them (runtime.MemStats.Mallocs; it
+// stops the world for a moment, once per slice).
+func heapAllocs() uint64 {
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return ms.Mallocs
 }
 
 // mcpLoad posts tools/call requests to one side's MCP endpoint.

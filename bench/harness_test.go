@@ -165,6 +165,13 @@ func (p *proxy) start(opts boltstore.Options) {
 	if err != nil {
 		p.tb.Fatalf("open store: %v", err)
 	}
+	p.startOn(store, store.Close)
+}
+
+// startOn builds the App on store, which the caller opened, and serves it
+// until the benchmark's cleanup, which then closes the store.
+func (p *proxy) startOn(store oidcproxy.RawStore, closeStore func() error) {
+	p.tb.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	// With TelemetryEnv nil, telemetry runs as in production without
 	// OTEL_* variables: spans and metrics are recorded, nothing is exported
@@ -184,7 +191,7 @@ func (p *proxy) start(opts boltstore.Options) {
 	app, cleanup, err := oidcproxy.InitializeAppWithStore(ctx, p.cfg, oidcproxy.SystemClock{}, io.Discard, tel, store)
 	if err != nil {
 		cancel()
-		_ = store.Close()
+		_ = closeStore()
 		p.tb.Fatalf("build app: %v", err)
 	}
 	done := make(chan error, 1)
@@ -195,7 +202,7 @@ func (p *proxy) start(opts boltstore.Options) {
 			p.tb.Errorf("serve: %v", err)
 		}
 		cleanup()
-		if err := store.Close(); err != nil {
+		if err := closeStore(); err != nil {
 			p.tb.Errorf("close store: %v", err)
 		}
 	})

@@ -106,7 +106,9 @@ func (g *Gateway) reject(w http.ResponseWriter, r *http.Request, err error) {
 	oauthhttp.WriteError(w, status, code, description)
 
 	level := slog.LevelWarn
-	if status >= http.StatusInternalServerError {
+	if e.Internal() {
+		// Our fault; temporarily_unavailable (the store's database
+		// unreachable) is a dependency's, logged at Warn as httpapi does.
 		level = slog.LevelError
 	}
 	attrs := []slog.Attr{

@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"crypto/subtle"
+	"errors"
 	"mime"
 	"net"
 	"net/http"
@@ -204,6 +205,16 @@ func safeMethod(m string) bool {
 	return m == http.MethodGet || m == http.MethodHead
 }
 
+// keyFailure reports a failed key-ring operation: temporarily_unavailable
+// (503, try again) when the store could not be reached, server_error
+// otherwise.
+func keyFailure(err error) error {
+	if errors.Is(err, ports.ErrUnavailable) {
+		return domain.ErrTemporarilyUnavailable("the store is temporarily unavailable; try again shortly", err)
+	}
+	return domain.ErrServerError(err)
+}
+
 // programRequest reports whether a request is one that a browser would
 // send cross-origin only after a CORS preflight: it carries
 // AdminRequestHeader, or declares a JSON body.
@@ -222,7 +233,7 @@ func (s *Server) adminRoutes(mux *http.ServeMux, opts AdminOptions) {
 	mux.HandleFunc("GET /keys", func(w http.ResponseWriter, r *http.Request) {
 		keys, err := opts.Keys.Keys(r.Context())
 		if err != nil {
-			s.writeJSONError(w, r, domain.ErrServerError(err))
+			s.writeJSONError(w, r, keyFailure(err))
 			return
 		}
 		out := make([]KeyInfo, 0, len(keys))
@@ -234,7 +245,7 @@ func (s *Server) adminRoutes(mux *http.ServeMux, opts AdminOptions) {
 	mux.HandleFunc("POST /keys/rotate", func(w http.ResponseWriter, r *http.Request) {
 		k, err := opts.Keys.Rotate(r.Context(), opts.MaxTokenTTL)
 		if err != nil {
-			s.writeJSONError(w, r, domain.ErrServerError(err))
+			s.writeJSONError(w, r, keyFailure(err))
 			return
 		}
 		s.log.InfoContext(r.Context(), "signing key rotated", "kid", k.ID)

@@ -81,6 +81,10 @@ func (s *Store) DeleteClient(ctx context.Context, id string) (int, error) {
 		revoked, err = revokeGrants(ctx, tx, ports.GrantFilter{ClientID: id})
 		return err
 	})
+	if s.cache != nil {
+		s.cache.clients.Forget(id)
+	}
+	s.forgetGrants(revoked, err)
 	if err != nil {
 		return 0, fail(op, err)
 	}
@@ -139,10 +143,28 @@ func (s *Store) RevokeGrants(ctx context.Context, filter ports.GrantFilter) (int
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
 	revoked, err := revokeGrants(ctx, s.pool, filter)
+	s.forgetGrants(revoked, err)
 	if err != nil {
 		return 0, fail(op, err)
 	}
 	return len(revoked), nil
+}
+
+// forgetGrants drops revoked grants from this instance's cache at once
+// (other instances hear of them from the trigger's notification). After
+// an error the revocation may still have committed, and which grants it
+// took is unknown, so every cached grant is forgotten.
+func (s *Store) forgetGrants(revoked []string, err error) {
+	if s.cache == nil {
+		return
+	}
+	if err != nil {
+		s.cache.grants.ForgetAll()
+		return
+	}
+	for _, id := range revoked {
+		s.cache.grants.Forget(id)
+	}
 }
 
 // querier runs a statement that returns rows: the pool, or an open

@@ -1,8 +1,10 @@
 package pgstore_test
 
 import (
+	"errors"
 	"fmt"
 	"runtime"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -138,4 +140,52 @@ func run(b *testing.B, op func() error) {
 			}
 		}
 	})
+}
+
+// BenchmarkRevocationPropagation measures how long a revocation takes to
+// reach another instance's cache: from the call of RevokeGrant on store A
+// to the first GetGrant on store B (which held the grant in memory) that
+// reports it gone, over b.N trials on two listening stores of one
+// database. It reports the quantiles in milliseconds, and the p99 of the
+// part after RevokeGrant returned (the notification's own delay; the rest
+// is the revocation's durable commit). ns/op covers the set-up of each
+// trial too. Run it with a fixed number of trials:
+//
+//	go test -run '^$' -bench RevocationPropagation -benchtime 1000x ./adapters/pgstore
+func BenchmarkRevocationPropagation(b *testing.B) {
+	url := pgtest.Database(b)
+	a, other := listening(b, url), listening(b, url)
+	took := make([]time.Duration, 0, b.N)
+	after := make([]time.Duration, 0, b.N) // from RevokeGrant's return: the notification's own delay
+	for i := range b.N {
+		g, code := benchGrant(fmt.Sprintf("p%d", i))
+		require.NoError(b, a.CreateGrant(b.Context(), g, code))
+		_, err := other.GetGrant(b.Context(), g.ID, benchNow)
+		require.NoError(b, err)
+		start := time.Now()
+		require.NoError(b, a.RevokeGrant(b.Context(), g.ID))
+		committed := time.Now()
+		for {
+			_, err := other.GetGrant(b.Context(), g.ID, benchNow)
+			if errors.Is(err, domain.ErrNotFound) {
+				break
+			}
+			require.NoError(b, err)
+			if time.Since(start) > 10*time.Second {
+				b.Fatalf("trial %d: the revocation did not arrive", i)
+			}
+			time.Sleep(100 * time.Microsecond) // polling, without starving the listener of CPU
+		}
+		took = append(took, time.Since(start))
+		after = append(after, time.Since(committed))
+	}
+	q := func(ds []time.Duration, p float64) float64 {
+		slices.Sort(ds)
+		return float64(ds[min(len(ds)-1, int(p*float64(len(ds))))]) / float64(time.Millisecond)
+	}
+	b.ReportMetric(q(took, 0.50), "p50-ms")
+	b.ReportMetric(q(took, 0.99), "p99-ms")
+	b.ReportMetric(q(took, 1), "max-ms")
+	b.ReportMetric(q(after, 0.99), "after-commit-p99-ms")
+	b.ReportMetric(q(after, 1), "after-commit-max-ms")
 }

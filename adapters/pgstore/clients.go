@@ -34,7 +34,8 @@ func (s *Store) CreateClient(ctx context.Context, c domain.Client) error {
 	return nil
 }
 
-// GetClient returns a client by id.
+// GetClient returns a client by id: from memory when the store caches (see
+// cache.go), else from the database.
 func (s *Store) GetClient(ctx context.Context, id string) (domain.Client, error) {
 	const op = "get client"
 	if err := ctx.Err(); err != nil {
@@ -43,6 +44,21 @@ func (s *Store) GetClient(ctx context.Context, id string) (domain.Client, error)
 	if !validKey(id) {
 		return domain.Client{}, fail(op, domain.ErrNotFound)
 	}
+	if s.cache == nil {
+		return s.readClient(ctx, op, id)
+	}
+	if c, ok := s.cache.client(id); ok {
+		return c, nil
+	}
+	epoch := s.cache.clients.Epoch()
+	c, err := s.readClient(ctx, op, id)
+	if err == nil {
+		s.cache.fillClient(epoch, c)
+	}
+	return c, err
+}
+
+func (s *Store) readClient(ctx context.Context, op, id string) (domain.Client, error) {
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
 	var r clientRow

@@ -34,12 +34,29 @@
 // commits in the same transaction. Rows are always locked grant first,
 // the order RevokeGrant's cascade takes, so the two cannot deadlock.
 //
+// Caches and notifications (Options.Listen, which a server sets). Grants
+// and clients are kept in memory, so that the gateway's bearer check and
+// the client lookup of the token endpoint cost no round trip. Triggers
+// (migrations/0002_notify.sql) NOTIFY every change that could make a
+// cached copy wrong, in the changing transaction, so a notification goes
+// out when and only when the change commits, whichever statement made it;
+// each store LISTENs on a connection of its own and forgets what was
+// changed (listen.go), and forgets its own changes when they commit. A
+// cached record is served only while that connection is up, and for at
+// most Options.CacheTTL: a lost notification can never keep a revoked
+// grant usable longer (cache.go). The same notifications tell
+// KeyRingChanges' reader that the signing key ring changed.
+//
+// Sweeping. One instance sweeps at a time, under an advisory lock of the
+// schema; the others skip. Expired rows go in statements of at most
+// sweepBatch rows (sweep.go).
+//
 // Failures. Every call is bounded by Options.Timeout on the client and by
 // statement_timeout and idle_in_transaction_session_timeout on the server.
 // Errors that mean the database is unreachable or too slow wrap
-// ports.ErrUnavailable; the pool replaces broken connections by itself.
-// Connection problems at Open are *ConnectionError, one line without the
-// password.
+// ports.ErrUnavailable; the pool replaces broken connections by itself,
+// and the listener reconnects by itself. Connection problems at Open are
+// *ConnectionError, one line without the password.
 //
 // Migrations are embedded and applied by Open under an advisory lock (see
 // migrate.go). There is no Backup method: pg_dump is the tool for a

@@ -40,7 +40,8 @@ func (s *Store) CreateGrant(ctx context.Context, g domain.Grant, code domain.Aut
 	return nil
 }
 
-// GetGrant returns a live grant.
+// GetGrant returns a live grant: from memory when the store caches (see
+// cache.go), else from the database.
 func (s *Store) GetGrant(ctx context.Context, id string, now time.Time) (domain.Grant, error) {
 	const op = "get grant"
 	if err := ctx.Err(); err != nil {
@@ -49,6 +50,21 @@ func (s *Store) GetGrant(ctx context.Context, id string, now time.Time) (domain.
 	if !validKey(id) {
 		return domain.Grant{}, fail(op, domain.ErrNotFound)
 	}
+	if s.cache == nil {
+		return s.readGrant(ctx, op, id, now)
+	}
+	if g, ok := s.cache.grant(id, now); ok {
+		return g, nil
+	}
+	epoch := s.cache.grants.Epoch()
+	g, err := s.readGrant(ctx, op, id, now)
+	if err == nil {
+		s.cache.fillGrant(epoch, g)
+	}
+	return g, err
+}
+
+func (s *Store) readGrant(ctx context.Context, op, id string, now time.Time) (domain.Grant, error) {
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
 	var r grantRow
@@ -60,7 +76,8 @@ func (s *Store) GetGrant(ctx context.Context, id string, now time.Time) (domain.
 
 // RevokeGrant deletes a grant; the foreign keys' cascade deletes its codes
 // and refresh tokens in the same statement (revokeGrants, which the
-// operator's revocations share).
+// operator's revocations share), and the trigger notifies the other
+// instances.
 func (s *Store) RevokeGrant(ctx context.Context, id string) error {
 	const op = "revoke grant"
 	if err := ctx.Err(); err != nil {
@@ -71,10 +88,22 @@ func (s *Store) RevokeGrant(ctx context.Context, id string) error {
 	}
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
-	if _, err := revokeGrants(ctx, s.pool, ports.GrantFilter{GrantID: id}); err != nil {
+	_, err := revokeGrants(ctx, s.pool, ports.GrantFilter{GrantID: id})
+	// Also after an error: the deletion may have committed before the
+	// answer was lost.
+	s.forgetGrant(id)
+	if err != nil {
 		return fail(op, err)
 	}
 	return nil
+}
+
+// forgetGrant drops a grant this instance just changed from its cache, so
+// that it reads its own write without waiting for the notification.
+func (s *Store) forgetGrant(id string) {
+	if s.cache != nil {
+		s.cache.grants.Forget(id)
+	}
 }
 
 // RedeemCode marks the code redeemed and stores the refresh token issue
@@ -199,7 +228,9 @@ func (s *Store) RotateRefreshToken(ctx context.Context, hash string, now time.Ti
 	switch decision {
 	case domain.RefreshRevoke:
 		b.Queue(sqlRevokeGrant, g.ID)
-		if err := tx.commit(ctx, b); err != nil {
+		err := tx.commit(ctx, b)
+		s.forgetGrant(g.ID)
+		if err != nil {
 			return domain.RefreshToken{}, decision, fail(op, err)
 		}
 		return old, decision, fail(op, domain.ErrAlreadyConsumed)
@@ -226,7 +257,9 @@ func (s *Store) RotateRefreshToken(ctx context.Context, hash string, now time.Ti
 	}
 	b.Queue(sqlInsertRefreshToken, refreshArgs(succ)...)
 	b.Queue(sqlSaveGrant, grantArgs(next)...)
-	if err := tx.commit(ctx, b); err != nil {
+	err = tx.commit(ctx, b)
+	s.forgetGrant(g.ID)
+	if err != nil {
 		return domain.RefreshToken{}, decision, fail(op, alreadyExists(err))
 	}
 	return normalRefreshToken(succ), decision, nil

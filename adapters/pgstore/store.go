@@ -4,12 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/url"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/oidcproxy/oidcproxy/ports"
@@ -25,6 +27,9 @@ const (
 	// DefaultTimeout bounds connecting and every store call (each query,
 	// and the wait for a pooled connection).
 	DefaultTimeout = 5 * time.Second
+	// DefaultCacheTTL bounds how long a cached grant or client is served
+	// without reading it again (see Options.CacheTTL).
+	DefaultCacheTTL = 5 * time.Second
 )
 
 // Options configure Open.
@@ -40,6 +45,39 @@ type Options struct {
 	// idle_in_transaction_session_timeout, so a stalled client cannot hold
 	// row locks longer.
 	Timeout time.Duration
+
+	// Listen makes the store keep one more connection, outside the pool,
+	// that LISTENs for the changes other instances commit (see
+	// listen.go). Only then does the store cache grants and clients in
+	// memory, and KeyRingChanges report rotations: a server wants it; a
+	// command that opens the store for a moment does not.
+	Listen bool
+	// CacheTTL bounds how long a cached grant or client is served before
+	// it is read again (default DefaultCacheTTL), whatever the
+	// notifications say: a change whose notification was lost (a
+	// connection that died silently) is in force everywhere within it.
+	CacheTTL time.Duration
+	// Logger receives the listener's warnings (the connection lost,
+	// restored); nil discards them.
+	Logger *slog.Logger
+	// Events are told when the listening connection is lost and when it
+	// is back, for metrics.
+	Events ListenerEvents
+
+	// dial, when set, connects the listening connection instead of the
+	// driver's dialer (tests cut it apart from the pool).
+	dial pgconn.DialFunc
+}
+
+// ListenerEvents are callbacks for the listening connection's changes of
+// state; either may be nil. They are called from the listener's goroutine
+// and must not block.
+type ListenerEvents struct {
+	// Disconnected: the connection was lost (or a heartbeat went
+	// unanswered); the caches are bypassed until it is back.
+	Disconnected func()
+	// Reconnected: the connection is back; the caches start empty.
+	Reconnected func()
 }
 
 func (o Options) withDefaults() Options {
@@ -48,6 +86,12 @@ func (o Options) withDefaults() Options {
 	}
 	if o.Timeout <= 0 {
 		o.Timeout = DefaultTimeout
+	}
+	if o.CacheTTL <= 0 {
+		o.CacheTTL = DefaultCacheTTL
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
 	}
 	return o
 }
@@ -58,6 +102,14 @@ func (o Options) withDefaults() Options {
 type Store struct {
 	pool    *pgxpool.Pool
 	timeout time.Duration
+	// schema is where the store's tables are: notifications from other
+	// schemas are not ours, and the sweep lock is per schema.
+	schema string
+	// cache holds grants and clients while the listener is connected;
+	// nil without Options.Listen.
+	cache *caches
+	// listener runs while the store is open; nil without Options.Listen.
+	listener *listener
 }
 
 var _ ports.Store = (*Store)(nil)
@@ -66,8 +118,9 @@ var _ ports.Store = (*Store)(nil)
 // carries (under an advisory lock, so instances starting together take
 // turns) and returns the store. It fails if the database's schema is newer
 // than this binary knows (ErrSchemaTooNew). Connection failures are
-// *ConnectionError: one line, without the password. Close releases the
-// pool.
+// *ConnectionError: one line, without the password. With Options.Listen,
+// Open also connects the listening connection (see listen.go). Close
+// releases the pool and stops the listener.
 func Open(ctx context.Context, opts Options) (*Store, error) {
 	opts = opts.withDefaults()
 	cfg, target, err := poolConfig(opts)
@@ -82,11 +135,41 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		pool.Close()
 		return nil, err
 	}
-	return &Store{pool: pool, timeout: opts.Timeout}, nil
+	s := &Store{pool: pool, timeout: opts.Timeout}
+	if s.schema, err = tableSchema(ctx, pool, opts.Timeout); err != nil {
+		pool.Close()
+		return nil, connectionError(err, target)
+	}
+	if opts.Listen {
+		s.cache = newCaches(opts.CacheTTL)
+		s.listener, err = startListener(ctx, cfg.ConnConfig.Config.Copy(), opts, target, s.schema, s.cache)
+		if err != nil {
+			pool.Close()
+			return nil, err
+		}
+	}
+	return s, nil
 }
 
-// Close closes the pool, waiting for connections in use to be returned.
-func (s *Store) Close() { s.pool.Close() }
+// Close stops the listener and closes the pool, waiting for connections
+// in use to be returned.
+func (s *Store) Close() {
+	if s.listener != nil {
+		s.listener.stop()
+	}
+	s.pool.Close()
+}
+
+// tableSchema names the schema in which the store's tables are found
+// (the first of search_path that holds them).
+func tableSchema(ctx context.Context, pool *pgxpool.Pool, timeout time.Duration) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	var schema string
+	err := pool.QueryRow(ctx, `SELECT n.nspname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+		WHERE c.oid = to_regclass('grants')`).Scan(&schema)
+	return schema, err
+}
 
 // Ping checks that a connection can be had and answers, within the
 // timeout: the readiness probe. Its error wraps ports.ErrUnavailable when

@@ -27,10 +27,28 @@ func TestPgstorePassesTheStoreConformanceSuite(t *testing.T) {
 	})
 }
 
+// The same suite on stores that cache grants and clients and listen for
+// changes, as a server's store does: the caches must change nothing any
+// method's contract says (an instance reads its own writes at once).
+func TestPgstoreWithCachesPassesTheStoreConformanceSuite(t *testing.T) {
+	url := pgtest.Schema(t) + "&synchronous_commit=off"
+	storetest.Run(t, func(t *testing.T) ports.Store {
+		s := openStoreWith(t, pgstore.Options{URL: url, Listen: true})
+		pgtest.Exec(t, url, "TRUNCATE clients, transactions, grants, codes, refresh_tokens, signing_keys")
+		return s
+	})
+}
+
 // openStore opens a store on url and closes it when the test ends.
 func openStore(t testing.TB, url string) *pgstore.Store {
 	t.Helper()
-	s, err := pgstore.Open(t.Context(), pgstore.Options{URL: url})
+	return openStoreWith(t, pgstore.Options{URL: url})
+}
+
+// openStoreWith opens a store with opts and closes it when the test ends.
+func openStoreWith(t testing.TB, opts pgstore.Options) *pgstore.Store {
+	t.Helper()
+	s, err := pgstore.Open(t.Context(), opts)
 	require.NoError(t, err)
 	t.Cleanup(s.Close)
 	return s

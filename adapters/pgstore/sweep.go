@@ -2,7 +2,10 @@ package pgstore
 
 import (
 	"context"
+	"hash/fnv"
 	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
 )
 
 // sweepBatch bounds the rows one sweep statement deletes, so that a large
@@ -14,15 +17,37 @@ const sweepBatch = 1000
 // at now (a grant with whatever still hangs on it), in statements of at
 // most sweepBatch rows each, and reports how many records it removed, also
 // when it stops on an error.
+//
+// One instance sweeps at a time: Sweep holds a session advisory lock of
+// its schema (sweepLockKey) on the connection that runs the statements,
+// and when another instance holds it, Sweep returns 0 at once: that
+// instance removes the same rows. The lock goes with the session, so an
+// instance that dies while sweeping leaves nothing locked.
 func (s *Store) Sweep(ctx context.Context, now time.Time) (int, error) {
 	const op = "sweep"
 	if err := ctx.Err(); err != nil {
 		return 0, fail(op, err)
 	}
+	acquireCtx, cancel := s.bound(ctx)
+	conn, err := s.pool.Acquire(acquireCtx)
+	cancel()
+	if err != nil {
+		return 0, fail(op, err)
+	}
+	defer conn.Release()
+	locked, err := s.trySweepLock(ctx, conn)
+	if err != nil {
+		return 0, fail(op, err)
+	}
+	if !locked {
+		return 0, nil
+	}
+	defer s.sweepUnlock(conn)
+
 	total := 0
 	for _, q := range []string{sqlSweepTransactions, sqlSweepCodes, sqlSweepRefreshTokens} {
 		for {
-			n, err := s.sweepOnce(ctx, q, now)
+			n, err := s.sweepOnce(ctx, conn, q, now)
 			total += n
 			if err != nil {
 				return total, fail(op, err)
@@ -33,7 +58,7 @@ func (s *Store) Sweep(ctx context.Context, now time.Time) (int, error) {
 		}
 	}
 	for {
-		grants, removed, err := s.sweepGrants(ctx, now)
+		grants, removed, err := s.sweepGrants(ctx, conn, now)
 		total += removed
 		if err != nil {
 			return total, fail(op, err)
@@ -44,16 +69,46 @@ func (s *Store) Sweep(ctx context.Context, now time.Time) (int, error) {
 	}
 }
 
-func (s *Store) sweepOnce(ctx context.Context, query string, now time.Time) (int, error) {
+// sweepLockKey is the advisory lock key of the sweeper of a schema: a
+// hash of its name, so that deployments in different schemas of one
+// database sweep independently (advisory locks are per database).
+func sweepLockKey(schema string) int64 {
+	h := fnv.New64a()
+	_, _ = h.Write([]byte("oidcproxy sweep\x00" + schema))
+	return int64(h.Sum64())
+}
+
+// trySweepLock takes the sweep lock on conn's session without waiting.
+func (s *Store) trySweepLock(ctx context.Context, conn *pgxpool.Conn) (bool, error) {
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
-	tag, err := s.pool.Exec(ctx, query, ns(now), sweepBatch)
+	var locked bool
+	err := conn.QueryRow(ctx, "SELECT pg_try_advisory_lock($1)", sweepLockKey(s.schema)).Scan(&locked)
+	return locked, err
+}
+
+// sweepUnlock releases the sweep lock, on a deadline of its own so that a
+// cancelled sweep still unlocks. If that fails, the connection is closed
+// instead of going back to the pool: the session's end releases the lock,
+// which must not stay with a pooled connection.
+func (s *Store) sweepUnlock(conn *pgxpool.Conn) {
+	ctx, cancel := context.WithTimeout(context.Background(), s.timeout)
+	defer cancel()
+	if _, err := conn.Exec(ctx, "SELECT pg_advisory_unlock($1)", sweepLockKey(s.schema)); err != nil {
+		_ = conn.Conn().Close(ctx)
+	}
+}
+
+func (s *Store) sweepOnce(ctx context.Context, conn *pgxpool.Conn, query string, now time.Time) (int, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
+	tag, err := conn.Exec(ctx, query, ns(now), sweepBatch)
 	return int(tag.RowsAffected()), err
 }
 
-func (s *Store) sweepGrants(ctx context.Context, now time.Time) (grants, removed int, err error) {
+func (s *Store) sweepGrants(ctx context.Context, conn *pgxpool.Conn, now time.Time) (grants, removed int, err error) {
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
-	err = s.pool.QueryRow(ctx, sqlSweepGrants, ns(now), sweepBatch).Scan(&grants, &removed)
+	err = conn.QueryRow(ctx, sqlSweepGrants, ns(now), sweepBatch).Scan(&grants, &removed)
 	return grants, removed, err
 }

@@ -26,6 +26,7 @@ const (
 	keyError           = attribute.Key("oauth.error")
 	keyConsentApproved = attribute.Key("oauth.consent.approved")
 	keyTokenActive     = attribute.Key("oauth.token.active")
+	keyListenerEvent   = attribute.Key("oidcproxy.store.listener.event")
 )
 
 // knownCodes are the error codes that may become a metric label; anything
@@ -89,6 +90,9 @@ type instruments struct {
 	gatewayBytesIn  atomic.Int64
 	gatewayBytesOut atomic.Int64
 	gatewayStreams  metric.Int64UpDownCounter
+
+	listenerEvents    metric.Int64Counter
+	listenerConnected metric.Int64UpDownCounter
 }
 
 func newInstruments(m metric.Meter) (*instruments, error) {
@@ -144,6 +148,12 @@ func newInstruments(m metric.Meter) (*instruments, error) {
 		metric.WithDescription("Gateway responses being streamed to clients right now."), metric.WithUnit("{stream}"))
 	errs = append(errs, err)
 	in.gatewayStreams = streams
+	in.listenerEvents = counter("oidcproxy.store.listener.events", "{event}",
+		"State changes of the store's notification connection (PostgreSQL LISTEN), by event: disconnected, reconnected. While it is lost, caches are bypassed and every bearer check reads the database.")
+	in.listenerConnected, err = m.Int64UpDownCounter("oidcproxy.store.listener.connected",
+		metric.WithDescription("1 while the store's notification connection (PostgreSQL LISTEN) is up, 0 while it is lost; absent for stores without one."),
+		metric.WithUnit("{connection}"))
+	errs = append(errs, err)
 	if err := errors.Join(errs...); err != nil {
 		return nil, fmt.Errorf("create instruments: %w", err)
 	}

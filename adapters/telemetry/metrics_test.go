@@ -198,3 +198,23 @@ func TestExemplarsAreOffUnlessTheStandardVariableAsksForThem(t *testing.T) {
 
 	require.Positive(t, exemplarsOf(t, map[string]string{"OTEL_METRICS_EXEMPLAR_FILTER": "always_on"}))
 }
+
+func TestTheStoreListenersLossesAndReturnsAreCounted(t *testing.T) {
+	f := newFixture(t)
+	lm := f.tel.StoreListener()
+	require.Equal(t, int64(1), f.counterValue(t, "oidcproxy.store.listener.connected"))
+	lm.Disconnected()
+	require.Equal(t, int64(0), f.counterValue(t, "oidcproxy.store.listener.connected"))
+	lm.Reconnected()
+	lm.Disconnected()
+
+	require.Equal(t, int64(2), f.counterValue(t, "oidcproxy.store.listener.events", attribute.String("oidcproxy.store.listener.event", "disconnected")))
+	require.Equal(t, int64(1), f.counterValue(t, "oidcproxy.store.listener.events", attribute.String("oidcproxy.store.listener.event", "reconnected")))
+	text := f.scrape(t)
+	require.Contains(t, text, "\noidcproxy_store_listener_events_total{oidcproxy_store_listener_event=\"disconnected\"} 2\n")
+	require.Contains(t, text, "\noidcproxy_store_listener_connected 0\n")
+
+	var none telemetry.StoreListenerMetrics
+	none.Disconnected()
+	none.Reconnected()
+}

@@ -18,8 +18,11 @@ const verifiedCacheSize = 8192
 // keyed by the SHA-256 of the whole token, so a tampered token never hits.
 // It forgets in two generations (gencache). Entries are never served past
 // their exp or after their key left the ring. Revocation is not this
-// cache's business: the use case reads the grant on every request, from a
-// store cache that forgets a grant the moment its revocation commits.
+// cache's business: it caches signature checks only, and the use case
+// reads the grant on every request, from the store, whose own cache
+// forgets a revoked grant (boltstore when the revocation commits; pgstore
+// on this instance then too, and on the others when the notification
+// arrives, within a bounded time).
 type verifiedCache struct {
 	entries *gencache.Cache[[32]byte, domain.AccessToken]
 }

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
 
@@ -31,7 +32,8 @@ var allowedAlgorithms = []jose.SignatureAlgorithm{jose.ES256}
 
 // Issuer signs and verifies oidcproxy's access tokens and publishes the
 // public keys. It is safe for concurrent use; Issue, Verify and JWKS read an
-// in-memory snapshot and never touch the store.
+// in-memory snapshot and touch the store only when Verify meets an unknown
+// key id (see Verify).
 type Issuer struct {
 	keys   ports.KeyStore
 	sealer ports.Sealer
@@ -40,7 +42,17 @@ type Issuer struct {
 	mu       sync.Mutex // serialises Reload, Rotate and Prune
 	ring     atomic.Pointer[ring]
 	verified *verifiedCache
+
+	// unknownMu serialises the reloads that unknown key ids cause;
+	// lastUnknown is when the last one began.
+	unknownMu   sync.Mutex
+	lastUnknown time.Time
 }
+
+// unknownKeyReloadInterval bounds the reloads that tokens with an unknown
+// key id cause to one per interval, whatever is presented: a token with a
+// made-up kid costs nothing to send.
+const unknownKeyReloadInterval = time.Second
 
 var _ ports.TokenIssuer = (*Issuer)(nil)
 
@@ -80,7 +92,12 @@ func (i *Issuer) Issue(_ context.Context, t domain.AccessToken) (string, error) 
 // time nor scopes (the use case does), but refuses tokens whose claims are
 // malformed. Errors never contain the token. Successful verifications are
 // cached until the token expires (see verifiedCache).
-func (i *Issuer) Verify(_ context.Context, token string) (domain.AccessToken, error) {
+//
+// A token whose key id the ring does not hold may have been signed by a
+// key that another instance sharing the store has just made active, before
+// this one heard of the rotation: Verify then reloads the ring once (at
+// most once per unknownKeyReloadInterval, see reloadFor) and tries again.
+func (i *Issuer) Verify(ctx context.Context, token string) (domain.AccessToken, error) {
 	if len(token) > MaxTokenSize {
 		return domain.AccessToken{}, fmt.Errorf("tokens: verify: token is larger than %d bytes", MaxTokenSize)
 	}
@@ -90,6 +107,10 @@ func (i *Issuer) Verify(_ context.Context, token string) (domain.AccessToken, er
 		return t, nil
 	}
 	t, err := i.verify(token)
+	var unknown unknownKeyError
+	if errors.As(err, &unknown) && i.reloadFor(ctx, unknown.kid) {
+		t, err = i.verify(token)
+	}
 	if err != nil {
 		return domain.AccessToken{}, fmt.Errorf("tokens: verify: %w", err)
 	}
@@ -117,7 +138,7 @@ func (i *Issuer) verify(token string) (domain.AccessToken, error) {
 	}
 	pub, ok := i.ring.Load().public[header.KeyID]
 	if !ok {
-		return domain.AccessToken{}, errors.New("unknown key id")
+		return domain.AccessToken{}, unknownKeyError{kid: header.KeyID}
 	}
 	payload, err := jws.Verify(pub)
 	if err != nil {
@@ -129,6 +150,34 @@ func (i *Issuer) verify(token string) (domain.AccessToken, error) {
 	}
 	t.KeyID = header.KeyID
 	return t, nil
+}
+
+// unknownKeyError refuses a token whose key id is not in the ring.
+type unknownKeyError struct{ kid string }
+
+func (unknownKeyError) Error() string { return "unknown key id" }
+
+// reloadFor reloads the ring for a token signed with key kid, which it
+// does not hold, and reports whether the ring holds kid now. Concurrent
+// callers wait for one reload; a reload begun less than
+// unknownKeyReloadInterval ago is not repeated (a clock set back counts as
+// the interval passed). A failed reload only means the token is refused.
+func (i *Issuer) reloadFor(ctx context.Context, kid string) bool {
+	i.unknownMu.Lock()
+	defer i.unknownMu.Unlock()
+	if _, ok := i.ring.Load().public[kid]; ok {
+		return true // another caller's reload brought it
+	}
+	now := i.clock.Now()
+	if !i.lastUnknown.IsZero() && !now.Before(i.lastUnknown) && now.Sub(i.lastUnknown) < unknownKeyReloadInterval {
+		return false
+	}
+	i.lastUnknown = now
+	if err := i.reload(ctx); err != nil {
+		return false
+	}
+	_, ok := i.ring.Load().public[kid]
+	return ok
 }
 
 // isAccessTokenType accepts "at+jwt" and its full media type, in any case

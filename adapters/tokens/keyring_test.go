@@ -1,13 +1,22 @@
 package tokens_test
 
 import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"encoding/json"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
 	"github.com/stretchr/testify/require"
+
+	"github.com/oidcproxy/oidcproxy/adapters/memstore"
+	"github.com/oidcproxy/oidcproxy/adapters/tokens"
+	"github.com/oidcproxy/oidcproxy/domain"
 )
 
 func jwksKeyIDs(t *testing.T, e *env) []string {
@@ -113,16 +122,61 @@ func TestReloadPicksUpARotationMadeByAnotherProcess(t *testing.T) {
 	e.clock.Advance(time.Minute)
 	next, err := admin.Rotate(t.Context(), time.Hour)
 	require.NoError(t, err)
-
-	token, err := admin.Issue(t.Context(), sampleToken(e.clock.Now()))
-	require.NoError(t, err)
-	_, err = e.issuer.Verify(t.Context(), token)
-	require.ErrorContains(t, err, "unknown key id", "the server reads the store only on Reload")
+	require.NotEqual(t, next.ID, e.issuer.ActiveKeyID(), "the server reads the store only when it reloads")
 
 	require.NoError(t, e.issuer.Reload(t.Context()))
 	require.Equal(t, next.ID, e.issuer.ActiveKeyID())
-	_, err = e.issuer.Verify(t.Context(), token)
+	require.Contains(t, jwksKeyIDs(t, e), next.ID)
+}
+
+// countingKeys is the real store, counting the key-ring reads.
+type countingKeys struct {
+	*memstore.Store
+	lists atomic.Int64
+}
+
+func (c *countingKeys) ListKeys(ctx context.Context) ([]domain.SigningKey, error) {
+	c.lists.Add(1)
+	return c.Store.ListKeys(ctx)
+}
+
+// Another instance sharing the store may sign with a key it has just
+// made active before this one hears of the rotation: a token with an
+// unknown key id makes Verify reload the ring once, but never more than
+// once a second, whatever key ids are presented.
+func TestVerifyReloadsTheRingForAnUnknownKeyIDAtMostOnceASecond(t *testing.T) {
+	e := newEnv(t)
+	keys := &countingKeys{Store: e.store}
+	server, err := tokens.Open(t.Context(), keys, e.sealer, e.clock)
 	require.NoError(t, err)
+	other := e.open(t)
+	e.clock.Advance(time.Minute)
+	next, err := other.Rotate(t.Context(), time.Hour)
+	require.NoError(t, err)
+	token, err := other.Issue(t.Context(), sampleToken(e.clock.Now()))
+	require.NoError(t, err)
+
+	before := keys.lists.Load()
+	got, err := server.Verify(t.Context(), token)
+	require.NoError(t, err, "the token of the new key verifies at once")
+	require.Equal(t, next.ID, got.KeyID)
+	require.Equal(t, next.ID, server.ActiveKeyID())
+	require.Equal(t, before+1, keys.lists.Load(), "one reload")
+
+	foreign, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	require.NoError(t, err)
+	forged := sign(t, jose.ES256, foreign, "made-up-kid", "at+jwt", sampleClaims(e.clock.Now()))
+	e.clock.Advance(time.Second)
+	for range 20 {
+		_, err = server.Verify(t.Context(), forged)
+		require.ErrorContains(t, err, "unknown key id")
+	}
+	require.Equal(t, before+2, keys.lists.Load(), "twenty unknown key ids within a second: one reload")
+
+	e.clock.Advance(time.Second)
+	_, err = server.Verify(t.Context(), forged)
+	require.ErrorContains(t, err, "unknown key id")
+	require.Equal(t, before+3, keys.lists.Load(), "a second later, one more")
 }
 
 func TestRotateRejectsANonPositiveTTL(t *testing.T) {

@@ -6,7 +6,6 @@ import (
 	"net"
 	"net/url"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 
@@ -33,7 +32,8 @@ func TestCheckReportsTheDatabaseAndItsSchemaVersion(t *testing.T) {
 	var out, errOut bytes.Buffer
 
 	require.Equal(t, 0, run(t.Context(), []string{"check"}, envOf(env), &out, &errOut), errOut.String())
-	require.Regexp(t, fmt.Sprintf(`database: ok \(PostgreSQL [0-9.]+.*; empty: serve creates schema version %d\)`, pgstore.LatestSchemaVersion()), out.String())
+	latest := pgstore.LatestSchemaVersion()
+	require.Regexp(t, fmt.Sprintf(`database: ok \(PostgreSQL [0-9.]+.*; empty: serve creates schema version %d\)`, latest), out.String())
 	require.Contains(t, out.String(), "upstream: ok")
 
 	// keys works on the database directly (and migrates it, as serve would).
@@ -45,12 +45,12 @@ func TestCheckReportsTheDatabaseAndItsSchemaVersion(t *testing.T) {
 
 	out.Reset()
 	require.Equal(t, 0, run(t.Context(), []string{"check"}, envOf(env), &out, &errOut), errOut.String())
-	require.Contains(t, out.String(), fmt.Sprintf("schema version %d, current", pgstore.LatestSchemaVersion()))
+	require.Contains(t, out.String(), fmt.Sprintf("schema version %d, current", latest))
 
 	pgtest.Exec(t, dbURL, "INSERT INTO oidcproxy_schema_version (version, name) VALUES (99, 'future')")
 	out.Reset()
 	require.Equal(t, 1, run(t.Context(), []string{"check"}, envOf(env), &out, &errOut))
-	require.Contains(t, out.String(), "database: FAILED\n  the schema version is 99, newer than this oidcproxy supports ("+strconv.Itoa(pgstore.LatestSchemaVersion())+"): upgrade oidcproxy\n")
+	require.Contains(t, out.String(), fmt.Sprintf("database: FAILED\n  the schema version is 99, newer than this oidcproxy supports (%d): upgrade oidcproxy\n", latest))
 }
 
 // Each way a database URL can be wrong is one line under "database:

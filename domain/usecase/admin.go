@@ -67,7 +67,7 @@ func (h *ListClientsHandler) Handle(ctx context.Context, cmd ports.ListClientsCo
 	// One more than asked tells whether another page follows.
 	clients, err := h.clients.ListClients(ctx, ports.Page{After: cmd.After, Limit: limit + 1})
 	if err != nil {
-		return ports.ListClientsResult{}, domain.ErrServerError(fmt.Errorf("list clients: %w", err))
+		return ports.ListClientsResult{}, serverError(fmt.Errorf("list clients: %w", err))
 	}
 	var res ports.ListClientsResult
 	if len(clients) > limit {
@@ -148,7 +148,7 @@ func (h *CreateClientHandler) Handle(ctx context.Context, cmd ports.CreateClient
 	c.ID = h.random.Token()
 	c.CreatedAt = h.clock.Now().UTC()
 	if err := h.clients.CreateClient(ctx, c); err != nil {
-		return ports.CreateClientResult{}, domain.ErrServerError(fmt.Errorf("create client: %w", err))
+		return ports.CreateClientResult{}, serverError(fmt.Errorf("create client: %w", err))
 	}
 	return ports.CreateClientResult{Client: clientInfo(c), ClientSecret: secret}, nil
 }
@@ -176,7 +176,7 @@ func (h *DeleteClientHandler) Handle(ctx context.Context, cmd ports.DeleteClient
 		return ports.DeleteClientResult{}, errNoSuchClient(err)
 	}
 	if err != nil {
-		return ports.DeleteClientResult{}, domain.ErrServerError(fmt.Errorf("delete client: %w", err))
+		return ports.DeleteClientResult{}, serverError(fmt.Errorf("delete client: %w", err))
 	}
 	return ports.DeleteClientResult{ClientID: cmd.ClientID, RevokedGrants: n}, nil
 }
@@ -209,7 +209,7 @@ func (h *ListGrantsHandler) Handle(ctx context.Context, cmd ports.ListGrantsComm
 	filter := ports.GrantFilter{Subject: cmd.Subject, ClientID: cmd.ClientID}
 	grants, err := h.grants.ListGrants(ctx, filter, ports.Page{After: cmd.After, Limit: limit + 1}, h.clock.Now().UTC())
 	if err != nil {
-		return ports.ListGrantsResult{}, domain.ErrServerError(fmt.Errorf("list grants: %w", err))
+		return ports.ListGrantsResult{}, serverError(fmt.Errorf("list grants: %w", err))
 	}
 	var res ports.ListGrantsResult
 	if len(grants) > limit {
@@ -250,7 +250,7 @@ func (h *RevokeGrantsHandler) Handle(ctx context.Context, cmd ports.RevokeGrants
 	}
 	n, err := h.grants.RevokeGrants(ctx, filter)
 	if err != nil {
-		return ports.RevokeGrantsResult{}, domain.ErrServerError(fmt.Errorf("revoke grants: %w", err))
+		return ports.RevokeGrantsResult{}, serverError(fmt.Errorf("revoke grants: %w", err))
 	}
 	return ports.RevokeGrantsResult{Revoked: n}, nil
 }

@@ -61,7 +61,7 @@ func (h *StartAuthorizationHandler) Handle(ctx context.Context, cmd ports.StartA
 		return res, e.WithNoRedirect()
 	}
 	if err != nil {
-		return res, domain.ErrServerError(fmt.Errorf("authorize: %w", err)).WithNoRedirect()
+		return res, serverError(fmt.Errorf("authorize: %w", err)).WithNoRedirect()
 	}
 	if cmd.RedirectURI == "" {
 		// OAuth 2.1 requires redirect_uri; refusing its absence also means the
@@ -130,7 +130,7 @@ func (h *StartAuthorizationHandler) Handle(ctx context.Context, cmd ports.StartA
 	raw := h.random.Token()
 	txn.ID = domain.HashToken(raw)
 	if err := h.transactions.CreateTransaction(ctx, txn); err != nil {
-		return res, domain.ErrServerError(fmt.Errorf("authorize: create transaction: %w", err))
+		return res, serverError(fmt.Errorf("authorize: create transaction: %w", err))
 	}
 	res.TransactionID = raw
 	return res, nil

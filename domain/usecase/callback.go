@@ -85,7 +85,7 @@ func upstreamError(code string) *domain.Error {
 	case domain.CodeInvalidScope:
 		return domain.ErrInvalidScope("the identity provider did not authorize the request").WithCause(cause)
 	case domain.CodeServerError:
-		return domain.ErrServerError(cause)
+		return serverError(cause)
 	default:
 		return domain.ErrTemporarilyUnavailable("the identity provider could not complete the sign-in; try again", cause)
 	}
@@ -117,7 +117,7 @@ func (h *CompleteCallbackHandler) Handle(ctx context.Context, cmd ports.Complete
 		if errors.Is(err, domain.ErrNotFound) {
 			return res, errUnknownTransaction(err)
 		}
-		return res, domain.ErrServerError(fmt.Errorf("callback: consume transaction: %w", err)).WithNoRedirect()
+		return res, serverError(fmt.Errorf("callback: consume transaction: %w", err)).WithNoRedirect()
 	}
 	res.RedirectURI, res.State = txn.RedirectURI, txn.State
 
@@ -125,7 +125,7 @@ func (h *CompleteCallbackHandler) Handle(ctx context.Context, cmd ports.Complete
 		return res, upstreamError(cmd.Error)
 	}
 	if cmd.Code == "" {
-		return res, domain.ErrServerError(errors.New("callback: identity provider returned neither code nor error"))
+		return res, serverError(errors.New("callback: identity provider returned neither code nor error"))
 	}
 
 	identity, upstream, err := h.provider.Exchange(ctx, ports.ExchangeRequest{
@@ -171,7 +171,7 @@ func (h *CompleteCallbackHandler) Handle(ctx context.Context, cmd ports.Complete
 		ExpiresAt:          now.Add(h.grantTTL),
 	}
 	if grant.SealedUpstream, err = sealUpstream(h.sealer, grant.ID, upstream); err != nil {
-		return res, domain.ErrServerError(fmt.Errorf("callback: %w", err))
+		return res, serverError(fmt.Errorf("callback: %w", err))
 	}
 	code := h.random.Token()
 	record := domain.AuthorizationCode{
@@ -186,7 +186,7 @@ func (h *CompleteCallbackHandler) Handle(ctx context.Context, cmd ports.Complete
 		ExpiresAt:     now.Add(domain.CodeTTL),
 	}
 	if err := h.grants.CreateGrant(ctx, grant, record); err != nil {
-		return res, domain.ErrServerError(fmt.Errorf("callback: create grant: %w", err))
+		return res, serverError(fmt.Errorf("callback: create grant: %w", err))
 	}
 	res.Code = code
 	return res, nil

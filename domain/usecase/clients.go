@@ -91,7 +91,7 @@ func (c *Clients) authenticate(ctx context.Context, a ports.ClientAuth) (domain.
 		return domain.Client{}, e
 	}
 	if err != nil {
-		return domain.Client{}, domain.ErrServerError(fmt.Errorf("authenticate client: %w", err))
+		return domain.Client{}, serverError(fmt.Errorf("authenticate client: %w", err))
 	}
 	if client.IsPublic() {
 		// Some SDKs send "Authorization: Basic base64(id:)" for public

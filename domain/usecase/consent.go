@@ -58,7 +58,7 @@ func (h *ConsentHandler) Show(ctx context.Context, transactionID string) (ports.
 		return ports.ConsentView{}, errUnknownTransaction(err)
 	}
 	if err != nil {
-		return ports.ConsentView{}, domain.ErrServerError(fmt.Errorf("consent: update transaction: %w", err)).WithNoRedirect()
+		return ports.ConsentView{}, serverError(fmt.Errorf("consent: update transaction: %w", err)).WithNoRedirect()
 	}
 	client, err := h.clients.lookup(ctx, txn.ClientID)
 	if e, ok := domain.AsError(err); ok {
@@ -156,5 +156,5 @@ func consentStoreError(err error) error {
 	if errors.Is(err, domain.ErrNotFound) {
 		return errUnknownTransaction(err)
 	}
-	return domain.ErrServerError(fmt.Errorf("consent: %w", err)).WithNoRedirect()
+	return serverError(fmt.Errorf("consent: %w", err)).WithNoRedirect()
 }

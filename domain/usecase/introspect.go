@@ -72,7 +72,7 @@ func (h *IntrospectHandler) Handle(ctx context.Context, cmd ports.IntrospectComm
 		return ports.IntrospectResult{}, nil
 	}
 	if err != nil {
-		return ports.IntrospectResult{}, domain.ErrServerError(fmt.Errorf("introspect: get refresh token: %w", err))
+		return ports.IntrospectResult{}, serverError(fmt.Errorf("introspect: get refresh token: %w", err))
 	}
 	if t.Rotated() || t.ClientID != caller {
 		return ports.IntrospectResult{}, nil
@@ -82,7 +82,7 @@ func (h *IntrospectHandler) Handle(ctx context.Context, cmd ports.IntrospectComm
 		return ports.IntrospectResult{}, nil
 	}
 	if err != nil {
-		return ports.IntrospectResult{}, domain.ErrServerError(fmt.Errorf("introspect: get grant: %w", err))
+		return ports.IntrospectResult{}, serverError(fmt.Errorf("introspect: get grant: %w", err))
 	}
 	return ports.IntrospectResult{
 		Active:    true,
@@ -102,7 +102,8 @@ func (h *IntrospectHandler) Handle(ctx context.Context, cmd ports.IntrospectComm
 func (h *IntrospectHandler) accessToken(ctx context.Context, token string) (res ports.IntrospectResult, ok bool, err error) {
 	at, _, err := h.access.live(ctx, token)
 	switch domain.CodeOf(err) {
-	case domain.CodeServerError:
+	case domain.CodeServerError, domain.CodeTemporarilyUnavailable:
+		// Whether it was revoked cannot be told now: never "active".
 		return res, true, err
 	case domain.CodeInvalidToken:
 		// Signed by us but dead (expired, revoked): inactive. Not ours at

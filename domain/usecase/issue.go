@@ -55,7 +55,7 @@ func (a accessTokens) issue(ctx context.Context, g domain.Grant, scopes []string
 	}
 	token, err := a.issuer.Issue(ctx, at)
 	if err != nil {
-		return "", 0, domain.ErrServerError(fmt.Errorf("issue access token: %w", err))
+		return "", 0, serverError(fmt.Errorf("issue access token: %w", err))
 	}
 	return token, max(int64(ttl/time.Second), 1), nil
 }

@@ -75,7 +75,7 @@ func (h *RefreshTokenHandler) Handle(ctx context.Context, cmd ports.RefreshToken
 		return ports.TokenResult{}, errRefreshInvalid()
 	}
 	if err != nil {
-		return ports.TokenResult{}, domain.ErrServerError(fmt.Errorf("refresh: get token: %w", err))
+		return ports.TokenResult{}, serverError(fmt.Errorf("refresh: get token: %w", err))
 	}
 	if !tok.Rotated() && tok.ClientID != client.ID {
 		// Decided here without a write: a token's client never changes.
@@ -101,7 +101,7 @@ func (h *RefreshTokenHandler) Handle(ctx context.Context, cmd ports.RefreshToken
 		return ports.TokenResult{}, errRefreshInvalid()
 	}
 	if err != nil {
-		return ports.TokenResult{}, domain.ErrServerError(fmt.Errorf("refresh: get grant: %w", err))
+		return ports.TokenResult{}, serverError(fmt.Errorf("refresh: get grant: %w", err))
 	}
 	if _, err := domain.CheckResource(grant.Resource, cmd.Resource); err != nil {
 		return ports.TokenResult{}, err
@@ -127,7 +127,7 @@ func (h *RefreshTokenHandler) Handle(ctx context.Context, cmd ports.RefreshToken
 		if refused := h.admission.check(ctx, current, grant.ClientID, tok.Scopes); refused != nil {
 			refused.GrantID = grant.ID
 			if err := h.grants.RevokeGrant(ctx, grant.ID); err != nil {
-				return ports.TokenResult{}, domain.ErrServerError(fmt.Errorf("refresh: revoke a grant the policy refuses: %w", err))
+				return ports.TokenResult{}, serverError(fmt.Errorf("refresh: revoke a grant the policy refuses: %w", err))
 			}
 			return ports.TokenResult{}, errNoLongerAdmitted(refused)
 		}
@@ -171,7 +171,7 @@ func (h *RefreshTokenHandler) Handle(ctx context.Context, cmd ports.RefreshToken
 		if _, ok := domain.AsError(err); ok {
 			return ports.TokenResult{}, err
 		}
-		return ports.TokenResult{}, domain.ErrServerError(fmt.Errorf("refresh: rotate: %w", err))
+		return ports.TokenResult{}, serverError(fmt.Errorf("refresh: rotate: %w", err))
 	}
 	access, expiresIn, err := h.access.issue(ctx, after, scopes, now)
 	if err != nil {
@@ -203,7 +203,7 @@ func (h *RefreshTokenHandler) refreshUpstream(ctx context.Context, g domain.Gran
 	}
 	current, err := openUpstream(h.sealer, g)
 	if err != nil {
-		return nil, nil, domain.ErrServerError(fmt.Errorf("refresh: %w", err))
+		return nil, nil, serverError(fmt.Errorf("refresh: %w", err))
 	}
 	refreshed, err := refresher.Refresh(ctx, current)
 	if err != nil {
@@ -235,7 +235,7 @@ func (h *RefreshTokenHandler) refreshUpstream(ctx context.Context, g domain.Gran
 		fresh.RefreshToken = current.RefreshToken
 	}
 	if g.SealedUpstream, err = sealUpstream(h.sealer, g.ID, fresh); err != nil {
-		return nil, nil, domain.ErrServerError(fmt.Errorf("refresh: %w", err))
+		return nil, nil, serverError(fmt.Errorf("refresh: %w", err))
 	}
 	g.UpstreamExpiry = fresh.Expiry.UTC()
 	g.HasUpstreamRefresh = fresh.RefreshToken != ""
@@ -244,7 +244,7 @@ func (h *RefreshTokenHandler) refreshUpstream(ctx context.Context, g domain.Gran
 
 func (h *RefreshTokenHandler) endGrant(ctx context.Context, grantID string, cause error) error {
 	if err := h.grants.RevokeGrant(ctx, grantID); err != nil {
-		return domain.ErrServerError(fmt.Errorf("refresh: revoke grant: %w", err))
+		return serverError(fmt.Errorf("refresh: revoke grant: %w", err))
 	}
 	return domain.ErrInvalidGrant("the upstream session has ended; sign in again").WithCause(cause)
 }

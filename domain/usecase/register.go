@@ -55,7 +55,7 @@ func (h *RegisterClientHandler) Handle(ctx context.Context, cmd ports.RegisterCl
 	c.ID = h.random.Token()
 	c.CreatedAt = h.clock.Now().UTC()
 	if err := h.store.CreateClient(ctx, c); err != nil {
-		return ports.RegisterClientResult{}, domain.ErrServerError(fmt.Errorf("register client: %w", err))
+		return ports.RegisterClientResult{}, serverError(fmt.Errorf("register client: %w", err))
 	}
 	return ports.RegisterClientResult{Client: c, ClientSecret: secret}, nil
 }

@@ -81,7 +81,7 @@ func (h *RevokeHandler) Handle(ctx context.Context, cmd ports.RevokeCommand) err
 	now := h.clock.Now().UTC()
 	grant, gerr := h.grants.GetGrant(ctx, grantID, now)
 	if err := h.grants.RevokeGrant(ctx, grantID); err != nil {
-		return domain.ErrServerError(fmt.Errorf("revoke: %w", err))
+		return serverError(fmt.Errorf("revoke: %w", err))
 	}
 	if gerr == nil {
 		h.revokeUpstream(ctx, grant)
@@ -100,7 +100,7 @@ func (h *RevokeHandler) refreshOwner(ctx context.Context, token string) (tokenOw
 		return tokenOwner{}, nil
 	}
 	if err != nil {
-		return tokenOwner{}, domain.ErrServerError(fmt.Errorf("revoke: get refresh token: %w", err))
+		return tokenOwner{}, serverError(fmt.Errorf("revoke: get refresh token: %w", err))
 	}
 	return tokenOwner{grantID: t.GrantID, clientID: t.ClientID}, nil
 }

@@ -91,7 +91,7 @@ func (h *ExchangeTokenHandler) Handle(ctx context.Context, cmd ports.ExchangeTok
 		// otherwise revoke a user's tokens with a leaked code alone.
 		if checkCodeUse(code, client.ID, cmd) == nil {
 			if rerr := h.grants.RevokeGrant(ctx, code.GrantID); rerr != nil {
-				return ports.TokenResult{}, domain.ErrServerError(fmt.Errorf("token: revoke grant after code replay: %w", rerr))
+				return ports.TokenResult{}, serverError(fmt.Errorf("token: revoke grant after code replay: %w", rerr))
 			}
 			return ports.TokenResult{}, domain.ErrInvalidGrant("authorization code was already used; its tokens have been revoked").WithCause(err)
 		}
@@ -103,13 +103,13 @@ func (h *ExchangeTokenHandler) Handle(ctx context.Context, cmd ports.ExchangeTok
 			// The code is burned, so nothing can reach this grant any more;
 			// remove it now rather than wait for the sweeper.
 			if rerr := h.grants.RevokeGrant(ctx, burnedGrant); rerr != nil {
-				return ports.TokenResult{}, domain.ErrServerError(fmt.Errorf("token: revoke grant of burned code: %w", rerr))
+				return ports.TokenResult{}, serverError(fmt.Errorf("token: revoke grant of burned code: %w", rerr))
 			}
 		}
 		if _, ok := domain.AsError(err); ok {
 			return ports.TokenResult{}, err
 		}
-		return ports.TokenResult{}, domain.ErrServerError(fmt.Errorf("token: redeem code: %w", err))
+		return ports.TokenResult{}, serverError(fmt.Errorf("token: redeem code: %w", err))
 	}
 
 	access, expiresIn, err := h.access.issue(ctx, grant, code.Scopes, now)

@@ -51,10 +51,10 @@ func (h *VerifyAccessTokenHandler) Handle(ctx context.Context, cmd ports.VerifyA
 		// the resource server that forwards the token.
 		upstream, err := openUpstream(h.sealer, grant)
 		if err != nil {
-			return ports.VerifiedAccess{}, domain.ErrServerError(fmt.Errorf("verify access token: %w", err))
+			return ports.VerifiedAccess{}, serverError(fmt.Errorf("verify access token: %w", err))
 		}
 		if upstream.AccessToken == "" {
-			return ports.VerifiedAccess{}, domain.ErrServerError(errors.New("verify access token: the grant holds no upstream access token"))
+			return ports.VerifiedAccess{}, serverError(errors.New("verify access token: the grant holds no upstream access token"))
 		}
 		access.UpstreamAccessToken = upstream.AccessToken
 	}
@@ -106,7 +106,7 @@ func (v accessTokenVerifier) live(ctx context.Context, token string) (domain.Acc
 		return at, domain.Grant{}, domain.ErrInvalidToken("the access token has been revoked")
 	}
 	if err != nil {
-		return at, domain.Grant{}, domain.ErrServerError(fmt.Errorf("verify access token: get grant: %w", err))
+		return at, domain.Grant{}, serverError(fmt.Errorf("verify access token: get grant: %w", err))
 	}
 	return at, grant, nil
 }
