@@ -345,9 +345,9 @@ func RunCopy(t *testing.T, newStore func(t *testing.T) CopyStore) {
 		}{
 			"an error from the source after some records": {sequence(records[:len(records)-1], errSentinel), errSentinel},
 			"a code whose grant is not in the sequence":   {sequence(withoutGrant, nil), nil},
-			"a key twice":                                 {sequence(dup, nil), domain.ErrAlreadyExists},
-			"a record holding two values":                 {sequence(malformed, nil), nil},
-			"a record with an empty key":                  {sequence(emptyKey, nil), nil},
+			"a key twice":                 {sequence(dup, nil), domain.ErrAlreadyExists},
+			"a record holding two values": {sequence(malformed, nil), nil},
+			"a record with an empty key":  {sequence(emptyKey, nil), nil},
 		} {
 			t.Run(name, func(t *testing.T) {
 				dst := newStore(t)
