@@ -7,6 +7,7 @@
 //	oidcproxy keys           list or rotate the token signing keys
 //	oidcproxy backup         write a consistent copy of the store
 //	oidcproxy store compact  shrink the store file (offline)
+//	oidcproxy store copy     copy a store between bbolt and PostgreSQL (offline)
 //	oidcproxy version        print the version
 package main
 
@@ -79,6 +80,8 @@ Usage:
   oidcproxy keys list|rotate  list or rotate the token signing keys (works while serve runs)
   oidcproxy backup --out FILE write a consistent copy of the store (works while serve runs)
   oidcproxy store compact     shrink the store file after a flood of records (stop serve first)
+  oidcproxy store copy --from SOURCE --to DESTINATION
+                              copy every record between bbolt and PostgreSQL (stop serve first)
   oidcproxy version           print the version
 
 Every setting is a flag, an OIDC_PROXY_* environment variable or a key in the
