@@ -200,6 +200,13 @@ func (s *Store) Import(ctx context.Context, records iter.Seq2[ports.Record, erro
 		return nil, fail(op, err)
 	}
 	defer end()
+	// A session that still holds the tables (an instance in the middle of
+	// a write) makes the lock fail within the store's timeout rather than
+	// keep the import waiting.
+	lockWait := strconv.FormatInt(s.timeout.Milliseconds(), 10)
+	if _, err := tx.Exec(ctx, "SELECT set_config('lock_timeout', $1, true)", lockWait); err != nil {
+		return nil, fail(op, err)
+	}
 	if _, err := tx.Exec(ctx, sqlImportLock); err != nil {
 		return nil, fail(op, err)
 	}
