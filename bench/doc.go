@@ -23,6 +23,13 @@
 //	go test -run '^$' -bench 'GatewayIdleStreams' -benchtime 1x -count 3 -v ./bench
 //	go test -run '^$' -bench 'GatewaySerial' -count 5 ./bench
 //	go test -run '^$' -bench 'TelemetryCost' -benchtime 1x -count 3 -v ./bench
+//	go test -run '^$' -bench 'TokenAuthorizationCodePostgres$' -benchtime 1x -count 3 -v ./bench
+//	go test -run '^$' -bench 'TokenAuthorizationCodePostgresReplays' -benchtime 1x -count 3 -v ./bench
+//	go test -run '^$' -bench 'TokenRefreshPostgres' -benchtime 1x -count 3 -v ./bench
+//
+// The PostgreSQL benchmarks need the server of test/pgtest (127.0.0.1:5432)
+// with about 70 free connections (max_connections), and pgbench and psql
+// for their pgbench sides; they make and drop databases of their own.
 //
 // Every benchmark that states a ratio measures both sides in one run and
 // interleaves them (runSides): each side runs a slice in turn, the order
@@ -72,6 +79,18 @@
 //     retry replays with the right verifier (a client retrying a lost
 //     answer), each of which revokes its grant.
 //   - BenchmarkTokenRefresh: refresh_token rotations, fsync and nosync.
+//   - BenchmarkTokenAuthorizationCodePostgres: two Apps on one PostgreSQL
+//     database (a database of their own, durable: the benchmark fails if
+//     synchronous_commit or fsync is off), clients alternating between
+//     them; pgbench running bench/pgbench/redeem.sql, the same statements
+//     without the App, 50 clients, on a database of its own (its slices
+//     are pgbench runs of 1,000 transactions, timed by pgbench without
+//     connection set-up); and one App on bbolt (fsync) beside them.
+//   - BenchmarkTokenAuthorizationCodePostgresReplays: the two Apps clean,
+//     with stolen-code replays and with client-retry replays, each replay
+//     sent to the other instance than the exchange it replays.
+//   - BenchmarkTokenRefreshPostgres: rotations on the two Apps, pgbench
+//     running bench/pgbench/rotate.sql, and bbolt.
 //   - BenchmarkGateway: tools/call posts through the App's gateway (real
 //     tokens, the cached token and grant checks, telemetry as in
 //     production) and through a bare httputil.ReverseProxy with the same
@@ -108,7 +127,9 @@
 //
 // The targets: authorization_code fsync ≥ 5,000 good/s, fsync ≥ 0.8
 // × nosync in the same run, p99 ≤ 25 ms, and with 25% replays good/s ≥ 0.8
-// × the clean run. The benchmarks fail (b.Fatalf) on correctness, never on
+// × the clean run. On PostgreSQL: two instances ≥ 0.5 × pgbench for the
+// same statements in the same run, p99 ≤ 50 ms, replays ≥ 0.8 × the clean
+// run; -v logs each verdict and the bbolt figure beside them. The benchmarks fail (b.Fatalf) on correctness, never on
 // speed: any 5xx or transport error, a good request that is not a 200 with
 // an access token, a replay that is not 400 invalid_grant, or a credential
 // that yielded other than exactly one 200 (double issuance).

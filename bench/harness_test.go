@@ -56,6 +56,10 @@ type proxy struct {
 	Resource string
 	// TokenURL is BaseURL + "/token".
 	TokenURL string
+	// TokenURLs are the token endpoints of every instance: TokenURL alone
+	// for a proxy on a bbolt file, one per instance sharing a PostgreSQL
+	// database (see newPostgresProxy), which clients alternate between.
+	TokenURLs []string
 	// Client is the seeded public client.
 	Client domain.Client
 	// IdP is the upstream. The App fetches its discovery document at
@@ -70,6 +74,11 @@ type proxy struct {
 	ln   net.Listener
 	cfg  config.Config
 	path string
+	// dbURL, when set, is the PostgreSQL database the store is instead of
+	// the file at path, and lns the listeners of the instances after the
+	// first (whose listener is ln).
+	dbURL string
+	lns   []net.Listener
 }
 
 // newProxy prepares a proxy: a listener, an upstream IdP and a
@@ -130,11 +139,12 @@ func newProxyEnv(tb testing.TB, extra map[string]string) *proxy {
 			ResponseTypes:           []string{domain.ResponseTypeCode},
 			CreatedAt:               now,
 		},
-		IdP:  up,
-		tb:   tb,
-		ln:   ln,
-		cfg:  cfg,
-		path: path,
+		TokenURLs: []string{base + "/token"},
+		IdP:       up,
+		tb:        tb,
+		ln:        ln,
+		cfg:       cfg,
+		path:      path,
 	}
 }
 
@@ -143,6 +153,10 @@ func newProxyEnv(tb testing.TB, extra map[string]string) *proxy {
 // and the file is synced by Close before the measured store reopens it.
 func (p *proxy) seed(fn func(ctx context.Context, s ports.Store) error) {
 	p.tb.Helper()
+	if p.dbURL != "" {
+		p.seedDatabase(fn)
+		return
+	}
 	s, err := boltstore.Open(boltstore.Options{Path: p.path, NoSync: true})
 	if err != nil {
 		p.tb.Fatalf("seed: %v", err)
@@ -157,20 +171,32 @@ func (p *proxy) seed(fn func(ctx context.Context, s ports.Store) error) {
 }
 
 // start opens the store file with opts (Path is filled in), builds the App
-// on it and serves it until the benchmark's cleanup.
+// on it and serves it until the benchmark's cleanup. On PostgreSQL it
+// starts every instance instead (opts does not apply).
 func (p *proxy) start(opts boltstore.Options) {
 	p.tb.Helper()
+	if p.dbURL != "" {
+		p.startInstances()
+		return
+	}
 	opts.Path = p.path
 	store, err := boltstore.Open(opts)
 	if err != nil {
 		p.tb.Fatalf("open store: %v", err)
 	}
-	p.startOn(store, store.Close)
+	p.serve(p.ln, store, store.Close)
 }
 
 // startOn builds the App on store, which the caller opened, and serves it
-// until the benchmark's cleanup, which then closes the store.
+// on the proxy's own listener until the benchmark's cleanup, which then
+// closes the store.
 func (p *proxy) startOn(store oidcproxy.RawStore, closeStore func() error) {
+	p.serve(p.ln, store, closeStore)
+}
+
+// serve builds an App on store and serves it on ln until the benchmark's
+// cleanup, which then calls closeStore.
+func (p *proxy) serve(ln net.Listener, store oidcproxy.RawStore, closeStore func() error) {
 	p.tb.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	// With TelemetryEnv nil, telemetry runs as in production without
@@ -195,7 +221,7 @@ func (p *proxy) startOn(store oidcproxy.RawStore, closeStore func() error) {
 		p.tb.Fatalf("build app: %v", err)
 	}
 	done := make(chan error, 1)
-	go func() { done <- app.Serve(ctx, p.ln, nil) }()
+	go func() { done <- app.Serve(ctx, ln, nil) }()
 	p.tb.Cleanup(func() {
 		cancel()
 		if err := <-done; err != nil {

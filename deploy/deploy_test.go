@@ -32,6 +32,7 @@ const root = ".."
 
 var (
 	manifestPath   = filepath.Join(root, "deploy", "kubernetes", "oidcproxy.yaml")
+	haManifestPath = filepath.Join(root, "deploy", "kubernetes", "oidcproxy-ha.yaml")
 	unitPath       = filepath.Join(root, "deploy", "systemd", "oidcproxy.service")
 	envExamplePath = filepath.Join(root, "deploy", "systemd", "oidcproxy.env.example")
 	dockerfilePath = filepath.Join(root, "Dockerfile")
@@ -88,7 +89,7 @@ func TestTheDeploymentFilesNameOnlyRealSettings(t *testing.T) {
 	known := knownSettings()
 	name := regexp.MustCompile(`OIDC_PROXY_[A-Z0-9_]*[A-Z0-9]`)
 	files := []string{
-		dockerfilePath, unitPath, envExamplePath, manifestPath,
+		dockerfilePath, unitPath, envExamplePath, manifestPath, haManifestPath,
 		filepath.Join(root, "docs", "operations.md"),
 		filepath.Join(root, "docs", "deployment.md"),
 	}
@@ -197,7 +198,14 @@ type serviceSpec struct {
 // manifest decodes every document of the Kubernetes manifest, keyed by kind.
 func manifest(t *testing.T) map[string]k8sObject {
 	t.Helper()
-	data, err := os.ReadFile(manifestPath)
+	return decodeManifest(t, manifestPath, "Secret", "ConfigMap", "PersistentVolumeClaim", "Deployment", "Service", "NetworkPolicy")
+}
+
+// decodeManifest decodes every document of the manifest at path, keyed by
+// kind, and requires the kinds given.
+func decodeManifest(t *testing.T, path string, kinds ...string) map[string]k8sObject {
+	t.Helper()
+	data, err := os.ReadFile(path)
 	require.NoError(t, err)
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	out := map[string]k8sObject{}
@@ -207,15 +215,15 @@ func manifest(t *testing.T) map[string]k8sObject {
 		if errors.Is(err, io.EOF) {
 			break
 		}
-		require.NoError(t, err, "every document in %s parses", manifestPath)
+		require.NoError(t, err, "every document in %s parses", path)
 		require.NotEmpty(t, obj.APIVersion, "document %d has an apiVersion", len(out))
 		require.NotEmpty(t, obj.Metadata.Name, "%s has a name", obj.Kind)
 		_, dup := out[obj.Kind]
 		require.False(t, dup, "one %s only", obj.Kind)
 		out[obj.Kind] = obj
 	}
-	for _, kind := range []string{"Secret", "ConfigMap", "PersistentVolumeClaim", "Deployment", "Service", "NetworkPolicy"} {
-		require.Contains(t, out, kind)
+	for _, kind := range kinds {
+		require.Contains(t, out, kind, path)
 	}
 	return out
 }
@@ -257,6 +265,15 @@ func TestTheKubernetesDeploymentIsOneWriterProbedOnTheAdminPort(t *testing.T) {
 	require.Equal(t, 1, spec.Replicas, "bbolt has one writer per file")
 	require.Equal(t, "Recreate", spec.Strategy.Type, "a rolling update would start a second pod on the locked file")
 
+	requireProbedOnTheAdminPortOnly(t, objs, spec, c, env)
+}
+
+// requireProbedOnTheAdminPortOnly checks what every manifest's pod must
+// get right: the probes hit /healthz and /readyz on the admin port, which
+// binds beyond loopback for them and stays out of the Service and behind
+// the NetworkPolicy; the pod runs unprivileged on a read-only root.
+func requireProbedOnTheAdminPortOnly(t *testing.T, objs map[string]k8sObject, spec deploymentSpec, c container, env map[string]string) {
+	t.Helper()
 	ports := map[string]string{}
 	for _, p := range c.Ports {
 		ports[p.Name] = p.ContainerPort
@@ -328,19 +345,7 @@ func TestTheKubernetesStoreIsOnTheVolumeAndSecretsAreFiles(t *testing.T) {
 	spec, c := theContainer(t, objs)
 	env := containerEnv(t, objs, c)
 
-	mounts := map[string]string{} // mount path → volume name
-	for _, m := range c.VolumeMounts {
-		mounts[m.MountPath] = m.Name
-	}
-	volumeOf := func(p string) (string, string) {
-		for dir, vol := range mounts {
-			if rel, ok := strings.CutPrefix(p, dir+"/"); ok {
-				return vol, rel
-			}
-		}
-		return "", ""
-	}
-
+	volumeOf := mountedVolume(c)
 	vol, _ := volumeOf(env[config.EnvPrefix+"STORE_PATH"])
 	require.NotEmpty(t, vol, "the store (and the key file beside it) must be on a mounted volume: the root file system is read-only")
 	claim := ""
@@ -353,7 +358,46 @@ func TestTheKubernetesStoreIsOnTheVolumeAndSecretsAreFiles(t *testing.T) {
 
 	secret := objs["Secret"]
 	dir := t.TempDir()
-	local := map[string]string{"client_secret": testSecret, "encryption_key": testKey, "admin_token": testAdminToken}
+	secretsAsFiles(t, objs, spec, c, env, dir, map[string]string{"client_secret": testSecret, "encryption_key": testKey, "admin_token": testAdminToken})
+	require.NoError(t, validate(t, env), "the manifest's settings, with real secrets, pass validation")
+
+	// Applying the placeholder Secret unchanged must not start a server
+	// with a key everyone knows.
+	env[config.EnvPrefix+"ENCRYPTION_KEY_FILE"] = writeSecret(t, dir, "placeholder", secret.StringData["encryption_key"])
+	err := validate(t, env)
+	require.ErrorContains(t, err, config.EnvPrefix+"ENCRYPTION_KEY")
+	// Nor with an admin token everyone knows.
+	env[config.EnvPrefix+"ENCRYPTION_KEY_FILE"] = writeSecret(t, dir, "encryption_key", testKey)
+	env[config.EnvPrefix+"ADMIN_TOKEN_FILE"] = writeSecret(t, dir, "admin_placeholder", secret.StringData["admin_token"])
+	err = validate(t, env)
+	require.ErrorContains(t, err, config.EnvPrefix+"ADMIN_TOKEN")
+}
+
+// mountedVolume returns a function that names the volume a path of the
+// container lies in, and the path inside it.
+func mountedVolume(c container) func(p string) (vol, rel string) {
+	mounts := map[string]string{} // mount path → volume name
+	for _, m := range c.VolumeMounts {
+		mounts[m.MountPath] = m.Name
+	}
+	return func(p string) (string, string) {
+		for dir, vol := range mounts {
+			if rel, ok := strings.CutPrefix(p, dir+"/"); ok {
+				return vol, rel
+			}
+		}
+		return "", ""
+	}
+}
+
+// secretsAsFiles checks that every secret setting reaches the container as
+// a file of the manifest's Secret, never as a variable, and points env's
+// *_FILE settings at files in dir holding the values of local (keyed by
+// the Secret's keys), as the mounted Secret would hold them.
+func secretsAsFiles(t *testing.T, objs map[string]k8sObject, spec deploymentSpec, c container, env map[string]string, dir string, local map[string]string) {
+	t.Helper()
+	volumeOf := mountedVolume(c)
+	secret := objs["Secret"]
 	for _, f := range config.Fields(oidcproxy.ProviderSections()) {
 		if !f.Secret {
 			continue
@@ -379,19 +423,6 @@ func TestTheKubernetesStoreIsOnTheVolumeAndSecretsAreFiles(t *testing.T) {
 	require.Contains(t, env, config.EnvPrefix+"CLIENT_SECRET_FILE")
 	require.Contains(t, env, config.EnvPrefix+"ENCRYPTION_KEY_FILE")
 	require.Contains(t, env, config.EnvPrefix+"ADMIN_TOKEN_FILE", "the admin listener binds beyond loopback, so it needs a token")
-
-	require.NoError(t, validate(t, env), "the manifest's settings, with real secrets, pass validation")
-
-	// Applying the placeholder Secret unchanged must not start a server
-	// with a key everyone knows.
-	env[config.EnvPrefix+"ENCRYPTION_KEY_FILE"] = writeSecret(t, dir, "placeholder", secret.StringData["encryption_key"])
-	err := validate(t, env)
-	require.ErrorContains(t, err, config.EnvPrefix+"ENCRYPTION_KEY")
-	// Nor with an admin token everyone knows.
-	env[config.EnvPrefix+"ENCRYPTION_KEY_FILE"] = writeSecret(t, dir, "encryption_key", testKey)
-	env[config.EnvPrefix+"ADMIN_TOKEN_FILE"] = writeSecret(t, dir, "admin_placeholder", secret.StringData["admin_token"])
-	err = validate(t, env)
-	require.ErrorContains(t, err, config.EnvPrefix+"ADMIN_TOKEN")
 }
 
 // systemdUnit reads the [Service] section of the unit as (key, value)

@@ -9,6 +9,7 @@
 //	oidcproxy grants         list grants, revoke those of a user, a client or one id
 //	oidcproxy backup         write a consistent copy of the store
 //	oidcproxy store compact  shrink the store file (offline)
+//	oidcproxy store copy     copy a store between bbolt and PostgreSQL (offline)
 //	oidcproxy version        print the version
 package main
 
@@ -91,6 +92,8 @@ Usage:
                               list users' grants, revoke those of a user, client or id (works while serve runs)
   oidcproxy backup --out FILE write a consistent copy of the store (works while serve runs)
   oidcproxy store compact     shrink the store file after a flood of records (stop serve first)
+  oidcproxy store copy --from SOURCE --to DESTINATION
+                              copy every record between bbolt and PostgreSQL (stop serve first)
   oidcproxy version           print the version
 
 Every setting is a flag, an OIDC_PROXY_* environment variable or a key in the

@@ -10,18 +10,26 @@ import (
 )
 
 // storeCmd runs the store's maintenance subcommands. Unlike keys and
-// backup they work on the file only, never through a running server:
-// compaction replaces the file, which only an offline store allows.
-func storeCmd(_ context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
-	const usage = `usage: oidcproxy store compact [flags]
+// backup they work on stores directly, never through a running server:
+// compaction replaces the file and a copy must see every write, which
+// only an offline store allows.
+func storeCmd(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+	const usage = `usage: oidcproxy store compact|copy [flags]
 
   compact   rewrite the store file without the space that swept records left behind;
             offline: stop the server first (it refuses while a server holds the file)
+  copy      --from SOURCE --to DESTINATION: copy every live record (clients, grants, codes,
+            refresh tokens, signing keys, authorizations in progress) from one store into an
+            empty other, each a bbolt file or a postgres:// URL; offline: stop every instance
+            first. See "oidcproxy store copy -h".
 
 Flags: the service's settings, see "oidcproxy serve -h"; STORE_PATH names the file.`
 	if len(args) == 1 && (args[0] == "-h" || args[0] == "--help" || args[0] == "help") {
 		fmt.Fprintln(stdout, usage)
 		return 0
+	}
+	if len(args) > 0 && args[0] == "copy" {
+		return storeCopy(ctx, args[1:], getenv, stdout, stderr)
 	}
 	if len(args) == 0 || args[0] != "compact" {
 		fmt.Fprintln(stderr, usage)

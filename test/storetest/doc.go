@@ -13,6 +13,12 @@
 // key ring ordering, and cancelled contexts. Time is always an argument: the
 // suite uses a fixed base time and never sleeps.
 //
+// RunCopy is the suite of the copy capabilities (ports.Exporter and
+// ports.Importer): every field of every kind of record through an export
+// and an import, expiry, order, single use and reuse detection after a
+// copy, refusal of a store that is not empty, atomicity, snapshots. Fill
+// and Exported help tests that copy between backends.
+//
 // Identity claims must be JSON-shaped values (string, float64, bool, nil,
 // []any, map[string]any), which is what a verified ID token decodes to and
 // what a persistent backend gives back.
