@@ -18,8 +18,11 @@ import (
 // reads on the hot paths.
 //
 // Clients: every /token, /revoke and /authorize request reads its client,
-// and a client record never changes after registration (there is no
-// update), so decoding it once per process is enough.
+// and a client record changes at most once (its first grant sets
+// FirstGrantAt) and is deleted at most once (an unused one is swept), so
+// decoding it once per process is nearly always enough. Both changes drop
+// the client from the cache when they commit (forgetClientOnCommit), and
+// GetClient fills the cache with the epoch rule below.
 //
 // Grants: GetGrant runs behind every bearer token the gateway checks, and
 // /token reads the grant of every code and refresh token. Revocation must
@@ -114,6 +117,13 @@ func (c caches) grantFromRead(id string, raw []byte, epoch gencache.Epoch, now t
 		return domain.Grant{}, false, nil
 	}
 	return g, true, nil
+}
+
+// forgetClientOnCommit makes the commit of tx drop client id from the
+// cache; markClientUsed and deleteClient call it.
+func (c caches) forgetClientOnCommit(tx *bolt.Tx, id string) {
+	clients := c.clients
+	tx.OnCommit(func() { clients.Forget(id) })
 }
 
 // forgetGrantOnCommit makes the commit of tx drop grant id from the cache.

@@ -44,9 +44,9 @@ func childrenOf(t *testing.T, s *Store, grantID string) [][]byte {
 }
 
 // A file of schema 1 stored a redemption in the code record: it still
-// reads as redeemed, and opening the file marks it schema 2 so that older
-// binaries refuse it.
-func TestASchemaOneRedemptionStillCountsAndTheFileMovesToSchemaTwo(t *testing.T) {
+// reads as redeemed, and opening the file marks it with the current schema
+// (2 or later) so that older binaries refuse it.
+func TestASchemaOneRedemptionStillCountsAndTheFileMovesToTheCurrentSchema(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "v1.db")
 	s := openForMarks(t, path)
 	seedCode(t, s, "g1", "code-1")
@@ -67,7 +67,7 @@ func TestASchemaOneRedemptionStillCountsAndTheFileMovesToSchemaTwo(t *testing.T)
 	s = openForMarks(t, path)
 	defer s.Close()
 	require.NoError(t, s.db.View(func(tx *bolt.Tx) error {
-		require.Equal(t, uint64(2), binary.BigEndian.Uint64(tx.Bucket(bucketMeta).Get(metaSchema)))
+		require.Equal(t, uint64(schemaVersion), binary.BigEndian.Uint64(tx.Bucket(bucketMeta).Get(metaSchema)))
 		return nil
 	}))
 	code, _, err := s.RedeemCode(t.Context(), "code-1", markBase.Add(20*time.Second), func(domain.AuthorizationCode, domain.Grant) (*domain.RefreshToken, error) {

@@ -25,7 +25,15 @@ import (
 //     as they are (their redeemed codes keep the field) and marked 2 on
 //     open, so that an older binary, which would take a marked code for
 //     unredeemed, refuses the file instead of accepting a replayed code.
-const schemaVersion = 2
+//   - 3: the meta bucket counts the clients that registered themselves,
+//     and the unused_clients index lists those that never completed a
+//     grant, by creation time (registration.go). Files of schema 2 get
+//     both on open: the count from their clients, and their clients
+//     marked used from their creation on (whether they were cannot be
+//     known), so that no client from before the upgrade is swept. An
+//     older binary, which would neither count nor index, refuses the
+//     file.
+const schemaVersion = 3
 
 // Defaults for Options. MaxBatchSize only caps a group commit: batches
 // form from whatever queued during the previous commit (see committer); on
@@ -47,13 +55,15 @@ var (
 	bucketKeys         = []byte("keys")
 	bucketExpiry       = []byte("expiry")
 	bucketChildren     = []byte("grant_children")
+	bucketUnused       = []byte("unused_clients")
 
 	allBuckets = [][]byte{
 		bucketMeta, bucketClients, bucketTransactions, bucketGrants, bucketCodes,
-		bucketRefresh, bucketKeys, bucketExpiry, bucketChildren,
+		bucketRefresh, bucketKeys, bucketExpiry, bucketChildren, bucketUnused,
 	}
 
-	metaSchema = []byte("schema")
+	metaSchema     = []byte("schema")
+	metaRegistered = []byte("registered_clients")
 )
 
 // Errors Open reports, so that the command line can explain them.
@@ -222,6 +232,9 @@ func initSchema(tx *bolt.Tx) error {
 		if err := meta.Put(metaSchema, binary.BigEndian.AppendUint64(nil, schemaVersion)); err != nil {
 			return err
 		}
+		if err := putRegisteredCount(tx, 0); err != nil {
+			return err
+		}
 	}
 	v, err := schemaOf(meta)
 	if err != nil {
@@ -237,6 +250,9 @@ func initSchema(tx *bolt.Tx) error {
 		if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 			return err
 		}
+	}
+	if v < 3 {
+		return countRegisteredClients(tx)
 	}
 	return nil
 }
