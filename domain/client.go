@@ -41,8 +41,8 @@ const (
 	GrantClientCredentials = "client_credentials"
 	// GrantJWTBearer is the RFC 7523 JWT bearer grant, which carries an
 	// enterprise identity assertion (ID-JAG).
-	GrantJWTBearer = "urn:ietf:params:oauth:grant-type:jwt-bearer"
-	ResponseTypeCode       = "code"
+	GrantJWTBearer   = "urn:ietf:params:oauth:grant-type:jwt-bearer"
+	ResponseTypeCode = "code"
 )
 
 // Client is an OAuth client registered with oidcproxy. Confidential clients
