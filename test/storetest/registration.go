@@ -34,6 +34,9 @@ func testRegistration(t *testing.T, newStore func(*testing.T) ports.Store) {
 	t.Run("a client's first grant marks it used, later grants leave the mark", func(t *testing.T) {
 		s := newStore(t)
 		require.NoError(t, s.RegisterClient(t.Context(), registeredClient("c1", base), 0))
+		before, err := s.GetClient(t.Context(), "c1") // a store that caches clients now has it
+		require.NoError(t, err)
+		require.True(t, before.FirstGrantAt.IsZero())
 		first := base.Add(time.Hour)
 		require.NoError(t, s.CreateGrant(t.Context(), grantFor("g1", "c1", first), freshCode("code-1", "g1")))
 		require.NoError(t, s.CreateGrant(t.Context(), grantFor("g2", "c1", first.Add(time.Hour)), freshCode("code-2", "g2")))
