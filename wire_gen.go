@@ -74,7 +74,13 @@ func InitializeApp(ctx context.Context, cfg config.Config) (*App, func(), error)
 		return nil, nil, err
 	}
 	cimdRootCAs := _wireCIMDRootCAsValue
-	metadataFetcher, err := ProvideMetadataFetcher(cfg, systemClock, cimdRootCAs)
+	limiters, err := ProvideLimiters(cfg)
+	if err != nil {
+		cleanup2()
+		cleanup()
+		return nil, nil, err
+	}
+	metadataFetcher, err := ProvideMetadataFetcher(cfg, systemClock, cimdRootCAs, limiters)
 	if err != nil {
 		cleanup2()
 		cleanup()
@@ -92,13 +98,19 @@ func InitializeApp(ctx context.Context, cfg config.Config) (*App, func(), error)
 		cleanup()
 		return nil, nil, err
 	}
-	gateway, cleanup3, err := ProvideGateway(cfg, application, settings, logger, telemetry)
+	resolver, err := ProvideClientIP(cfg)
 	if err != nil {
 		cleanup2()
 		cleanup()
 		return nil, nil, err
 	}
-	server, err := ProvideHTTPAPI(cfg, application, issuer, store, identityProvider, cookieKey, settings, logger, telemetry, gateway)
+	gateway, cleanup3, err := ProvideGateway(cfg, application, settings, logger, telemetry, resolver, limiters)
+	if err != nil {
+		cleanup2()
+		cleanup()
+		return nil, nil, err
+	}
+	server, err := ProvideHTTPAPI(cfg, application, issuer, store, identityProvider, cookieKey, settings, logger, telemetry, gateway, resolver, limiters)
 	if err != nil {
 		cleanup3()
 		cleanup2()
@@ -181,7 +193,13 @@ func InitializeTestApp(ctx context.Context, cfg config.Config, clock ports.Clock
 		cleanup()
 		return nil, nil, err
 	}
-	metadataFetcher, err := ProvideMetadataFetcher(cfg, clock, cimdRoots)
+	limiters, err := ProvideLimiters(cfg)
+	if err != nil {
+		cleanup2()
+		cleanup()
+		return nil, nil, err
+	}
+	metadataFetcher, err := ProvideMetadataFetcher(cfg, clock, cimdRoots, limiters)
 	if err != nil {
 		cleanup2()
 		cleanup()
@@ -199,13 +217,19 @@ func InitializeTestApp(ctx context.Context, cfg config.Config, clock ports.Clock
 		cleanup()
 		return nil, nil, err
 	}
-	gateway, cleanup3, err := ProvideGateway(cfg, application, settings, logger, telemetryTelemetry)
+	resolver, err := ProvideClientIP(cfg)
 	if err != nil {
 		cleanup2()
 		cleanup()
 		return nil, nil, err
 	}
-	server, err := ProvideHTTPAPI(cfg, application, issuer, store, identityProvider, cookieKey, settings, logger, telemetryTelemetry, gateway)
+	gateway, cleanup3, err := ProvideGateway(cfg, application, settings, logger, telemetryTelemetry, resolver, limiters)
+	if err != nil {
+		cleanup2()
+		cleanup()
+		return nil, nil, err
+	}
+	server, err := ProvideHTTPAPI(cfg, application, issuer, store, identityProvider, cookieKey, settings, logger, telemetryTelemetry, gateway, resolver, limiters)
 	if err != nil {
 		cleanup3()
 		cleanup2()
@@ -269,7 +293,12 @@ func InitializeAppWithStore(ctx context.Context, cfg config.Config, clock ports.
 		return nil, nil, err
 	}
 	cimdRootCAs := _wireOidcproxyCIMDRootCAsValue
-	metadataFetcher, err := ProvideMetadataFetcher(cfg, clock, cimdRootCAs)
+	limiters, err := ProvideLimiters(cfg)
+	if err != nil {
+		cleanup()
+		return nil, nil, err
+	}
+	metadataFetcher, err := ProvideMetadataFetcher(cfg, clock, cimdRootCAs, limiters)
 	if err != nil {
 		cleanup()
 		return nil, nil, err
@@ -284,12 +313,17 @@ func InitializeAppWithStore(ctx context.Context, cfg config.Config, clock ports.
 		cleanup()
 		return nil, nil, err
 	}
-	gateway, cleanup2, err := ProvideGateway(cfg, application, settings, logger, telemetryTelemetry)
+	resolver, err := ProvideClientIP(cfg)
 	if err != nil {
 		cleanup()
 		return nil, nil, err
 	}
-	server, err := ProvideHTTPAPI(cfg, application, issuer, portsStore, identityProvider, cookieKey, settings, logger, telemetryTelemetry, gateway)
+	gateway, cleanup2, err := ProvideGateway(cfg, application, settings, logger, telemetryTelemetry, resolver, limiters)
+	if err != nil {
+		cleanup()
+		return nil, nil, err
+	}
+	server, err := ProvideHTTPAPI(cfg, application, issuer, portsStore, identityProvider, cookieKey, settings, logger, telemetryTelemetry, gateway, resolver, limiters)
 	if err != nil {
 		cleanup2()
 		cleanup()

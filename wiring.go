@@ -31,6 +31,8 @@ import (
 	"github.com/oidcproxy/oidcproxy/domain"
 	"github.com/oidcproxy/oidcproxy/domain/policy"
 	"github.com/oidcproxy/oidcproxy/domain/usecase"
+	"github.com/oidcproxy/oidcproxy/internal/clientip"
+	"github.com/oidcproxy/oidcproxy/internal/ratelimit"
 	"github.com/oidcproxy/oidcproxy/ports"
 	"github.com/oidcproxy/oidcproxy/providers"
 	"github.com/oidcproxy/oidcproxy/providers/oidc"
@@ -81,6 +83,8 @@ var coreSet = wire.NewSet(
 	ProvideIdentityProvider,
 	ProvideSettings,
 	ProvideMetadataFetcher,
+	ProvideClientIP,
+	ProvideLimiters,
 	wire.Value(CryptoRandom{}),
 	wire.Bind(new(ports.Random), new(CryptoRandom)),
 	ProvideApplication,
@@ -427,6 +431,9 @@ func ProvideSettings(cfg config.Config) (usecase.Settings, error) {
 		ClientIDURLAllowIPLiteral: cfg.CIMDAllowPrivateNetwork,
 
 		IntrospectionSecretHash: introspection,
+
+		MaxClients:      cfg.MaxClients,
+		UnusedClientTTL: cfg.UnusedClientTTL,
 	}, nil
 }
 
@@ -454,15 +461,30 @@ const maxCIMDTimeout = 5 * time.Second
 // ProvideMetadataFetcher builds the client ID metadata document fetcher, or
 // nil when CIMD_ENABLED is off (URL client_ids are then unknown clients).
 // Its cache runs on the proxy's clock.
-func ProvideMetadataFetcher(cfg config.Config, clock ports.Clock, roots CIMDRootCAs) (ports.MetadataFetcher, error) {
+//
+// Every request that would start a fetch counts against RATE_LIMIT_CIMD
+// for its client address (which the HTTP API put in the request's
+// context), besides the fetcher's own per-host limits.
+func ProvideMetadataFetcher(cfg config.Config, clock ports.Clock, roots CIMDRootCAs, limits Limiters) (ports.MetadataFetcher, error) {
 	if !cfg.CIMDEnabled {
 		return nil, nil // an untyped nil: a nil *cimd.Fetcher would be a non-nil interface
+	}
+	var admit func(context.Context) error
+	if perAddress := limits.CIMD; perAddress != nil {
+		admit = func(ctx context.Context) error {
+			addr, _ := clientip.FromContext(ctx) // none: counted with every other unknown address
+			if ok, wait := perAddress.Allow(addr); !ok {
+				return &ratelimit.Exceeded{RetryAfter: wait}
+			}
+			return nil
+		}
 	}
 	f, err := cimd.New(cimd.Options{
 		AllowPrivateNetwork: cfg.CIMDAllowPrivateNetwork,
 		Timeout:             min(cfg.Timeout(), maxCIMDTimeout),
 		RootCAs:             roots.Pool,
 		Now:                 clock.Now,
+		AdmitFetch:          admit,
 	})
 	if err != nil {
 		return nil, err
@@ -485,7 +507,7 @@ func ProvideApplication(store ports.Store, provider ports.IdentityProvider, issu
 // ProvideHTTPAPI builds the authorization server's HTTP API.
 func ProvideHTTPAPI(cfg config.Config, app ports.Application, issuer ports.TokenIssuer, store ports.Store,
 	provider ports.IdentityProvider, cookieKey CookieKey, settings usecase.Settings, logger *slog.Logger,
-	tel *telemetry.Telemetry, gw *gateway.Gateway,
+	tel *telemetry.Telemetry, gw *gateway.Gateway, clientIP *clientip.Resolver, limits Limiters,
 ) (*httpapi.Server, error) {
 	var mcp http.Handler
 	if gw != nil {
@@ -511,6 +533,17 @@ func ProvideHTTPAPI(cfg config.Config, app ports.Application, issuer ports.Token
 		Middleware:        []func(http.Handler) http.Handler{tel.ServerMiddleware()},
 		Gateway:           mcp,
 		GatewayMiddleware: []func(http.Handler) http.Handler{tel.RouteMiddleware(cfg.MCPPath)},
+		ClientIP:          clientIP,
+		Limits: httpapi.Limits{
+			Register:   limits.Register,
+			Authorize:  limits.Authorize,
+			Consent:    limits.Consent,
+			Callback:   limits.Callback,
+			Token:      limits.Token,
+			Revoke:     limits.Revoke,
+			Introspect: limits.Introspect,
+			Refused:    tel.RateLimitRefused(),
+		},
 	})
 }
 
@@ -518,7 +551,7 @@ func ProvideHTTPAPI(cfg config.Config, app ports.Application, issuer ports.Token
 // otherwise): bearer checks through the VerifyAccessToken use case, our
 // trace context injected into backend requests, streams and bytes counted.
 func ProvideGateway(cfg config.Config, app ports.Application, settings usecase.Settings,
-	logger *slog.Logger, tel *telemetry.Telemetry,
+	logger *slog.Logger, tel *telemetry.Telemetry, clientIP *clientip.Resolver, limits Limiters,
 ) (*gateway.Gateway, func(), error) {
 	if cfg.MCPUpstream == "" {
 		return nil, func() {}, nil
@@ -552,6 +585,9 @@ func ProvideGateway(cfg config.Config, app ports.Application, settings usecase.S
 			StreamOpened: metrics.StreamOpened,
 			StreamClosed: metrics.StreamClosed,
 		},
+		SubjectLimit: limits.Gateway,
+		LimitRefused: tel.RateLimitRefused(),
+		ClientIP:     clientIP,
 	})
 	if err != nil {
 		return nil, nil, err

@@ -112,6 +112,16 @@ func newProxyEnv(tb testing.TB, extra map[string]string) *proxy {
 		"OIDC_PROXY_LOG_LEVEL":       "error",
 		"OIDC_PROXY_TIMEOUT_SECONDS": "10",
 	}
+	// The benchmarks send one client's load from one address and one
+	// subject, far past the default abuse limits. The limits stay on, at
+	// their highest settings, so that their checks are part of what is
+	// measured while nothing is refused; and the footprint benchmark
+	// registers more clients than MAX_CLIENTS allows by default.
+	for _, limit := range []string{"REGISTER", "CIMD", "AUTHORIZE", "TOKEN", "REVOKE", "INTROSPECT", "GATEWAY"} {
+		env["OIDC_PROXY_RATE_LIMIT_"+limit] = "1000000"
+		env["OIDC_PROXY_RATE_LIMIT_"+limit+"_BURST"] = "1000000"
+	}
+	env["OIDC_PROXY_MAX_CLIENTS"] = "0"
 	maps.Copy(env, extra)
 	cfg, err := config.Load(nil, func(k string) string { return env[k] }, oidcproxy.ProviderSections())
 	if err != nil {

@@ -74,6 +74,12 @@ type Client struct {
 	// never sweeps them.
 	Operator  bool
 	CreatedAt time.Time
+	// FirstGrantAt is when the client's first grant was stored: a person
+	// signed in through it and approved it. The store sets it, in the
+	// transaction that stores that grant; zero means the client never
+	// completed a sign-in, and registration hygiene sweeps such a
+	// self-registered client once it is old enough.
+	FirstGrantAt time.Time
 }
 
 // IsPublic reports whether the client has no secret and authenticates with

@@ -210,4 +210,7 @@ var (
 	// ErrWrongClient: a record bound to one client (a live refresh token)
 	// was presented by another; nothing changed.
 	ErrWrongClient = errors.New("issued to another client")
+	// ErrLimitReached: a bounded collection (the self-registered clients)
+	// is full; nothing changed.
+	ErrLimitReached = errors.New("limit reached")
 )

@@ -29,6 +29,24 @@ type ClientStore interface {
 	GetClient(ctx context.Context, id string) (domain.Client, error)
 }
 
+// RegistrationStore keeps the clients that registered themselves
+// (Operator false) bounded: how many may exist, and how long one that never
+// completed a grant is kept. The store keeps the number of such clients up
+// to date in the same atomic unit as every create and delete of one, so
+// that checking the bound costs no scan.
+type RegistrationStore interface {
+	// RegisterClient stores c like CreateClient, unless max is positive
+	// and max self-registered clients are stored already: then
+	// domain.ErrLimitReached and nothing changes. An operator's client is
+	// never refused for the bound, and never counted.
+	RegisterClient(ctx context.Context, c domain.Client, max int) error
+	// SweepUnusedClients deletes the self-registered clients that never
+	// completed a grant (FirstGrantAt zero) and were created before
+	// createdBefore, and reports how many, also when it stops on an error.
+	// Operator clients are never deleted.
+	SweepUnusedClients(ctx context.Context, createdBefore time.Time) (int, error)
+}
+
 // TransactionStore keeps authorizations in progress, keyed by the hash of
 // their id.
 type TransactionStore interface {
@@ -57,7 +75,10 @@ type TransactionStore interface {
 // tokens whose grant is gone read as domain.ErrNotFound.
 type GrantStore interface {
 	// CreateGrant stores a new grant and its first authorization code in one
-	// atomic unit.
+	// atomic unit. In the same unit, when the grant's client is a stored
+	// client whose FirstGrantAt is zero, it sets FirstGrantAt to the
+	// grant's CreatedAt (a client ID metadata document client is not
+	// stored, and nothing else changes).
 	CreateGrant(ctx context.Context, g domain.Grant, code domain.AuthorizationCode) error
 	// GetGrant returns a live grant.
 	GetGrant(ctx context.Context, id string, now time.Time) (domain.Grant, error)
@@ -142,6 +163,7 @@ type Pinger interface {
 type Store interface {
 	ClientStore
 	ClientAdmin
+	RegistrationStore
 	TransactionStore
 	GrantStore
 	GrantAdmin

@@ -22,7 +22,7 @@
 //	adapters/<name>    domain, domain/policy, ports, adapters/oauthhttp,   domain/usecase, providers, other adapters
 //	                   internal/*,
 //	                   and its own driver modules (below)
-//	internal/*         the standard library                                anything of the module
+//	internal/*         the standard library, and its own modules (below)   anything of the module
 //	root package       anything (the composition root)                     imported by anything but cmd/* and test code
 //	cmd/*, test/*,     anything
 //	bench, deploy
@@ -39,10 +39,17 @@
 //	adapters/config     go.yaml.in/yaml/v3
 //	adapters/policyfile go.yaml.in/yaml/v3, github.com/google/cel-go
 //
+// The third-party modules an internal helper may import; one not listed
+// may import none:
+//
+//	internal/clientip   github.com/muhlemmer/httpforwarded (the RFC 7239
+//	                    Forwarded header's parser: quoted strings and all)
+//
 // adapters/oauthhttp is the shared OAuth wire format (error table, error
 // body, challenges, RFC 7591 client metadata) that httpapi, the gateway
-// and cimd all speak; internal/* are small standard-library-only helpers
-// (a generic cache, for instance). Neither may import an adapter.
+// and cimd all speak; internal/* are small helpers on the standard library
+// (a generic cache, the rate limiter, the client address). Neither may
+// import an adapter.
 package test
 
 import (
@@ -94,6 +101,12 @@ var drivers = map[string][]string{
 	"policyfile": {"go.yaml.in/yaml/v3/...", "github.com/google/cel-go/..."},
 }
 
+// internalModules are the third-party modules each internal helper may
+// import.
+var internalModules = map[string][]string{
+	"clientip": {"github.com/muhlemmer/httpforwarded"},
+}
+
 // The OIDC client libraries a provider is built on.
 var oidcLibraries = []string{"github.com/coreos/go-oidc/v3/...", "golang.org/x/oauth2/..."}
 
@@ -138,7 +151,8 @@ func policyOf(rel string) (policy, bool) {
 			thirdParty: drivers[name],
 		}, true
 	case first == "internal":
-		return policy{row: "internal helpers know only the standard library"}, true
+		name, _, _ := strings.Cut(rest, "/")
+		return policy{row: "internal helpers know only the standard library and their own modules", thirdParty: internalModules[name]}, true
 	}
 	return policy{}, false
 }
@@ -369,6 +383,8 @@ func TestTheRulesAreExactPerLayerAndPerAdapter(t *testing.T) {
 		{"internal helpers know only the standard library", "internal/gencache", []string{"sync"}, true},
 		{"internal helpers know nothing of the module", "internal/gencache", []string{m("domain")}, false},
 		{"internal helpers know no third party", "internal/gencache", []string{"github.com/gorilla/mux"}, false},
+		{"clientip reads Forwarded with its parser", "internal/clientip", []string{"github.com/muhlemmer/httpforwarded", "net/netip"}, true},
+		{"clientip knows no other third party", "internal/clientip", []string{"github.com/gorilla/mux"}, false},
 		{"the command composes the root", "cmd/oidcproxy", []string{module, m("adapters/config")}, true},
 		{"test code may import anything", "test/e2e", []string{module, "go.etcd.io/bbolt"}, true},
 		{"an adapter never imports the root", "adapters/httpapi", []string{module}, false},

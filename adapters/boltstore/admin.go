@@ -65,15 +65,20 @@ func (s *Store) DeleteClient(ctx context.Context, id string) (int, error) {
 	)
 	err := s.write(ctx, op, false, func(tx *bolt.Tx) error {
 		revoked, outcome = 0, nil
-		if !exists(tx, bucketClients, id) {
+		var r clientRecord
+		found, err := getJSON(tx, bucketClients, id, &r)
+		if err != nil {
+			return err
+		}
+		if !found {
 			outcome = fail(op, domain.ErrNotFound)
 			return errNoChange
 		}
-		s.cache.forgetClientOnCommit(tx, id)
-		if err := tx.Bucket(bucketClients).Delete([]byte(id)); err != nil {
+		// deleteClient keeps the registration count and the unused-client
+		// index right, and drops the client from the cache on commit.
+		if err := s.deleteClient(tx, r.domain()); err != nil {
 			return err
 		}
-		var err error
 		revoked, err = s.revokeMatching(tx, ports.GrantFilter{ClientID: id})
 		return err
 	})

@@ -18,11 +18,12 @@ import (
 // reads on the hot paths.
 //
 // Clients: every /token, /revoke and /authorize request reads its client,
-// and a client record never changes after registration (there is no
-// update), so decoding it once per process is enough. A client can be
-// deleted (DeleteClient): that commit forgets it (forgetClientOnCommit),
-// and readers fill with the epoch they noted before reading, as for
-// grants below.
+// and a client record changes at most once (its first grant sets
+// FirstGrantAt) and is deleted at most once (an unused one is swept, or an
+// operator deletes it), so decoding it once per process is nearly always
+// enough. Each of those commits drops the client from the cache
+// (forgetClientOnCommit), and GetClient fills the cache with the epoch rule
+// below.
 //
 // Grants: GetGrant runs behind every bearer token the gateway checks, and
 // /token reads the grant of every code and refresh token. Revocation must
@@ -119,6 +120,14 @@ func (c caches) grantFromRead(id string, raw []byte, epoch gencache.Epoch, now t
 	return g, true, nil
 }
 
+// forgetClientOnCommit makes the commit of tx drop client id from the
+// cache; markClientUsed and deleteClient (a sweep or DeleteClient) call
+// it.
+func (c caches) forgetClientOnCommit(tx *bolt.Tx, id string) {
+	clients := c.clients
+	tx.OnCommit(func() { clients.Forget(id) })
+}
+
 // forgetGrantOnCommit makes the commit of tx drop grant id from the cache.
 // Every helper that rewrites or deletes a grant record calls it
 // (updateGrant, deleteGrantTree); a transaction that rolls back runs no
@@ -126,11 +135,4 @@ func (c caches) grantFromRead(id string, raw []byte, epoch gencache.Epoch, now t
 func (c caches) forgetGrantOnCommit(tx *bolt.Tx, id string) {
 	grants := c.grants
 	tx.OnCommit(func() { grants.Forget(id) })
-}
-
-// forgetClientOnCommit makes the commit of tx drop client id from the
-// cache: DeleteClient calls it.
-func (c caches) forgetClientOnCommit(tx *bolt.Tx, id string) {
-	clients := c.clients
-	tx.OnCommit(func() { clients.Forget(id) })
 }

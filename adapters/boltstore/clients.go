@@ -14,23 +14,11 @@ func (s *Store) CreateClient(ctx context.Context, c domain.Client) error {
 	if err := checkKey(c.ID); err != nil {
 		return fail(op, err)
 	}
-	var outcome error
-	err := s.write(ctx, op, false, func(tx *bolt.Tx) error {
-		outcome = nil
-		if exists(tx, bucketClients, c.ID) {
-			outcome = fail(op, domain.ErrAlreadyExists)
-			return errNoChange
-		}
-		return putJSON(tx, bucketClients, c.ID, toClientRecord(c))
-	})
-	if err != nil {
-		return err
-	}
-	return outcome
+	return s.createClient(ctx, op, c, 0)
 }
 
-// GetClient returns a client by id, decoded once per process (client
-// records never change after registration; a deletion forgets them).
+// GetClient returns a client by id, decoded once per process while it
+// stays unchanged (see cache.go).
 func (s *Store) GetClient(ctx context.Context, id string) (domain.Client, error) {
 	const op = "get client"
 	if err := ctx.Err(); err != nil {

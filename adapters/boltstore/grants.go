@@ -37,7 +37,10 @@ func (s *Store) CreateGrant(ctx context.Context, g domain.Grant, code domain.Aut
 		if err := insertGrant(tx, g); err != nil {
 			return err
 		}
-		return insertCode(tx, code)
+		if err := insertCode(tx, code); err != nil {
+			return err
+		}
+		return s.markClientUsed(tx, g.ClientID, g.CreatedAt)
 	})
 	if err != nil {
 		return err

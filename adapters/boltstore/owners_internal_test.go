@@ -139,7 +139,7 @@ func TestOpeningASchemaTwoFileBuildsTheOwnerIndex(t *testing.T) {
 	s = openForMarks(t, path)
 	defer s.Close()
 	require.NoError(t, s.db.View(func(tx *bolt.Tx) error {
-		require.Equal(t, uint64(3), binary.BigEndian.Uint64(tx.Bucket(bucketMeta).Get(metaSchema)))
+		require.Equal(t, uint64(schemaVersion), binary.BigEndian.Uint64(tx.Bucket(bucketMeta).Get(metaSchema)))
 		return nil
 	}))
 	requireOwnerIndexExact(t, s, "the migration")

@@ -31,6 +31,7 @@ type clientRecord struct {
 	JWKSURI                 string    `json:"jwks_uri,omitempty"`
 	Operator                bool      `json:"operator,omitempty"`
 	CreatedAt               time.Time `json:"created_at,omitzero"`
+	FirstGrantAt            time.Time `json:"first_grant_at,omitzero"`
 }
 
 func toClientRecord(c domain.Client) clientRecord {
@@ -53,6 +54,7 @@ func toClientRecord(c domain.Client) clientRecord {
 		JWKSURI:                 c.JWKSURI,
 		Operator:                c.Operator,
 		CreatedAt:               c.CreatedAt.UTC(),
+		FirstGrantAt:            c.FirstGrantAt.UTC(),
 	}
 }
 
@@ -76,6 +78,7 @@ func (r clientRecord) domain() domain.Client {
 		JWKSURI:                 r.JWKSURI,
 		Operator:                r.Operator,
 		CreatedAt:               r.CreatedAt,
+		FirstGrantAt:            r.FirstGrantAt,
 	}
 }
 

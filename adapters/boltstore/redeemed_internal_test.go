@@ -46,7 +46,7 @@ func childrenOf(t *testing.T, s *Store, grantID string) [][]byte {
 // A file of schema 1 stored a redemption in the code record: it still
 // reads as redeemed, and opening the file marks it with the current schema
 // (2 or later) so that older binaries refuse it.
-func TestASchemaOneRedemptionStillCountsAndTheFileMovesToSchemaTwo(t *testing.T) {
+func TestASchemaOneRedemptionStillCountsAndTheFileMovesToTheCurrentSchema(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "v1.db")
 	s := openForMarks(t, path)
 	seedCode(t, s, "g1", "code-1")

@@ -31,7 +31,15 @@ import (
 //     binary, which would store and delete grants without index entries
 //     (and so hide them from the operator's listings and revocations, or
 //     leave entries naming deleted grants), refuses the file.
-const schemaVersion = 3
+//   - 4: the meta bucket counts the clients that registered themselves,
+//     and the unused_clients index lists those that never completed a
+//     grant, by creation time (registration.go). Files of schemas 1 to 3 get
+//     both on open: the count from their clients, and their clients
+//     marked used from their creation on (whether they were cannot be
+//     known), so that no client from before the upgrade is swept. An
+//     older binary, which would neither count nor index, refuses the
+//     file.
+const schemaVersion = 4
 
 // Defaults for Options. MaxBatchSize only caps a group commit: batches
 // form from whatever queued during the previous commit (see committer); on
@@ -54,13 +62,15 @@ var (
 	bucketExpiry       = []byte("expiry")
 	bucketChildren     = []byte("grant_children")
 	bucketOwners       = []byte("grant_owners")
+	bucketUnused       = []byte("unused_clients")
 
 	allBuckets = [][]byte{
 		bucketMeta, bucketClients, bucketTransactions, bucketGrants, bucketCodes,
-		bucketRefresh, bucketKeys, bucketExpiry, bucketChildren, bucketOwners,
+		bucketRefresh, bucketKeys, bucketExpiry, bucketChildren, bucketOwners, bucketUnused,
 	}
 
-	metaSchema = []byte("schema")
+	metaSchema     = []byte("schema")
+	metaRegistered = []byte("registered_clients")
 )
 
 // Errors Open reports, so that the command line can explain them.
@@ -229,6 +239,9 @@ func initSchema(tx *bolt.Tx) error {
 		if err := meta.Put(metaSchema, binary.BigEndian.AppendUint64(nil, schemaVersion)); err != nil {
 			return err
 		}
+		if err := putRegisteredCount(tx, 0); err != nil {
+			return err
+		}
 	}
 	v, err := schemaOf(meta)
 	if err != nil {
@@ -250,6 +263,9 @@ func initSchema(tx *bolt.Tx) error {
 		if err := meta.Put(metaSchema, binary.BigEndian.AppendUint64(nil, schemaVersion)); err != nil {
 			return err
 		}
+	}
+	if v < 4 {
+		return countRegisteredClients(tx)
 	}
 	return nil
 }

@@ -94,6 +94,7 @@ func TestEveryRecordSurvivesARestart(t *testing.T) {
 
 	gotClient, err := s.GetClient(ctx, "c1")
 	require.NoError(t, err)
+	client.FirstGrantAt = grant.CreatedAt // its first grant marked it used
 	require.Equal(t, client, gotClient)
 	gotTx, err := s.ConsumeTransaction(ctx, "t1", base, nil)
 	require.NoError(t, err)

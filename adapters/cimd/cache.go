@@ -56,11 +56,12 @@ func newCache(opts Options) *cache {
 }
 
 // get answers from the cache while the entry is fresh, and otherwise joins
-// or starts the one fetch for key. The fetch runs detached from ctx (bounded
-// by the fetcher's timeout), so a caller that gives up does not fail the
-// others waiting on the same fetch; each caller stops waiting when its own
-// ctx ends.
-func (c *cache) get(ctx context.Context, key string, load loader) (ports.ClientMetadataDocument, error) {
+// or starts the one fetch for key; before it starts one it asks admit,
+// whose error it returns without caching anything. The fetch runs
+// detached from ctx (bounded by the fetcher's timeout), so a caller that
+// gives up does not fail the others waiting on the same fetch; each
+// caller stops waiting when its own ctx ends.
+func (c *cache) get(ctx context.Context, key string, admit func(context.Context) error, load loader) (ports.ClientMetadataDocument, error) {
 	c.mu.Lock()
 	if el, ok := c.entries[key]; ok {
 		e := el.Value.(*entry)
@@ -73,6 +74,10 @@ func (c *cache) get(ctx context.Context, key string, load loader) (ports.ClientM
 	}
 	cl, ok := c.inflight[key]
 	if !ok {
+		if err := admit(ctx); err != nil {
+			c.mu.Unlock()
+			return ports.ClientMetadataDocument{}, err
+		}
 		cl = &call{done: make(chan struct{})}
 		c.inflight[key] = cl
 		go c.run(context.WithoutCancel(ctx), key, cl, load)

@@ -22,7 +22,10 @@
 //     rate (a burst, then one a second), and a host that failed is left
 //     alone for a while whatever the URL. A fetch beyond the limits is
 //     refused at once with temporarily_unavailable, never queued, and the
-//     refusal is not cached.
+//     refusal is not cached;
+//   - lets its caller refuse the requests that would start a fetch
+//     (Options.AdmitFetch), which the proxy uses to limit them per client
+//     address.
 //
 // Errors name the URL's host and the reason, never the document's body.
 package cimd

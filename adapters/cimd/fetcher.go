@@ -97,6 +97,15 @@ type Options struct {
 	HostInterval time.Duration
 	// HostFailureTTL is how long a failing host is not contacted again.
 	HostFailureTTL time.Duration
+	// AdmitFetch, when set, decides whether a request may start a fetch:
+	// it is asked on a cache miss that no fetch in flight covers (a
+	// request that is answered from the cache, or that joins a fetch
+	// already under way, costs nothing and is never asked). An error
+	// refuses the fetch: FetchClientMetadata returns it wrapped in a
+	// temporarily_unavailable *domain.Error, and nothing is cached. The
+	// composition root limits fetches per client address with it; the
+	// per-host limits above are the fetcher's own.
+	AdmitFetch func(ctx context.Context) error
 }
 
 func (o *Options) defaults() {
@@ -189,7 +198,7 @@ func (f *Fetcher) FetchClientMetadata(ctx context.Context, clientID string) (por
 		return ports.ClientMetadataDocument{}, fmt.Errorf("cimd: %w: %w", ErrURL, err)
 	}
 	host := strings.ToLower(u.Hostname())
-	return f.cache.get(ctx, clientID, func(ctx context.Context) (ports.ClientMetadataDocument, int64, time.Duration, error) {
+	return f.cache.get(ctx, clientID, f.admit, func(ctx context.Context) (ports.ClientMetadataDocument, int64, time.Duration, error) {
 		release, err := f.limits.acquire(host)
 		if err != nil {
 			if errors.Is(err, ErrBusy) {
@@ -204,6 +213,19 @@ func (f *Fetcher) FetchClientMetadata(ctx context.Context, clientID string) (por
 		}
 		return doc, size, ttl, nil
 	})
+}
+
+// admit asks Options.AdmitFetch whether the request of ctx may start a
+// fetch.
+func (f *Fetcher) admit(ctx context.Context) error {
+	if f.opts.AdmitFetch == nil {
+		return nil
+	}
+	if err := f.opts.AdmitFetch(ctx); err != nil {
+		return domain.ErrTemporarilyUnavailable("too many new client metadata documents were requested from your address; try again shortly",
+			fmt.Errorf("cimd: fetch refused: %w", err))
+	}
+	return nil
 }
 
 // fetch performs one guarded GET and parses the answer. It returns the

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/oidcproxy/oidcproxy/domain"
+	"github.com/oidcproxy/oidcproxy/internal/clientip"
+	"github.com/oidcproxy/oidcproxy/internal/ratelimit"
 )
 
 // EnvPrefix starts the name of every environment variable oidcproxy reads.
@@ -93,6 +95,27 @@ type Config struct {
 	ProviderSections map[string]any
 
 	TelemetryPublicEndpoint bool `env:"TELEMETRY_PUBLIC_ENDPOINT" yaml:"telemetry_public_endpoint" flag:"telemetry-public-endpoint" default:"false" help:"Whether every request starts a new trace, linking rather than continuing the caller's traceparent: set it when the proxy faces the internet."`
+
+	TrustedProxies     []string `env:"TRUSTED_PROXIES" yaml:"trusted_proxies" flag:"trusted-proxies" help:"CIDR prefixes or addresses of the reverse proxies in front of the proxy (such as 10.0.0.0/8), whose TRUSTED_PROXY_HEADER names the client address that rate limits and audit records use; from any other peer the header is ignored, and empty trusts no proxy."`
+	TrustedProxyHeader string   `env:"TRUSTED_PROXY_HEADER" yaml:"trusted_proxy_header" flag:"trusted-proxy-header" default:"X-Forwarded-For" help:"The forwarding header the trusted proxies write, read from the right past the trusted hops: X-Forwarded-For or Forwarded (RFC 7239)."`
+
+	RateLimitRegister        int `env:"RATE_LIMIT_REGISTER" yaml:"rate_limit_register" flag:"rate-limit-register" default:"30" help:"Client registrations (POST /register) each client address may make per minute, in this instance, where 0 turns the limit off."`
+	RateLimitRegisterBurst   int `env:"RATE_LIMIT_REGISTER_BURST" yaml:"rate_limit_register_burst" flag:"rate-limit-register-burst" default:"20" help:"Client registrations a client address may make at once, before RATE_LIMIT_REGISTER applies."`
+	RateLimitCIMD            int `env:"RATE_LIMIT_CIMD" yaml:"rate_limit_cimd" flag:"rate-limit-cimd" default:"30" help:"Client ID Metadata Document fetches each client address may trigger per minute (an /authorize or /token whose client_id URL is not cached), in this instance, where 0 turns the limit off."`
+	RateLimitCIMDBurst       int `env:"RATE_LIMIT_CIMD_BURST" yaml:"rate_limit_cimd_burst" flag:"rate-limit-cimd-burst" default:"10" help:"Client ID Metadata Document fetches a client address may trigger at once, before RATE_LIMIT_CIMD applies."`
+	RateLimitAuthorize       int `env:"RATE_LIMIT_AUTHORIZE" yaml:"rate_limit_authorize" flag:"rate-limit-authorize" default:"300" help:"Requests each client address may make per minute to each sign-in page (/authorize, /consent and the callback, each counted apart), in this instance, where 0 turns the limit off."`
+	RateLimitAuthorizeBurst  int `env:"RATE_LIMIT_AUTHORIZE_BURST" yaml:"rate_limit_authorize_burst" flag:"rate-limit-authorize-burst" default:"100" help:"Requests a client address may make at once to each sign-in page, before RATE_LIMIT_AUTHORIZE applies."`
+	RateLimitToken           int `env:"RATE_LIMIT_TOKEN" yaml:"rate_limit_token" flag:"rate-limit-token" default:"600" help:"Token requests (POST /token) each client address may make per minute, in this instance, where 0 turns the limit off."`
+	RateLimitTokenBurst      int `env:"RATE_LIMIT_TOKEN_BURST" yaml:"rate_limit_token_burst" flag:"rate-limit-token-burst" default:"200" help:"Token requests a client address may make at once, before RATE_LIMIT_TOKEN applies."`
+	RateLimitRevoke          int `env:"RATE_LIMIT_REVOKE" yaml:"rate_limit_revoke" flag:"rate-limit-revoke" default:"120" help:"Revocation requests (POST /revoke) each client address may make per minute, in this instance, where 0 turns the limit off."`
+	RateLimitRevokeBurst     int `env:"RATE_LIMIT_REVOKE_BURST" yaml:"rate_limit_revoke_burst" flag:"rate-limit-revoke-burst" default:"60" help:"Revocation requests a client address may make at once, before RATE_LIMIT_REVOKE applies."`
+	RateLimitIntrospect      int `env:"RATE_LIMIT_INTROSPECT" yaml:"rate_limit_introspect" flag:"rate-limit-introspect" default:"3000" help:"Introspection requests (POST /introspect) each client address may make per minute, in this instance, where 0 turns the limit off."`
+	RateLimitIntrospectBurst int `env:"RATE_LIMIT_INTROSPECT_BURST" yaml:"rate_limit_introspect_burst" flag:"rate-limit-introspect-burst" default:"600" help:"Introspection requests a client address may make at once, before RATE_LIMIT_INTROSPECT applies."`
+	RateLimitGateway         int `env:"RATE_LIMIT_GATEWAY" yaml:"rate_limit_gateway" flag:"rate-limit-gateway" default:"1200" help:"Requests each signed-in subject may send through the gateway per minute, in this instance, where 0 turns the limit off."`
+	RateLimitGatewayBurst    int `env:"RATE_LIMIT_GATEWAY_BURST" yaml:"rate_limit_gateway_burst" flag:"rate-limit-gateway-burst" default:"300" help:"Requests a subject may send through the gateway at once, before RATE_LIMIT_GATEWAY applies."`
+
+	MaxClients      int           `env:"MAX_CLIENTS" yaml:"max_clients" flag:"max-clients" default:"10000" help:"Most clients that may be registered through /register at once (operators' clients do not count), beyond which registration answers 503 temporarily_unavailable, where 0 is no bound."`
+	UnusedClientTTL time.Duration `env:"UNUSED_CLIENT_TTL" yaml:"unused_client_ttl" flag:"unused-client-ttl" default:"24h" help:"How long a client registered through /register is kept if nobody ever signs in through it, as a Go duration of at least 1h, where 0 keeps it forever."`
 
 	IntrospectionSecret string `env:"INTROSPECTION_SECRET" yaml:"introspection_secret" flag:"introspection-secret" secret:"true" help:"Secret that resource servers present as a bearer token at /introspect, where empty allows only confidential registered clients."`
 
@@ -524,4 +547,39 @@ func (c Config) Level() slog.Level {
 		return slog.LevelInfo
 	}
 	return l
+}
+
+// RateLimits are the abuse limits' rates, as the settings give them.
+type RateLimits struct {
+	// Per client address.
+	Register, CIMD, Authorize, Token, Revoke, Introspect ratelimit.Limit
+	// Per subject.
+	Gateway ratelimit.Limit
+}
+
+// RateLimits returns RATE_LIMIT_* as limits.
+func (c Config) RateLimits() RateLimits {
+	return RateLimits{
+		Register:   ratelimit.Limit{PerMinute: c.RateLimitRegister, Burst: c.RateLimitRegisterBurst},
+		CIMD:       ratelimit.Limit{PerMinute: c.RateLimitCIMD, Burst: c.RateLimitCIMDBurst},
+		Authorize:  ratelimit.Limit{PerMinute: c.RateLimitAuthorize, Burst: c.RateLimitAuthorizeBurst},
+		Token:      ratelimit.Limit{PerMinute: c.RateLimitToken, Burst: c.RateLimitTokenBurst},
+		Revoke:     ratelimit.Limit{PerMinute: c.RateLimitRevoke, Burst: c.RateLimitRevokeBurst},
+		Introspect: ratelimit.Limit{PerMinute: c.RateLimitIntrospect, Burst: c.RateLimitIntrospectBurst},
+		Gateway:    ratelimit.Limit{PerMinute: c.RateLimitGateway, Burst: c.RateLimitGatewayBurst},
+	}
+}
+
+// ClientIP builds the client address resolver of TRUSTED_PROXIES and
+// TRUSTED_PROXY_HEADER (Validate reports what it refuses).
+func (c Config) ClientIP() (*clientip.Resolver, error) {
+	prefixes, err := clientip.ParsePrefixes(c.TrustedProxies)
+	if err != nil {
+		return nil, fmt.Errorf("config: %sTRUSTED_PROXIES: %w", EnvPrefix, err)
+	}
+	header, err := clientip.ParseHeader(c.TrustedProxyHeader)
+	if err != nil {
+		return nil, fmt.Errorf("config: %sTRUSTED_PROXY_HEADER: %w", EnvPrefix, err)
+	}
+	return clientip.New(prefixes, header), nil
 }

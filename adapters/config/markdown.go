@@ -75,6 +75,22 @@ var docSections = []docSection{
 			"GatewayBodyTimeout", "MCPUpstreamIdleTimeout"},
 	},
 	{
+		title: "Abuse limits",
+		intro: "Rate limits per client address on the authorization server's endpoints and per signed-in subject on the gateway, " +
+			"each a sustained rate per minute with a burst, answered with 429 and `Retry-After`; 0 turns a limit off. " +
+			"They are counted in each instance's memory: behind a load balancer, every instance allows the full rate. " +
+			"Behind a reverse proxy, list it in `TRUSTED_PROXIES`, or every client is counted as the proxy's address. " +
+			"Registration hygiene bounds the clients `/register` may create and sweeps those nobody signs in through. " +
+			"See docs/operations.md, \"Abuse limits\".",
+		fields: []string{
+			"TrustedProxies", "TrustedProxyHeader",
+			"RateLimitRegister", "RateLimitRegisterBurst", "RateLimitCIMD", "RateLimitCIMDBurst",
+			"RateLimitAuthorize", "RateLimitAuthorizeBurst", "RateLimitToken", "RateLimitTokenBurst",
+			"RateLimitRevoke", "RateLimitRevokeBurst", "RateLimitIntrospect", "RateLimitIntrospectBurst",
+			"RateLimitGateway", "RateLimitGatewayBurst", "MaxClients", "UnusedClientTTL",
+		},
+	},
+	{
 		title:  "Logging",
 		intro:  "Logs go to standard error; no code, token, verifier, secret or email is ever logged.",
 		fields: []string{"LogLevel", "LogFormat", "TelemetryPublicEndpoint"},

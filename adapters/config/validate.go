@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/oidcproxy/oidcproxy/domain"
+	"github.com/oidcproxy/oidcproxy/internal/clientip"
+	"github.com/oidcproxy/oidcproxy/internal/ratelimit"
 )
 
 // SettingError is one problem with one setting. Load and Validate join
@@ -170,6 +172,8 @@ func (c Config) Validate(opts ValidateOptions) error {
 	if c.RequestBodyTimeout < minRequestBodyTimeout || c.RequestBodyTimeout > maxRequestBodyTimeout {
 		v.add("REQUEST_BODY_TIMEOUT", "must be between %s and %s, got %s", minRequestBodyTimeout, maxRequestBodyTimeout, c.RequestBodyTimeout)
 	}
+
+	v.abuseLimits(c)
 
 	if !validLogLevels[c.LogLevel] {
 		v.add("LOG_LEVEL", "%q is not one of debug, info, warn, error", c.LogLevel)
@@ -554,4 +558,49 @@ func addrsCollide(a, b string) bool {
 	}
 	wildcard := func(h string) bool { return h == "" || h == "0.0.0.0" || h == "::" }
 	return ha == hb || wildcard(ha) || wildcard(hb)
+}
+
+// Bounds of the registration hygiene settings: a client is swept no
+// sooner than an hour after it registered, well past the ten minutes its
+// first sign-in may take, and the client bound stays within what a store
+// holds comfortably.
+const (
+	minUnusedClientTTL = time.Hour
+	maxClients         = 10_000_000
+)
+
+// abuseLimits checks the rate limits, the trusted proxies and the
+// registration hygiene settings.
+func (v *validator) abuseLimits(c Config) {
+	for _, l := range []struct {
+		name        string
+		rate, burst int
+	}{
+		{"RATE_LIMIT_REGISTER", c.RateLimitRegister, c.RateLimitRegisterBurst},
+		{"RATE_LIMIT_CIMD", c.RateLimitCIMD, c.RateLimitCIMDBurst},
+		{"RATE_LIMIT_AUTHORIZE", c.RateLimitAuthorize, c.RateLimitAuthorizeBurst},
+		{"RATE_LIMIT_TOKEN", c.RateLimitToken, c.RateLimitTokenBurst},
+		{"RATE_LIMIT_REVOKE", c.RateLimitRevoke, c.RateLimitRevokeBurst},
+		{"RATE_LIMIT_INTROSPECT", c.RateLimitIntrospect, c.RateLimitIntrospectBurst},
+		{"RATE_LIMIT_GATEWAY", c.RateLimitGateway, c.RateLimitGatewayBurst},
+	} {
+		switch {
+		case l.rate < 0 || l.rate > ratelimit.MaxPerMinute:
+			v.add(l.name, "must be between 0 (off) and %d requests a minute, got %d", ratelimit.MaxPerMinute, l.rate)
+		case l.rate > 0 && (l.burst < 1 || l.burst > ratelimit.MaxBurst):
+			v.add(l.name+"_BURST", "must be between 1 and %d while OIDC_PROXY_%s is on, got %d", ratelimit.MaxBurst, l.name, l.burst)
+		}
+	}
+	if _, err := clientip.ParsePrefixes(c.TrustedProxies); err != nil {
+		v.add("TRUSTED_PROXIES", "%v", err)
+	}
+	if _, err := clientip.ParseHeader(c.TrustedProxyHeader); err != nil {
+		v.add("TRUSTED_PROXY_HEADER", "%v", err)
+	}
+	if c.MaxClients < 0 || c.MaxClients > maxClients {
+		v.add("MAX_CLIENTS", "must be between 0 (no bound) and %d, got %d", maxClients, c.MaxClients)
+	}
+	if c.UnusedClientTTL < 0 || (c.UnusedClientTTL > 0 && c.UnusedClientTTL < minUnusedClientTTL) {
+		v.add("UNUSED_CLIENT_TTL", "must be 0 (keep unused clients) or at least %s, got %s", minUnusedClientTTL, c.UnusedClientTTL)
+	}
 }

@@ -2,6 +2,9 @@ package config_test
 
 import (
 	"errors"
+	"net/http"
+	"net/http/httptest"
+	"net/netip"
 	"strings"
 	"testing"
 	"time"
@@ -10,6 +13,7 @@ import (
 
 	"github.com/oidcproxy/oidcproxy/adapters/config"
 	"github.com/oidcproxy/oidcproxy/domain"
+	"github.com/oidcproxy/oidcproxy/internal/ratelimit"
 )
 
 const secretValue = "s3cr3t-client-secret-value"
@@ -60,6 +64,16 @@ func TestValidConfigurationsPass(t *testing.T) {
 		{"an admin listener on IPv6 loopback without a token", func(c *config.Config) { c.AdminAddr = "[::1]:9090" }, serveOptions},
 		{"an admin listener on every interface with a token", func(c *config.Config) { c.AdminAddr, c.AdminToken = "0.0.0.0:9090", "admin-token" }, serveOptions},
 		{"request bodies within their time bounds", func(c *config.Config) { c.RequestBodyTimeout = 100 * time.Millisecond }, serveOptions},
+		{"every abuse limit off", func(c *config.Config) {
+			c.RateLimitRegister, c.RateLimitCIMD, c.RateLimitAuthorize, c.RateLimitToken = 0, 0, 0, 0
+			c.RateLimitRevoke, c.RateLimitIntrospect, c.RateLimitGateway = 0, 0, 0
+			// A burst is not read while its limit is off.
+			c.RateLimitRegisterBurst, c.RateLimitGatewayBurst = 0, -1
+			c.MaxClients, c.UnusedClientTTL = 0, 0
+		}, serveOptions},
+		{"trusted proxies and the Forwarded header", func(c *config.Config) {
+			c.TrustedProxies, c.TrustedProxyHeader = []string{"10.0.0.0/8", "192.0.2.7", "fd00::/8"}, "forwarded"
+		}, serveOptions},
 		{"the gateway turned off and no encryption key", func(c *config.Config) { c.MCPUpstream, c.EncryptionKey = "", "" }, serveOptions},
 		{"extras within their bounds", func(c *config.Config) {
 			c.Algorithm = "ES256"
@@ -136,6 +150,21 @@ func TestEveryValidationRuleRejectsABadValue(t *testing.T) {
 		{"UPSTREAM_TOKEN_HEADER differs from USER_HEADER", func(c *config.Config) { c.UpstreamTokenHeader = "x-forwarded-user" }, "UPSTREAM_TOKEN_HEADER", "must differ"},
 		{"ALLOWED_ORIGINS are origins", func(c *config.Config) { c.AllowedOrigins = []string{"https://app.example.com/path"} }, "ALLOWED_ORIGINS", "must be an origin"},
 		{"STORE_PATH is required", func(c *config.Config) { c.StorePath = "" }, "STORE_PATH", "is required"},
+		{"RATE_LIMIT_TOKEN is not negative", func(c *config.Config) { c.RateLimitToken = -1 }, "RATE_LIMIT_TOKEN", "between 0 (off) and 1000000"},
+		{"RATE_LIMIT_GATEWAY has a ceiling", func(c *config.Config) { c.RateLimitGateway = 1_000_001 }, "RATE_LIMIT_GATEWAY", "between 0 (off) and 1000000"},
+		{"RATE_LIMIT_REGISTER_BURST is at least 1", func(c *config.Config) { c.RateLimitRegisterBurst = 0 }, "RATE_LIMIT_REGISTER_BURST", "between 1 and 1000000 while"},
+		{"RATE_LIMIT_CIMD_BURST has a ceiling", func(c *config.Config) { c.RateLimitCIMDBurst = 1_000_001 }, "RATE_LIMIT_CIMD_BURST", "between 1 and 1000000"},
+		{"RATE_LIMIT_AUTHORIZE_BURST is at least 1", func(c *config.Config) { c.RateLimitAuthorizeBurst = -1 }, "RATE_LIMIT_AUTHORIZE_BURST", "between 1 and"},
+		{"RATE_LIMIT_REVOKE_BURST is at least 1", func(c *config.Config) { c.RateLimitRevokeBurst = 0 }, "RATE_LIMIT_REVOKE_BURST", "between 1 and"},
+		{"RATE_LIMIT_INTROSPECT_BURST is at least 1", func(c *config.Config) { c.RateLimitIntrospectBurst = 0 }, "RATE_LIMIT_INTROSPECT_BURST", "between 1 and"},
+		{"RATE_LIMIT_TOKEN_BURST is at least 1", func(c *config.Config) { c.RateLimitTokenBurst = 0 }, "RATE_LIMIT_TOKEN_BURST", "between 1 and"},
+		{"RATE_LIMIT_GATEWAY_BURST is at least 1", func(c *config.Config) { c.RateLimitGatewayBurst = 0 }, "RATE_LIMIT_GATEWAY_BURST", "between 1 and"},
+		{"TRUSTED_PROXIES are prefixes or addresses", func(c *config.Config) { c.TrustedProxies = []string{"10.0.0.0/8", "lb.internal"} }, "TRUSTED_PROXIES", `"lb.internal" is neither a CIDR prefix nor an IP address`},
+		{"TRUSTED_PROXIES prefixes are valid", func(c *config.Config) { c.TrustedProxies = []string{"10.0.0.0/40"} }, "TRUSTED_PROXIES", "not a CIDR prefix"},
+		{"TRUSTED_PROXY_HEADER is one of two", func(c *config.Config) { c.TrustedProxyHeader = "X-Real-IP" }, "TRUSTED_PROXY_HEADER", "is not one of X-Forwarded-For, Forwarded"},
+		{"MAX_CLIENTS is not negative", func(c *config.Config) { c.MaxClients = -1 }, "MAX_CLIENTS", "between 0 (no bound)"},
+		{"UNUSED_CLIENT_TTL is not negative", func(c *config.Config) { c.UnusedClientTTL = -time.Hour }, "UNUSED_CLIENT_TTL", "at least 1h0m0s"},
+		{"UNUSED_CLIENT_TTL outlasts a first sign-in", func(c *config.Config) { c.UnusedClientTTL = 10 * time.Minute }, "UNUSED_CLIENT_TTL", "at least 1h0m0s"},
 		{"DATABASE_URL is a postgres URL", func(c *config.Config) { c.DatabaseURL = "mysql://app:" + secretValue + "@db/x" }, "DATABASE_URL", "must be a URL such as postgres://"},
 		{"DATABASE_URL needs an explicit ENCRYPTION_KEY", func(c *config.Config) {
 			c.DatabaseURL, c.EncryptionKey = "postgres://app:"+secretValue+"@db.example.com/oidcproxy", ""
@@ -261,4 +290,31 @@ func TestValidationErrorsNeverContainSecretValues(t *testing.T) {
 	for _, s := range []string{"hunter2", "hunter3", "hunter4", secretValue} {
 		require.NotContains(t, err.Error(), s)
 	}
+}
+
+func TestTheAbuseLimitsAreOnByDefault(t *testing.T) {
+	cfg := validConfig(t)
+	require.Equal(t, config.RateLimits{
+		Register:   ratelimit.Limit{PerMinute: 30, Burst: 20},
+		CIMD:       ratelimit.Limit{PerMinute: 30, Burst: 10},
+		Authorize:  ratelimit.Limit{PerMinute: 300, Burst: 100},
+		Token:      ratelimit.Limit{PerMinute: 600, Burst: 200},
+		Revoke:     ratelimit.Limit{PerMinute: 120, Burst: 60},
+		Introspect: ratelimit.Limit{PerMinute: 3000, Burst: 600},
+		Gateway:    ratelimit.Limit{PerMinute: 1200, Burst: 300},
+	}, cfg.RateLimits())
+	require.Equal(t, 10000, cfg.MaxClients)
+	require.Equal(t, 24*time.Hour, cfg.UnusedClientTTL)
+
+	r, err := cfg.ClientIP()
+	require.NoError(t, err)
+	req := httptest.NewRequest(http.MethodGet, "/token", nil)
+	req.RemoteAddr = "10.1.2.3:443"
+	req.Header.Set("X-Forwarded-For", "198.51.100.1")
+	require.Equal(t, netip.MustParseAddr("10.1.2.3"), r.ClientIP(req), "no proxy is trusted by default")
+
+	cfg.TrustedProxies = []string{"10.0.0.0/8"}
+	r, err = cfg.ClientIP()
+	require.NoError(t, err)
+	require.Equal(t, netip.MustParseAddr("198.51.100.1"), r.ClientIP(req))
 }

@@ -122,7 +122,7 @@ func (g *Gateway) reject(w http.ResponseWriter, r *http.Request, err error) {
 	if code == domain.CodeInvalidToken || code == domain.CodeInsufficientScope {
 		// A presented token that was refused is a security event: one audit
 		// record, like the authorization server's (never the token itself).
-		oauthhttp.Audit(g.log, r, "bearer_rejected", "error", string(code))
+		oauthhttp.Audit(g.log, g.withClientIP(r), "bearer_rejected", "error", string(code))
 	}
 }
 

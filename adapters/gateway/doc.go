@@ -5,7 +5,9 @@
 //     DNS-rebinding defence of the MCP Streamable HTTP transport),
 //  2. checks the bearer token with the VerifyAccessToken use case and answers
 //     failures with RFC 6750 challenges that point at the RFC 9728 metadata
-//     (401 invalid_token, 403 insufficient_scope for MCP step-up), and
+//     (401 invalid_token, 403 insufficient_scope for MCP step-up), then
+//     refuses a subject beyond its rate limit with 429 (SubjectLimit,
+//     ratelimit.go),
 //  3. receives the request body whole, within MaxBodyBytes and BodyTimeout
 //     (body.go says why), and
 //  4. sends the request to the MCP backend with net/http/httputil's
@@ -16,7 +18,7 @@
 //     the backend are closed before the backend would close them
 //     (BackendIdleTimeout).
 //
-// The gateway keeps no state of its own between requests and caches nothing:
-// a cache of verified tokens belongs to the token adapter, next to the
-// revocation it must respect.
+// Apart from the rate limiter's counters, the gateway keeps no state of its
+// own between requests and caches nothing: a cache of verified tokens
+// belongs to the token adapter, next to the revocation it must respect.
 package gateway

@@ -14,6 +14,8 @@ import (
 
 	"github.com/oidcproxy/oidcproxy/adapters/oauthhttp"
 	"github.com/oidcproxy/oidcproxy/domain"
+	"github.com/oidcproxy/oidcproxy/internal/clientip"
+	"github.com/oidcproxy/oidcproxy/internal/ratelimit"
 	"github.com/oidcproxy/oidcproxy/ports"
 )
 
@@ -97,6 +99,16 @@ type Options struct {
 	InjectTrace func(ctx context.Context, h http.Header)
 	// Observe receives byte counts and stream opens/closes for metrics.
 	Observe Observer
+	// SubjectLimit, when set, rate-limits each subject's requests (after
+	// the bearer check, before the body is received); nil is no limit.
+	SubjectLimit *ratelimit.Keys
+	// LimitRefused, when set, is told of every request SubjectLimit
+	// refused, with the limit's name ("gateway"), for metrics.
+	LimitRefused func(ctx context.Context, limit string)
+	// ClientIP tells a request's client address for the audit records
+	// (behind trusted proxies, the one they forwarded for); nil takes the
+	// connection's peer.
+	ClientIP *clientip.Resolver
 }
 
 // Gateway is the bearer-checking streaming reverse proxy in front of an MCP
@@ -124,6 +136,10 @@ type Gateway struct {
 
 	injectTrace func(ctx context.Context, h http.Header)
 	observe     Observer
+
+	subjectLimit *ratelimit.Keys
+	limitRefused func(ctx context.Context, limit string)
+	clientIP     *clientip.Resolver
 
 	// The RFC 6750 challenges (RFC 9728 5.1), built once; challengeNoToken
 	// is the header value of every request without a token.
@@ -168,6 +184,9 @@ func New(verify ports.VerifyAccessToken, logger *slog.Logger, opts Options) (*Ga
 		bodyTimeout:    opts.BodyTimeout,
 		injectTrace:    opts.InjectTrace,
 		observe:        opts.Observe,
+		subjectLimit:   opts.SubjectLimit,
+		limitRefused:   opts.LimitRefused,
+		clientIP:       opts.ClientIP,
 	}
 	if g.maxBody <= 0 {
 		g.maxBody = DefaultMaxBodyBytes
@@ -351,6 +370,9 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	})
 	if err != nil {
 		g.reject(w, r, err)
+		return
+	}
+	if g.overLimit(w, r, access) {
 		return
 	}
 	if r.ContentLength > g.maxBody {

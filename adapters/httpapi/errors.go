@@ -39,6 +39,12 @@ func (s *Server) writeJSONError(w http.ResponseWriter, r *http.Request, err erro
 	if errors.Is(e, errBodyTooLarge) {
 		status = http.StatusRequestEntityTooLarge
 	}
+	if wait, limited := oauthhttp.RetryAfter(e); limited {
+		// A fetch this request would trigger (a client ID metadata
+		// document) was over the client address's limit.
+		status = http.StatusTooManyRequests
+		oauthhttp.SetRetryAfter(w, wait)
+	}
 	if e.Code == domain.CodeInvalidClient && r.Header.Get("Authorization") != "" {
 		// RFC 6749 5.2: a 401 to a client that used HTTP authentication
 		// carries the matching challenge.
@@ -121,6 +127,10 @@ func (s *Server) renderError(w http.ResponseWriter, r *http.Request, err error) 
 		if e.Code == domain.CodeInvalidClient {
 			status = http.StatusBadRequest
 		}
+	}
+	if wait, limited := oauthhttp.RetryAfter(e); limited {
+		status = http.StatusTooManyRequests
+		oauthhttp.SetRetryAfter(w, wait)
 	}
 	s.renderPage(w, status, "error.html", errorPage{Code: string(e.Code), Description: e.Description})
 }

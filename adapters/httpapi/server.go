@@ -16,6 +16,7 @@ import (
 	"github.com/gorilla/mux"
 
 	"github.com/oidcproxy/oidcproxy/domain"
+	"github.com/oidcproxy/oidcproxy/internal/clientip"
 	"github.com/oidcproxy/oidcproxy/ports"
 )
 
@@ -78,6 +79,11 @@ type Options struct {
 	// bodies itself), and to the admin listener; zero means
 	// DefaultBodyTimeout.
 	BodyTimeout time.Duration
+	// ClientIP tells a request's client address (behind trusted proxies,
+	// the one they forwarded for); nil takes the connection's peer.
+	ClientIP *clientip.Resolver
+	// Limits are the per-client-address rate limits of the endpoints.
+	Limits Limits
 }
 
 // Server holds the HTTP handlers.
@@ -138,7 +144,7 @@ func New(app ports.Application, jwks ports.TokenIssuer, logger *slog.Logger, opt
 		log:     logger,
 		cookies: newCookieJar(opts.CookieKey, base.Scheme == "https"),
 	}
-	s.api = s.recoverPanics(securityHeaders(s.readBodies(s.routes())))
+	s.api = s.recoverPanics(securityHeaders(s.limitRequests(s.readBodies(s.routes()))))
 	if opts.Gateway != nil {
 		h := opts.Gateway
 		for i := len(opts.GatewayMiddleware) - 1; i >= 0; i-- {

@@ -53,10 +53,14 @@ func (s *Store) DeleteClient(ctx context.Context, id string) (int, error) {
 		return 0, err
 	}
 	defer s.mu.Unlock()
-	if _, ok := s.clients[id]; !ok {
+	c, ok := s.clients[id]
+	if !ok {
 		return 0, fail(op, domain.ErrNotFound)
 	}
 	delete(s.clients, id)
+	if !c.Operator {
+		s.registered-- // the registration bound counts self-registered clients
+	}
 	return s.revokeMatching(ports.GrantFilter{ClientID: id}), nil
 }
 

@@ -13,6 +13,7 @@ import (
 func cloneClient(c domain.Client) domain.Client {
 	c = c.Clone()
 	c.CreatedAt = utc(c.CreatedAt)
+	c.FirstGrantAt = utc(c.FirstGrantAt)
 	return c
 }
 

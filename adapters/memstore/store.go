@@ -27,6 +27,9 @@ type Store struct {
 	// memory stays bounded by what is live.
 	codesByGrant  map[string]map[string]struct{}
 	tokensByGrant map[string]map[string]struct{}
+	// registered counts the clients that registered themselves (not an
+	// operator's), for RegisterClient's bound.
+	registered int
 }
 
 var _ ports.Store = (*Store)(nil)
@@ -73,11 +76,7 @@ func (s *Store) CreateClient(ctx context.Context, c domain.Client) error {
 		return err
 	}
 	defer s.mu.Unlock()
-	if _, ok := s.clients[c.ID]; ok {
-		return fail(op, domain.ErrAlreadyExists)
-	}
-	s.clients[c.ID] = cloneClient(c)
-	return nil
+	return s.insertClient(op, c, 0)
 }
 
 // GetClient returns a client by id.
@@ -216,6 +215,7 @@ func (s *Store) CreateGrant(ctx context.Context, g domain.Grant, code domain.Aut
 	}
 	s.grants[g.ID] = cloneGrant(g)
 	s.putCode(code)
+	s.markClientUsed(g.ClientID, g.CreatedAt)
 	return nil
 }
 

@@ -3,15 +3,20 @@ package oauthhttp_test
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
 	"github.com/oidcproxy/oidcproxy/adapters/oauthhttp"
 	"github.com/oidcproxy/oidcproxy/domain"
+	"github.com/oidcproxy/oidcproxy/internal/clientip"
+	"github.com/oidcproxy/oidcproxy/internal/ratelimit"
 	"github.com/oidcproxy/oidcproxy/ports"
 )
 
@@ -136,8 +141,40 @@ func TestAnAuditRecordHasOneShape(t *testing.T) {
 	delete(rec, "time")
 	require.Equal(t, map[string]any{
 		"level": "INFO", "msg": "audit", "audit": true, "event": "tokens_issued",
-		"remote_addr": "192.0.2.7:4242", "client_id": "c1",
+		"client_ip": "192.0.2.7", "remote_addr": "192.0.2.7:4242", "client_id": "c1",
 	}, rec)
+}
+
+func TestAnAuditRecordNamesTheClientAddressTheAdapterDerived(t *testing.T) {
+	var buf bytes.Buffer
+	log := slog.New(slog.NewJSONHandler(&buf, nil))
+	r := httptest.NewRequest(http.MethodPost, "/token", nil)
+	r.RemoteAddr = "10.0.0.5:443" // a trusted proxy
+	r = r.WithContext(clientip.NewContext(r.Context(), netip.MustParseAddr("198.51.100.1")))
+	oauthhttp.Audit(log, r, "tokens_issued")
+	var rec map[string]any
+	require.NoError(t, json.Unmarshal(buf.Bytes(), &rec))
+	require.Equal(t, "198.51.100.1", rec["client_ip"])
+	require.Equal(t, "10.0.0.5:443", rec["remote_addr"])
+
+	unix := httptest.NewRequest(http.MethodGet, "/", nil)
+	unix.RemoteAddr = "@" // a Unix socket's peer
+	require.Empty(t, oauthhttp.ClientIP(unix))
+}
+
+func TestARateLimitRefusalIsA429WithRetryAfterInWholeSeconds(t *testing.T) {
+	w := httptest.NewRecorder()
+	oauthhttp.WriteTooManyRequests(w, 1500*time.Millisecond)
+	require.Equal(t, http.StatusTooManyRequests, w.Code)
+	require.Equal(t, "2", w.Header().Get("Retry-After"))
+	require.Equal(t, "no-store", w.Header().Get("Cache-Control"))
+	require.JSONEq(t, `{"error":"temporarily_unavailable","error_description":"`+oauthhttp.RateLimitDescription+`"}`, w.Body.String())
+
+	wait, ok := oauthhttp.RetryAfter(fmt.Errorf("fetch: %w", domain.ErrTemporarilyUnavailable("busy", &ratelimit.Exceeded{RetryAfter: time.Second})))
+	require.True(t, ok)
+	require.Equal(t, time.Second, wait)
+	_, ok = oauthhttp.RetryAfter(domain.ErrTemporarilyUnavailable("busy", nil))
+	require.False(t, ok)
 }
 
 func TestClientMetadataIsReadAsRFC7591Says(t *testing.T) {

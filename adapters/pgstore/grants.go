@@ -31,6 +31,12 @@ func (s *Store) CreateGrant(ctx context.Context, g domain.Grant, code domain.Aut
 	args = append(args, codeVals[0])
 	args = append(args, codeVals[2:]...) // the grant id comes from the inserted grant
 	tag, err := s.pool.Exec(ctx, sqlCreateGrant, args...)
+	if s.cache != nil {
+		// The same statement may have recorded the client's first grant:
+		// this instance reads its own write at once (the others hear of it
+		// from the trigger).
+		s.cache.clients.Forget(g.ClientID)
+	}
 	switch {
 	case err != nil:
 		return fail(op, alreadyExists(err))

@@ -115,16 +115,17 @@ func (r identityRecord) domain() domain.Identity {
 // sql.go, so that a query joining two tables scans into both.
 
 type clientRow struct {
-	c       domain.Client
-	appType string
-	method  string
-	created int64
+	c          domain.Client
+	appType    string
+	method     string
+	created    int64
+	firstGrant *int64
 }
 
 func (r *clientRow) dest() []any {
 	return []any{&r.c.ID, &r.c.SecretHash, &r.c.Name, &r.c.RedirectURIs, &r.appType, &r.method,
 		&r.c.GrantTypes, &r.c.ResponseTypes, &r.c.Scope, &r.c.ClientURI, &r.c.LogoURI, &r.c.Contacts,
-		&r.c.SoftwareID, &r.c.SoftwareVersion, &r.c.JWKS, &r.c.JWKSURI, &r.c.Operator, &r.created}
+		&r.c.SoftwareID, &r.c.SoftwareVersion, &r.c.JWKS, &r.c.JWKSURI, &r.c.Operator, &r.created, &r.firstGrant}
 }
 
 func (r *clientRow) domain() domain.Client {
@@ -132,13 +133,14 @@ func (r *clientRow) domain() domain.Client {
 	c.ApplicationType = domain.ApplicationType(r.appType)
 	c.TokenEndpointAuthMethod = domain.AuthMethod(r.method)
 	c.CreatedAt = fromNS(r.created)
+	c.FirstGrantAt = fromNullNS(r.firstGrant)
 	return c
 }
 
 func clientArgs(c domain.Client) []any {
 	return []any{c.ID, c.SecretHash, c.Name, c.RedirectURIs, string(c.ApplicationType), string(c.TokenEndpointAuthMethod),
 		c.GrantTypes, c.ResponseTypes, c.Scope, c.ClientURI, c.LogoURI, c.Contacts,
-		c.SoftwareID, c.SoftwareVersion, c.JWKS, c.JWKSURI, c.Operator, ns(c.CreatedAt)}
+		c.SoftwareID, c.SoftwareVersion, c.JWKS, c.JWKSURI, c.Operator, ns(c.CreatedAt), nullNS(c.FirstGrantAt)}
 }
 
 type transactionRow struct {

@@ -8,7 +8,7 @@ package pgstore
 const (
 	clientCols = `id, secret_hash, name, redirect_uris, application_type, token_endpoint_auth_method,
 		grant_types, response_types, scope, client_uri, logo_uri, contacts,
-		software_id, software_version, jwks, jwks_uri, operator, created_ns`
+		software_id, software_version, jwks, jwks_uri, operator, created_ns, first_grant_ns`
 	transactionCols = `id, client_id, redirect_uri, state, code_challenge, scopes,
 		resource, upstream_verifier, nonce, csrf_hash, approved, binding_hash,
 		created_ns, expires_ns`
@@ -36,7 +36,7 @@ const sqlBegin = `BEGIN ISOLATION LEVEL READ COMMITTED`
 
 const (
 	sqlInsertClient = `INSERT INTO clients (` + clientCols + `)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)
 		ON CONFLICT (id) DO NOTHING`
 	sqlGetClient = `SELECT ` + clientCols + ` FROM clients WHERE id = $1`
 	// sqlListClients pages in byte order, as the other stores do, whatever
@@ -44,6 +44,19 @@ const (
 	sqlListClients = `SELECT ` + clientCols + ` FROM clients WHERE id COLLATE "C" > $1
 		ORDER BY id COLLATE "C" LIMIT $2`
 	sqlDeleteClient = `DELETE FROM clients WHERE id = $1`
+
+	// sqlLockClientCount reads the number of self-registered clients and
+	// locks it: concurrent registrations take turns, so none passes the
+	// bound on a count another is about to raise.
+	sqlLockClientCount = `SELECT registered FROM client_counts FOR UPDATE`
+	// sqlSweepUnusedClients deletes a batch of never-used self-registered
+	// clients created before $1. The conditions are repeated outside the
+	// subquery so that a client whose first grant committed meanwhile is
+	// re-checked on its locked row and kept.
+	sqlSweepUnusedClients = `DELETE FROM clients WHERE id IN (
+			SELECT id FROM clients WHERE first_grant_ns IS NULL AND NOT operator AND created_ns < $1
+			ORDER BY created_ns LIMIT $2)
+		AND first_grant_ns IS NULL AND NOT operator AND created_ns < $1`
 )
 
 const (
@@ -71,11 +84,17 @@ const (
 	// sqlCreateGrant stores a grant and its first code in one statement. A
 	// taken grant id inserts nothing (so no code either); a taken code hash
 	// fails the statement, undoing the grant.
+	// The same statement records the client's first grant (the update
+	// matches no row once it has one, or for a client ID metadata
+	// document's client, which is not stored).
 	sqlCreateGrant = `WITH g AS (
 			INSERT INTO grants (` + grantCols + `)
 			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
 			ON CONFLICT (id) DO NOTHING
-			RETURNING id)
+			RETURNING id, client_id, created_ns),
+		used AS (
+			UPDATE clients SET first_grant_ns = g.created_ns FROM g
+			WHERE clients.id = g.client_id AND clients.first_grant_ns IS NULL)
 		INSERT INTO codes (` + codeCols + `)
 		SELECT $13, g.id, $14, $15, $16, $17, $18, $19, $20, $21 FROM g`
 	sqlGetGrant    = `SELECT ` + grantCols + ` FROM grants WHERE id = $1 AND expires_ns > $2`
@@ -148,12 +167,12 @@ const (
 	// sqlSweepGrants deletes expired grants and, explicitly so that they
 	// are counted, the codes and refresh tokens hanging on them (the
 	// foreign keys' cascade would delete them uncounted). It returns the
-	// number of grants and the number of records removed in all.
+	// ids of the grants and the number of records removed in all.
 	sqlSweepGrants = `WITH g AS (
 			DELETE FROM grants WHERE id IN (
 				SELECT id FROM grants WHERE expires_ns <= $1 ORDER BY expires_ns LIMIT $2 FOR UPDATE SKIP LOCKED)
 			RETURNING id),
 		c AS (DELETE FROM codes WHERE grant_id IN (SELECT id FROM g) RETURNING 1),
 		t AS (DELETE FROM refresh_tokens WHERE grant_id IN (SELECT id FROM g) RETURNING 1)
-		SELECT (SELECT count(*) FROM g), (SELECT count(*) FROM g) + (SELECT count(*) FROM c) + (SELECT count(*) FROM t)`
+		SELECT (SELECT coalesce(array_agg(id), '{}') FROM g), (SELECT count(*) FROM g) + (SELECT count(*) FROM c) + (SELECT count(*) FROM t)`
 )

@@ -106,9 +106,15 @@ func (s *Store) sweepOnce(ctx context.Context, conn *pgxpool.Conn, query string,
 	return int(tag.RowsAffected()), err
 }
 
+// sweepGrants deletes a batch of expired grants with their codes and
+// refresh tokens, and forgets them in this instance's cache at once (the
+// others hear of it from the trigger), so that a grant the sweep removed
+// is never read back from memory.
 func (s *Store) sweepGrants(ctx context.Context, conn *pgxpool.Conn, now time.Time) (grants, removed int, err error) {
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
-	err = conn.QueryRow(ctx, sqlSweepGrants, ns(now), sweepBatch).Scan(&grants, &removed)
-	return grants, removed, err
+	var ids []string
+	err = conn.QueryRow(ctx, sqlSweepGrants, ns(now), sweepBatch).Scan(&ids, &removed)
+	s.forgetGrants(ids, err)
+	return len(ids), removed, err
 }

@@ -87,6 +87,8 @@ type instruments struct {
 	storeDuration metric.Float64Histogram
 	storeSwept    metric.Int64Counter
 
+	rateLimited metric.Int64Counter
+
 	gatewayBytesIn  atomic.Int64
 	gatewayBytesOut atomic.Int64
 	gatewayStreams  metric.Int64UpDownCounter
@@ -131,6 +133,8 @@ func newInstruments(m metric.Meter) (*instruments, error) {
 			"Duration of store operations, by operation and outcome.", storeBuckets),
 		storeSwept: counter("oidcproxy.store.swept", "{record}",
 			"Expired records removed by the sweeper."),
+		rateLimited: counter("oidcproxy.ratelimit.refused", "{request}",
+			"Requests refused with 429 by a rate limit, by limit."),
 	}
 	// The byte totals are plain atomic adds on the request path, read by
 	// the SDK only at collection: a synchronous counter cost the gateway

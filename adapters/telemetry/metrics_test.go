@@ -149,6 +149,20 @@ func TestGatewayMetricsCountBytesAndActiveStreams(t *testing.T) {
 	none.StreamClosed(ctx)
 }
 
+func TestRateLimitRefusalsAreCountedByABoundedLimitName(t *testing.T) {
+	f := newFixture(t)
+	refused := f.tel.RateLimitRefused()
+	ctx := t.Context()
+	refused(ctx, "token")
+	refused(ctx, "token")
+	refused(ctx, "gateway")
+	refused(ctx, "a name from nowhere")
+	require.Equal(t, int64(2), f.counterValue(t, "oidcproxy.ratelimit.refused", attribute.String("oidcproxy.ratelimit.limit", "token")))
+	require.Equal(t, int64(1), f.counterValue(t, "oidcproxy.ratelimit.refused", attribute.String("oidcproxy.ratelimit.limit", "gateway")))
+	require.Equal(t, int64(1), f.counterValue(t, "oidcproxy.ratelimit.refused", attribute.String("oidcproxy.ratelimit.limit", "other")))
+	require.Contains(t, f.scrape(t), "\noidcproxy_ratelimit_refused_total{oidcproxy_ratelimit_limit=\"token\"} 2\n")
+}
+
 func TestUpstreamMetricLabelsStayBoundedWhateverTheURL(t *testing.T) {
 	f := newFixture(t)
 	client := f.tel.HTTPClient(nil)

@@ -23,13 +23,14 @@ const (
 	outcomeAlreadyExists   = "already_exists"
 	outcomeAlreadyConsumed = "already_consumed"
 	outcomeRejected        = "rejected" // a closure of the use case refused the record
+	outcomeLimitReached    = "limit_reached"
 	outcomeCanceled        = "canceled"
 	outcomeError           = "error"
 )
 
 var storeOutcomes = []string{
 	outcomeOK, outcomeNotFound, outcomeAlreadyExists, outcomeAlreadyConsumed,
-	outcomeRejected, outcomeCanceled, outcomeError,
+	outcomeRejected, outcomeLimitReached, outcomeCanceled, outcomeError,
 }
 
 // storeOutcome classifies a store error.
@@ -43,6 +44,8 @@ func storeOutcome(err error) string {
 		return outcomeAlreadyExists
 	case errors.Is(err, domain.ErrAlreadyConsumed):
 		return outcomeAlreadyConsumed
+	case errors.Is(err, domain.ErrLimitReached):
+		return outcomeLimitReached
 	case errors.Is(err, context.Canceled):
 		return outcomeCanceled
 	}
@@ -121,6 +124,24 @@ func (s *store) CreateClient(ctx context.Context, c domain.Client) error {
 func (s *store) GetClient(ctx context.Context, id string) (domain.Client, error) {
 	return observe(ctx, s.ops.op("GetClient", noSpan, ""), func(ctx context.Context) (domain.Client, error) {
 		return s.next.GetClient(ctx, id)
+	})
+}
+
+// RegisterClient implements ports.RegistrationStore.
+func (s *store) RegisterClient(ctx context.Context, c domain.Client, max int) error {
+	return exec(ctx, s, "RegisterClient", func(ctx context.Context) error { return s.next.RegisterClient(ctx, c, max) })
+}
+
+// SweepUnusedClients implements ports.RegistrationStore and counts the
+// deleted clients with the swept records.
+func (s *store) SweepUnusedClients(ctx context.Context, createdBefore time.Time) (int, error) {
+	return call(ctx, s, "SweepUnusedClients", func(ctx context.Context) (int, error) {
+		n, err := s.next.SweepUnusedClients(ctx, createdBefore)
+		if n > 0 {
+			trace.SpanFromContext(ctx).SetAttributes(keySwept.Int(n))
+			s.inst.storeSwept.Add(ctx, int64(n))
+		}
+		return n, err
 	})
 }
 

@@ -39,7 +39,7 @@ func NewApplication(store ports.Store, provider ports.IdentityProvider, tokens p
 	revoke, err7 := NewRevoke(clients, store, tokens, provider, sealer, clock, logger, s.Issuer)
 	verify, err8 := NewVerifyAccessToken(tokens, store, sealer, clock, s.Issuer)
 	introspect, err9 := NewIntrospect(clients, tokens, store, clock, s.Issuer, s.IntrospectionSecretHash)
-	sweep, err10 := NewSweepExpired(store, clock)
+	sweep, err10 := NewSweepExpired(store, store, clock, s.Sweep())
 	if err := errors.Join(err1, err2, err3, err4, err5, err6, err7, err8, err9, err10); err != nil {
 		return ports.Application{}, err
 	}

@@ -47,7 +47,7 @@ func TestConstructorsRejectMissingDependencies(t *testing.T) {
 	_, err = usecase.NewVerifyAccessToken(iss, store, nil, c, "")
 	require.ErrorContains(t, err, "issuer is empty")
 	require.ErrorContains(t, err, "NewVerifyAccessToken: nil sealer")
-	_, err = usecase.NewSweepExpired(nil, c)
+	_, err = usecase.NewSweepExpired(nil, nil, c, usecase.SweepPolicy{})
 	require.ErrorContains(t, err, "NewSweepExpired: nil store")
 
 	// A handler built alone, with only what it declares, works.

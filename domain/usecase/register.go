@@ -2,6 +2,7 @@ package usecase
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/url"
 	"slices"
@@ -24,7 +25,7 @@ const (
 
 // RegisterClientHandler implements RFC 7591 dynamic client registration.
 type RegisterClientHandler struct {
-	store  ports.ClientStore
+	store  ports.RegistrationStore
 	clock  ports.Clock
 	random ports.Random
 	policy ClientPolicy
@@ -32,8 +33,9 @@ type RegisterClientHandler struct {
 
 var _ ports.RegisterClient = (*RegisterClientHandler)(nil)
 
-// NewRegisterClient builds dynamic client registration.
-func NewRegisterClient(store ports.ClientStore, clock ports.Clock, random ports.Random, policy ClientPolicy) (*RegisterClientHandler, error) {
+// NewRegisterClient builds dynamic client registration, bounded by
+// policy.MaxClients.
+func NewRegisterClient(store ports.RegistrationStore, clock ports.Clock, random ports.Random, policy ClientPolicy) (*RegisterClientHandler, error) {
 	if err := need("NewRegisterClient", dep("client store", store), dep("clock", clock), dep("random source", random)); err != nil {
 		return nil, err
 	}
@@ -54,7 +56,16 @@ func (h *RegisterClientHandler) Handle(ctx context.Context, cmd ports.RegisterCl
 	}
 	c.ID = h.random.Token()
 	c.CreatedAt = h.clock.Now().UTC()
-	if err := h.store.CreateClient(ctx, c); err != nil {
+	if err := h.store.RegisterClient(ctx, c, h.policy.MaxClients); err != nil {
+		if errors.Is(err, domain.ErrLimitReached) {
+			// RFC 7591 has no code for a full server; its metadata is
+			// fine, so invalid_client_metadata would send the client's
+			// developer looking for a mistake that is not there. The bound
+			// is temporary from the client's view: unused registrations
+			// are swept.
+			return ports.RegisterClientResult{}, domain.ErrTemporarilyUnavailable(
+				"this server accepts no more client registrations for now; try again later, or ask its operator", err)
+		}
 		return ports.RegisterClientResult{}, serverError(fmt.Errorf("register client: %w", err))
 	}
 	return ports.RegisterClientResult{Client: c, ClientSecret: secret}, nil

@@ -42,11 +42,24 @@ type Settings struct {
 	// IntrospectionSecretHash, when set, is the hash (domain.HashToken) of
 	// the secret resource servers present at /introspect.
 	IntrospectionSecretHash string
+	// MaxClients bounds the clients that registered themselves at
+	// /register; zero is no bound.
+	MaxClients int
+	// UnusedClientTTL is how long a self-registered client that never
+	// completed a grant is kept; zero keeps it forever.
+	UnusedClientTTL time.Duration
 }
 
 // validate reports every invalid setting.
 func (s Settings) validate() error {
-	return errors.Join(s.Tokens().validate(), s.Authorize().validate())
+	var errs []error
+	if s.MaxClients < 0 {
+		errs = append(errs, errors.New("usecase: the client bound must not be negative"))
+	}
+	if s.UnusedClientTTL < 0 {
+		errs = append(errs, errors.New("usecase: the unused client lifetime must not be negative"))
+	}
+	return errors.Join(append(errs, s.Tokens().validate(), s.Authorize().validate())...)
 }
 
 // ClientPolicy is how client metadata is judged: at registration and in
@@ -58,6 +71,8 @@ type ClientPolicy struct {
 	// AllowIPLiteral lets client_id URLs name IP literals (development and
 	// tests only).
 	AllowIPLiteral bool
+	// MaxClients bounds the self-registered clients; zero is no bound.
+	MaxClients int
 }
 
 // TokenPolicy is what the proxy's tokens name and how long they live.
@@ -113,7 +128,12 @@ func (p AuthorizePolicy) validate() error {
 
 // Clients is the client part of the settings.
 func (s Settings) Clients() ClientPolicy {
-	return ClientPolicy{RedirectPatterns: s.RedirectPatterns, AllowIPLiteral: s.ClientIDURLAllowIPLiteral}
+	return ClientPolicy{RedirectPatterns: s.RedirectPatterns, AllowIPLiteral: s.ClientIDURLAllowIPLiteral, MaxClients: s.MaxClients}
+}
+
+// Sweep is what the sweeper removes besides expired records.
+func (s Settings) Sweep() SweepPolicy {
+	return SweepPolicy{UnusedClientTTL: s.UnusedClientTTL}
 }
 
 // Tokens is the token part of the settings.

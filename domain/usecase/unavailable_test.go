@@ -47,6 +47,13 @@ func (o *outage) CreateClient(ctx context.Context, c domain.Client) error {
 	return o.Store.CreateClient(ctx, c)
 }
 
+func (o *outage) RegisterClient(ctx context.Context, c domain.Client, max int) error {
+	if err := o.err("register client"); err != nil {
+		return err
+	}
+	return o.Store.RegisterClient(ctx, c, max)
+}
+
 func (o *outage) GetClient(ctx context.Context, id string) (domain.Client, error) {
 	if err := o.err("get client"); err != nil {
 		return domain.Client{}, err

@@ -18,7 +18,10 @@ import (
 // with access_denied, stores nothing, and logs which claim was wrong but
 // never its value.
 func TestHostileIdentityClaimsEndTheSignInWithAccessDenied(t *testing.T) {
-	p, f := startWithFaulty(t)
+	// The client never completes a sign-in until the control below:
+	// keeping unused clients lets the sweeps count only what a sign-in
+	// stored.
+	p, f := startWithFaulty(t, withEnv("UNUSED_CLIENT_TTL", "0"))
 	c := p.register(t, nil)
 	cases := []struct {
 		name   string

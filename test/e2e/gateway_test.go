@@ -233,7 +233,7 @@ func TestTheGatewayRefusesEverythingButOurLiveTokensForThisResource(t *testing.T
 		require.Equal(t, http.StatusUnauthorized, resp.StatusCode)
 		require.Contains(t, resp.Header.Get("WWW-Authenticate"), `error="invalid_token"`)
 		require.Contains(t, body, `"error":"invalid_token"`)
-		require.Contains(t, p.Logs.String(), `"audit":true,"event":"bearer_rejected","remote_addr":"127.0.0.1:`)
+		require.Contains(t, p.Logs.String(), `"audit":true,"event":"bearer_rejected","client_ip":"127.0.0.1","remote_addr":"127.0.0.1:`)
 		require.NotContains(t, p.Logs.String(), "not-a-token", "the refused token is never logged")
 	})
 	t.Run("the upstream IdP's own token (no passthrough)", func(t *testing.T) {

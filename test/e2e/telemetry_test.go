@@ -165,7 +165,7 @@ func TestSecurityRelevantActionsAreAudited(t *testing.T) {
 	for _, e := range []string{"client_registered", "consent_approved", "consent_denied", "tokens_issued",
 		"refresh_rotated", "refresh_retry", "token_reuse_detected_grant_revoked", "revocation_requested"} {
 		require.Contains(t, events, e)
-		require.Contains(t, events[e], `"remote_addr":"127.0.0.1:`, e)
+		require.Contains(t, events[e], `"client_ip":"127.0.0.1","remote_addr":"127.0.0.1:`, e)
 		require.Contains(t, events[e], `"client_id":"`+c.ID+`"`, e)
 	}
 	require.Contains(t, events["tokens_issued"], `"subject":"`)

@@ -34,7 +34,12 @@ func testContext(t *testing.T, newStore func(*testing.T) ports.Store) {
 		cancel()
 		later := base.Add(time.Minute)
 		calls := map[string]func(ctx context.Context) error{
-			"CreateClient": func(ctx context.Context) error { return s.CreateClient(ctx, fullClient("c2")) },
+			"CreateClient":   func(ctx context.Context) error { return s.CreateClient(ctx, fullClient("c2")) },
+			"RegisterClient": func(ctx context.Context) error { return s.RegisterClient(ctx, registeredClient("c2", base), 10) },
+			"SweepUnusedClients": func(ctx context.Context) error {
+				_, err := s.SweepUnusedClients(ctx, later)
+				return err
+			},
 			"GetClient": func(ctx context.Context) error {
 				_, err := s.GetClient(ctx, "c1")
 				return err

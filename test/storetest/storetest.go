@@ -27,6 +27,7 @@ var base = time.Date(2026, 1, 1, 12, 0, 0, 123456789, time.UTC)
 func Run(t *testing.T, newStore func(t *testing.T) ports.Store) {
 	t.Helper()
 	t.Run("Clients", func(t *testing.T) { testClients(t, newStore) })
+	t.Run("Registration", func(t *testing.T) { testRegistration(t, newStore) })
 	t.Run("Transactions", func(t *testing.T) { testTransactions(t, newStore) })
 	t.Run("Grants", func(t *testing.T) { testGrants(t, newStore) })
 	t.Run("Codes", func(t *testing.T) { testCodes(t, newStore) })
@@ -66,6 +67,7 @@ func fullClient(id string) domain.Client {
 		JWKSURI:                 "https://app.example.com/jwks.json",
 		Operator:                true,
 		CreatedAt:               base,
+		FirstGrantAt:            base.Add(time.Minute),
 	}
 }
 
