@@ -73,9 +73,12 @@ func TestLosingPostgreSQLDuringALoadRunAnswers503AndLosesNothing(t *testing.T) {
 		answerLimit = dbTimeout + 2*time.Second
 	)
 	var cut *pgtest.Cut
-	c := startCluster(t, 2, withEnv("DATABASE_TIMEOUT", dbTimeout.String()), func(env map[string]string) {
-		cut, env["OIDC_PROXY_DATABASE_URL"] = pgtest.NewCut(t, env["OIDC_PROXY_DATABASE_URL"])
-	})
+	// The load comes from one address, far past the default per-address
+	// limit of /token; a refusal there would hide what the outage does.
+	c := startCluster(t, 2, withEnv("DATABASE_TIMEOUT", dbTimeout.String()), withEnv("RATE_LIMIT_TOKEN", "0"),
+		func(env map[string]string) {
+			cut, env["OIDC_PROXY_DATABASE_URL"] = pgtest.NewCut(t, env["OIDC_PROXY_DATABASE_URL"])
+		})
 	client := c.register(t, nil)
 	c.Front.roundRobin()
 	sessions := make([]string, workers)
