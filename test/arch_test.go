@@ -37,6 +37,7 @@
 //	adapters/tokens     github.com/go-jose/go-jose/v4
 //	adapters/config     go.yaml.in/yaml/v3
 //	adapters/policyfile go.yaml.in/yaml/v3, github.com/google/cel-go
+//	adapters/gateway    github.com/go-json-experiment/json/jsontext
 //
 // adapters/oauthhttp is the shared OAuth wire format (error table, error
 // body, challenges, RFC 7591 client metadata) that httpapi, the gateway
@@ -91,6 +92,9 @@ var drivers = map[string][]string{
 	"tokens":     {"github.com/go-jose/go-jose/v4/..."},
 	"config":     {"go.yaml.in/yaml/v3/..."},
 	"policyfile": {"go.yaml.in/yaml/v3/...", "github.com/google/cel-go/..."},
+	// The streaming JSON tokenizer that reads JSON-RPC messages and filters
+	// list answers in one pass (already a dependency of the MCP SDK).
+	"gateway": {"github.com/go-json-experiment/json/jsontext"},
 }
 
 // The OIDC client libraries a provider is built on.

@@ -14,6 +14,7 @@ import (
 
 	"github.com/oidcproxy/oidcproxy/adapters/oauthhttp"
 	"github.com/oidcproxy/oidcproxy/domain"
+	"github.com/oidcproxy/oidcproxy/domain/policy"
 	"github.com/oidcproxy/oidcproxy/ports"
 )
 
@@ -97,6 +98,10 @@ type Options struct {
 	InjectTrace func(ctx context.Context, h http.Header)
 	// Observe receives byte counts and stream opens/closes for metrics.
 	Observe Observer
+	// Policy decides which JSON-RPC requests a caller may make and which
+	// entries of list answers it sees (policy.go). Nil, or a source that
+	// holds no policy, allows every request.
+	Policy ports.PolicySource
 }
 
 // Gateway is the bearer-checking streaming reverse proxy in front of an MCP
@@ -124,6 +129,7 @@ type Gateway struct {
 
 	injectTrace func(ctx context.Context, h http.Header)
 	observe     Observer
+	pol         policyGate
 
 	// The RFC 6750 challenges (RFC 9728 5.1), built once; challengeNoToken
 	// is the header value of every request without a token.
@@ -148,6 +154,11 @@ type forward struct {
 	body []byte
 	// out counts the response body when observed.
 	out countingBody
+	// in is the caller as the policy sees it, set when a policy decides.
+	in policy.Input
+	// list filters the answer to a list request when filtering is set.
+	list      listFilter
+	filtering bool
 }
 
 // New builds a Gateway. verify checks bearer tokens and, with
@@ -168,6 +179,7 @@ func New(verify ports.VerifyAccessToken, logger *slog.Logger, opts Options) (*Ga
 		bodyTimeout:    opts.BodyTimeout,
 		injectTrace:    opts.InjectTrace,
 		observe:        opts.Observe,
+		pol:            newPolicyGate(opts),
 	}
 	if g.maxBody <= 0 {
 		g.maxBody = DefaultMaxBodyBytes
@@ -196,8 +208,8 @@ func New(verify ports.VerifyAccessToken, logger *slog.Logger, opts Options) (*Ga
 
 	g.trans = newTransport(idle)
 	g.proxy = newReverseProxy(g.trans, g.rewrite, g.proxyError, logger)
-	if g.observe.active() {
-		g.proxy.ModifyResponse = g.observeResponse
+	if g.observe.active() || opts.Policy != nil {
+		g.proxy.ModifyResponse = g.modifyResponse
 	}
 	return g, nil
 }
@@ -368,6 +380,9 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	fwd.body = body
+	if !g.authorize(w, r, &access, fwd) {
+		return
+	}
 	out := r.WithContext(context.WithValue(r.Context(), forwardKey{}, fwd))
 	// The body goes out with its exact length (a chunked upload becomes a
 	// Content-Length one) and can be produced again for a retry.
