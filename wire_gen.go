@@ -86,7 +86,13 @@ func InitializeApp(ctx context.Context, cfg config.Config) (*App, func(), error)
 		cleanup()
 		return nil, nil, err
 	}
-	gateway, cleanup3, err := ProvideGateway(cfg, application, settings, logger, telemetry)
+	source, err := ProvidePolicy(cfg, logger)
+	if err != nil {
+		cleanup2()
+		cleanup()
+		return nil, nil, err
+	}
+	gateway, cleanup3, err := ProvideGateway(cfg, application, settings, logger, telemetry, source)
 	if err != nil {
 		cleanup2()
 		cleanup()
@@ -180,7 +186,13 @@ func InitializeTestApp(ctx context.Context, cfg config.Config, clock ports.Clock
 		cleanup()
 		return nil, nil, err
 	}
-	gateway, cleanup3, err := ProvideGateway(cfg, application, settings, logger, telemetryTelemetry)
+	source, err := ProvidePolicy(cfg, logger)
+	if err != nil {
+		cleanup2()
+		cleanup()
+		return nil, nil, err
+	}
+	gateway, cleanup3, err := ProvideGateway(cfg, application, settings, logger, telemetryTelemetry, source)
 	if err != nil {
 		cleanup2()
 		cleanup()
@@ -253,7 +265,12 @@ func InitializeAppWithStore(ctx context.Context, cfg config.Config, clock ports.
 		cleanup()
 		return nil, nil, err
 	}
-	gateway, cleanup2, err := ProvideGateway(cfg, application, settings, logger, telemetryTelemetry)
+	source, err := ProvidePolicy(cfg, logger)
+	if err != nil {
+		cleanup()
+		return nil, nil, err
+	}
+	gateway, cleanup2, err := ProvideGateway(cfg, application, settings, logger, telemetryTelemetry, source)
 	if err != nil {
 		cleanup()
 		return nil, nil, err

@@ -24,6 +24,7 @@ import (
 	"github.com/oidcproxy/oidcproxy/adapters/httpapi"
 	"github.com/oidcproxy/oidcproxy/adapters/memstore"
 	"github.com/oidcproxy/oidcproxy/adapters/pgstore"
+	"github.com/oidcproxy/oidcproxy/adapters/policyfile"
 	"github.com/oidcproxy/oidcproxy/adapters/seal"
 	"github.com/oidcproxy/oidcproxy/adapters/telemetry"
 	"github.com/oidcproxy/oidcproxy/adapters/tokens"
@@ -81,6 +82,8 @@ var coreSet = wire.NewSet(
 	wire.Bind(new(ports.Random), new(CryptoRandom)),
 	ProvideApplication,
 	ProvideHTTPAPI,
+	ProvidePolicy,
+	wire.Bind(new(ports.PolicySource), new(*policyfile.Source)),
 	ProvideGateway,
 	NewApp,
 )
@@ -443,11 +446,26 @@ func ProvideHTTPAPI(cfg config.Config, app ports.Application, issuer ports.Token
 	})
 }
 
+// ProvidePolicy loads the policy file POLICY_FILE names; without one, the
+// source holds no policy (everyone admitted, every request allowed).
+func ProvidePolicy(cfg config.Config, logger *slog.Logger) (*policyfile.Source, error) {
+	source, err := policyfile.Load(cfg.PolicyFile)
+	if err != nil {
+		return nil, fmt.Errorf("POLICY_FILE: %w", err)
+	}
+	if cfg.PolicyFile != "" {
+		logger.Info("policy loaded", slog.String("path", cfg.PolicyFile), slog.String("summary", source.Summary().String()))
+	}
+	return source, nil
+}
+
 // ProvideGateway builds the MCP gateway when MCP_UPSTREAM is set (nil
-// otherwise): bearer checks through the VerifyAccessToken use case, our
-// trace context injected into backend requests, streams and bytes counted.
+// otherwise): bearer checks through the VerifyAccessToken use case, the
+// access policy applied to every JSON-RPC request and list answer, our
+// trace context injected into backend requests, streams, bytes and policy
+// decisions counted.
 func ProvideGateway(cfg config.Config, app ports.Application, settings usecase.Settings,
-	logger *slog.Logger, tel *telemetry.Telemetry,
+	logger *slog.Logger, tel *telemetry.Telemetry, policy ports.PolicySource,
 ) (*gateway.Gateway, func(), error) {
 	if cfg.MCPUpstream == "" {
 		return nil, func() {}, nil
@@ -480,7 +498,10 @@ func ProvideGateway(cfg config.Config, app ports.Application, settings usecase.S
 			BytesOut:     metrics.BytesOut,
 			StreamOpened: metrics.StreamOpened,
 			StreamClosed: metrics.StreamClosed,
+			Decided:      metrics.Decided,
+			Hidden:       metrics.Hidden,
 		},
+		Policy: policy,
 	})
 	if err != nil {
 		return nil, nil, err

@@ -68,6 +68,8 @@ type Config struct {
 	RefreshTokenTTL   time.Duration `env:"REFRESH_TOKEN_TTL" yaml:"refresh_token_ttl" flag:"refresh-token-ttl" default:"720h" help:"Lifetime of the refresh tokens the proxy issues, as a Go duration no shorter than ACCESS_TOKEN_TTL."`
 	RefreshReuseGrace time.Duration `env:"REFRESH_REUSE_GRACE" yaml:"refresh_reuse_grace" flag:"refresh-reuse-grace" default:"60s" help:"How long after a refresh a client may present the rotated refresh token again, while the new one is unused, and get a new pair instead of losing its grant (a retry after a lost response), as a Go duration of at most 10m, where 0 revokes the grant on any reuse."`
 
+	PolicyFile string `env:"POLICY_FILE" yaml:"policy_file" flag:"policy-file" help:"Path of the policy file (YAML, see docs/policy.md) that decides who may sign in and which tools, prompts and resources each caller may use through the gateway, where empty admits everyone the identity provider signs in and allows every request."`
+
 	MCPUpstream string `env:"MCP_UPSTREAM" yaml:"mcp_upstream" flag:"mcp-upstream" help:"URL of the MCP server that the gateway forwards authenticated requests to, where empty turns the gateway off."`
 	MCPPath     string `env:"MCP_PATH" yaml:"mcp_path" flag:"mcp-path" default:"/mcp" help:"Path of the protected MCP endpoint below BASE_URL, which also makes the resource URL."`
 	AdminAddr   string `env:"ADMIN_ADDR" yaml:"admin_addr" flag:"admin-addr" default:"127.0.0.1:9090" help:"Address (host:port) of the admin listener serving health checks, metrics, key administration and backups; an address other than a loopback one requires ADMIN_TOKEN."`

@@ -53,6 +53,12 @@ var docSections = []docSection{
 		},
 	},
 	{
+		title: "Access policy",
+		intro: "Who may sign in, and which methods, tools, prompts and resources each caller may use through the gateway: " +
+			"see docs/policy.md.",
+		fields: []string{"PolicyFile"},
+	},
+	{
 		title: "Storage, keys and token lifetimes",
 		intro: "The store holds registered clients, grants, hashed codes and refresh tokens, and the sealed signing keys; " +
 			"upstream tokens in it are sealed with a key derived from `ENCRYPTION_KEY`. It is the bbolt file at `STORE_PATH`, " +

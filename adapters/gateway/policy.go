@@ -78,7 +78,12 @@ func (g *Gateway) authorize(w http.ResponseWriter, r *http.Request, access *port
 	}
 	msg, fault := readMessage(f.body)
 	if fault != nil {
-		g.refuseRPC(w, r, http.StatusBadRequest, msg.id, fault.code, fault.message)
+		id := msg.id
+		if fault.code == rpcParseError {
+			// JSON-RPC 2.0 5.1: the id of a body that is not JSON is null.
+			id = nil
+		}
+		g.refuseRPC(w, r, http.StatusBadRequest, id, fault.code, fault.message)
 		return false
 	}
 	if mirrors {

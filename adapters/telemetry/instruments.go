@@ -89,6 +89,7 @@ type instruments struct {
 	gatewayBytesIn  atomic.Int64
 	gatewayBytesOut atomic.Int64
 	gatewayStreams  metric.Int64UpDownCounter
+	policy          policyCounters
 }
 
 func newInstruments(m metric.Meter) (*instruments, error) {
@@ -144,6 +145,7 @@ func newInstruments(m metric.Meter) (*instruments, error) {
 		metric.WithDescription("Gateway responses being streamed to clients right now."), metric.WithUnit("{stream}"))
 	errs = append(errs, err)
 	in.gatewayStreams = streams
+	errs = append(errs, registerPolicyCounters(m, &in.policy))
 	if err := errors.Join(errs...); err != nil {
 		return nil, fmt.Errorf("create instruments: %w", err)
 	}
