@@ -19,16 +19,17 @@ import (
 // Reading JSON-RPC messages. The gateway decides on the request body it
 // already holds (body.go), in one pass of a streaming tokenizer that
 // copies nothing but the method and the name: no unmarshalling into
-// structures, no second parse. The tokenizer is strict where leniency
-// would let the gateway and the MCP server read different things out of
-// one body: a member name given twice (one reader takes the first, another
-// the last), invalid UTF-8 (one reader replaces it, another refuses it),
-// and anything after the message are all refused as parse errors. So is a
-// member whose name differs from one the gateway reads only in case
-// ("Method", "NAME", or "paramſ" with a long s): Go's encoding/json
-// matches struct fields case-insensitively, and a server decoding with it
-// would take {"name":"search","Name":"delete_all"} for a call of
-// delete_all that the gateway authorized as search.
+// structures, no second parse. The reading is strict where leniency would
+// let the gateway and the MCP server read different things out of one
+// body: a member the gateway reads given twice (one reader takes the
+// first, another the last), invalid UTF-8 (one reader replaces it, another
+// refuses it), and anything after the message are all refused as parse
+// errors; a member whose name differs from one the gateway reads only in
+// case ("Method", "NAME", or "paramſ" with a long s) as an invalid
+// request: Go's encoding/json matches struct fields case-insensitively,
+// and a server decoding with it would take
+// {"name":"search","Name":"delete_all"} for a call of delete_all that the
+// gateway authorized as search.
 
 // rpcKind is what a JSON-RPC message is.
 type rpcKind uint8
@@ -99,6 +100,7 @@ var (
 	faultName      = &rpcFault{rpcInvalidParams, "Invalid params: the method needs params.name, a string"}
 	faultURI       = &rpcFault{rpcInvalidParams, "Invalid params: the method needs params.uri, a string"}
 	faultCase      = &rpcFault{rpcInvalidRequest, "Invalid Request: a member name differs from a JSON-RPC or MCP name only in case"}
+	faultDuplicate = &rpcFault{rpcParseError, "Parse error: a member name is given twice"}
 )
 
 // jsonDecoder is a pooled streaming tokenizer over an in-memory document.
@@ -120,11 +122,11 @@ func getDecoder(data []byte, opts ...jsontext.Options) *jsonDecoder {
 }
 
 // duplicatesAllowed lets the tokenizer accept member names given twice.
-// Requests are read without it: a repeated name there is refused. List
-// answers are read with it, because checking every object of every tool's
-// schema for repeated names costs a fifth of the filtering, and a repeated
-// name deep in a schema decides nothing: the filter itself refuses the
-// repeats that matter (the id, the result, the list, an entry's name).
+// Checking every object of a tool call's arguments or a tool's schema for
+// repeated names costs a fifth of the reading, and a repeated name deep in
+// them decides nothing: the gateway refuses the repeats that matter itself
+// (in a request the JSON-RPC members, params.name and params.uri; in a
+// list answer the id, the result, the list, an entry's name).
 var duplicatesAllowed = jsontext.AllowDuplicateNames(true)
 
 // putDecoder recycles d, without keeping its document alive.
@@ -136,7 +138,7 @@ func putDecoder(d *jsonDecoder) {
 
 // readMessage reads the JSON-RPC message of a request body.
 func readMessage(body []byte) (rpcMessage, *rpcFault) {
-	d := getDecoder(body)
+	d := getDecoder(body, duplicatesAllowed)
 	defer putDecoder(d)
 	return d.readMessage(body)
 }
@@ -171,13 +173,18 @@ func (d *jsonDecoder) readMessage(body []byte) (rpcMessage, *rpcFault) {
 		version, badVersion  bool
 		methodBad, idPresent bool
 		idBad                bool
+		seen                 memberSet
 	)
 	for dec.PeekKind() != '}' {
 		key, err := dec.ReadToken()
 		if err != nil {
 			return msg, faultParse
 		}
-		switch key.String() {
+		k := key.String()
+		if !seen.add(k, topLevelNames) {
+			return rpcMessage{}, faultDuplicate
+		}
+		switch k {
 		case "jsonrpc":
 			version = true
 			if dec.PeekKind() != '"' {
@@ -221,10 +228,12 @@ func (d *jsonDecoder) readMessage(body []byte) (rpcMessage, *rpcFault) {
 			}
 		case "params":
 			variant, err := readParams(dec, &p)
-			if err != nil {
+			switch {
+			case errors.Is(err, errRepeated):
+				return rpcMessage{}, faultDuplicate
+			case err != nil:
 				return msg, faultParse
-			}
-			if variant {
+			case variant:
 				return rpcMessage{}, faultCase
 			}
 		case "result", "error":
@@ -233,7 +242,7 @@ func (d *jsonDecoder) readMessage(body []byte) (rpcMessage, *rpcFault) {
 				return msg, faultParse
 			}
 		default:
-			if caseVariant(key.String(), topLevelNames) {
+			if caseVariant(k, topLevelNames) {
 				return rpcMessage{}, faultCase
 			}
 			if err := skipValue(dec); err != nil {
@@ -290,14 +299,19 @@ func readParams(dec *jsontext.Decoder, p *params) (variant bool, err error) {
 	if _, err := dec.ReadToken(); err != nil {
 		return false, err
 	}
+	var seen memberSet
 	for dec.PeekKind() != '}' {
 		key, err := dec.ReadToken()
 		if err != nil {
 			return false, err
 		}
+		k := key.String()
+		if !seen.add(k, paramNames) {
+			return false, errRepeated
+		}
 		var dst *string
 		var ok *bool
-		switch k := key.String(); k {
+		switch k {
 		case "name":
 			dst, ok = &p.name, &p.hasName
 		case "uri":
@@ -319,6 +333,31 @@ func readParams(dec *jsontext.Decoder, p *params) (variant bool, err error) {
 	}
 	_, err = dec.ReadToken()
 	return variant, err
+}
+
+// errRepeated is a member the gateway reads given twice.
+var errRepeated = errors.New("a member name is given twice")
+
+// memberSet records which of a list of member names (at most 8) an object
+// has had, to refuse a name given twice: the tokenizer lets names repeat
+// (duplicatesAllowed), because checking every object of a tool's
+// arguments for repeats would cost more than reading the message, and
+// only the names the gateway reads decide anything.
+type memberSet uint8
+
+// add records k and reports false when k is one of names and was seen.
+func (s *memberSet) add(k string, names []string) bool {
+	for i, n := range names {
+		if k == n {
+			bit := memberSet(1) << i
+			if *s&bit != 0 {
+				return false
+			}
+			*s |= bit
+			return true
+		}
+	}
+	return true
 }
 
 // The member names the gateway reads, which no other member may equal but
