@@ -361,3 +361,44 @@ func TestListsAreFilteredConcurrently(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+// FuzzFilterList feeds arbitrary answers to the list filter, as a message
+// and as an event stream: nothing panics or hangs, a filtered answer is
+// valid JSON, and no tool the caller may not call survives in it.
+func FuzzFilterList(f *testing.F) {
+	for _, s := range []string{
+		streamAnswer,
+		`{"jsonrpc":"2.0","id":1,"result":{"tools":[{"name":"delete_all"},{"name":"search","inputSchema":{"type":"object"}}],"nextCursor":"x"}}`,
+		`{"jsonrpc":"2.0","id":1,"result":{"tools":[{"n\u0061me":"delete_all"}, 7, {"name":"a","Name":"delete_b"}]}}`,
+		`{"jsonrpc":"2.0","id":1,"result":{"tools":[]},"result":{}}`,
+		"data: " + streamAnswer + "\r\n\r\ndata: x\n\n",
+	} {
+		f.Add([]byte(s))
+	}
+	p := parsePolicy(f, listPolicy)
+	lf := gateway.ListFilter{Policy: p, Caller: reader(), Kind: policy.KindTool, ID: "1"}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		out, matched, err := lf.Message(context.Background(), data)
+		if err == nil && matched {
+			if !json.Valid(out) {
+				t.Fatalf("filtered %q into invalid JSON %q", data, out)
+			}
+			var msg struct {
+				Result struct {
+					Tools []json.RawMessage `json:"tools"`
+				} `json:"result"`
+			}
+			if json.Unmarshal(out, &msg) == nil {
+				for _, tool := range msg.Result.Tools {
+					var entry map[string]any
+					if json.Unmarshal(tool, &entry) == nil {
+						if name, _ := entry["name"].(string); strings.HasPrefix(name, "delete_") {
+							t.Fatalf("a hidden tool survived: %q from %q", out, data)
+						}
+					}
+				}
+			}
+		}
+		_, _ = io.Copy(io.Discard, lf.Stream(context.Background(), io.NopCloser(bytes.NewReader(data))))
+	})
+}
