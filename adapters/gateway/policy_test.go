@@ -410,9 +410,15 @@ func TestABodyTheGatewayCannotDecideOnIsRefused(t *testing.T) {
 		})
 	}
 	t.Run("an oversized body", func(t *testing.T) {
+		source, _ := writePolicy(t, gatewayPolicy)
+		small := newFixture(t, be, func(o *gateway.Options) {
+			o.Policy = source
+			o.MaxBodyBytes = 1024
+		})
+		addPolicyTokens(small.verifier)
 		big := `{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"search","arguments":{"q":"` +
-			strings.Repeat("x", gateway.DefaultMaxBodyBytes) + `"}}}`
-		res, body := postRPC(t, f, tokenAdmin, big, nil)
+			strings.Repeat("x", 1024) + `"}}}`
+		res, body := postRPC(t, small, tokenAdmin, big, nil)
 		require.Equal(t, http.StatusRequestEntityTooLarge, res.StatusCode)
 		require.Equal(t, codeInvalidRequest, decodeRPC(t, body).Error.Code)
 	})
