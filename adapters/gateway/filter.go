@@ -313,28 +313,53 @@ func entryName(dec *jsontext.Decoder, key string) (name string, ok bool, err err
 		return "", false, err
 	}
 	for dec.PeekKind() != '}' {
-		k, err := dec.ReadToken()
+		// Names and values are read as raw values, the tokenizer's
+		// fastest path; a name is unquoted only when it has escapes.
+		k, err := dec.ReadValue()
 		if err != nil {
 			return "", false, err
 		}
-		if ks := k.String(); ks != key || dec.PeekKind() != '"' {
-			ambiguous = ambiguous || foldsTo(ks, key)
-			if err := skipValue(dec); err != nil {
-				return "", false, err
-			}
-			continue
+		isKey := rawStringIs(k, key)
+		if !isKey && len(k) > 1 && (k[1]|0x20 == key[0] || k[1] == '\\') {
+			// Only a name starting like key (or with an escape) can
+			// fold to it: see foldsTo.
+			ambiguous = ambiguous || foldsTo(rawString(k), key)
 		}
-		v, err := dec.ReadToken()
+		v, err := dec.ReadValue()
 		if err != nil {
 			return "", false, err
 		}
-		// The decoder lets member names repeat here (see
-		// duplicatesAllowed): a second name is as ambiguous as a "Name".
-		ambiguous = ambiguous || ok
-		name, ok = v.String(), true
+		if isKey && len(v) > 0 && v[0] == '"' {
+			// The decoder lets member names repeat here (see
+			// duplicatesAllowed): a second name is as ambiguous as a
+			// "Name".
+			ambiguous = ambiguous || ok
+			name, ok = rawString(v), true
+		}
 	}
 	_, err = dec.ReadToken()
 	return name, ok && !ambiguous, err
+}
+
+// rawStringIs reports whether the JSON string q (quotes included, as the
+// tokenizer validated it) is s.
+func rawStringIs(q []byte, s string) bool {
+	if len(q) == len(s)+2 && string(q[1:len(q)-1]) == s {
+		return true
+	}
+	return bytes.IndexByte(q, '\\') >= 0 && rawString(q) == s
+}
+
+// rawString is the value of the JSON string q (quotes included).
+func rawString(q []byte) string {
+	if bytes.IndexByte(q, '\\') < 0 {
+		return string(q[1 : len(q)-1])
+	}
+	b, err := jsontext.AppendUnquote(nil, q)
+	if err != nil {
+		return ""
+	}
+	return string(b)
 }
 
 // sameID reports whether two JSON-RPC ids are the same: equal strings, or
