@@ -104,7 +104,7 @@ func InitializeApp(ctx context.Context, cfg config.Config) (*App, func(), error)
 		cleanup()
 		return nil, nil, err
 	}
-	gateway, cleanup3, err := ProvideGateway(cfg, application, settings, logger, telemetry, resolver, limiters)
+	gateway, cleanup3, err := ProvideGateway(cfg, application, settings, logger, telemetry, resolver, limiters, source)
 	if err != nil {
 		cleanup2()
 		cleanup()
@@ -223,7 +223,7 @@ func InitializeTestApp(ctx context.Context, cfg config.Config, clock ports.Clock
 		cleanup()
 		return nil, nil, err
 	}
-	gateway, cleanup3, err := ProvideGateway(cfg, application, settings, logger, telemetryTelemetry, resolver, limiters)
+	gateway, cleanup3, err := ProvideGateway(cfg, application, settings, logger, telemetryTelemetry, resolver, limiters, source)
 	if err != nil {
 		cleanup2()
 		cleanup()
@@ -318,7 +318,7 @@ func InitializeAppWithStore(ctx context.Context, cfg config.Config, clock ports.
 		cleanup()
 		return nil, nil, err
 	}
-	gateway, cleanup2, err := ProvideGateway(cfg, application, settings, logger, telemetryTelemetry, resolver, limiters)
+	gateway, cleanup2, err := ProvideGateway(cfg, application, settings, logger, telemetryTelemetry, resolver, limiters, source)
 	if err != nil {
 		cleanup()
 		return nil, nil, err

@@ -548,10 +548,12 @@ func ProvideHTTPAPI(cfg config.Config, app ports.Application, issuer ports.Token
 }
 
 // ProvideGateway builds the MCP gateway when MCP_UPSTREAM is set (nil
-// otherwise): bearer checks through the VerifyAccessToken use case, our
-// trace context injected into backend requests, streams and bytes counted.
+// otherwise): bearer checks through the VerifyAccessToken use case, the
+// access policy applied to every JSON-RPC request and list answer, our
+// trace context injected into backend requests, streams, bytes and policy
+// decisions counted.
 func ProvideGateway(cfg config.Config, app ports.Application, settings usecase.Settings,
-	logger *slog.Logger, tel *telemetry.Telemetry, clientIP *clientip.Resolver, limits Limiters,
+	logger *slog.Logger, tel *telemetry.Telemetry, clientIP *clientip.Resolver, limits Limiters, policy ports.PolicySource,
 ) (*gateway.Gateway, func(), error) {
 	if cfg.MCPUpstream == "" {
 		return nil, func() {}, nil
@@ -584,10 +586,13 @@ func ProvideGateway(cfg config.Config, app ports.Application, settings usecase.S
 			BytesOut:     metrics.BytesOut,
 			StreamOpened: metrics.StreamOpened,
 			StreamClosed: metrics.StreamClosed,
+			Decided:      metrics.Decided,
+			Hidden:       metrics.Hidden,
 		},
 		SubjectLimit: limits.Gateway,
 		LimitRefused: tel.RateLimitRefused(),
 		ClientIP:     clientIP,
+		Policy:       policy,
 	})
 	if err != nil {
 		return nil, nil, err

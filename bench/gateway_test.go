@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -154,7 +155,15 @@ func newBareProxy(tb testing.TB, upstream *url.URL) string {
 // token against a real grant in the bbolt file.
 func newGatewayProxy(tb testing.TB, backend string, telemetryEnv map[string]string) (*proxy, []string) {
 	tb.Helper()
-	p := newProxyEnv(tb, map[string]string{"OIDC_PROXY_MCP_UPSTREAM": backend + "/mcp"})
+	return newGatewayProxyEnv(tb, backend, telemetryEnv, nil)
+}
+
+// newGatewayProxyEnv is newGatewayProxy with more settings (env).
+func newGatewayProxyEnv(tb testing.TB, backend string, telemetryEnv, env map[string]string) (*proxy, []string) {
+	tb.Helper()
+	all := map[string]string{"OIDC_PROXY_MCP_UPSTREAM": backend + "/mcp"}
+	maps.Copy(all, env)
+	p := newProxyEnv(tb, all)
 	p.TelemetryEnv = telemetryEnv
 	creds := newCredentials(concurrentClients, false)
 	p.seedGrants(creds)

@@ -38,6 +38,7 @@
 //	adapters/tokens     github.com/go-jose/go-jose/v4
 //	adapters/config     go.yaml.in/yaml/v3
 //	adapters/policyfile go.yaml.in/yaml/v3, github.com/google/cel-go
+//	adapters/gateway    github.com/go-json-experiment/json/jsontext
 //
 // The third-party modules an internal helper may import; one not listed
 // may import none:
@@ -99,6 +100,9 @@ var drivers = map[string][]string{
 	"tokens":     {"github.com/go-jose/go-jose/v4/..."},
 	"config":     {"go.yaml.in/yaml/v3/..."},
 	"policyfile": {"go.yaml.in/yaml/v3/...", "github.com/google/cel-go/..."},
+	// The streaming JSON tokenizer that reads JSON-RPC messages and filters
+	// list answers in one pass (already a dependency of the MCP SDK).
+	"gateway": {"github.com/go-json-experiment/json/jsontext"},
 }
 
 // internalModules are the third-party modules each internal helper may

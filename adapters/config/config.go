@@ -57,7 +57,6 @@ type Config struct {
 	ForwardResource      bool              `env:"FORWARD_RESOURCE" yaml:"forward_resource" flag:"forward-resource" default:"false" help:"Whether the client's RFC 8707 resource parameter is forwarded to the upstream provider."`
 
 	AllowedClientRedirectURIs []string           `env:"ALLOWED_CLIENT_REDIRECT_URIS" yaml:"allowed_client_redirect_uris" flag:"allowed-client-redirect-uris" help:"Comma-separated patterns (with *) that every client redirect URI must match, where empty adds no restriction beyond the registration rules."`
-	PolicyFile                string             `env:"POLICY_FILE" yaml:"policy_file" flag:"policy-file" help:"Path of the access policy file (YAML, see docs/policy.md) that decides who may sign in and which MCP requests a caller may make, where empty admits everyone the identity provider signs in and allows every request."`
 	ScopesSupported           []string           `env:"SCOPES_SUPPORTED" yaml:"scopes_supported" flag:"scopes-supported" help:"Scopes MCP clients may request, separated by commas or spaces, where empty means openid, profile, email, offline_access and REQUIRED_SCOPES."`
 	CIMDEnabled               bool               `env:"CIMD_ENABLED" yaml:"cimd_enabled" flag:"cimd-enabled" default:"true" help:"Whether MCP clients may use an https URL as their client_id, whose Client ID Metadata Document the proxy fetches (behind SSRF guards) instead of requiring registration."`
 	CIMDAllowPrivateNetwork   bool               `env:"CIMD_ALLOW_PRIVATE_NETWORK" yaml:"cimd_allow_private_network" flag:"cimd-allow-private-network" default:"false" help:"Whether Client ID Metadata Documents may be fetched from loopback and private addresses and IP-literal hosts (https is still required): for development and tests only."`
@@ -71,6 +70,8 @@ type Config struct {
 	AccessTokenTTL    time.Duration `env:"ACCESS_TOKEN_TTL" yaml:"access_token_ttl" flag:"access-token-ttl" default:"1h" help:"Lifetime of the access tokens the proxy issues, as a Go duration of at most 24h."`
 	RefreshTokenTTL   time.Duration `env:"REFRESH_TOKEN_TTL" yaml:"refresh_token_ttl" flag:"refresh-token-ttl" default:"720h" help:"Lifetime of the refresh tokens the proxy issues, as a Go duration no shorter than ACCESS_TOKEN_TTL."`
 	RefreshReuseGrace time.Duration `env:"REFRESH_REUSE_GRACE" yaml:"refresh_reuse_grace" flag:"refresh-reuse-grace" default:"60s" help:"How long after a refresh a client may present the rotated refresh token again, while the new one is unused, and get a new pair instead of losing its grant (a retry after a lost response), as a Go duration of at most 10m, where 0 revokes the grant on any reuse."`
+
+	PolicyFile string `env:"POLICY_FILE" yaml:"policy_file" flag:"policy-file" help:"Path of the access policy file (YAML, see docs/policy.md) that decides who may sign in and which MCP requests a caller may make, where empty admits everyone the identity provider signs in and allows every request."`
 
 	MCPUpstream string `env:"MCP_UPSTREAM" yaml:"mcp_upstream" flag:"mcp-upstream" help:"URL of the MCP server that the gateway forwards authenticated requests to, where empty turns the gateway off."`
 	MCPPath     string `env:"MCP_PATH" yaml:"mcp_path" flag:"mcp-path" default:"/mcp" help:"Path of the protected MCP endpoint below BASE_URL, which also makes the resource URL."`

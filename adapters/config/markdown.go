@@ -54,7 +54,7 @@ var docSections = []docSection{
 	},
 	{
 		title: "Access policy",
-		intro: "Who may sign in, and which tools, prompts and resources a caller may use through the gateway: a YAML file, " +
+		intro: "Who may sign in, and which methods, tools, prompts and resources each caller may use through the gateway: a YAML file, " +
 			"checked by `oidcproxy check` and reloaded on SIGHUP or `POST /policy/reload` on the admin listener. " +
 			"See docs/policy.md for its format, worked examples and what a refused caller sees.",
 		fields: []string{"PolicyFile"},

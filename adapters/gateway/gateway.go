@@ -14,6 +14,7 @@ import (
 
 	"github.com/oidcproxy/oidcproxy/adapters/oauthhttp"
 	"github.com/oidcproxy/oidcproxy/domain"
+	"github.com/oidcproxy/oidcproxy/domain/policy"
 	"github.com/oidcproxy/oidcproxy/internal/clientip"
 	"github.com/oidcproxy/oidcproxy/internal/ratelimit"
 	"github.com/oidcproxy/oidcproxy/ports"
@@ -109,6 +110,10 @@ type Options struct {
 	// (behind trusted proxies, the one they forwarded for); nil takes the
 	// connection's peer.
 	ClientIP *clientip.Resolver
+	// Policy decides which JSON-RPC requests a caller may make and which
+	// entries of list answers it sees (policy.go). Nil, or a source that
+	// holds no policy, allows every request.
+	Policy ports.PolicySource
 }
 
 // Gateway is the bearer-checking streaming reverse proxy in front of an MCP
@@ -136,6 +141,7 @@ type Gateway struct {
 
 	injectTrace func(ctx context.Context, h http.Header)
 	observe     Observer
+	pol         policyGate
 
 	subjectLimit *ratelimit.Keys
 	limitRefused func(ctx context.Context, limit string)
@@ -164,6 +170,11 @@ type forward struct {
 	body []byte
 	// out counts the response body when observed.
 	out countingBody
+	// in is the caller as the policy sees it, set when a policy decides.
+	in policy.Input
+	// list filters the answer to a list request when filtering is set.
+	list      listFilter
+	filtering bool
 }
 
 // New builds a Gateway. verify checks bearer tokens and, with
@@ -187,6 +198,7 @@ func New(verify ports.VerifyAccessToken, logger *slog.Logger, opts Options) (*Ga
 		subjectLimit:   opts.SubjectLimit,
 		limitRefused:   opts.LimitRefused,
 		clientIP:       opts.ClientIP,
+		pol:            newPolicyGate(opts),
 	}
 	if g.maxBody <= 0 {
 		g.maxBody = DefaultMaxBodyBytes
@@ -215,8 +227,8 @@ func New(verify ports.VerifyAccessToken, logger *slog.Logger, opts Options) (*Ga
 
 	g.trans = newTransport(idle)
 	g.proxy = newReverseProxy(g.trans, g.rewrite, g.proxyError, logger)
-	if g.observe.active() {
-		g.proxy.ModifyResponse = g.observeResponse
+	if g.observe.active() || opts.Policy != nil {
+		g.proxy.ModifyResponse = g.modifyResponse
 	}
 	return g, nil
 }
@@ -390,6 +402,9 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	fwd.body = body
+	if !g.authorize(w, r, &access, fwd) {
+		return
+	}
 	out := r.WithContext(context.WithValue(r.Context(), forwardKey{}, fwd))
 	// The body goes out with its exact length (a chunked upload becomes a
 	// Content-Length one) and can be produced again for a retry.

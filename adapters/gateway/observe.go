@@ -19,6 +19,17 @@ type Observer struct {
 	BytesIn, BytesOut func(ctx context.Context, n int64)
 	// StreamOpened and StreamClosed bracket every server-sent-event stream.
 	StreamOpened, StreamClosed func(ctx context.Context)
+	// Decided counts one decision of the policy on a JSON-RPC request:
+	// method is the request's method, as the client wrote it (the
+	// receiver bounds its values), and outcome one of DecisionAllowed,
+	// DecisionInsufficientScope and DecisionForbidden. The tool name is
+	// never passed: it is the client's input and would make the series
+	// unbounded.
+	Decided func(ctx context.Context, method, outcome string)
+	// Hidden counts the entries that filtering left out of one list
+	// answer; method is the list method (tools/list, prompts/list,
+	// resources/list).
+	Hidden func(ctx context.Context, method string, n int)
 }
 
 func (o Observer) active() bool {

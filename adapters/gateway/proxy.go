@@ -153,6 +153,11 @@ func (g *Gateway) rewrite(pr *httputil.ProxyRequest) {
 			// the headers (see body.go).
 			pr.Out.Body, _ = f.replay()
 		}
+		if f.filtering {
+			// The list answer is read to be filtered: it must come
+			// uncompressed.
+			delete(h, "Accept-Encoding")
+		}
 		f.values[0][0] = f.user
 		h[g.userHeader] = f.values[0][:]
 		if f.email != "" {

@@ -31,9 +31,9 @@
 //
 // Metric labels take values from small fixed sets (route templates, error
 // codes, use-case and store-operation names, a classification of upstream
-// endpoints, the configured server address — never the Host header), never
-// from client ids or subjects, so the number of series is bounded. The
-// instruments, as exported at /metrics:
+// endpoints, MCP method names, the configured server address — never the
+// Host header), never from client ids, subjects or tool names, so the
+// number of series is bounded. The instruments, as exported at /metrics:
 //
 //	http_server_request_duration_seconds{http_request_method,http_route,http_response_status_code,
 //	    url_scheme,server_address,server_port,network_protocol_name,network_protocol_version}
@@ -52,6 +52,8 @@
 //	oidcproxy_store_swept_total
 //	oidcproxy_gateway_bytes_total{network_io_direction}
 //	oidcproxy_gateway_active_streams
+//	oidcproxy_gateway_decisions_total{mcp_method_name,oidcproxy_decision}
+//	oidcproxy_gateway_list_entries_hidden_total{mcp_method_name}
 //
 // plus the Go runtime and process collectors and target_info (the
 // resource). The HTTP series are otelhttp's, the gateway's included (its

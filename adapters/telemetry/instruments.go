@@ -95,6 +95,7 @@ type instruments struct {
 
 	listenerEvents    metric.Int64Counter
 	listenerConnected metric.Int64UpDownCounter
+	policy            policyCounters
 }
 
 func newInstruments(m metric.Meter) (*instruments, error) {
@@ -158,6 +159,7 @@ func newInstruments(m metric.Meter) (*instruments, error) {
 		metric.WithDescription("1 while the store's notification connection (PostgreSQL LISTEN) is up, 0 while it is lost; absent for stores without one."),
 		metric.WithUnit("{connection}"))
 	errs = append(errs, err)
+	errs = append(errs, registerPolicyCounters(m, &in.policy))
 	if err := errors.Join(errs...); err != nil {
 		return nil, fmt.Errorf("create instruments: %w", err)
 	}

@@ -147,6 +147,44 @@ func TestGatewayMetricsCountBytesAndActiveStreams(t *testing.T) {
 	none.BytesIn(ctx, 1)
 	none.BytesOut(ctx, 1)
 	none.StreamClosed(ctx)
+	none.Decided(ctx, "tools/call", "allowed")
+	none.Hidden(ctx, "tools/list", 1)
+}
+
+func TestGatewayPolicyMetricsHaveBoundedLabels(t *testing.T) {
+	f := newFixture(t)
+	gm := f.tel.Gateway()
+	ctx := t.Context()
+	gm.Decided(ctx, "tools/call", "allowed")
+	gm.Decided(ctx, "tools/call", "allowed")
+	gm.Decided(ctx, "tools/call", "insufficient_scope")
+	gm.Decided(ctx, "resources/read", "forbidden")
+	gm.Decided(ctx, "notifications/initialized", "allowed")
+	gm.Decided(ctx, "notifications/cancelled", "allowed")
+	for i := range 50 {
+		gm.Decided(ctx, "made/up/"+strings.Repeat("x", i), "forbidden")
+	}
+	gm.Decided(ctx, "tools/call", "not-an-outcome")
+	gm.Hidden(ctx, "tools/list", 3)
+	gm.Hidden(ctx, "tools/list", 2)
+	gm.Hidden(ctx, "resources/list", 1)
+	gm.Hidden(ctx, "made/up", 9)
+
+	text := f.scrape(t)
+	for _, line := range []string{
+		`oidcproxy_gateway_decisions_total{mcp_method_name="tools/call",oidcproxy_decision="allowed"} 2`,
+		`oidcproxy_gateway_decisions_total{mcp_method_name="tools/call",oidcproxy_decision="insufficient_scope"} 1`,
+		`oidcproxy_gateway_decisions_total{mcp_method_name="resources/read",oidcproxy_decision="forbidden"} 1`,
+		`oidcproxy_gateway_decisions_total{mcp_method_name="notifications/*",oidcproxy_decision="allowed"} 2`,
+		`oidcproxy_gateway_decisions_total{mcp_method_name="other",oidcproxy_decision="forbidden"} 50`,
+		`oidcproxy_gateway_list_entries_hidden_total{mcp_method_name="tools/list"} 5`,
+		`oidcproxy_gateway_list_entries_hidden_total{mcp_method_name="resources/list"} 1`,
+		`oidcproxy_gateway_list_entries_hidden_total{mcp_method_name="prompts/list"} 0`,
+	} {
+		require.Contains(t, text, "\n"+line+"\n")
+	}
+	require.Equal(t, 5, strings.Count(text, "\noidcproxy_gateway_decisions_total{"), "fifty made-up methods are one series")
+	require.NotContains(t, text, "made/up")
 }
 
 func TestRateLimitRefusalsAreCountedByABoundedLimitName(t *testing.T) {

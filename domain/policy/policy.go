@@ -27,6 +27,9 @@ type authorization struct {
 	rules       []rule
 	methods     index
 	kinds       [KindResource + 1]index
+	// hides tells, per kind, whether MayCall can refuse an entry (see
+	// MayHide).
+	hides [KindResource + 1]bool
 }
 
 type rule struct {

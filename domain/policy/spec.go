@@ -259,6 +259,7 @@ func compileAuthorization(s *AuthorizationSpec, bad func(string, string, ...any)
 			bad(where, "requires nothing (no scopes, groups or condition), so under default allow it changes nothing")
 		}
 	}
+	a.computeHides()
 	return a
 }
 

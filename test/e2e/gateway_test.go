@@ -78,6 +78,13 @@ func (b *backend) headers() []http.Header {
 // user.
 func sdkOAuth(t *testing.T, p *proxy) *auth.AuthorizationCodeHandler {
 	t.Helper()
+	return sdkOAuthScoped(t, p, nil)
+}
+
+// sdkOAuthScoped is sdkOAuth with the SDK's scope filter, which narrows
+// the scopes the client asks for.
+func sdkOAuthScoped(t *testing.T, p *proxy, scopes func([]string) []string) *auth.AuthorizationCodeHandler {
+	t.Helper()
 	const redirect = "http://127.0.0.1:53682/callback"
 	h, err := auth.NewAuthorizationCodeHandler(&auth.AuthorizationCodeHandlerConfig{
 		DynamicClientRegistrationConfig: &auth.DynamicClientRegistrationConfig{
@@ -90,6 +97,7 @@ func sdkOAuth(t *testing.T, p *proxy) *auth.AuthorizationCodeHandler {
 		},
 		RedirectURL:         redirect,
 		RequestRefreshToken: true,
+		ScopeFilter:         scopes,
 		AuthorizationCodeFetcher: func(ctx context.Context, args *auth.AuthorizationArgs) (*auth.AuthorizationResult, error) {
 			b := newBrowser(t)
 			res := b.get(t, args.URL)
