@@ -41,8 +41,8 @@ const (
 	GrantClientCredentials = "client_credentials"
 	// GrantJWTBearer is the RFC 7523 JWT bearer grant, which carries an
 	// enterprise identity assertion (ID-JAG).
-	GrantJWTBearer = "urn:ietf:params:oauth:grant-type:jwt-bearer"
-	ResponseTypeCode       = "code"
+	GrantJWTBearer   = "urn:ietf:params:oauth:grant-type:jwt-bearer"
+	ResponseTypeCode = "code"
 )
 
 // Client is an OAuth client registered with oidcproxy. Confidential clients
@@ -79,6 +79,10 @@ type Client struct {
 // IsPublic reports whether the client has no secret and authenticates with
 // PKCE alone.
 func (c Client) IsPublic() bool { return c.TokenEndpointAuthMethod == AuthNone }
+
+// UsesKeys reports whether the client authenticates with private_key_jwt,
+// with the keys of its JWKS or JWKSURI.
+func (c Client) UsesKeys() bool { return c.TokenEndpointAuthMethod == AuthPrivateKeyJWT }
 
 // AllowsGrant reports whether the client registered the grant type.
 func (c Client) AllowsGrant(grantType string) bool {
