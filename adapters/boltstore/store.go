@@ -47,10 +47,15 @@ var (
 	bucketKeys         = []byte("keys")
 	bucketExpiry       = []byte("expiry")
 	bucketChildren     = []byte("grant_children")
+	// bucketAssertions holds used assertion ids (domain.AssertionReplayKey
+	// → sortable expiry); added without a schema change: Open creates it
+	// in older files, and older binaries ignore it (their sweep drops the
+	// index entries of a kind they do not know).
+	bucketAssertions = []byte("assertions")
 
 	allBuckets = [][]byte{
 		bucketMeta, bucketClients, bucketTransactions, bucketGrants, bucketCodes,
-		bucketRefresh, bucketKeys, bucketExpiry, bucketChildren,
+		bucketRefresh, bucketKeys, bucketExpiry, bucketChildren, bucketAssertions,
 	}
 
 	metaSchema = []byte("schema")

@@ -22,7 +22,7 @@ func TestPgstorePassesTheStoreConformanceSuite(t *testing.T) {
 	url := pgtest.Schema(t) + "&synchronous_commit=off"
 	storetest.Run(t, func(t *testing.T) ports.Store {
 		s := openStore(t, url)
-		pgtest.Exec(t, url, "TRUNCATE clients, transactions, grants, codes, refresh_tokens, signing_keys")
+		pgtest.Exec(t, url, "TRUNCATE clients, transactions, grants, codes, refresh_tokens, signing_keys, assertion_ids")
 		return s
 	})
 }

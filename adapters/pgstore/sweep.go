@@ -10,17 +10,17 @@ import (
 // requests keep committing between the statements.
 const sweepBatch = 1000
 
-// Sweep removes every transaction, code, refresh token and grant expired
-// at now (a grant with whatever still hangs on it), in statements of at
-// most sweepBatch rows each, and reports how many records it removed, also
-// when it stops on an error.
+// Sweep removes every transaction, code, refresh token, used assertion id
+// and grant expired at now (a grant with whatever still hangs on it), in
+// statements of at most sweepBatch rows each, and reports how many records
+// it removed, also when it stops on an error.
 func (s *Store) Sweep(ctx context.Context, now time.Time) (int, error) {
 	const op = "sweep"
 	if err := ctx.Err(); err != nil {
 		return 0, fail(op, err)
 	}
 	total := 0
-	for _, q := range []string{sqlSweepTransactions, sqlSweepCodes, sqlSweepRefreshTokens} {
+	for _, q := range []string{sqlSweepTransactions, sqlSweepCodes, sqlSweepRefreshTokens, sqlSweepAssertionIDs} {
 		for {
 			n, err := s.sweepOnce(ctx, q, now)
 			total += n
