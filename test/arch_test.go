@@ -35,6 +35,7 @@
 //	adapters/telemetry  go.opentelemetry.io/otel, go.opentelemetry.io/contrib, github.com/prometheus/client_golang,
 //	                    github.com/prometheus/otlptranslator, github.com/gorilla/mux (the router it instruments)
 //	adapters/tokens     github.com/go-jose/go-jose/v4
+//	adapters/assertion  github.com/go-jose/go-jose/v4
 //	adapters/config     go.yaml.in/yaml/v3
 //	adapters/policyfile go.yaml.in/yaml/v3, github.com/google/cel-go
 //
@@ -89,6 +90,7 @@ var drivers = map[string][]string{
 		"github.com/gorilla/mux",
 	},
 	"tokens":     {"github.com/go-jose/go-jose/v4/..."},
+	"assertion":  {"github.com/go-jose/go-jose/v4/..."},
 	"config":     {"go.yaml.in/yaml/v3/..."},
 	"policyfile": {"go.yaml.in/yaml/v3/...", "github.com/google/cel-go/..."},
 }
