@@ -141,6 +141,12 @@ type harness struct {
 
 func newHarness(t *testing.T, edit func(*usecase.Settings)) *harness {
 	t.Helper()
+	return newHarnessWith(t, edit)
+}
+
+// newHarnessWith is newHarness with the application's options.
+func newHarnessWith(t *testing.T, edit func(*usecase.Settings), opts ...usecase.Option) *harness {
+	t.Helper()
 	key := make([]byte, seal.KeySize)
 	_, _ = rand.Read(key)
 	sealer, err := seal.New(key)
@@ -157,7 +163,7 @@ func newHarness(t *testing.T, edit func(*usecase.Settings)) *harness {
 		edit(&settings)
 	}
 	idp := newScriptedIdP()
-	app, err := usecase.NewApplication(store, idp, iss, sealer, c, random{}, nil, discardLogger(), settings)
+	app, err := usecase.NewApplication(store, idp, iss, sealer, c, random{}, nil, discardLogger(), settings, opts...)
 	require.NoError(t, err)
 	return &harness{app: app, store: store, idp: idp, clock: c}
 }
