@@ -41,6 +41,7 @@ type App struct {
 	admin  http.Handler
 	log    *slog.Logger
 	public http.Handler
+	store  RawStore
 }
 
 // MaxTokenTTL is how long a retired signing key stays published: the
@@ -54,7 +55,7 @@ func NewApp(cfg config.Config, app ports.Application, api *httpapi.Server, keys 
 	backup, _ := store.(ports.Backuper)
 	admin := api.Admin(httpapi.AdminOptions{Keys: keys, MaxTokenTTL: MaxTokenTTL(cfg), Backup: backup, Token: cfg.AdminToken,
 		Metrics: tel.MetricsHandler(), Addr: cfg.AdminAddr})
-	return &App{cfg: cfg, app: app, api: api, keys: keys, admin: admin, log: logger, public: api}
+	return &App{cfg: cfg, app: app, api: api, keys: keys, admin: admin, log: logger, public: api, store: store}
 }
 
 // ReloadKeys re-reads the signing key ring (on SIGHUP, and every
@@ -80,6 +81,10 @@ func (a *App) AdminHandler() http.Handler { return a.admin }
 
 // Application exposes the use cases (for subcommands and tests).
 func (a *App) Application() ports.Application { return a.app }
+
+// Store exposes the store the App runs on (for subcommands and tests that
+// need records no endpoint creates, such as an operator's clients).
+func (a *App) Store() ports.Store { return a.store }
 
 // Run listens on LISTEN_ADDR and ADMIN_ADDR and serves until ctx ends.
 func (a *App) Run(ctx context.Context) error {

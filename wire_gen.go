@@ -68,13 +68,21 @@ func InitializeApp(ctx context.Context, cfg config.Config) (*App, func(), error)
 		return nil, nil, err
 	}
 	cimdRootCAs := _wireCIMDRootCAsValue
-	metadataFetcher, err := ProvideMetadataFetcher(cfg, systemClock, cimdRootCAs)
+	fetcher, err := ProvideCIMDFetcher(cfg, systemClock, cimdRootCAs)
 	if err != nil {
 		cleanup2()
 		cleanup()
 		return nil, nil, err
 	}
-	application, err := ProvideApplication(store, identityProvider, issuer, sealer, systemClock, cryptoRandom, settings, logger, telemetry, metadataFetcher)
+	metadataFetcher := ProvideMetadataFetcher(cfg, fetcher)
+	jwksFetcher := ProvideJWKSFetcher(fetcher)
+	issuerKeys, err := ProvideIssuerKeys(cfg, client, systemClock)
+	if err != nil {
+		cleanup2()
+		cleanup()
+		return nil, nil, err
+	}
+	application, err := ProvideApplication(store, identityProvider, issuer, sealer, systemClock, cryptoRandom, settings, logger, telemetry, metadataFetcher, jwksFetcher, issuerKeys)
 	if err != nil {
 		cleanup2()
 		cleanup()
@@ -162,13 +170,21 @@ func InitializeTestApp(ctx context.Context, cfg config.Config, clock ports.Clock
 		cleanup()
 		return nil, nil, err
 	}
-	metadataFetcher, err := ProvideMetadataFetcher(cfg, clock, cimdRoots)
+	fetcher, err := ProvideCIMDFetcher(cfg, clock, cimdRoots)
 	if err != nil {
 		cleanup2()
 		cleanup()
 		return nil, nil, err
 	}
-	application, err := ProvideApplication(store, identityProvider, issuer, sealer, clock, cryptoRandom, settings, logger, telemetryTelemetry, metadataFetcher)
+	metadataFetcher := ProvideMetadataFetcher(cfg, fetcher)
+	jwksFetcher := ProvideJWKSFetcher(fetcher)
+	issuerKeys, err := ProvideIssuerKeys(cfg, client, clock)
+	if err != nil {
+		cleanup2()
+		cleanup()
+		return nil, nil, err
+	}
+	application, err := ProvideApplication(store, identityProvider, issuer, sealer, clock, cryptoRandom, settings, logger, telemetryTelemetry, metadataFetcher, jwksFetcher, issuerKeys)
 	if err != nil {
 		cleanup2()
 		cleanup()
@@ -238,12 +254,19 @@ func InitializeAppWithStore(ctx context.Context, cfg config.Config, clock ports.
 		return nil, nil, err
 	}
 	cimdRootCAs := _wireOidcproxyCIMDRootCAsValue
-	metadataFetcher, err := ProvideMetadataFetcher(cfg, clock, cimdRootCAs)
+	fetcher, err := ProvideCIMDFetcher(cfg, clock, cimdRootCAs)
 	if err != nil {
 		cleanup()
 		return nil, nil, err
 	}
-	application, err := ProvideApplication(portsStore, identityProvider, issuer, sealer, clock, cryptoRandom, settings, logger, telemetryTelemetry, metadataFetcher)
+	metadataFetcher := ProvideMetadataFetcher(cfg, fetcher)
+	jwksFetcher := ProvideJWKSFetcher(fetcher)
+	issuerKeys, err := ProvideIssuerKeys(cfg, client, clock)
+	if err != nil {
+		cleanup()
+		return nil, nil, err
+	}
+	application, err := ProvideApplication(portsStore, identityProvider, issuer, sealer, clock, cryptoRandom, settings, logger, telemetryTelemetry, metadataFetcher, jwksFetcher, issuerKeys)
 	if err != nil {
 		cleanup()
 		return nil, nil, err
