@@ -21,6 +21,7 @@
 //	go test -run '^$' -bench 'GatewayIdleStreams' -benchtime 1x -count 3 -v ./bench
 //	go test -run '^$' -bench 'GatewaySerial' -count 5 ./bench
 //	go test -run '^$' -bench 'TelemetryCost' -benchtime 1x -count 3 -v ./bench
+//	go test -run '^$' -bench 'ClientCredentials' -benchtime 1x -count 3 -v ./bench
 //
 // Every benchmark that states a ratio measures both sides in one run and
 // interleaves them (runSides): each side runs a slice in turn, the order
