@@ -116,7 +116,7 @@ func newVerifier() *fixedVerifier {
 			access:      ports.VerifiedAccess{Token: domain.AccessToken{Subject: "carol", GrantID: carol.ID}, Grant: carol},
 			upstreamErr: domain.ErrServerError(errorString("verify access token: open upstream tokens: seal: sealed value failed authentication")),
 		},
-		tokenBadSubject:  {access: ports.VerifiedAccess{Token: domain.AccessToken{Subject: badSubject.Subject}, Grant: badSubject}},
+		tokenBadSubject: {access: ports.VerifiedAccess{Token: domain.AccessToken{Subject: badSubject.Subject}, Grant: badSubject}},
 		tokenMachine: {access: ports.VerifiedAccess{
 			Token: domain.AccessToken{Subject: "ci-1", ClientID: "ci-1", Machine: true, GrantID: "grant-ci"},
 			Grant: domain.Grant{ID: "grant-ci", ClientID: "ci-1", Subject: "ci-1", Machine: true},
