@@ -70,7 +70,7 @@ func (c *Clients) lookup(ctx context.Context, clientID string) (domain.Client, e
 	if err != nil {
 		return domain.Client{}, domain.ErrInvalidClient("the application's client metadata document could not be retrieved, or is not a JSON document").WithCause(err)
 	}
-	return clientFromDocument(clientID, u.Host, doc, c.policy.RedirectPatterns, c.keyChecker())
+	return clientFromDocument(clientID, u.Host, doc, c.policy, c.keyChecker())
 }
 
 // authenticate checks the credentials presented at /token, /revoke or
@@ -140,7 +140,7 @@ func (c *Clients) find(ctx context.Context, clientID string) (domain.Client, err
 // the URL, no shared secret may be involved, and the registration rules
 // (redirect URIs, application type, grant types, text fields, keys) apply
 // as they would to POST /register.
-func clientFromDocument(clientID, host string, doc ports.ClientMetadataDocument, patterns []domain.RedirectPattern, keys keyChecker) (domain.Client, error) {
+func clientFromDocument(clientID, host string, doc ports.ClientMetadataDocument, policy ClientPolicy, keys keyChecker) (domain.Client, error) {
 	invalid := func(reason string) error {
 		// The cause names the host, for the operator's log; never the
 		// document itself.
@@ -170,7 +170,7 @@ func clientFromDocument(clientID, host string, doc ports.ClientMetadataDocument,
 	default:
 		return domain.Client{}, invalid(`token_endpoint_auth_method must be "none" or "private_key_jwt"`)
 	}
-	c, err := buildClient(md, patterns, keys)
+	c, err := buildClient(md, policy, keys)
 	if err != nil {
 		if e, ok := domain.AsError(err); ok {
 			return domain.Client{}, invalid(e.Description)

@@ -56,7 +56,7 @@ func NewRegisterClient(store ports.ClientStore, clock ports.Clock, random ports.
 // the hash). A private_key_jwt client gets no secret: its keys are its
 // credentials.
 func (h *RegisterClientHandler) Handle(ctx context.Context, cmd ports.RegisterClientCommand) (ports.RegisterClientResult, error) {
-	c, err := buildClient(cmd, h.policy.RedirectPatterns, h.keys)
+	c, err := buildClient(cmd, h.policy, h.keys)
 	if err != nil {
 		return ports.RegisterClientResult{}, err
 	}
@@ -76,7 +76,7 @@ func (h *RegisterClientHandler) Handle(ctx context.Context, cmd ports.RegisterCl
 // buildClient applies the registration rules to client metadata: those of
 // POST /register and those of a client ID metadata document alike. keys
 // judges an inline key set (nil: private_key_jwt is refused).
-func buildClient(cmd ports.RegisterClientCommand, patterns []domain.RedirectPattern, keys keyChecker) (domain.Client, error) {
+func buildClient(cmd ports.RegisterClientCommand, policy ClientPolicy, keys keyChecker) (domain.Client, error) {
 	c := domain.Client{}
 	switch domain.ApplicationType(cmd.ApplicationType) {
 	case "":
@@ -105,7 +105,7 @@ func buildClient(cmd ports.RegisterClientCommand, patterns []domain.RedirectPatt
 		}
 		return c, domain.ErrInvalidClientMetadata("token_endpoint_auth_method must be none, client_secret_basic, client_secret_post or private_key_jwt")
 	}
-	if err := clientKeys(&c, cmd, keys); err != nil {
+	if err := clientKeys(&c, cmd, policy.AllowIPLiteral, keys); err != nil {
 		return c, err
 	}
 
@@ -116,7 +116,7 @@ func buildClient(cmd ports.RegisterClientCommand, patterns []domain.RedirectPatt
 		return c, domain.ErrInvalidRedirectURI(fmt.Sprintf("at most %d redirect URIs may be registered", maxRedirectURIs))
 	}
 	for _, u := range cmd.RedirectURIs {
-		if err := domain.ValidateRedirectURI(u, c.ApplicationType, patterns); err != nil {
+		if err := domain.ValidateRedirectURI(u, c.ApplicationType, policy.RedirectPatterns); err != nil {
 			return c, err
 		}
 		if !slices.Contains(c.RedirectURIs, u) {
@@ -188,10 +188,13 @@ func buildClient(cmd ports.RegisterClientCommand, patterns []domain.RedirectPatt
 
 // clientKeys applies the key rules of RFC 7591 2 to a private_key_jwt
 // client: a key set by value (jwks) or by reference (jwks_uri), never both
-// (the two could disagree), the URI https only (the keys it serves decide
-// who the client is), the set public signing keys only. Clients of other
-// methods have no use for keys here: what they send is not kept.
-func clientKeys(c *domain.Client, cmd ports.RegisterClientCommand, keys keyChecker) error {
+// (the two could disagree), the set public signing keys only. The URI
+// follows the rules of a client_id URL (domain.ValidateClientIDURL: https,
+// a host and a path, no user information, fragment or dot-segments, no IP
+// literal unless allowIPLiteral), which is what the fetcher will accept:
+// the keys it serves decide who the client is. Clients of other methods
+// have no use for keys here: what they send is not kept.
+func clientKeys(c *domain.Client, cmd ports.RegisterClientCommand, allowIPLiteral bool, keys keyChecker) error {
 	jwks := bytes.TrimSpace(cmd.JWKS)
 	if bytes.Equal(jwks, []byte("null")) {
 		jwks = nil
@@ -205,9 +208,9 @@ func clientKeys(c *domain.Client, cmd ports.RegisterClientCommand, keys keyCheck
 	case len(jwks) == 0 && cmd.JWKSURI == "":
 		return domain.ErrInvalidClientMetadata("private_key_jwt requires jwks or jwks_uri")
 	case cmd.JWKSURI != "":
-		u, err := url.Parse(cmd.JWKSURI)
-		if len(cmd.JWKSURI) > maxMetadataURL || err != nil || u.Scheme != "https" || u.Host == "" || u.User != nil || u.Fragment != "" || strings.Contains(cmd.JWKSURI, "#") {
-			return domain.ErrInvalidClientMetadata("jwks_uri must be an absolute https URL without user information or fragment")
+		if _, err := domain.ValidateClientIDURL(cmd.JWKSURI, allowIPLiteral); err != nil {
+			return domain.ErrInvalidClientMetadata("jwks_uri must be an https URL with a host and a path, without user information, fragment or dot-segments").
+				WithCause(err)
 		}
 		c.JWKSURI = cmd.JWKSURI
 		return nil

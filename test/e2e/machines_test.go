@@ -507,12 +507,15 @@ func TestRegistrationOfKeysIsValidated(t *testing.T) {
 	require.NotNil(t, doc["jwks"])
 
 	for name, extra := range map[string]map[string]any{
-		"both jwks and jwks_uri": {"jwks": publicSet, "jwks_uri": "https://app.example/keys.json"},
-		"neither":                {},
-		"an http jwks_uri":       {"jwks_uri": "http://app.example/keys.json"},
-		"a private key":          {"jwks": json.RawMessage(jwks(t, jose.JSONWebKey{Key: key, KeyID: "k1"}))},
-		"a symmetric key":        {"jwks": json.RawMessage(`{"keys":[{"kty":"oct","k":"c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0LXNlY3JldA"}]}`)},
-		"jwks that is no set":    {"jwks": "keys"},
+		"both jwks and jwks_uri":     {"jwks": publicSet, "jwks_uri": "https://app.example/keys.json"},
+		"neither":                    {},
+		"an http jwks_uri":           {"jwks_uri": "http://app.example/keys.json"},
+		"a jwks_uri with no path":    {"jwks_uri": "https://app.example"},
+		"an IP-literal jwks_uri":     {"jwks_uri": "https://10.0.0.1/keys.json"},
+		"a jwks_uri with a fragment": {"jwks_uri": "https://app.example/keys.json#k"},
+		"a private key":              {"jwks": json.RawMessage(jwks(t, jose.JSONWebKey{Key: key, KeyID: "k1"}))},
+		"a symmetric key":            {"jwks": json.RawMessage(`{"keys":[{"kty":"oct","k":"c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0LXNlY3JldA"}]}`)},
+		"jwks that is no set":        {"jwks": "keys"},
 	} {
 		status, doc := p.postJSON(t, "/register", base(extra))
 		require.Equal(t, http.StatusBadRequest, status, name)
