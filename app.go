@@ -44,6 +44,7 @@ type App struct {
 	log    *slog.Logger
 	public http.Handler
 	policy *policyfile.Source
+	store  RawStore
 	// keyChanges, when the store is shared with other instances, receives
 	// a value when the stored key ring may have changed; nil otherwise.
 	keyChanges <-chan struct{}
@@ -64,7 +65,7 @@ func MaxTokenTTL(cfg config.Config) time.Duration { return cfg.AccessTokenTTL + 
 func NewApp(cfg config.Config, app ports.Application, api *httpapi.Server, keys ports.KeyManager,
 	store RawStore, tel *telemetry.Telemetry, logger *slog.Logger, operator ports.Admin, policies *policyfile.Source) *App {
 	backup, _ := store.(ports.Backuper)
-	a := &App{cfg: cfg, app: app, api: api, keys: keys, log: logger, public: api, policy: policies}
+	a := &App{cfg: cfg, app: app, api: api, keys: keys, log: logger, public: api, policy: policies, store: store}
 	if w, ok := store.(keyRingWatcher); ok {
 		a.keyChanges = w.KeyRingChanges()
 	}
@@ -126,6 +127,10 @@ func (a *App) AdminHandler() http.Handler { return a.admin }
 
 // Application exposes the use cases (for subcommands and tests).
 func (a *App) Application() ports.Application { return a.app }
+
+// Store exposes the store the App runs on (for subcommands and tests that
+// need records no endpoint creates, such as an operator's clients).
+func (a *App) Store() ports.Store { return a.store }
 
 // Run listens on LISTEN_ADDR and ADMIN_ADDR and serves until ctx ends.
 func (a *App) Run(ctx context.Context) error {

@@ -80,13 +80,21 @@ func InitializeApp(ctx context.Context, cfg config.Config) (*App, func(), error)
 		cleanup()
 		return nil, nil, err
 	}
-	metadataFetcher, err := ProvideMetadataFetcher(cfg, systemClock, cimdRootCAs, limiters)
+	fetcher, err := ProvideCIMDFetcher(cfg, systemClock, cimdRootCAs, limiters)
 	if err != nil {
 		cleanup2()
 		cleanup()
 		return nil, nil, err
 	}
-	application, err := ProvideApplication(store, identityProvider, issuer, sealer, systemClock, cryptoRandom, settings, logger, telemetry, metadataFetcher, source)
+	metadataFetcher := ProvideMetadataFetcher(cfg, fetcher)
+	jwksFetcher := ProvideJWKSFetcher(fetcher)
+	issuerKeys, err := ProvideIssuerKeys(cfg, client, systemClock)
+	if err != nil {
+		cleanup2()
+		cleanup()
+		return nil, nil, err
+	}
+	application, err := ProvideApplication(store, identityProvider, issuer, sealer, systemClock, cryptoRandom, settings, logger, telemetry, metadataFetcher, source, jwksFetcher, issuerKeys)
 	if err != nil {
 		cleanup2()
 		cleanup()
@@ -199,13 +207,21 @@ func InitializeTestApp(ctx context.Context, cfg config.Config, clock ports.Clock
 		cleanup()
 		return nil, nil, err
 	}
-	metadataFetcher, err := ProvideMetadataFetcher(cfg, clock, cimdRoots, limiters)
+	fetcher, err := ProvideCIMDFetcher(cfg, clock, cimdRoots, limiters)
 	if err != nil {
 		cleanup2()
 		cleanup()
 		return nil, nil, err
 	}
-	application, err := ProvideApplication(store, identityProvider, issuer, sealer, clock, cryptoRandom, settings, logger, telemetryTelemetry, metadataFetcher, source)
+	metadataFetcher := ProvideMetadataFetcher(cfg, fetcher)
+	jwksFetcher := ProvideJWKSFetcher(fetcher)
+	issuerKeys, err := ProvideIssuerKeys(cfg, client, clock)
+	if err != nil {
+		cleanup2()
+		cleanup()
+		return nil, nil, err
+	}
+	application, err := ProvideApplication(store, identityProvider, issuer, sealer, clock, cryptoRandom, settings, logger, telemetryTelemetry, metadataFetcher, source, jwksFetcher, issuerKeys)
 	if err != nil {
 		cleanup2()
 		cleanup()
@@ -298,12 +314,19 @@ func InitializeAppWithStore(ctx context.Context, cfg config.Config, clock ports.
 		cleanup()
 		return nil, nil, err
 	}
-	metadataFetcher, err := ProvideMetadataFetcher(cfg, clock, cimdRootCAs, limiters)
+	fetcher, err := ProvideCIMDFetcher(cfg, clock, cimdRootCAs, limiters)
 	if err != nil {
 		cleanup()
 		return nil, nil, err
 	}
-	application, err := ProvideApplication(portsStore, identityProvider, issuer, sealer, clock, cryptoRandom, settings, logger, telemetryTelemetry, metadataFetcher, source)
+	metadataFetcher := ProvideMetadataFetcher(cfg, fetcher)
+	jwksFetcher := ProvideJWKSFetcher(fetcher)
+	issuerKeys, err := ProvideIssuerKeys(cfg, client, clock)
+	if err != nil {
+		cleanup()
+		return nil, nil, err
+	}
+	application, err := ProvideApplication(portsStore, identityProvider, issuer, sealer, clock, cryptoRandom, settings, logger, telemetryTelemetry, metadataFetcher, source, jwksFetcher, issuerKeys)
 	if err != nil {
 		cleanup()
 		return nil, nil, err

@@ -17,6 +17,7 @@ import (
 
 	"github.com/google/wire"
 
+	"github.com/oidcproxy/oidcproxy/adapters/assertion"
 	"github.com/oidcproxy/oidcproxy/adapters/boltstore"
 	"github.com/oidcproxy/oidcproxy/adapters/cimd"
 	"github.com/oidcproxy/oidcproxy/adapters/config"
@@ -82,9 +83,12 @@ var coreSet = wire.NewSet(
 	wire.Bind(new(ports.PolicySource), new(*policyfile.Source)),
 	ProvideIdentityProvider,
 	ProvideSettings,
+	ProvideCIMDFetcher,
 	ProvideMetadataFetcher,
 	ProvideClientIP,
 	ProvideLimiters,
+	ProvideJWKSFetcher,
+	ProvideIssuerKeys,
 	wire.Value(CryptoRandom{}),
 	wire.Bind(new(ports.Random), new(CryptoRandom)),
 	ProvideApplication,
@@ -434,6 +438,10 @@ func ProvideSettings(cfg config.Config) (usecase.Settings, error) {
 
 		MaxClients:      cfg.MaxClients,
 		UnusedClientTTL: cfg.UnusedClientTTL,
+
+		TokenEndpoint:       strings.TrimSuffix(cfg.BaseURL, "/") + "/token",
+		TrustedIDJAGIssuers: cfg.TrustedIDJAGIssuers,
+		IDJAGClients:        cfg.IDJAGClients,
 	}, nil
 }
 
@@ -458,17 +466,14 @@ func defaultScopes(cfg config.Config, supported []string) []string {
 // the fetch holds a user's /authorize request, and a document is small.
 const maxCIMDTimeout = 5 * time.Second
 
-// ProvideMetadataFetcher builds the client ID metadata document fetcher, or
-// nil when CIMD_ENABLED is off (URL client_ids are then unknown clients).
-// Its cache runs on the proxy's clock.
+// ProvideCIMDFetcher builds the guarded fetcher of client metadata
+// documents and of clients' jwks_uri key sets. Its cache runs on the
+// proxy's clock.
 //
-// Every request that would start a fetch counts against RATE_LIMIT_CIMD
-// for its client address (which the HTTP API put in the request's
-// context), besides the fetcher's own per-host limits.
-func ProvideMetadataFetcher(cfg config.Config, clock ports.Clock, roots CIMDRootCAs, limits Limiters) (ports.MetadataFetcher, error) {
-	if !cfg.CIMDEnabled {
-		return nil, nil // an untyped nil: a nil *cimd.Fetcher would be a non-nil interface
-	}
+// Every request that would start a metadata document fetch counts against
+// RATE_LIMIT_CIMD for its client address (which the HTTP API put in the
+// request's context), besides the fetcher's own per-host limits.
+func ProvideCIMDFetcher(cfg config.Config, clock ports.Clock, roots CIMDRootCAs, limits Limiters) (*cimd.Fetcher, error) {
 	var admit func(context.Context) error
 	if perAddress := limits.CIMD; perAddress != nil {
 		admit = func(ctx context.Context) error {
@@ -479,25 +484,55 @@ func ProvideMetadataFetcher(cfg config.Config, clock ports.Clock, roots CIMDRoot
 			return nil
 		}
 	}
-	f, err := cimd.New(cimd.Options{
+	return cimd.New(cimd.Options{
 		AllowPrivateNetwork: cfg.CIMDAllowPrivateNetwork,
 		Timeout:             min(cfg.Timeout(), maxCIMDTimeout),
 		RootCAs:             roots.Pool,
 		Now:                 clock.Now,
 		AdmitFetch:          admit,
 	})
+}
+
+// ProvideMetadataFetcher is the client ID metadata document fetcher, or
+// nil when CIMD_ENABLED is off (URL client_ids are then unknown clients).
+func ProvideMetadataFetcher(cfg config.Config, f *cimd.Fetcher) ports.MetadataFetcher {
+	if !cfg.CIMDEnabled {
+		return nil // an untyped nil: a nil *cimd.Fetcher would be a non-nil interface
+	}
+	return f
+}
+
+// ProvideJWKSFetcher fetches the key sets of private_key_jwt clients that
+// registered a jwks_uri, behind the same guards as client metadata
+// documents (a client chooses the URL).
+func ProvideJWKSFetcher(f *cimd.Fetcher) ports.JWKSFetcher { return f }
+
+// ProvideIssuerKeys is the key source of the trusted ID-JAG issuers, or
+// nil when TRUSTED_ID_JAG_ISSUERS is empty. It fetches with the upstream
+// client: the operator chose these IdPs, as it chose the upstream one.
+func ProvideIssuerKeys(cfg config.Config, client *http.Client, clock ports.Clock) (ports.IssuerKeys, error) {
+	if len(cfg.TrustedIDJAGIssuers) == 0 {
+		return nil, nil
+	}
+	keys, err := assertion.NewIssuers(assertion.IssuerOptions{Issuers: cfg.TrustedIDJAGIssuers, Client: client, Now: clock.Now})
 	if err != nil {
 		return nil, err
 	}
-	return f, nil
+	return keys, nil
 }
 
-// ProvideApplication builds the use cases, each wrapped in a span.
+// ProvideApplication builds the use cases, each wrapped in a span, with
+// private_key_jwt on (the assertion verifier, clients' jwks_uri fetched
+// by jwks) and the jwt-bearer grant when its issuers are configured.
 func ProvideApplication(store ports.Store, provider ports.IdentityProvider, issuer ports.TokenIssuer,
 	sealer ports.Sealer, clock ports.Clock, random ports.Random, settings usecase.Settings, logger *slog.Logger,
-	tel *telemetry.Telemetry, metadata ports.MetadataFetcher, policies ports.PolicySource,
+	tel *telemetry.Telemetry, metadata ports.MetadataFetcher, policies ports.PolicySource, jwks ports.JWKSFetcher, issuerKeys ports.IssuerKeys,
 ) (ports.Application, error) {
-	app, err := usecase.NewApplication(store, provider, issuer, sealer, clock, random, metadata, policies, logger, settings)
+	opts := []usecase.Option{usecase.WithClientAssertions(assertion.Verifier{}, jwks)}
+	if issuerKeys != nil {
+		opts = append(opts, usecase.WithIDJAG(issuerKeys))
+	}
+	app, err := usecase.NewApplication(store, provider, issuer, sealer, clock, random, metadata, policies, logger, settings, opts...)
 	if err != nil {
 		return ports.Application{}, err
 	}
@@ -525,6 +560,7 @@ func ProvideHTTPAPI(cfg config.Config, app ports.Application, issuer ports.Token
 		MCPPath:           cfg.MCPPath,
 		ScopesSupported:   settings.SupportedScopes,
 		CIMD:              cfg.CIMDEnabled,
+		PrivateKeyJWT:     true,
 		CookieKey:         cookieKey,
 		Consent:           cfg.Consent,
 		ReadyTimeout:      cfg.Timeout(),
@@ -574,6 +610,7 @@ func ProvideGateway(cfg config.Config, app ports.Application, settings usecase.S
 		AllowedOrigins:      origins,
 		UserHeader:          cfg.UserHeader,
 		EmailHeader:         cfg.EmailHeader,
+		ClientHeader:        cfg.ClientHeader,
 		UpstreamTokenHeader: cfg.UpstreamTokenHeader,
 		MaxBodyBytes:        int64(cfg.MaxBodyBytes),
 		BodyTimeout:         cfg.GatewayBodyTimeout,

@@ -26,6 +26,7 @@
 //	go test -run '^$' -bench 'TokenAuthorizationCodePostgres$' -benchtime 1x -count 3 -v ./bench
 //	go test -run '^$' -bench 'TokenAuthorizationCodePostgresReplays' -benchtime 1x -count 3 -v ./bench
 //	go test -run '^$' -bench 'TokenRefreshPostgres' -benchtime 1x -count 3 -v ./bench
+//	go test -run '^$' -bench 'ClientCredentials' -benchtime 1x -count 3 -v ./bench
 //
 // The PostgreSQL benchmarks need the server of test/pgtest (127.0.0.1:5432)
 // with about 70 free connections (max_connections), and pgbench and psql

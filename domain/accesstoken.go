@@ -18,6 +18,10 @@ type AccessToken struct {
 	IssuedAt  time.Time
 	NotBefore time.Time
 	ExpiresAt time.Time
+	// Machine marks a token a machine client got for itself
+	// (client_credentials): its Subject is its ClientID and it carries no
+	// user claims. It is encoded as the claim gty = "client_credentials".
+	Machine bool
 	// KeyID names the signing key; set by the issuer and the verifier.
 	KeyID string
 }

@@ -86,6 +86,10 @@ type Client struct {
 // PKCE alone.
 func (c Client) IsPublic() bool { return c.TokenEndpointAuthMethod == AuthNone }
 
+// UsesKeys reports whether the client authenticates with private_key_jwt,
+// with the keys of its JWKS or JWKSURI.
+func (c Client) UsesKeys() bool { return c.TokenEndpointAuthMethod == AuthPrivateKeyJWT }
+
 // AllowsGrant reports whether the client registered the grant type.
 func (c Client) AllowsGrant(grantType string) bool {
 	return slices.Contains(c.GrantTypes, grantType)

@@ -83,7 +83,13 @@ type Grant struct {
 	SealedUpstream     []byte    // UpstreamTokens, sealed with the grant id as associated data
 	UpstreamExpiry     time.Time // expiry of the upstream access token; zero if unknown
 	HasUpstreamRefresh bool
-	CreatedAt          time.Time
+	// Machine marks the grant of a machine client acting for itself
+	// (client_credentials): Subject is the client id, and there is no
+	// Identity and no upstream token. Its access tokens say so too
+	// (AccessToken.Machine), and the gateway forwards them with a client
+	// header instead of a user header.
+	Machine   bool
+	CreatedAt time.Time
 	// LastUsedAt is when a refresh last rotated one of the grant's
 	// tokens; zero until the first refresh. The rotation writes the grant
 	// anyway, so recording it costs nothing; a use of an access token at

@@ -2,17 +2,24 @@ package ports
 
 import (
 	"context"
+	"encoding/json"
 	"time"
 
 	"github.com/oidcproxy/oidcproxy/domain"
 )
 
-// ClientAuth is how a client authenticated at /token or /revoke, as the HTTP
-// adapter parsed it.
+// ClientAuth is how a client authenticated at /token, /revoke or
+// /introspect, as the HTTP adapter parsed it.
 type ClientAuth struct {
+	// ClientID is the client_id the request named; with an assertion it
+	// may be empty (the assertion's sub names the client).
 	ClientID string
 	Secret   string
-	Method   domain.AuthMethod // how the credentials arrived: none, basic or post
+	// Assertion is the client_assertion of private_key_jwt (RFC 7523 2.2).
+	Assertion string
+	// Method is how the credentials arrived: none, basic, post or
+	// private_key_jwt.
+	Method domain.AuthMethod
 }
 
 // RegisterClientCommand is an RFC 7591 registration request.
@@ -29,6 +36,10 @@ type RegisterClientCommand struct {
 	Contacts                []string
 	SoftwareID              string
 	SoftwareVersion         string
+	// JWKS is the client's public key set, as the JSON value it sent;
+	// JWKSURI is where it publishes one (for private_key_jwt).
+	JWKS    json.RawMessage
+	JWKSURI string
 }
 
 // RegisterClientResult is the registered client and, for a confidential
@@ -208,6 +219,33 @@ type RefreshToken interface {
 	Handle(ctx context.Context, cmd RefreshTokenCommand) (TokenResult, error)
 }
 
+// ClientCredentialsCommand is a client_credentials token request (RFC 6749
+// 4.4): a machine client asking for a token for itself.
+type ClientCredentialsCommand struct {
+	Client   ClientAuth
+	Scope    string
+	Resource []string
+}
+
+// ClientCredentials handles grant_type=client_credentials.
+type ClientCredentials interface {
+	Handle(ctx context.Context, cmd ClientCredentialsCommand) (TokenResult, error)
+}
+
+// JWTBearerCommand is a jwt-bearer token request (RFC 7523 2.1) carrying an
+// Identity Assertion JWT Authorization Grant from an enterprise IdP.
+type JWTBearerCommand struct {
+	Client    ClientAuth
+	Assertion string
+	Scope     string
+	Resource  []string
+}
+
+// JWTBearer handles grant_type=urn:ietf:params:oauth:grant-type:jwt-bearer.
+type JWTBearer interface {
+	Handle(ctx context.Context, cmd JWTBearerCommand) (TokenResult, error)
+}
+
 // RevokeCommand is an RFC 7009 revocation request.
 type RevokeCommand struct {
 	Client        ClientAuth
@@ -293,8 +331,11 @@ type Application struct {
 	CompleteCallback   CompleteCallback
 	ExchangeToken      ExchangeToken
 	RefreshToken       RefreshToken
-	Revoke             Revoke
-	VerifyAccessToken  VerifyAccessToken
-	Introspect         Introspect
-	SweepExpired       SweepExpired
+	// ClientCredentials and JWTBearer are nil when the grant is off.
+	ClientCredentials ClientCredentials
+	JWTBearer         JWTBearer
+	Revoke            Revoke
+	VerifyAccessToken VerifyAccessToken
+	Introspect        Introspect
+	SweepExpired      SweepExpired
 }

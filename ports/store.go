@@ -80,6 +80,11 @@ type GrantStore interface {
 	// grant's CreatedAt (a client ID metadata document client is not
 	// stored, and nothing else changes).
 	CreateGrant(ctx context.Context, g domain.Grant, code domain.AuthorizationCode) error
+	// CreateDirectGrant stores a new grant that no code leads to: the
+	// grants of the token endpoint's direct grants (client_credentials,
+	// jwt-bearer), whose access tokens are issued at once.
+	// domain.ErrAlreadyExists if the id is taken.
+	CreateDirectGrant(ctx context.Context, g domain.Grant) error
 	// GetGrant returns a live grant.
 	GetGrant(ctx context.Context, id string, now time.Time) (domain.Grant, error)
 	// RevokeGrant deletes a grant (and with it every code and refresh token
@@ -138,6 +143,22 @@ type GrantStore interface {
 	GetRefreshToken(ctx context.Context, hash string, now time.Time) (domain.RefreshToken, error)
 }
 
+// AssertionStore remembers the JWT assertions already used (client
+// assertions, ID-JAGs), so that each is accepted once however many
+// instances share the store.
+type AssertionStore interface {
+	// ConsumeAssertionID records that the assertion with jti, vouched for
+	// by issuer (the client of a client assertion, the IdP of an ID-JAG),
+	// was used, and remembers it until expiresAt. Of many concurrent calls
+	// for one (issuer, jti), in one process or several sharing the store,
+	// exactly one succeeds; the others, and every later call before
+	// expiresAt, get domain.ErrAlreadyConsumed. A record past its
+	// expiresAt counts as absent; an expiresAt not after now is refused
+	// with an error (it could guard nothing). Calls for different keys
+	// never wait for each other beyond the store's own commit.
+	ConsumeAssertionID(ctx context.Context, issuer, jti string, now, expiresAt time.Time) error
+}
+
 // KeyStore keeps the signing key ring.
 type KeyStore interface {
 	// ListKeys returns every stored signing key, oldest first.
@@ -167,6 +188,7 @@ type Store interface {
 	TransactionStore
 	GrantStore
 	GrantAdmin
+	AssertionStore
 	KeyStore
 	Sweeper
 	Pinger

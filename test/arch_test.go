@@ -36,6 +36,7 @@
 //	adapters/telemetry  go.opentelemetry.io/otel, go.opentelemetry.io/contrib, github.com/prometheus/client_golang,
 //	                    github.com/prometheus/otlptranslator, github.com/gorilla/mux (the router it instruments)
 //	adapters/tokens     github.com/go-jose/go-jose/v4
+//	adapters/assertion  github.com/go-jose/go-jose/v4
 //	adapters/config     go.yaml.in/yaml/v3
 //	adapters/policyfile go.yaml.in/yaml/v3, github.com/google/cel-go
 //	adapters/gateway    github.com/go-json-experiment/json/jsontext
@@ -98,6 +99,7 @@ var drivers = map[string][]string{
 		"github.com/gorilla/mux",
 	},
 	"tokens":     {"github.com/go-jose/go-jose/v4/..."},
+	"assertion":  {"github.com/go-jose/go-jose/v4/..."},
 	"config":     {"go.yaml.in/yaml/v3/..."},
 	"policyfile": {"go.yaml.in/yaml/v3/...", "github.com/google/cel-go/..."},
 	// The streaming JSON tokenizer that reads JSON-RPC messages and filters

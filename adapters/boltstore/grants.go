@@ -48,6 +48,27 @@ func (s *Store) CreateGrant(ctx context.Context, g domain.Grant, code domain.Aut
 	return outcome
 }
 
+// CreateDirectGrant stores a new grant without a code, in a group commit.
+func (s *Store) CreateDirectGrant(ctx context.Context, g domain.Grant) error {
+	const op = "create direct grant"
+	if err := checkKey(g.ID); err != nil {
+		return fail(op, err)
+	}
+	var outcome error
+	err := s.write(ctx, op, true, func(tx *bolt.Tx) error {
+		outcome = nil
+		if exists(tx, bucketGrants, g.ID) {
+			outcome = fail(op, domain.ErrAlreadyExists)
+			return errNoChange
+		}
+		return insertGrant(tx, g)
+	})
+	if err != nil {
+		return err
+	}
+	return outcome
+}
+
 // RevokeGrant deletes a grant with its codes and refresh tokens.
 func (s *Store) RevokeGrant(ctx context.Context, id string) error {
 	return s.write(ctx, "revoke grant", false, func(tx *bolt.Tx) error {

@@ -26,6 +26,7 @@ const (
 	kindGrant       kind = 'g'
 	kindCode        kind = 'c'
 	kindRefresh     kind = 'r'
+	kindAssertion   kind = 'a'
 	// kindRedeemed tags a children-index entry only: code <key> of the
 	// grant was redeemed at the entry's value (see markRedeemed).
 	kindRedeemed kind = 'x'

@@ -156,6 +156,7 @@ type grantRecord struct {
 	SealedUpstream     []byte         `json:"sealed_upstream"`
 	UpstreamExpiry     time.Time      `json:"upstream_expiry,omitzero"`
 	HasUpstreamRefresh bool           `json:"has_upstream_refresh,omitempty"`
+	Machine            bool           `json:"machine,omitempty"`
 	CreatedAt          time.Time      `json:"created_at,omitzero"`
 	LastUsedAt         time.Time      `json:"last_used_at,omitzero"`
 	ExpiresAt          time.Time      `json:"expires_at,omitzero"`
@@ -179,6 +180,7 @@ func toGrantRecord(g domain.Grant) grantRecord {
 		SealedUpstream:     g.SealedUpstream,
 		UpstreamExpiry:     g.UpstreamExpiry.UTC(),
 		HasUpstreamRefresh: g.HasUpstreamRefresh,
+		Machine:            g.Machine,
 		CreatedAt:          g.CreatedAt.UTC(),
 		LastUsedAt:         g.LastUsedAt.UTC(),
 		ExpiresAt:          g.ExpiresAt.UTC(),
@@ -203,6 +205,7 @@ func (r grantRecord) domain() domain.Grant {
 		SealedUpstream:     r.SealedUpstream,
 		UpstreamExpiry:     r.UpstreamExpiry,
 		HasUpstreamRefresh: r.HasUpstreamRefresh,
+		Machine:            r.Machine,
 		CreatedAt:          r.CreatedAt,
 		LastUsedAt:         r.LastUsedAt,
 		ExpiresAt:          r.ExpiresAt,

@@ -63,10 +63,16 @@ var (
 	bucketChildren     = []byte("grant_children")
 	bucketOwners       = []byte("grant_owners")
 	bucketUnused       = []byte("unused_clients")
+	// bucketAssertions holds used assertion ids (domain.AssertionReplayKey
+	// → sortable expiry); added without a schema change: Open creates it
+	// in older files, and older binaries ignore it (their sweep drops the
+	// index entries of a kind they do not know).
+	bucketAssertions = []byte("assertions")
 
 	allBuckets = [][]byte{
 		bucketMeta, bucketClients, bucketTransactions, bucketGrants, bucketCodes,
 		bucketRefresh, bucketKeys, bucketExpiry, bucketChildren, bucketOwners, bucketUnused,
+		bucketAssertions,
 	}
 
 	metaSchema     = []byte("schema")

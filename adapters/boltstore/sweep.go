@@ -14,10 +14,11 @@ import (
 // for long: /token keeps committing between sweep transactions.
 const sweepBatch = 1000
 
-// Sweep removes every transaction, grant, code and refresh token expired at
-// now (with the children of expired grants), walking the expiry index from
-// its start, in transactions of at most sweepBatch index entries. It
-// reports how many records it removed, also when it stops on an error.
+// Sweep removes every transaction, grant, code, refresh token and used
+// assertion id expired at now (with the children of expired grants),
+// walking the expiry index from its start, in transactions of at most
+// sweepBatch index entries. It reports how many records it removed, also
+// when it stops on an error.
 func (s *Store) Sweep(ctx context.Context, now time.Time) (int, error) {
 	const op = "sweep"
 	total := 0
@@ -104,6 +105,11 @@ func (s *Store) sweepEntry(tx *bolt.Tx, entry []byte, now time.Time) (int, error
 				return 0, err
 			}
 			n = 1
+		}
+	case kindAssertion:
+		var err error
+		if n, err = sweepAssertion(tx, key, now); err != nil {
+			return 0, err
 		}
 	case kindRefresh:
 		t, found, err := loadToken(tx, key)

@@ -27,6 +27,9 @@ const (
 	// DefaultMaxDocumentBytes is the draft's recommended cap on a client
 	// metadata document: 5 kilobytes.
 	DefaultMaxDocumentBytes = 5 << 10
+	// DefaultMaxJWKSBytes caps a key set fetched from a jwks_uri: room for
+	// a handful of keys, RSA ones included, and for a rotation's overlap.
+	DefaultMaxJWKSBytes = 32 << 10
 	// DefaultTimeout bounds one fetch, from dial to the last byte.
 	DefaultTimeout = 5 * time.Second
 	// DefaultMinTTL and DefaultMaxTTL clamp the document's max-age: a
@@ -78,6 +81,8 @@ type Options struct {
 	RootCAs *x509.CertPool
 	// MaxDocumentBytes caps the response body.
 	MaxDocumentBytes int64
+	// MaxJWKSBytes caps a key set fetched from a jwks_uri.
+	MaxJWKSBytes int64
 	// MinTTL, MaxTTL, DefaultTTL and NegativeTTL govern caching.
 	MinTTL, MaxTTL, DefaultTTL, NegativeTTL time.Duration
 	// MaxEntries and MaxCacheBytes bound the cache; the least recently used
@@ -132,6 +137,9 @@ func (o *Options) defaults() {
 	if o.MaxDocumentBytes <= 0 {
 		o.MaxDocumentBytes = DefaultMaxDocumentBytes
 	}
+	if o.MaxJWKSBytes <= 0 {
+		o.MaxJWKSBytes = DefaultMaxJWKSBytes
+	}
 	if o.MaxEntries <= 0 {
 		o.MaxEntries = DefaultMaxEntries
 	}
@@ -148,11 +156,16 @@ func (o *Options) defaults() {
 type Fetcher struct {
 	opts   Options
 	client *http.Client
-	cache  *cache
+	cache  *cache[ports.ClientMetadataDocument]
+	// keys caches JWK Sets fetched from jwks_uri (jwks.go).
+	keys   *cache[[]byte]
 	limits *limiter
 }
 
-var _ ports.MetadataFetcher = (*Fetcher)(nil)
+var (
+	_ ports.MetadataFetcher = (*Fetcher)(nil)
+	_ ports.JWKSFetcher     = (*Fetcher)(nil)
+)
 
 // New builds a Fetcher with its own guarded HTTP client.
 func New(opts Options) (*Fetcher, error) {
@@ -183,7 +196,10 @@ func New(opts Options) (*Fetcher, error) {
 		// redirect could also point the fetch somewhere internal.
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}
-	return &Fetcher{opts: opts, client: client, cache: newCache(opts), limits: newLimiter(opts)}, nil
+	return &Fetcher{
+		opts: opts, client: client, limits: newLimiter(opts),
+		cache: newCache[ports.ClientMetadataDocument](opts), keys: newCache[[]byte](opts),
+	}, nil
 }
 
 // FetchClientMetadata returns the document at clientID: from the cache while
@@ -198,7 +214,7 @@ func (f *Fetcher) FetchClientMetadata(ctx context.Context, clientID string) (por
 		return ports.ClientMetadataDocument{}, fmt.Errorf("cimd: %w: %w", ErrURL, err)
 	}
 	host := strings.ToLower(u.Hostname())
-	return f.cache.get(ctx, clientID, f.admit, func(ctx context.Context) (ports.ClientMetadataDocument, int64, time.Duration, error) {
+	return f.cache.get(ctx, clientID, 0, f.admit, func(ctx context.Context) (ports.ClientMetadataDocument, int64, time.Duration, error) {
 		release, err := f.limits.acquire(host)
 		if err != nil {
 			if errors.Is(err, ErrBusy) {
@@ -233,11 +249,27 @@ func (f *Fetcher) admit(ctx context.Context) error {
 // cached.
 func (f *Fetcher) fetch(ctx context.Context, clientID string) (ports.ClientMetadataDocument, int64, time.Duration, error) {
 	var none ports.ClientMetadataDocument
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, clientID, nil)
+	body, header, err := f.download(ctx, clientID, "application/json", f.opts.MaxDocumentBytes)
 	if err != nil {
-		return none, 0, 0, fmt.Errorf("%w: %w", ErrURL, err)
+		return none, 0, 0, err
 	}
-	req.Header.Set("Accept", "application/json")
+	doc, err := parseDocument(body)
+	if err != nil {
+		return none, 0, 0, err
+	}
+	return doc, int64(len(body)), f.ttl(header), nil
+}
+
+// download performs one guarded GET of a JSON resource of at most limit
+// bytes and returns its body and headers. Redirects are not followed, a
+// status other than 200 or a type other than JSON is an error, and
+// failures of the host itself are marked for the limiter.
+func (f *Fetcher) download(ctx context.Context, target, accept string, limit int64) ([]byte, http.Header, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, target, nil)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%w: %w", ErrURL, err)
+	}
+	req.Header.Set("Accept", accept)
 	req.Header.Set("User-Agent", "oidcproxy (client metadata document fetcher)")
 	resp, err := f.client.Do(req)
 	if err != nil {
@@ -247,36 +279,31 @@ func (f *Fetcher) fetch(ctx context.Context, clientID string) (ports.ClientMetad
 		if errors.As(err, &ue) {
 			err = ue.Err
 		}
-		return none, 0, 0, failedHost(err)
+		return nil, nil, failedHost(err)
 	}
 	defer resp.Body.Close()
 	switch {
 	case resp.StatusCode >= 300 && resp.StatusCode < 400:
-		return none, 0, 0, fmt.Errorf("%w (status %d)", ErrRedirect, resp.StatusCode)
+		return nil, nil, fmt.Errorf("%w (status %d)", ErrRedirect, resp.StatusCode)
 	case statusFailsHost(resp.StatusCode):
-		return none, 0, 0, failedHost(fmt.Errorf("%w %d", ErrStatus, resp.StatusCode))
+		return nil, nil, failedHost(fmt.Errorf("%w %d", ErrStatus, resp.StatusCode))
 	case resp.StatusCode != http.StatusOK:
-		return none, 0, 0, fmt.Errorf("%w %d", ErrStatus, resp.StatusCode)
+		return nil, nil, fmt.Errorf("%w %d", ErrStatus, resp.StatusCode)
 	}
 	if !isJSON(resp.Header.Get("Content-Type")) {
-		return none, 0, 0, ErrContentType
+		return nil, nil, ErrContentType
 	}
-	limit := f.opts.MaxDocumentBytes
 	if resp.ContentLength > limit {
-		return none, 0, 0, fmt.Errorf("%w: over %d bytes", ErrTooLarge, limit)
+		return nil, nil, fmt.Errorf("%w: over %d bytes", ErrTooLarge, limit)
 	}
 	body, err := io.ReadAll(io.LimitReader(resp.Body, limit+1))
 	if err != nil {
-		return none, 0, 0, failedHost(fmt.Errorf("read document: %w", err))
+		return nil, nil, failedHost(fmt.Errorf("read document: %w", err))
 	}
 	if int64(len(body)) > limit {
-		return none, 0, 0, fmt.Errorf("%w: over %d bytes", ErrTooLarge, limit)
+		return nil, nil, fmt.Errorf("%w: over %d bytes", ErrTooLarge, limit)
 	}
-	doc, err := parseDocument(body)
-	if err != nil {
-		return none, 0, 0, err
-	}
-	return doc, int64(len(body)), f.ttl(resp.Header), nil
+	return body, resp.Header, nil
 }
 
 // isJSON accepts application/json and the application/*+json types the

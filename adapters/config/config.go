@@ -83,6 +83,7 @@ type Config struct {
 	AllowedOrigins         []string      `env:"ALLOWED_ORIGINS" yaml:"allowed_origins" flag:"allowed-origins" help:"Origins (scheme://host[:port]) whose browser requests the gateway accepts, besides BASE_URL's own; requests without an Origin header always pass."`
 	UserHeader             string        `env:"USER_HEADER" yaml:"user_header" flag:"user-header" default:"X-Forwarded-User" help:"Header in which the gateway tells the MCP server the user's subject."`
 	EmailHeader            string        `env:"EMAIL_HEADER" yaml:"email_header" flag:"email-header" default:"X-Forwarded-Email" help:"Header in which the gateway tells the MCP server the user's verified email, where empty sends none."`
+	ClientHeader           string        `env:"CLIENT_HEADER" yaml:"client_header" flag:"client-header" default:"X-Forwarded-Client" help:"Header in which the gateway tells the MCP server the client id of a machine client acting for itself (client_credentials), which gets this header instead of USER_HEADER and EMAIL_HEADER."`
 	UpstreamTokenHeader    string        `env:"UPSTREAM_TOKEN_HEADER" yaml:"upstream_token_header" flag:"upstream-token-header" help:"Header in which the gateway forwards the identity provider's access token to the MCP server, where empty (the default) never forwards it."`
 	MaxBodyBytes           int           `env:"MAX_BODY_BYTES" yaml:"max_body_bytes" flag:"max-body-bytes" default:"4194304" help:"Largest request body the gateway forwards to the MCP server, in bytes."`
 	GatewayBodyTimeout     time.Duration `env:"GATEWAY_BODY_TIMEOUT" yaml:"gateway_body_timeout" flag:"gateway-body-timeout" default:"30s" help:"Time a client may take to send a request body to the gateway, as a Go duration, after which it gets a 408 and its connection is closed; responses and event streams are never cut by it."`
@@ -117,6 +118,9 @@ type Config struct {
 
 	MaxClients      int           `env:"MAX_CLIENTS" yaml:"max_clients" flag:"max-clients" default:"10000" help:"Most clients that may be registered through /register at once (operators' clients do not count), beyond which registration answers 503 temporarily_unavailable, where 0 is no bound."`
 	UnusedClientTTL time.Duration `env:"UNUSED_CLIENT_TTL" yaml:"unused_client_ttl" flag:"unused-client-ttl" default:"24h" help:"How long a client registered through /register is kept if nobody ever signs in through it, as a Go duration of at least 1h, where 0 keeps it forever."`
+
+	TrustedIDJAGIssuers []string `env:"TRUSTED_ID_JAG_ISSUERS" yaml:"trusted_id_jag_issuers" flag:"trusted-id-jag-issuers" help:"Issuer URLs of the enterprise identity providers whose Identity Assertion JWT Authorization Grants (ID-JAGs) the jwt-bearer grant accepts, their keys found through their OpenID Connect discovery, where empty turns enterprise-managed authorization off."`
+	IDJAGClients        []string `env:"ID_JAG_CLIENTS" yaml:"id_jag_clients" flag:"id-jag-clients" help:"Client IDs (registered or Client ID Metadata Document URLs) allowed to trade an ID-JAG for an access token; required with TRUSTED_ID_JAG_ISSUERS."`
 
 	IntrospectionSecret string `env:"INTROSPECTION_SECRET" yaml:"introspection_secret" flag:"introspection-secret" secret:"true" help:"Secret that resource servers present as a bearer token at /introspect, where empty allows only confidential registered clients."`
 

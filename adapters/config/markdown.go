@@ -60,6 +60,12 @@ var docSections = []docSection{
 		fields: []string{"PolicyFile"},
 	},
 	{
+		title: "Machines and enterprise-managed authorization",
+		intro: "Machine clients an operator created use the client_credentials grant (always on); enterprise identity providers vouch for " +
+			"their users with ID-JAGs at the jwt-bearer grant (on when both settings below are set). See docs/machines.md.",
+		fields: []string{"TrustedIDJAGIssuers", "IDJAGClients"},
+	},
+	{
 		title: "Storage, keys and token lifetimes",
 		intro: "The store holds registered clients, grants, hashed codes and refresh tokens, and the sealed signing keys; " +
 			"upstream tokens in it are sealed with a key derived from `ENCRYPTION_KEY`. It is the bbolt file at `STORE_PATH`, " +
@@ -71,7 +77,7 @@ var docSections = []docSection{
 		title: "Gateway",
 		intro: "With `MCP_UPSTREAM` set, the proxy also guards an MCP server: it checks the bearer token on every request to `MCP_PATH`, " +
 			"removes it, adds the identity headers below and streams the request to the backend.",
-		fields: []string{"MCPUpstream", "AllowedOrigins", "UserHeader", "EmailHeader", "UpstreamTokenHeader", "MaxBodyBytes",
+		fields: []string{"MCPUpstream", "AllowedOrigins", "UserHeader", "EmailHeader", "ClientHeader", "UpstreamTokenHeader", "MaxBodyBytes",
 			"GatewayBodyTimeout", "MCPUpstreamIdleTimeout"},
 	},
 	{

@@ -136,6 +136,7 @@ func (c Config) Validate(opts ValidateOptions) error {
 		v.add("CONSENT", "%q is not one of always, remember, off", c.Consent)
 	}
 	v.gateway(c)
+	v.idJAG(c)
 
 	if c.StorePath == "" {
 		v.add("STORE_PATH", "is required")
@@ -460,9 +461,15 @@ func (v *validator) gateway(c Config) {
 	if c.UserHeader == "" {
 		v.add("USER_HEADER", "must name a header: the MCP server needs to know who is calling")
 	}
-	names := map[string]string{"USER_HEADER": c.UserHeader, "EMAIL_HEADER": c.EmailHeader, "UPSTREAM_TOKEN_HEADER": c.UpstreamTokenHeader}
+	if c.ClientHeader == "" {
+		v.add("CLIENT_HEADER", "must name a header: the MCP server needs to know which machine is calling")
+	}
+	names := map[string]string{
+		"USER_HEADER": c.UserHeader, "EMAIL_HEADER": c.EmailHeader, "CLIENT_HEADER": c.ClientHeader,
+		"UPSTREAM_TOKEN_HEADER": c.UpstreamTokenHeader,
+	}
 	seen := map[string]string{}
-	for _, setting := range []string{"USER_HEADER", "EMAIL_HEADER", "UPSTREAM_TOKEN_HEADER"} {
+	for _, setting := range []string{"USER_HEADER", "EMAIL_HEADER", "CLIENT_HEADER", "UPSTREAM_TOKEN_HEADER"} {
 		h := names[setting]
 		if h == "" {
 			continue
@@ -484,6 +491,30 @@ func (v *validator) gateway(c Config) {
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || (u.Path != "" && u.Path != "/") ||
 			u.RawQuery != "" || u.Fragment != "" || u.User != nil {
 			v.add("ALLOWED_ORIGINS", "%q must be an origin such as https://app.example.com (scheme, host and port only)", o)
+		}
+	}
+}
+
+// idJAG checks the settings of enterprise-managed authorization: both or
+// neither, issuers that are issuer identifiers (https, or http on a
+// loopback host for development; no query or fragment, RFC 8414 2).
+func (v *validator) idJAG(c Config) {
+	switch {
+	case len(c.TrustedIDJAGIssuers) > 0 && len(c.IDJAGClients) == 0:
+		v.add("ID_JAG_CLIENTS", "is required with OIDC_PROXY_TRUSTED_ID_JAG_ISSUERS: list the clients that may trade an ID-JAG for an access token")
+	case len(c.TrustedIDJAGIssuers) == 0 && len(c.IDJAGClients) > 0:
+		v.add("TRUSTED_ID_JAG_ISSUERS", "is required with OIDC_PROXY_ID_JAG_CLIENTS: list the identity providers whose ID-JAGs are trusted")
+	}
+	for _, iss := range c.TrustedIDJAGIssuers {
+		u, err := url.Parse(iss)
+		if err != nil || !u.IsAbs() || u.Host == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" || strings.Contains(iss, "#") ||
+			!(u.Scheme == "https" || (u.Scheme == "http" && domain.IsLoopbackHost(u.Hostname()))) {
+			v.add("TRUSTED_ID_JAG_ISSUERS", "%q must be an issuer identifier: an https URL (http only on a loopback host) without query or fragment", iss)
+		}
+	}
+	for _, id := range c.IDJAGClients {
+		if strings.TrimSpace(id) == "" || len(id) > domain.MaxClientIDURLLength {
+			v.add("ID_JAG_CLIENTS", "holds an empty or overlong client id")
 		}
 	}
 }

@@ -148,6 +148,19 @@ func TestEveryValidationRuleRejectsABadValue(t *testing.T) {
 		{"USER_HEADER is a token", func(c *config.Config) { c.UserHeader = "X User" }, "USER_HEADER", "not a valid HTTP header name"},
 		{"EMAIL_HEADER is not Authorization", func(c *config.Config) { c.EmailHeader = "Authorization" }, "EMAIL_HEADER", "must not overwrite"},
 		{"UPSTREAM_TOKEN_HEADER differs from USER_HEADER", func(c *config.Config) { c.UpstreamTokenHeader = "x-forwarded-user" }, "UPSTREAM_TOKEN_HEADER", "must differ"},
+		{"CLIENT_HEADER is required", func(c *config.Config) { c.ClientHeader = "" }, "CLIENT_HEADER", "must name a header"},
+		{"CLIENT_HEADER differs from USER_HEADER", func(c *config.Config) { c.ClientHeader = "X-Forwarded-User" }, "CLIENT_HEADER", "must differ"},
+		{"TRUSTED_ID_JAG_ISSUERS needs ID_JAG_CLIENTS", func(c *config.Config) { c.TrustedIDJAGIssuers = []string{"https://idp.example"} }, "ID_JAG_CLIENTS", "is required"},
+		{"ID_JAG_CLIENTS needs TRUSTED_ID_JAG_ISSUERS", func(c *config.Config) { c.IDJAGClients = []string{"agent"} }, "TRUSTED_ID_JAG_ISSUERS", "is required"},
+		{"TRUSTED_ID_JAG_ISSUERS use https", func(c *config.Config) {
+			c.TrustedIDJAGIssuers, c.IDJAGClients = []string{"http://idp.example"}, []string{"agent"}
+		}, "TRUSTED_ID_JAG_ISSUERS", "issuer identifier"},
+		{"TRUSTED_ID_JAG_ISSUERS have no query", func(c *config.Config) {
+			c.TrustedIDJAGIssuers, c.IDJAGClients = []string{"https://idp.example?tenant=1"}, []string{"agent"}
+		}, "TRUSTED_ID_JAG_ISSUERS", "issuer identifier"},
+		{"ID_JAG_CLIENTS are not empty", func(c *config.Config) {
+			c.TrustedIDJAGIssuers, c.IDJAGClients = []string{"https://idp.example"}, []string{" "}
+		}, "ID_JAG_CLIENTS", "empty"},
 		{"ALLOWED_ORIGINS are origins", func(c *config.Config) { c.AllowedOrigins = []string{"https://app.example.com/path"} }, "ALLOWED_ORIGINS", "must be an origin"},
 		{"STORE_PATH is required", func(c *config.Config) { c.StorePath = "" }, "STORE_PATH", "is required"},
 		{"RATE_LIMIT_TOKEN is not negative", func(c *config.Config) { c.RateLimitToken = -1 }, "RATE_LIMIT_TOKEN", "between 0 (off) and 1000000"},

@@ -24,6 +24,7 @@ import (
 const (
 	DefaultUserHeader   = "X-Forwarded-User"
 	DefaultEmailHeader  = "X-Forwarded-Email"
+	DefaultClientHeader = "X-Forwarded-Client"
 	DefaultMaxBodyBytes = 4 << 20
 	// DefaultBodyTimeout is ample for a JSON-RPC message of MaxBodyBytes
 	// over a slow link, and short enough that a client trickling its body
@@ -68,6 +69,11 @@ type Options struct {
 	// EmailHeader carries the user's email, only when the upstream IdP said
 	// it is verified. Default X-Forwarded-Email.
 	EmailHeader string
+	// ClientHeader carries the client id of a machine client acting for
+	// itself (client_credentials), which gets no UserHeader or
+	// EmailHeader: a backend tells machines from people by which header
+	// it receives. Default X-Forwarded-Client.
+	ClientHeader string
 	// UpstreamTokenHeader, when set, forwards the upstream IdP's access
 	// token to the backend in this header (the raw token, no scheme). Off by
 	// default: it hands the backend a credential valid at the IdP (and at
@@ -137,7 +143,7 @@ type Gateway struct {
 	upstream *url.URL
 	upEsc    string
 
-	userHeader, emailHeader, upstreamTokenHeader string
+	userHeader, emailHeader, clientHeader, upstreamTokenHeader string
 
 	injectTrace func(ctx context.Context, h http.Header)
 	observe     Observer
@@ -162,9 +168,11 @@ type forwardKey struct{}
 // forward is what the backend learns about the caller, and the per-request
 // state of the proxying: one allocation per request carries all of it.
 type forward struct {
-	user, email, upstreamToken string
-	// values back the identity header values rewrite sets (user, email,
-	// upstream token), so that setting them allocates nothing.
+	// user is the subject of a person's token; client the client id of a
+	// machine's (never both).
+	user, email, client, upstreamToken string
+	// values back the identity header values rewrite sets (user or client,
+	// email, upstream token), so that setting them allocates nothing.
 	values [3][1]string
 	// body is the request body, received whole; nil when empty.
 	body []byte
@@ -298,8 +306,9 @@ func (g *Gateway) setOrigins(origins []string) error {
 func (g *Gateway) setHeaders(opts Options) error {
 	g.userHeader = orDefault(opts.UserHeader, DefaultUserHeader)
 	g.emailHeader = orDefault(opts.EmailHeader, DefaultEmailHeader)
+	g.clientHeader = orDefault(opts.ClientHeader, DefaultClientHeader)
 	g.upstreamTokenHeader = opts.UpstreamTokenHeader
-	names := []string{g.userHeader, g.emailHeader}
+	names := []string{g.userHeader, g.emailHeader, g.clientHeader}
 	if g.upstreamTokenHeader != "" {
 		names = append(names, g.upstreamTokenHeader)
 	}
@@ -318,6 +327,7 @@ func (g *Gateway) setHeaders(opts Options) error {
 	}
 	g.userHeader = http.CanonicalHeaderKey(g.userHeader)
 	g.emailHeader = http.CanonicalHeaderKey(g.emailHeader)
+	g.clientHeader = http.CanonicalHeaderKey(g.clientHeader)
 	if g.upstreamTokenHeader != "" {
 		g.upstreamTokenHeader = http.CanonicalHeaderKey(g.upstreamTokenHeader)
 	}
@@ -425,8 +435,17 @@ func (g *Gateway) Close() {
 	g.trans.CloseIdleConnections()
 }
 
-// identity builds the headers the backend receives for a verified token.
+// identity builds the headers the backend receives for a verified token:
+// a person's subject (and verified email), or a machine client's id, in
+// headers of their own, so that a backend never takes one for the other.
 func (g *Gateway) identity(access ports.VerifiedAccess) (*forward, error) {
+	if access.Grant.Machine {
+		f := &forward{client: access.Grant.ClientID}
+		if f.client == "" || !validHeaderValue(f.client) {
+			return nil, errors.New("gateway: the client id cannot be sent in an HTTP header")
+		}
+		return f, nil
+	}
 	f := &forward{user: access.Grant.Subject}
 	if f.user == "" {
 		f.user = access.Token.Subject
@@ -434,12 +453,9 @@ func (g *Gateway) identity(access ports.VerifiedAccess) (*forward, error) {
 	if access.Grant.Identity.EmailVerified {
 		f.email = access.Grant.Identity.Email
 	}
+	// A grant made without an upstream login (an enterprise IdP's ID-JAG)
+	// has no upstream token: the header is then left out, never empty.
 	if g.upstreamTokenHeader != "" {
-		if access.UpstreamAccessToken == "" {
-			// The use case answers WithUpstream with a token or an error;
-			// an empty one would send the backend an empty credential.
-			return nil, errors.New("gateway: the verifier returned no upstream access token")
-		}
 		f.upstreamToken = access.UpstreamAccessToken
 	}
 	// The transport would refuse these too, but with an error that reads

@@ -36,6 +36,8 @@ const (
 	tokenForeignSeal = "foreignseal.token.sig" // its upstream tokens cannot be opened
 	tokenBadSubject  = "badsubject.token.sig"
 	tokenPlainError  = "plainerror.token.sig"
+	tokenMachine     = "machine.token.sig"    // a machine client's (client_credentials)
+	tokenEnterprise  = "enterprise.token.sig" // a person's, with no upstream login behind it
 )
 
 // fixedVerifier is a hand-written ports.VerifyAccessToken that answers from
@@ -56,6 +58,9 @@ type verdict struct {
 	access      ports.VerifiedAccess
 	err         error
 	upstreamErr error
+	// noUpstream: the grant has no upstream token, so WithUpstream
+	// yields none (as the use case answers for such grants).
+	noUpstream bool
 }
 
 func (v *fixedVerifier) Handle(_ context.Context, cmd ports.VerifyAccessTokenCommand) (ports.VerifiedAccess, error) {
@@ -70,7 +75,7 @@ func (v *fixedVerifier) Handle(_ context.Context, cmd ports.VerifyAccessTokenCom
 		return ports.VerifiedAccess{}, r.err
 	case cmd.WithUpstream && r.upstreamErr != nil:
 		return ports.VerifiedAccess{}, r.upstreamErr
-	case cmd.WithUpstream:
+	case cmd.WithUpstream && !r.noUpstream:
 		r.access.UpstreamAccessToken = testUpstreamAT
 	}
 	return r.access, nil
@@ -111,7 +116,14 @@ func newVerifier() *fixedVerifier {
 			access:      ports.VerifiedAccess{Token: domain.AccessToken{Subject: "carol", GrantID: carol.ID}, Grant: carol},
 			upstreamErr: domain.ErrServerError(errorString("verify access token: open upstream tokens: seal: sealed value failed authentication")),
 		},
-		tokenBadSubject:  {access: ports.VerifiedAccess{Token: domain.AccessToken{Subject: badSubject.Subject}, Grant: badSubject}},
+		tokenBadSubject: {access: ports.VerifiedAccess{Token: domain.AccessToken{Subject: badSubject.Subject}, Grant: badSubject}},
+		tokenMachine: {access: ports.VerifiedAccess{
+			Token: domain.AccessToken{Subject: "ci-1", ClientID: "ci-1", Machine: true, GrantID: "grant-ci"},
+			Grant: domain.Grant{ID: "grant-ci", ClientID: "ci-1", Subject: "ci-1", Machine: true},
+		}, noUpstream: true},
+		tokenEnterprise: {access: ports.VerifiedAccess{
+			Token: domain.AccessToken{Subject: "erin", GrantID: "grant-erin"}, Grant: grantFor("grant-erin", "erin", "erin@example.com", true),
+		}, noUpstream: true},
 		tokenPlainError:  {err: errLikeBolt},
 		tokenExpired:     {err: domain.ErrInvalidToken("the access token has expired")},
 		tokenNoScope:     {err: domain.ErrInsufficientScope("the access token lacks a required scope")},

@@ -124,6 +124,7 @@ func (g *Gateway) rewrite(pr *httputil.ProxyRequest) {
 	delete(h, "Cookie")        // our cookies are ours
 	delete(h, g.userHeader)
 	delete(h, g.emailHeader)
+	delete(h, g.clientHeader)
 	if g.upstreamTokenHeader != "" {
 		delete(h, g.upstreamTokenHeader)
 	}
@@ -158,8 +159,13 @@ func (g *Gateway) rewrite(pr *httputil.ProxyRequest) {
 			// uncompressed.
 			delete(h, "Accept-Encoding")
 		}
-		f.values[0][0] = f.user
-		h[g.userHeader] = f.values[0][:]
+		if f.client != "" {
+			f.values[0][0] = f.client
+			h[g.clientHeader] = f.values[0][:]
+		} else {
+			f.values[0][0] = f.user
+			h[g.userHeader] = f.values[0][:]
+		}
 		if f.email != "" {
 			f.values[1][0] = f.email
 			h[g.emailHeader] = f.values[1][:]
@@ -175,7 +181,7 @@ func (g *Gateway) rewrite(pr *httputil.ProxyRequest) {
 // isIdentityAlias reports whether a header name reads as one of the identity
 // headers when '_' is taken for '-'.
 func (g *Gateway) isIdentityAlias(k string) bool {
-	return headerAlias(k, g.userHeader) || headerAlias(k, g.emailHeader) ||
+	return headerAlias(k, g.userHeader) || headerAlias(k, g.emailHeader) || headerAlias(k, g.clientHeader) ||
 		(g.upstreamTokenHeader != "" && headerAlias(k, g.upstreamTokenHeader))
 }
 

@@ -16,6 +16,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/oidcproxy/oidcproxy/adapters/assertion"
 	"github.com/oidcproxy/oidcproxy/adapters/httpapi"
 	"github.com/oidcproxy/oidcproxy/adapters/memstore"
 	"github.com/oidcproxy/oidcproxy/adapters/seal"
@@ -102,7 +103,9 @@ func newFixture(t testing.TB, opts ...func(*httpapi.Options)) *fixture {
 		RefreshTokenTTL: 24 * time.Hour,
 		Consent:         domain.ConsentAlways,
 	}
-	app, err := usecase.NewApplication(store, fuzzIdP{}, issuer, sealer, fuzzClock{}, fuzzRandom{}, nil, nil, logger, settings)
+	// private_key_jwt on, so hostile client assertions are fuzzed too.
+	app, err := usecase.NewApplication(store, fuzzIdP{}, issuer, sealer, fuzzClock{}, fuzzRandom{}, nil, nil, logger, settings,
+		usecase.WithClientAssertions(assertion.Verifier{}, nil))
 	require.NoError(t, err)
 	cookieKey := make([]byte, 32)
 	_, _ = rand.Read(cookieKey)

@@ -2,6 +2,8 @@ package httpapi
 
 import (
 	"net/http"
+
+	"github.com/oidcproxy/oidcproxy/domain"
 )
 
 // authorizationServerMetadata is the RFC 8414 document. Optional fields are
@@ -19,8 +21,18 @@ type authorizationServerMetadata struct {
 	ResponseModesSupported                     []string `json:"response_modes_supported"`
 	GrantTypesSupported                        []string `json:"grant_types_supported"`
 	TokenEndpointAuthMethodsSupported          []string `json:"token_endpoint_auth_methods_supported"`
+	TokenEndpointAuthSigningAlgValuesSupported []string `json:"token_endpoint_auth_signing_alg_values_supported,omitempty"`
 	RevocationEndpointAuthMethodsSupported     []string `json:"revocation_endpoint_auth_methods_supported"`
-	IntrospectionEndpointAuthMethodsSupported  []string `json:"introspection_endpoint_auth_methods_supported"`
+	// The signing algorithms of private_key_jwt at /revoke and
+	// /introspect (RFC 8414 2), the same as at /token.
+	RevocationEndpointAuthSigningAlgValuesSupported    []string `json:"revocation_endpoint_auth_signing_alg_values_supported,omitempty"`
+	IntrospectionEndpointAuthMethodsSupported          []string `json:"introspection_endpoint_auth_methods_supported"`
+	IntrospectionEndpointAuthSigningAlgValuesSupported []string `json:"introspection_endpoint_auth_signing_alg_values_supported,omitempty"`
+	// AuthorizationGrantProfilesSupported names the ID-JAG profile when
+	// the jwt-bearer grant is configured
+	// (draft-ietf-oauth-identity-assertion-authz-grant 7.2, the MCP
+	// enterprise-managed authorization extension's discovery).
+	AuthorizationGrantProfilesSupported        []string `json:"authorization_grant_profiles_supported,omitempty"`
 	CodeChallengeMethodsSupported              []string `json:"code_challenge_methods_supported"`
 	AuthorizationResponseIssParameterSupported bool     `json:"authorization_response_iss_parameter_supported"`
 	// ClientIDMetadataDocumentSupported is omitted, not false, when CIMD is
@@ -28,28 +40,54 @@ type authorizationServerMetadata struct {
 	ClientIDMetadataDocumentSupported bool `json:"client_id_metadata_document_supported,omitempty"`
 }
 
+// idJAGProfile is the authorization grant profile of ID-JAGs.
+const idJAGProfile = "urn:ietf:params:oauth:grant-profile:id-jag"
+
 func (s *Server) metadata() authorizationServerMetadata {
+	// What the metadata lists is exactly what works: private_key_jwt and
+	// its algorithms only when the assertion verifier is wired, each
+	// grant only when its use case is.
 	authMethods := []string{"client_secret_basic", "client_secret_post", "none"}
+	// Introspection needs a confidential client or the operator's
+	// introspection secret (as a bearer token).
+	introspectionMethods := []string{"client_secret_basic", "client_secret_post", "bearer"}
+	var algs []string
+	if s.opts.PrivateKeyJWT {
+		algs = domain.AssertionAlgorithms
+		authMethods = []string{"client_secret_basic", "client_secret_post", "private_key_jwt", "none"}
+		introspectionMethods = []string{"client_secret_basic", "client_secret_post", "private_key_jwt", "bearer"}
+	}
+	grants := []string{domain.GrantAuthorizationCode, domain.GrantRefreshToken}
+	if s.app.ClientCredentials != nil {
+		grants = append(grants, domain.GrantClientCredentials)
+	}
+	var profiles []string
+	if s.app.JWTBearer != nil {
+		grants = append(grants, domain.GrantJWTBearer)
+		profiles = []string{idJAGProfile}
+	}
 	return authorizationServerMetadata{
-		Issuer:                                 s.opts.Issuer,
-		AuthorizationEndpoint:                  s.endpoint("/authorize"),
-		TokenEndpoint:                          s.endpoint("/token"),
-		RegistrationEndpoint:                   s.endpoint("/register"),
-		RevocationEndpoint:                     s.endpoint("/revoke"),
-		IntrospectionEndpoint:                  s.endpoint("/introspect"),
-		JWKSURI:                                s.endpoint("/jwks.json"),
-		ScopesSupported:                        s.opts.ScopesSupported,
-		ResponseTypesSupported:                 []string{"code"},
-		ResponseModesSupported:                 []string{"query"},
-		GrantTypesSupported:                    []string{"authorization_code", "refresh_token"},
-		TokenEndpointAuthMethodsSupported:      authMethods,
-		RevocationEndpointAuthMethodsSupported: authMethods,
-		// Introspection needs a confidential client or the operator's
-		// introspection secret (as a bearer token).
-		IntrospectionEndpointAuthMethodsSupported:  []string{"client_secret_basic", "client_secret_post", "bearer"},
-		CodeChallengeMethodsSupported:              []string{"S256"},
-		AuthorizationResponseIssParameterSupported: true,
-		ClientIDMetadataDocumentSupported:          s.opts.CIMD,
+		Issuer:                            s.opts.Issuer,
+		AuthorizationEndpoint:             s.endpoint("/authorize"),
+		TokenEndpoint:                     s.endpoint("/token"),
+		RegistrationEndpoint:              s.endpoint("/register"),
+		RevocationEndpoint:                s.endpoint("/revoke"),
+		IntrospectionEndpoint:             s.endpoint("/introspect"),
+		JWKSURI:                           s.endpoint("/jwks.json"),
+		ScopesSupported:                   s.opts.ScopesSupported,
+		ResponseTypesSupported:            []string{"code"},
+		ResponseModesSupported:            []string{"query"},
+		GrantTypesSupported:               grants,
+		TokenEndpointAuthMethodsSupported: authMethods,
+		TokenEndpointAuthSigningAlgValuesSupported:         algs,
+		RevocationEndpointAuthMethodsSupported:             authMethods,
+		RevocationEndpointAuthSigningAlgValuesSupported:    algs,
+		IntrospectionEndpointAuthMethodsSupported:          introspectionMethods,
+		IntrospectionEndpointAuthSigningAlgValuesSupported: algs,
+		AuthorizationGrantProfilesSupported:                profiles,
+		CodeChallengeMethodsSupported:                      []string{"S256"},
+		AuthorizationResponseIssParameterSupported:         true,
+		ClientIDMetadataDocumentSupported:                  s.opts.CIMD,
 	}
 }
 

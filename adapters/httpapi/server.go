@@ -54,6 +54,10 @@ type Options struct {
 	// CIMD advertises client_id_metadata_document_supported: URL client_ids
 	// are resolved through their Client ID Metadata Documents.
 	CIMD bool
+	// PrivateKeyJWT advertises private_key_jwt client authentication and
+	// its signing algorithms (the application was built with an assertion
+	// verifier).
+	PrivateKeyJWT bool
 	// CookieKey signs cookies (HKDF-derived, distinct from other keys).
 	CookieKey []byte
 	// Consent is the consent mode (for the remember cookie).

@@ -45,6 +45,27 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 			Scope:        values.Get("scope"),
 			Resource:     values["resource"],
 		})
+	case domain.GrantClientCredentials:
+		if s.app.ClientCredentials == nil {
+			err = domain.ErrUnsupportedGrantType("grant_type " + strconvQuote(gt) + " is not supported")
+			break
+		}
+		res, err = s.app.ClientCredentials.Handle(r.Context(), ports.ClientCredentialsCommand{
+			Client:   auth,
+			Scope:    values.Get("scope"),
+			Resource: values["resource"],
+		})
+	case domain.GrantJWTBearer:
+		if s.app.JWTBearer == nil {
+			err = domain.ErrUnsupportedGrantType("grant_type " + strconvQuote(gt) + " is not supported")
+			break
+		}
+		res, err = s.app.JWTBearer.Handle(r.Context(), ports.JWTBearerCommand{
+			Client:    auth,
+			Assertion: values.Get("assertion"),
+			Scope:     values.Get("scope"),
+			Resource:  values["resource"],
+		})
 	case "":
 		err = domain.ErrInvalidRequest("grant_type is missing")
 	default:
@@ -100,10 +121,23 @@ func (s *Server) handleRevoke(w http.ResponseWriter, r *http.Request) {
 }
 
 // clientAuth reads client credentials from HTTP Basic (RFC 6749 2.3.1, with
-// its form-urlencoding of id and secret) or from the body. Using both
-// methods at once is refused, as 2.3 requires.
+// its form-urlencoding of id and secret), from the body, or as a client
+// assertion (RFC 7521 4.2, private_key_jwt). Using two methods at once is
+// refused, as RFC 6749 2.3 requires.
 func clientAuth(r *http.Request, values url.Values) (ports.ClientAuth, error) {
 	bodyID, bodySecret := values.Get("client_id"), values.Get("client_secret")
+	assertionType, assertion := values.Get("client_assertion_type"), values.Get("client_assertion")
+	if assertionType != "" || assertion != "" {
+		switch {
+		case r.Header.Get("Authorization") != "" || bodySecret != "":
+			return ports.ClientAuth{}, domain.ErrInvalidRequest("use one client authentication method only")
+		case assertionType != domain.ClientAssertionType:
+			return ports.ClientAuth{}, domain.ErrInvalidClient("client_assertion_type must be " + domain.ClientAssertionType)
+		case assertion == "":
+			return ports.ClientAuth{}, domain.ErrInvalidRequest("client_assertion is missing")
+		}
+		return ports.ClientAuth{ClientID: bodyID, Assertion: assertion, Method: domain.AuthPrivateKeyJWT}, nil
+	}
 	if r.Header.Get("Authorization") != "" {
 		user, pass, ok := r.BasicAuth()
 		if !ok {

@@ -30,6 +30,8 @@ type Store struct {
 	// registered counts the clients that registered themselves (not an
 	// operator's), for RegisterClient's bound.
 	registered int
+	// assertions has locks of its own (see assertions.go).
+	assertions assertionIDs
 }
 
 var _ ports.Store = (*Store)(nil)
@@ -216,6 +218,23 @@ func (s *Store) CreateGrant(ctx context.Context, g domain.Grant, code domain.Aut
 	s.grants[g.ID] = cloneGrant(g)
 	s.putCode(code)
 	s.markClientUsed(g.ClientID, g.CreatedAt)
+	return nil
+}
+
+// CreateDirectGrant stores a new grant without a code.
+func (s *Store) CreateDirectGrant(ctx context.Context, g domain.Grant) error {
+	const op = "create direct grant"
+	if g.ID == "" {
+		return fail(op, errEmptyKey)
+	}
+	if err := s.lock(ctx, op); err != nil {
+		return err
+	}
+	defer s.mu.Unlock()
+	if _, ok := s.grants[g.ID]; ok {
+		return fail(op, domain.ErrAlreadyExists)
+	}
+	s.grants[g.ID] = cloneGrant(g)
 	return nil
 }
 
@@ -496,7 +515,7 @@ func (s *Store) Sweep(ctx context.Context, now time.Time) (int, error) {
 			n++
 		}
 	}
-	return n, nil
+	return n + s.assertions.sweep(now), nil
 }
 
 // Ping reports whether the store is usable; an in-memory store always is,

@@ -1,6 +1,10 @@
 package oauthhttp
 
-import "github.com/oidcproxy/oidcproxy/ports"
+import (
+	"encoding/json"
+
+	"github.com/oidcproxy/oidcproxy/ports"
+)
 
 // ClientMetadata is the RFC 7591 2 client metadata the proxy reads, as a
 // client sends it to /register and as a Client ID Metadata Document
@@ -18,6 +22,9 @@ type ClientMetadata struct {
 	Contacts                []string `json:"contacts"`
 	SoftwareID              string   `json:"software_id"`
 	SoftwareVersion         string   `json:"software_version"`
+	// JWKS is kept as the raw JSON value: the use case judges its keys.
+	JWKS    json.RawMessage `json:"jwks"`
+	JWKSURI string          `json:"jwks_uri"`
 }
 
 // Command is the registration the metadata asks for; the use case judges

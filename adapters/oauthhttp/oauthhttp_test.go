@@ -184,13 +184,16 @@ func TestClientMetadataIsReadAsRFC7591Says(t *testing.T) {
 		"grant_types": ["authorization_code", "refresh_token"], "response_types": ["code"],
 		"application_type": "native", "client_name": "App", "client_uri": "https://app.example",
 		"logo_uri": "https://app.example/logo.png", "scope": "openid mcp", "contacts": ["ops@app.example"],
-		"software_id": "sw", "software_version": "1.2", "jwks_uri": "https://app.example/jwks", "x_vendor": {"a": 1}
+		"software_id": "sw", "software_version": "1.2", "jwks_uri": "https://app.example/jwks",
+		"jwks": {"keys": [{"kty": "EC"}]}, "x_vendor": {"a": 1}
 	}`), &m))
 	require.Equal(t, ports.RegisterClientCommand{
 		RedirectURIs: []string{"https://app.example/cb"}, TokenEndpointAuthMethod: "none",
 		GrantTypes: []string{"authorization_code", "refresh_token"}, ResponseTypes: []string{"code"},
 		ApplicationType: "native", ClientName: "App", ClientURI: "https://app.example",
 		LogoURI: "https://app.example/logo.png", Scope: "openid mcp", Contacts: []string{"ops@app.example"},
-		SoftwareID: "sw", SoftwareVersion: "1.2",
+		SoftwareID: "sw", SoftwareVersion: "1.2", JWKSURI: "https://app.example/jwks",
+		// The key set is kept as sent: the use case judges it.
+		JWKS: json.RawMessage(`{"keys": [{"kty": "EC"}]}`),
 	}, m.Command())
 }

@@ -179,7 +179,7 @@ type grantRow struct {
 
 func (r *grantRow) dest() []any {
 	return []any{&r.g.ID, &r.g.ClientID, &r.g.Subject, &r.identity, &r.g.Scopes, &r.g.Resource,
-		&r.g.SealedUpstream, &r.upstreamExpiry, &r.g.HasUpstreamRefresh, &r.created, &r.expires, &r.lastUsed}
+		&r.g.SealedUpstream, &r.upstreamExpiry, &r.g.HasUpstreamRefresh, &r.created, &r.expires, &r.lastUsed, &r.g.Machine}
 }
 
 func (r *grantRow) domain() domain.Grant {
@@ -194,7 +194,7 @@ func (r *grantRow) domain() domain.Grant {
 
 func grantArgs(g domain.Grant) []any {
 	return []any{g.ID, g.ClientID, g.Subject, toIdentityRecord(g.Identity), g.Scopes, g.Resource,
-		g.SealedUpstream, nullNS(g.UpstreamExpiry), g.HasUpstreamRefresh, ns(g.CreatedAt), ns(g.ExpiresAt), nullNS(g.LastUsedAt)}
+		g.SealedUpstream, nullNS(g.UpstreamExpiry), g.HasUpstreamRefresh, ns(g.CreatedAt), ns(g.ExpiresAt), nullNS(g.LastUsedAt), g.Machine}
 }
 
 type codeRow struct {

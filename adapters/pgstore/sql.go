@@ -13,7 +13,7 @@ const (
 		resource, upstream_verifier, nonce, csrf_hash, approved, binding_hash,
 		created_ns, expires_ns`
 	grantCols = `id, client_id, subject, identity, scopes, resource,
-		sealed_upstream, upstream_expiry_ns, has_upstream_refresh, created_ns, expires_ns, last_used_ns`
+		sealed_upstream, upstream_expiry_ns, has_upstream_refresh, created_ns, expires_ns, last_used_ns, machine`
 	codeCols = `hash, grant_id, client_id, redirect_uri, code_challenge, scopes,
 		resource, issued_ns, expires_ns, redeemed_ns`
 	refreshCols = `hash, grant_id, client_id, scopes, issued_ns, expires_ns,
@@ -22,7 +22,7 @@ const (
 	codeColsC = `c.hash, c.grant_id, c.client_id, c.redirect_uri, c.code_challenge, c.scopes,
 		c.resource, c.issued_ns, c.expires_ns, c.redeemed_ns`
 	grantColsG = `g.id, g.client_id, g.subject, g.identity, g.scopes, g.resource,
-		g.sealed_upstream, g.upstream_expiry_ns, g.has_upstream_refresh, g.created_ns, g.expires_ns, g.last_used_ns`
+		g.sealed_upstream, g.upstream_expiry_ns, g.has_upstream_refresh, g.created_ns, g.expires_ns, g.last_used_ns, machine`
 	refreshColsT = `t.hash, t.grant_id, t.client_id, t.scopes, t.issued_ns, t.expires_ns,
 		t.rotated_ns, t.successor_hash`
 	keyCols = `id, algorithm, sealed_private, public_jwk, created_ns, not_after_ns, remove_after_ns`
@@ -89,14 +89,18 @@ const (
 	// document's client, which is not stored).
 	sqlCreateGrant = `WITH g AS (
 			INSERT INTO grants (` + grantCols + `)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
 			ON CONFLICT (id) DO NOTHING
 			RETURNING id, client_id, created_ns),
 		used AS (
 			UPDATE clients SET first_grant_ns = g.created_ns FROM g
 			WHERE clients.id = g.client_id AND clients.first_grant_ns IS NULL)
 		INSERT INTO codes (` + codeCols + `)
-		SELECT $13, g.id, $14, $15, $16, $17, $18, $19, $20, $21 FROM g`
+		SELECT $14, g.id, $15, $16, $17, $18, $19, $20, $21, $22 FROM g`
+	// sqlCreateDirectGrant stores a grant that no code leads to.
+	sqlCreateDirectGrant = `INSERT INTO grants (` + grantCols + `)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+		ON CONFLICT (id) DO NOTHING`
 	sqlGetGrant    = `SELECT ` + grantCols + ` FROM grants WHERE id = $1 AND expires_ns > $2`
 	sqlRevokeGrant = `DELETE FROM grants WHERE id = $1`
 
@@ -140,9 +144,19 @@ const (
 	// excepted, which rotate may not change).
 	sqlSaveGrant = `UPDATE grants SET client_id = $2, subject = $3, identity = $4, scopes = $5, resource = $6,
 		sealed_upstream = $7, upstream_expiry_ns = $8, has_upstream_refresh = $9, created_ns = $10, expires_ns = $11,
-		last_used_ns = $12
+		last_used_ns = $12, machine = $13
 		WHERE id = $1`
 )
+
+// sqlConsumeAssertionID is ConsumeAssertionID whole: the primary key makes
+// one of concurrent inserts of a key win (the others wait on its row and
+// then find it taken), and a row past its expiry, not yet swept, is taken
+// over as if absent. It returns a row when the assertion was fresh, none
+// on a replay. Inserts of different keys lock nothing in common.
+const sqlConsumeAssertionID = `INSERT INTO assertion_ids (key, expires_ns) VALUES ($1, $2)
+	ON CONFLICT (key) DO UPDATE SET expires_ns = EXCLUDED.expires_ns
+	WHERE assertion_ids.expires_ns <= $3
+	RETURNING 1`
 
 const (
 	sqlListKeys = `SELECT ` + keyCols + ` FROM signing_keys ORDER BY created_ns, id`
@@ -164,6 +178,8 @@ const (
 		SELECT hash FROM codes WHERE expires_ns <= $1 ORDER BY expires_ns LIMIT $2 FOR UPDATE SKIP LOCKED)`
 	sqlSweepRefreshTokens = `DELETE FROM refresh_tokens WHERE hash IN (
 		SELECT hash FROM refresh_tokens WHERE expires_ns <= $1 ORDER BY expires_ns LIMIT $2 FOR UPDATE SKIP LOCKED)`
+	sqlSweepAssertionIDs = `DELETE FROM assertion_ids WHERE key IN (
+		SELECT key FROM assertion_ids WHERE expires_ns <= $1 ORDER BY expires_ns LIMIT $2 FOR UPDATE SKIP LOCKED)`
 	// sqlSweepGrants deletes expired grants and, explicitly so that they
 	// are counted, the codes and refresh tokens hanging on them (the
 	// foreign keys' cascade would delete them uncounted). It returns the

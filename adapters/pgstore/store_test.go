@@ -22,7 +22,7 @@ func TestPgstorePassesTheStoreConformanceSuite(t *testing.T) {
 	url := pgtest.Schema(t) + "&synchronous_commit=off"
 	storetest.Run(t, func(t *testing.T) ports.Store {
 		s := openStore(t, url)
-		pgtest.Exec(t, url, "TRUNCATE clients, transactions, grants, codes, refresh_tokens, signing_keys")
+		pgtest.Exec(t, url, truncateAll)
 		return s
 	})
 }
@@ -34,10 +34,13 @@ func TestPgstoreWithCachesPassesTheStoreConformanceSuite(t *testing.T) {
 	url := pgtest.Schema(t) + "&synchronous_commit=off"
 	storetest.Run(t, func(t *testing.T) ports.Store {
 		s := openStoreWith(t, pgstore.Options{URL: url, Listen: true})
-		pgtest.Exec(t, url, "TRUNCATE clients, transactions, grants, codes, refresh_tokens, signing_keys")
+		pgtest.Exec(t, url, truncateAll)
 		return s
 	})
 }
+
+// truncateAll empties every table of the store between subtests.
+const truncateAll = "TRUNCATE clients, transactions, grants, codes, refresh_tokens, signing_keys, assertion_ids"
 
 // openStore opens a store on url and closes it when the test ends.
 func openStore(t testing.TB, url string) *pgstore.Store {

@@ -13,7 +13,8 @@ import (
 // requests keep committing between the statements.
 const sweepBatch = 1000
 
-// Sweep removes every transaction, code, refresh token and grant expired
+// Sweep removes every transaction, code, refresh token, used assertion id
+// and grant expired
 // at now (a grant with whatever still hangs on it), in statements of at
 // most sweepBatch rows each, and reports how many records it removed, also
 // when it stops on an error.
@@ -45,7 +46,7 @@ func (s *Store) Sweep(ctx context.Context, now time.Time) (int, error) {
 	defer s.sweepUnlock(conn)
 
 	total := 0
-	for _, q := range []string{sqlSweepTransactions, sqlSweepCodes, sqlSweepRefreshTokens} {
+	for _, q := range []string{sqlSweepTransactions, sqlSweepCodes, sqlSweepRefreshTokens, sqlSweepAssertionIDs} {
 		for {
 			n, err := s.sweepOnce(ctx, conn, q, now)
 			total += n

@@ -174,6 +174,18 @@ func (s *store) CreateGrant(ctx context.Context, g domain.Grant, code domain.Aut
 	return exec(ctx, s, "CreateGrant", func(ctx context.Context) error { return s.next.CreateGrant(ctx, g, code) })
 }
 
+// CreateDirectGrant implements ports.GrantStore.
+func (s *store) CreateDirectGrant(ctx context.Context, g domain.Grant) error {
+	return exec(ctx, s, "CreateDirectGrant", func(ctx context.Context) error { return s.next.CreateDirectGrant(ctx, g) })
+}
+
+// ConsumeAssertionID implements ports.AssertionStore.
+func (s *store) ConsumeAssertionID(ctx context.Context, issuer, jti string, now, expiresAt time.Time) error {
+	return exec(ctx, s, "ConsumeAssertionID", func(ctx context.Context) error {
+		return s.next.ConsumeAssertionID(ctx, issuer, jti, now, expiresAt)
+	})
+}
+
 // GetGrant implements ports.GrantStore (measured, not traced).
 func (s *store) GetGrant(ctx context.Context, id string, now time.Time) (domain.Grant, error) {
 	return observe(ctx, s.ops.op("GetGrant", noSpan, ""), func(ctx context.Context) (domain.Grant, error) {

@@ -129,8 +129,10 @@ func nameClient(ctx context.Context, id string) {
 
 // Grant-type attributes, built once.
 var (
-	attrGrantCode    = keyGrantType.String(domain.GrantAuthorizationCode)
-	attrGrantRefresh = keyGrantType.String(domain.GrantRefreshToken)
+	attrGrantCode        = keyGrantType.String(domain.GrantAuthorizationCode)
+	attrGrantRefresh     = keyGrantType.String(domain.GrantRefreshToken)
+	attrGrantCredentials = keyGrantType.String(domain.GrantClientCredentials)
+	attrGrantJWTBearer   = keyGrantType.String(domain.GrantJWTBearer)
 )
 
 // Application wraps every use case of app in a decorator that opens one
@@ -168,6 +170,27 @@ func (t *Telemetry) Application(app ports.Application) ports.Application {
 			return clientID(cmd.Client.ClientID, attrGrantRefresh)
 		},
 		onSuccess[ports.TokenResult](func(ctx context.Context) { in.tokensRefreshed.Add(ctx, 1) }))
+	// The direct grants issue tokens without a flow: counted as issued.
+	out.ClientCredentials = decorate(t, app.ClientCredentials, "ClientCredentials", "",
+		func(cmd ports.ClientCredentialsCommand) []attribute.KeyValue {
+			return clientID(cmd.Client.ClientID, attrGrantCredentials)
+		},
+		func(ctx context.Context, res ports.TokenResult, err error) {
+			if err == nil {
+				nameClient(ctx, res.ClientID)
+				in.tokensIssued.Add(ctx, 1)
+			}
+		})
+	out.JWTBearer = decorate(t, app.JWTBearer, "JWTBearer", "",
+		func(cmd ports.JWTBearerCommand) []attribute.KeyValue {
+			return clientID(cmd.Client.ClientID, attrGrantJWTBearer)
+		},
+		func(ctx context.Context, res ports.TokenResult, err error) {
+			if err == nil {
+				nameClient(ctx, res.ClientID)
+				in.tokensIssued.Add(ctx, 1)
+			}
+		})
 	out.Introspect = decorate(t, app.Introspect, "Introspect", "",
 		func(cmd ports.IntrospectCommand) []attribute.KeyValue { return clientID(cmd.Client.ClientID) },
 		func(ctx context.Context, res ports.IntrospectResult, err error) {

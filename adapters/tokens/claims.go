@@ -10,8 +10,15 @@ import (
 	"github.com/oidcproxy/oidcproxy/domain"
 )
 
+// machineGrantType is the gty of a token a machine client got for itself.
+// gty ("grant type") is the claim Auth0 and others use for it; with sub
+// equal to client_id and no user claims it tells a resource server that
+// reads our JWTs itself that no person is behind the token.
+const machineGrantType = "client_credentials"
+
 // claims is the JWT payload of an access token: the RFC 9068 claims plus gid,
-// the grant the token hangs on (the gateway checks the grant still exists).
+// the grant the token hangs on (the gateway checks the grant still exists),
+// and gty for a machine's token.
 type claims struct {
 	Issuer    string          `json:"iss"`
 	Subject   string          `json:"sub"`
@@ -23,6 +30,7 @@ type claims struct {
 	NotBefore *int64          `json:"nbf,omitempty"`
 	JTI       string          `json:"jti"`
 	GrantID   string          `json:"gid"`
+	GrantType string          `json:"gty,omitempty"`
 }
 
 // encodeClaims renders t as a JWT payload. It refuses tokens that Verify
@@ -45,6 +53,9 @@ func encodeClaims(t domain.AccessToken) ([]byte, error) {
 		NotBefore: unix(t.NotBefore),
 		JTI:       t.JTI,
 		GrantID:   t.GrantID,
+	}
+	if t.Machine {
+		c.GrantType = machineGrantType
 	}
 	if len(t.Scopes) > 0 {
 		scope := domain.JoinScope(t.Scopes)
@@ -75,12 +86,16 @@ func decodeClaims(payload []byte) (domain.AccessToken, error) {
 		ExpiresAt: fromUnix(c.ExpiresAt),
 		IssuedAt:  fromUnix(c.IssuedAt),
 		NotBefore: fromUnix(c.NotBefore),
+		Machine:   c.GrantType == machineGrantType,
 	}
 	if c.Scope != nil {
 		t.Scopes = strings.Fields(*c.Scope)
 	}
 	if err := requireClaims(t); err != nil {
 		return domain.AccessToken{}, err
+	}
+	if t.Machine && t.Subject != t.ClientID {
+		return domain.AccessToken{}, errors.New("malformed claims: a machine token's sub is not its client_id")
 	}
 	return t, nil
 }

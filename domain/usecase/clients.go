@@ -22,6 +22,9 @@ type Clients struct {
 	// and URL client_ids are then unknown clients.
 	documents ports.MetadataFetcher
 	policy    ClientPolicy
+	// assertions authenticates private_key_jwt clients; nil turns the
+	// method off.
+	assertions *clientAssertions
 }
 
 // NewClients builds the client directory; documents may be nil.
@@ -67,22 +70,59 @@ func (c *Clients) lookup(ctx context.Context, clientID string) (domain.Client, e
 	if err != nil {
 		return domain.Client{}, domain.ErrInvalidClient("the application's client metadata document could not be retrieved, or is not a JSON document").WithCause(err)
 	}
-	return clientFromDocument(clientID, u.Host, doc, c.policy.RedirectPatterns)
+	return clientFromDocument(clientID, u.Host, doc, c.policy, c.keyChecker())
 }
 
 // authenticate checks the credentials presented at /token, /revoke or
 // /introspect. Every failure is the same invalid_client, so the answer
 // does not tell an attacker whether the client exists.
 func (c *Clients) authenticate(ctx context.Context, a ports.ClientAuth) (domain.Client, error) {
-	failed := func(cause error) error {
-		return domain.ErrInvalidClient("client authentication failed").WithCause(cause)
+	if a.Method == domain.AuthPrivateKeyJWT {
+		return c.authenticateAssertion(ctx, a)
 	}
 	if a.ClientID == "" {
-		return domain.Client{}, failed(errors.New("no client_id"))
+		return domain.Client{}, authFailed(errors.New("no client_id"))
 	}
-	client, err := c.lookup(ctx, a.ClientID)
+	client, err := c.find(ctx, a.ClientID)
+	if err != nil {
+		return domain.Client{}, err
+	}
+	if client.UsesKeys() {
+		// Its registration says how it proves itself; a secret (or
+		// nothing) is not that.
+		return domain.Client{}, authFailed(errors.New("a private_key_jwt client sent no client assertion"))
+	}
+	if client.IsPublic() {
+		// Some SDKs send "Authorization: Basic base64(id:)" for public
+		// clients; an empty secret is harmless, a non-empty one is a
+		// confused client.
+		if a.Secret != "" {
+			return domain.Client{}, authFailed(errors.New("secret presented by a public client"))
+		}
+		return client, nil
+	}
+	if a.Method == domain.AuthNone || a.Secret == "" {
+		return domain.Client{}, authFailed(errors.New("confidential client sent no secret"))
+	}
+	if !domain.EqualHash(a.Secret, string(client.SecretHash)) {
+		return domain.Client{}, authFailed(errors.New("wrong client secret"))
+	}
+	return client, nil
+}
+
+// authFailed is the one answer to failed client authentication.
+func authFailed(cause error) error {
+	return domain.ErrInvalidClient("client authentication failed").WithCause(cause)
+}
+
+// find looks up the client a request authenticates as, with the answers
+// of authenticate: invalid_client for an unknown client, the document's
+// own invalid_client or temporarily_unavailable for a document client,
+// server_error for a store failure.
+func (c *Clients) find(ctx context.Context, clientID string) (domain.Client, error) {
+	client, err := c.lookup(ctx, clientID)
 	if errors.Is(err, domain.ErrNotFound) {
-		return domain.Client{}, failed(errors.New("unknown client"))
+		return domain.Client{}, authFailed(errors.New("unknown client"))
 	}
 	if e, ok := domain.AsError(err); ok {
 		// A client metadata document that cannot be used: still
@@ -93,29 +133,14 @@ func (c *Clients) authenticate(ctx context.Context, a ports.ClientAuth) (domain.
 	if err != nil {
 		return domain.Client{}, serverError(fmt.Errorf("authenticate client: %w", err))
 	}
-	if client.IsPublic() {
-		// Some SDKs send "Authorization: Basic base64(id:)" for public
-		// clients; an empty secret is harmless, a non-empty one is a
-		// confused client.
-		if a.Secret != "" {
-			return domain.Client{}, failed(errors.New("secret presented by a public client"))
-		}
-		return client, nil
-	}
-	if a.Method == domain.AuthNone || a.Secret == "" {
-		return domain.Client{}, failed(errors.New("confidential client sent no secret"))
-	}
-	if !domain.EqualHash(a.Secret, string(client.SecretHash)) {
-		return domain.Client{}, failed(errors.New("wrong client secret"))
-	}
 	return client, nil
 }
 
 // clientFromDocument judges a fetched document: the client_id must match
 // the URL, no shared secret may be involved, and the registration rules
-// (redirect URIs, application type, grant types, text fields) apply as they
-// would to POST /register.
-func clientFromDocument(clientID, host string, doc ports.ClientMetadataDocument, patterns []domain.RedirectPattern) (domain.Client, error) {
+// (redirect URIs, application type, grant types, text fields, keys) apply
+// as they would to POST /register.
+func clientFromDocument(clientID, host string, doc ports.ClientMetadataDocument, policy ClientPolicy, keys keyChecker) (domain.Client, error) {
 	invalid := func(reason string) error {
 		// The cause names the host, for the operator's log; never the
 		// document itself.
@@ -133,16 +158,19 @@ func clientFromDocument(clientID, host string, doc ports.ClientMetadataDocument,
 	if doc.DeclaresSecret {
 		return domain.Client{}, invalid("a published document must not contain a client secret")
 	}
-	switch domain.AuthMethod(doc.Metadata.TokenEndpointAuthMethod) {
+	md := doc.Metadata
+	switch domain.AuthMethod(md.TokenEndpointAuthMethod) {
 	case "", domain.AuthNone:
+		md.TokenEndpointAuthMethod = string(domain.AuthNone)
+	case domain.AuthPrivateKeyJWT:
+		// The document publishes the client's public keys (jwks or
+		// jwks_uri): the one way a document client can be confidential.
 	case domain.AuthClientSecretBasic, domain.AuthClientSecretPost, "client_secret_jwt":
 		return domain.Client{}, invalid("a shared-secret token_endpoint_auth_method cannot be used with a published document")
 	default:
-		return domain.Client{}, invalid(`token_endpoint_auth_method must be "none"`)
+		return domain.Client{}, invalid(`token_endpoint_auth_method must be "none" or "private_key_jwt"`)
 	}
-	md := doc.Metadata
-	md.TokenEndpointAuthMethod = string(domain.AuthNone)
-	c, err := buildClient(md, patterns)
+	c, err := buildClient(md, policy, keys)
 	if err != nil {
 		if e, ok := domain.AsError(err); ok {
 			return domain.Client{}, invalid(e.Description)

@@ -164,6 +164,8 @@ type harnessOptions struct {
 	policies ports.PolicySource
 	// idp scripts the IdP before the use cases ask it what it can do.
 	idp func(*scriptedIdP)
+	// opts turn on the application's optional capabilities.
+	opts []usecase.Option
 }
 
 func newHarnessWith(t *testing.T, o harnessOptions) *harness {
@@ -188,7 +190,7 @@ func newHarnessWith(t *testing.T, o harnessOptions) *harness {
 	if o.idp != nil {
 		o.idp(idp)
 	}
-	app, err := usecase.NewApplication(store, idp, iss, sealer, c, random{}, nil, o.policies, discardLogger(), settings)
+	app, err := usecase.NewApplication(store, idp, iss, sealer, c, random{}, nil, o.policies, discardLogger(), settings, o.opts...)
 	require.NoError(t, err)
 	return &harness{app: app, store: store, idp: idp, clock: c}
 }

@@ -52,6 +52,7 @@ func (a accessTokens) issue(ctx context.Context, g domain.Grant, scopes []string
 		IssuedAt:  now,
 		NotBefore: now,
 		ExpiresAt: now.Add(ttl),
+		Machine:   g.Machine,
 	}
 	token, err := a.issuer.Issue(ctx, at)
 	if err != nil {

@@ -1,6 +1,7 @@
 package usecase
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -21,7 +22,14 @@ const (
 	maxContactLength = 320
 	maxMetadataURL   = 2000
 	maxSoftwareField = 200
+	// maxJWKSBytes bounds an inline key set: a few public keys, RSA ones
+	// included, fit in well under half of it.
+	maxJWKSBytes = 8 << 10
 )
+
+// keyChecker judges a client's inline JWK Set (ports.AssertionVerifier's
+// CheckKeySet); nil means private_key_jwt is not supported.
+type keyChecker func(jwks []byte) error
 
 // RegisterClientHandler implements RFC 7591 dynamic client registration.
 type RegisterClientHandler struct {
@@ -29,6 +37,9 @@ type RegisterClientHandler struct {
 	clock  ports.Clock
 	random ports.Random
 	policy ClientPolicy
+	// keys judges the key sets of private_key_jwt clients; nil refuses
+	// that method.
+	keys keyChecker
 }
 
 var _ ports.RegisterClient = (*RegisterClientHandler)(nil)
@@ -43,14 +54,16 @@ func NewRegisterClient(store ports.RegistrationStore, clock ports.Clock, random 
 }
 
 // Handle validates the metadata, stores the client and returns it with its
-// secret (confidential clients only; the store keeps only the hash).
+// secret (clients authenticating with a secret only; the store keeps only
+// the hash). A private_key_jwt client gets no secret: its keys are its
+// credentials.
 func (h *RegisterClientHandler) Handle(ctx context.Context, cmd ports.RegisterClientCommand) (ports.RegisterClientResult, error) {
-	c, err := buildClient(cmd, h.policy.RedirectPatterns)
+	c, err := buildClient(cmd, h.policy, h.keys)
 	if err != nil {
 		return ports.RegisterClientResult{}, err
 	}
 	var secret string
-	if !c.IsPublic() {
+	if !c.IsPublic() && !c.UsesKeys() {
 		secret = h.random.Token()
 		c.SecretHash = []byte(domain.HashToken(secret))
 	}
@@ -72,8 +85,9 @@ func (h *RegisterClientHandler) Handle(ctx context.Context, cmd ports.RegisterCl
 }
 
 // buildClient applies the registration rules to client metadata: those of
-// POST /register and those of a client ID metadata document alike.
-func buildClient(cmd ports.RegisterClientCommand, patterns []domain.RedirectPattern) (domain.Client, error) {
+// POST /register and those of a client ID metadata document alike. keys
+// judges an inline key set (nil: private_key_jwt is refused).
+func buildClient(cmd ports.RegisterClientCommand, policy ClientPolicy, keys keyChecker) (domain.Client, error) {
 	c := domain.Client{}
 	switch domain.ApplicationType(cmd.ApplicationType) {
 	case "":
@@ -91,8 +105,19 @@ func buildClient(cmd ports.RegisterClientCommand, patterns []domain.RedirectPatt
 		c.TokenEndpointAuthMethod = domain.AuthNone
 	case domain.AuthNone, domain.AuthClientSecretBasic, domain.AuthClientSecretPost:
 		c.TokenEndpointAuthMethod = domain.AuthMethod(cmd.TokenEndpointAuthMethod)
+	case domain.AuthPrivateKeyJWT:
+		if keys == nil {
+			return c, domain.ErrInvalidClientMetadata("token_endpoint_auth_method private_key_jwt is not supported by this server")
+		}
+		c.TokenEndpointAuthMethod = domain.AuthPrivateKeyJWT
 	default:
-		return c, domain.ErrInvalidClientMetadata("token_endpoint_auth_method must be none, client_secret_basic or client_secret_post")
+		if keys == nil {
+			return c, domain.ErrInvalidClientMetadata("token_endpoint_auth_method must be none, client_secret_basic or client_secret_post")
+		}
+		return c, domain.ErrInvalidClientMetadata("token_endpoint_auth_method must be none, client_secret_basic, client_secret_post or private_key_jwt")
+	}
+	if err := clientKeys(&c, cmd, policy.AllowIPLiteral, keys); err != nil {
+		return c, err
 	}
 
 	if len(cmd.RedirectURIs) == 0 {
@@ -102,7 +127,7 @@ func buildClient(cmd ports.RegisterClientCommand, patterns []domain.RedirectPatt
 		return c, domain.ErrInvalidRedirectURI(fmt.Sprintf("at most %d redirect URIs may be registered", maxRedirectURIs))
 	}
 	for _, u := range cmd.RedirectURIs {
-		if err := domain.ValidateRedirectURI(u, c.ApplicationType, patterns); err != nil {
+		if err := domain.ValidateRedirectURI(u, c.ApplicationType, policy.RedirectPatterns); err != nil {
 			return c, err
 		}
 		if !slices.Contains(c.RedirectURIs, u) {
@@ -170,6 +195,48 @@ func buildClient(cmd ports.RegisterClientCommand, patterns []domain.RedirectPatt
 		}
 	}
 	return c, nil
+}
+
+// clientKeys applies the key rules of RFC 7591 2 to a private_key_jwt
+// client: a key set by value (jwks) or by reference (jwks_uri), never both
+// (the two could disagree), the set public signing keys only. The URI
+// follows the rules of a client_id URL (domain.ValidateClientIDURL: https,
+// a host and a path, no user information, fragment or dot-segments, no IP
+// literal unless allowIPLiteral), which is what the fetcher will accept:
+// the keys it serves decide who the client is. Clients of other methods
+// have no use for keys here: what they send is not kept.
+func clientKeys(c *domain.Client, cmd ports.RegisterClientCommand, allowIPLiteral bool, keys keyChecker) error {
+	jwks := bytes.TrimSpace(cmd.JWKS)
+	if bytes.Equal(jwks, []byte("null")) {
+		jwks = nil
+	}
+	if !c.UsesKeys() {
+		return nil
+	}
+	switch {
+	case len(jwks) > 0 && cmd.JWKSURI != "":
+		return domain.ErrInvalidClientMetadata("jwks and jwks_uri must not both be present")
+	case len(jwks) == 0 && cmd.JWKSURI == "":
+		return domain.ErrInvalidClientMetadata("private_key_jwt requires jwks or jwks_uri")
+	case cmd.JWKSURI != "":
+		if _, err := domain.ValidateClientIDURL(cmd.JWKSURI, allowIPLiteral); err != nil {
+			return domain.ErrInvalidClientMetadata("jwks_uri must be an https URL with a host and a path, without user information, fragment or dot-segments").
+				WithCause(err)
+		}
+		c.JWKSURI = cmd.JWKSURI
+		return nil
+	}
+	if len(jwks) > maxJWKSBytes {
+		return domain.ErrInvalidClientMetadata(fmt.Sprintf("jwks is larger than %d bytes", maxJWKSBytes))
+	}
+	if jwks[0] != '{' {
+		return domain.ErrInvalidClientMetadata("jwks must be a JWK Set object")
+	}
+	if err := keys(jwks); err != nil {
+		return domain.ErrInvalidClientMetadata("jwks must hold public signing keys for ES256, RS256 or EdDSA only").WithCause(err)
+	}
+	c.JWKS = bytes.Clone(jwks)
+	return nil
 }
 
 // cleanText accepts human-readable metadata: trimmed, bounded, and safe

@@ -117,7 +117,9 @@ func (h *RevokeHandler) accessOwner(ctx context.Context, token string) (tokenOwn
 
 func (h *RevokeHandler) revokeUpstream(ctx context.Context, g domain.Grant) {
 	revoker, ok := h.provider.(ports.Revoker)
-	if !ok {
+	if !ok || len(g.SealedUpstream) == 0 {
+		// No upstream login behind it (a machine's or an enterprise IdP's
+		// grant): nothing to revoke upstream.
 		return
 	}
 	tokens, err := openUpstream(h.sealer, g)

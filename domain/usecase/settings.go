@@ -48,6 +48,14 @@ type Settings struct {
 	// UnusedClientTTL is how long a self-registered client that never
 	// completed a grant is kept; zero keeps it forever.
 	UnusedClientTTL time.Duration
+	// TokenEndpoint is the URL of our token endpoint: besides Issuer, the
+	// audience a client assertion (private_key_jwt) may name.
+	TokenEndpoint string
+	// TrustedIDJAGIssuers are the enterprise IdPs whose ID-JAGs the
+	// jwt-bearer grant accepts, and IDJAGClients the clients that may use
+	// it; the grant is off while either is empty.
+	TrustedIDJAGIssuers []string
+	IDJAGClients        []string
 }
 
 // validate reports every invalid setting.
@@ -59,7 +67,29 @@ func (s Settings) validate() error {
 	if s.UnusedClientTTL < 0 {
 		errs = append(errs, errors.New("usecase: the unused client lifetime must not be negative"))
 	}
+	if (len(s.TrustedIDJAGIssuers) == 0) != (len(s.IDJAGClients) == 0) {
+		errs = append(errs, errors.New("usecase: the jwt-bearer grant needs both trusted ID-JAG issuers and the clients allowed to use it"))
+	}
 	return errors.Join(append(errs, s.Tokens().validate(), s.Authorize().validate())...)
+}
+
+// IDJAG reports whether the jwt-bearer grant (enterprise-managed
+// authorization) is configured.
+func (s Settings) IDJAG() bool { return len(s.TrustedIDJAGIssuers) > 0 && len(s.IDJAGClients) > 0 }
+
+// assertionAudience is what a client assertion's aud may name
+// (domain.CheckClientAssertion): our issuer identifier, which
+// draft-ietf-oauth-rfc7523bis makes the one value clients send, and, from
+// assertions that do not declare themselves rfc7523bis-style with the
+// client-authentication+jwt typ, our token endpoint URL, which RFC 7523
+// allowed, OpenID Connect Core recommends and most client libraries still
+// send. Accepting the endpoint URL keeps those clients working; the
+// draft's attack on it needs a client that takes its audience from a
+// malicious server's metadata and sends the assertion there, a defect of
+// the client that the client fixes, and a client that fixed it sends the
+// typ.
+func (s Settings) assertionAudience() domain.ClientAssertionAudience {
+	return domain.ClientAssertionAudience{Issuer: s.Issuer, TokenEndpoint: s.TokenEndpoint}
 }
 
 // ClientPolicy is how client metadata is judged: at registration and in

@@ -32,7 +32,10 @@ func NewVerifyAccessToken(tokens ports.TokenIssuer, grants ports.GrantStore, sea
 // Handle accepts only our own tokens, for this resource, in their validity
 // window, with the required scopes, whose grant is still alive. Upstream IdP
 // tokens fail the signature check: there is no token passthrough. Asked
-// WithUpstream, it also returns the grant's upstream access token.
+// WithUpstream, it also returns the grant's upstream access token, when the
+// grant has upstream tokens: a machine's grant (client_credentials) and an
+// enterprise IdP's (jwt-bearer) were made without a login at the upstream
+// IdP, so they have none and UpstreamAccessToken stays empty.
 func (h *VerifyAccessTokenHandler) Handle(ctx context.Context, cmd ports.VerifyAccessTokenCommand) (ports.VerifiedAccess, error) {
 	at, grant, err := h.tokens.live(ctx, cmd.Token)
 	if err != nil {
@@ -45,7 +48,7 @@ func (h *VerifyAccessTokenHandler) Handle(ctx context.Context, cmd ports.VerifyA
 		return ports.VerifiedAccess{}, domain.ErrInsufficientScope("the access token lacks a required scope")
 	}
 	access := ports.VerifiedAccess{Token: at, Grant: grant}
-	if cmd.WithUpstream {
+	if cmd.WithUpstream && len(grant.SealedUpstream) > 0 {
 		// Only the use cases know how upstream tokens are sealed (and to
 		// which grant they are bound), so the opening happens here, not in
 		// the resource server that forwards the token.
@@ -107,6 +110,11 @@ func (v accessTokenVerifier) live(ctx context.Context, token string) (domain.Acc
 	}
 	if err != nil {
 		return at, domain.Grant{}, serverError(fmt.Errorf("verify access token: get grant: %w", err))
+	}
+	if at.Machine != grant.Machine || at.ClientID != grant.ClientID {
+		// Our key signed it, so this is a bug or a key compromise: a
+		// machine token must never pass for a user's, nor the reverse.
+		return at, domain.Grant{}, domain.ErrInvalidToken("the access token does not match its grant")
 	}
 	return at, grant, nil
 }

@@ -33,6 +33,8 @@ type backend struct {
 type whoami struct {
 	Subject string `json:"subject"`
 	Email   string `json:"email"`
+	// Client is the machine client the gateway names (X-Forwarded-Client).
+	Client string `json:"client"`
 }
 
 func startBackend(t *testing.T) *backend {
@@ -42,7 +44,7 @@ func startBackend(t *testing.T) *backend {
 	mcp.AddTool(server, &mcp.Tool{Name: "whoami", Description: "who is calling"},
 		func(_ context.Context, req *mcp.CallToolRequest, _ struct{}) (*mcp.CallToolResult, whoami, error) {
 			h := req.Extra.Header
-			return nil, whoami{Subject: h.Get("X-Forwarded-User"), Email: h.Get("X-Forwarded-Email")}, nil
+			return nil, whoami{Subject: h.Get("X-Forwarded-User"), Email: h.Get("X-Forwarded-Email"), Client: h.Get("X-Forwarded-Client")}, nil
 		})
 	mcp.AddTool(server, &mcp.Tool{Name: "countdown", Description: "sends progress notifications, slowly"},
 		func(ctx context.Context, req *mcp.CallToolRequest, _ struct{}) (*mcp.CallToolResult, struct{}, error) {

@@ -64,6 +64,10 @@ func testContext(t *testing.T, newStore func(*testing.T) ports.Store) {
 			"CreateGrant": func(ctx context.Context) error {
 				return s.CreateGrant(ctx, fullGrant("g3"), freshCode("code-3", "g3"))
 			},
+			"CreateDirectGrant": func(ctx context.Context) error { return s.CreateDirectGrant(ctx, fullGrant("g4")) },
+			"ConsumeAssertionID": func(ctx context.Context) error {
+				return s.ConsumeAssertionID(ctx, "https://client.example", "jti-1", base, base.Add(time.Minute))
+			},
 			"GetGrant": func(ctx context.Context) error {
 				_, err := s.GetGrant(ctx, "g1", base)
 				return err
@@ -115,6 +119,8 @@ func testContext(t *testing.T, newStore func(*testing.T) ports.Store) {
 		require.NoError(t, err)
 		_, err = s.GetGrant(t.Context(), "g3", base)
 		require.ErrorIs(t, err, domain.ErrNotFound)
+		_, err = s.GetGrant(t.Context(), "g4", base)
+		require.ErrorIs(t, err, domain.ErrNotFound)
 		rt, err := s.GetRefreshToken(t.Context(), "rt-1", base)
 		require.NoError(t, err)
 		require.False(t, rt.Rotated())
@@ -124,5 +130,7 @@ func testContext(t *testing.T, newStore func(*testing.T) ports.Store) {
 		n, err := s.Sweep(t.Context(), later)
 		require.NoError(t, err)
 		require.Equal(t, 1, n, "only the expired transaction was left to sweep")
+		require.NoError(t, s.ConsumeAssertionID(t.Context(), "https://client.example", "jti-1", base, base.Add(time.Minute)),
+			"a cancelled consumption must not have recorded the assertion")
 	})
 }

@@ -30,6 +30,8 @@ func Run(t *testing.T, newStore func(t *testing.T) ports.Store) {
 	t.Run("Registration", func(t *testing.T) { testRegistration(t, newStore) })
 	t.Run("Transactions", func(t *testing.T) { testTransactions(t, newStore) })
 	t.Run("Grants", func(t *testing.T) { testGrants(t, newStore) })
+	t.Run("DirectGrants", func(t *testing.T) { testDirectGrants(t, newStore) })
+	t.Run("Assertions", func(t *testing.T) { testAssertions(t, newStore) })
 	t.Run("Codes", func(t *testing.T) { testCodes(t, newStore) })
 	t.Run("RefreshTokens", func(t *testing.T) { testRefreshTokens(t, newStore) })
 	t.Run("RefreshRetries", func(t *testing.T) { testRefreshRetries(t, newStore) })
@@ -117,6 +119,7 @@ func fullGrant(id string) domain.Grant {
 		SealedUpstream:     []byte("sealed-upstream-" + id),
 		UpstreamExpiry:     base.Add(time.Hour),
 		HasUpstreamRefresh: true,
+		Machine:            true,
 		CreatedAt:          base,
 		LastUsedAt:         base.Add(30 * time.Minute),
 		ExpiresAt:          base.Add(24 * time.Hour),
