@@ -80,6 +80,11 @@ func NewIssuers(opts IssuerOptions) (*Issuers, error) {
 	if opts.Client == nil {
 		return nil, errors.New("assertion: issuers: nil HTTP client")
 	}
+	if opts.Client.Timeout <= 0 {
+		// A fetch runs detached from its caller (see IssuerJWKS) and holds
+		// the issuer's entry: only the client's own timeout bounds it.
+		return nil, errors.New("assertion: issuers: the HTTP client needs a timeout")
+	}
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
@@ -134,7 +139,11 @@ func (i *Issuers) IssuerJWKS(ctx context.Context, iss string, fresh bool) ([]byt
 	if now.Before(e.expires) && (!fresh || now.Sub(e.fetched) < MinKeysTTL) {
 		return e.keys, e.err
 	}
-	keys, ttl, err := i.fetch(ctx, e)
+	// The fetch is the cache's, not the caller's: it runs detached from the
+	// caller's context (bounded by the HTTP client's timeout), so a caller
+	// that gives up cannot leave its cancellation cached as the issuer's
+	// failure for every other caller.
+	keys, ttl, err := i.fetch(context.WithoutCancel(ctx), e)
 	now = i.now()
 	e.fetched = now
 	if err != nil {

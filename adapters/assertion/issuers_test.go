@@ -1,6 +1,7 @@
 package assertion_test
 
 import (
+	"context"
 	"net/http"
 	"sync"
 	"testing"
@@ -98,4 +99,21 @@ func TestIssuerURLsMustBeIssuerIdentifiers(t *testing.T) {
 	insecure, err = assertion.CheckIssuerURL("https://idp.example/tenant")
 	require.NoError(t, err)
 	require.False(t, insecure)
+}
+
+// A caller that gives up must not poison the cache for everyone else: the
+// fetch does not run on the caller's context, so a request cancelled
+// while it forces a refresh leaves the next caller the keys.
+func TestACancelledCallerDoesNotMakeTheIssuersKeysFail(t *testing.T) {
+	f := idp.NewFaulty(t, idp.FaultyOptions{})
+	c := &clock{now: time.Now()}
+	i := newIssuers(t, c, f.Issuer)
+
+	gone, cancel := context.WithCancel(t.Context())
+	cancel()
+	_, _ = i.IssuerJWKS(gone, f.Issuer, true)
+
+	set, err := i.IssuerJWKS(t.Context(), f.Issuer, false)
+	require.NoError(t, err, "the next caller gets the keys")
+	require.NotEmpty(t, set)
 }
