@@ -335,23 +335,34 @@ func IDJAGSubject(iss, sub, upstreamIssuer string) string {
 var assertionMechanics = []string{"iss", "sub", "aud", "exp", "iat", "nbf", "jti", "client_id", "resource", "scope", "typ"}
 
 // IDJAGIdentity is the user an accepted ID-JAG names, as a browser login
-// would have produced it from an ID token: iss and sub, the email (counted
-// verified only when email_verified is true), the name, and the other
-// user claims (auth_time, acr, amr, groups...) for identity headers and
-// the policy. It applies Identity.Validate.
-func IDJAGIdentity(a Assertion) (Identity, error) {
-	id := Identity{Subject: a.Subject, Issuer: a.Issuer}
+// would have produced it from an ID token, with its subject mapped by
+// IDJAGSubject. It applies Identity.Validate.
+//
+// What else of the user counts depends on who vouches for them. An ID-JAG
+// of the upstream IdP itself carries what its ID tokens carry: the email
+// (counted verified only when email_verified is true), the name, and the
+// other user claims (auth_time, acr, amr, groups...) for identity headers
+// and the policy. Another trusted issuer vouches for its own users only:
+// its email is kept but never counted verified, and its other claims are
+// dropped, so that a partner IdP's "groups: [admins]" or verified
+// "alice@example.com" can never satisfy an email, domain or group rule
+// written for the upstream IdP's users. Such users are admitted by their
+// mapped subject (iss#sub) or a condition on it.
+func IDJAGIdentity(a Assertion, upstreamIssuer string) (Identity, error) {
+	id := Identity{Subject: IDJAGSubject(a.Issuer, a.Subject, upstreamIssuer), Issuer: a.Issuer}
 	id.Email, _ = a.Claims["email"].(string)
-	id.EmailVerified, _ = a.Claims["email_verified"].(bool)
 	id.Name, _ = a.Claims["name"].(string)
-	for k, v := range a.Claims {
-		if slices.Contains(assertionMechanics, k) {
-			continue
+	if a.Issuer == upstreamIssuer {
+		id.EmailVerified, _ = a.Claims["email_verified"].(bool)
+		for k, v := range a.Claims {
+			if slices.Contains(assertionMechanics, k) {
+				continue
+			}
+			if id.Claims == nil {
+				id.Claims = map[string]any{}
+			}
+			id.Claims[k] = cloneValue(v)
 		}
-		if id.Claims == nil {
-			id.Claims = map[string]any{}
-		}
-		id.Claims[k] = cloneValue(v)
 	}
 	if err := id.Validate(); err != nil {
 		return Identity{}, err

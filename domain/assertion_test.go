@@ -214,7 +214,7 @@ func TestIDJAGIdentityKeepsTheUserClaimsAndValidatesThem(t *testing.T) {
 		"iss": a.Issuer, "sub": a.Subject, "aud": "https://as.example", "jti": "jti-1", "client_id": "client-1",
 		"email": "u@example.com", "email_verified": true, "name": "U One", "groups": []any{"eng"}, "amr": []any{"mfa"},
 	}
-	id, err := domain.IDJAGIdentity(a)
+	id, err := domain.IDJAGIdentity(a, a.Issuer)
 	require.NoError(t, err)
 	require.Equal(t, domain.Identity{
 		Subject: "u-1", Issuer: "https://idp.example", Email: "u@example.com", EmailVerified: true, Name: "U One",
@@ -222,14 +222,31 @@ func TestIDJAGIdentityKeepsTheUserClaimsAndValidatesThem(t *testing.T) {
 	}, id)
 
 	a.Claims["email_verified"] = "true" // not a boolean: not verified
-	id, err = domain.IDJAGIdentity(a)
+	id, err = domain.IDJAGIdentity(a, a.Issuer)
 	require.NoError(t, err)
 	require.False(t, id.EmailVerified)
 
 	a.Subject = "bad\r\nsubject"
-	_, err = domain.IDJAGIdentity(a)
+	_, err = domain.IDJAGIdentity(a, a.Issuer)
 	var claim *domain.ClaimError
 	require.ErrorAs(t, err, &claim)
+}
+
+// A partner IdP vouches for its own users only: its subject is mapped
+// apart from the upstream IdP's, its email never counts as verified, and
+// its group and other claims are dropped, so none of them can satisfy a
+// rule written for the upstream IdP's users.
+func TestAnotherIssuersIDJAGNeverPassesForTheUpstreamIdPsUser(t *testing.T) {
+	a := idJAG()
+	a.Claims = map[string]any{
+		"iss": a.Issuer, "sub": a.Subject, "email": "alice@example.com", "email_verified": true,
+		"name": "Alice", "groups": []any{"admins"},
+	}
+	id, err := domain.IDJAGIdentity(a, "https://upstream.example")
+	require.NoError(t, err)
+	require.Equal(t, domain.Identity{
+		Subject: a.Issuer + "#" + a.Subject, Issuer: a.Issuer, Email: "alice@example.com", EmailVerified: false, Name: "Alice",
+	}, id)
 }
 
 func TestAssertionReplayKeysDifferByIssuerAndJTI(t *testing.T) {

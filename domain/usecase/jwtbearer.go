@@ -123,14 +123,11 @@ func (h *JWTBearerHandler) Handle(ctx context.Context, cmd ports.JWTBearerComman
 	if err != nil {
 		return ports.TokenResult{}, err
 	}
-	identity, err := domain.IDJAGIdentity(a)
+	identity, err := domain.IDJAGIdentity(a, h.upstreamIssuer)
 	if err != nil {
 		return ports.TokenResult{}, domain.ErrInvalidGrant("the assertion's user claims cannot be used here").WithCause(err)
 	}
-	subject := domain.IDJAGSubject(a.Issuer, a.Subject, h.upstreamIssuer)
-	if err := (domain.Identity{Subject: subject}).Validate(); err != nil {
-		return ports.TokenResult{}, domain.ErrInvalidGrant("the assertion's subject cannot be used here").WithCause(err)
-	}
+	subject := identity.Subject
 	requested, err := domain.ParseScope(cmd.Scope)
 	if err != nil {
 		return ports.TokenResult{}, err
@@ -141,7 +138,6 @@ func (h *JWTBearerHandler) Handle(ctx context.Context, cmd ports.JWTBearerComman
 	}
 	if h.admit != nil {
 		in := policy.UserInput(identity, client.ID, scopes, false)
-		in.Subject = subject
 		if d := h.admit.Policy().Admit(ctx, &in); !d.Admitted {
 			return ports.TokenResult{}, domain.ErrInvalidGrant("the access policy does not admit this user").
 				WithCause(fmt.Errorf("jwt-bearer: admission: %s", d.Reason))

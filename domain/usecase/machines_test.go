@@ -163,14 +163,20 @@ func (h *harness) idJAG(t *testing.T, corp *idp.Faulty, edit func(map[string]any
 
 func TestTheAdmissionPolicyDecidesWhichEnterpriseUsersGetTokens(t *testing.T) {
 	corp := idp.NewFaulty(t, idp.FaultyOptions{Subject: "emp-1", Email: "alice@example.com"})
-	h, auth := enterpriseHarness(t, corp, admitting(t, policy.AdmissionSpec{Emails: []string{"alice@example.com"}}))
+	// The enterprise IdP is not the upstream one: its users are admitted by
+	// their mapped subject, never by an email it vouches for.
+	h, auth := enterpriseHarness(t, corp, admitting(t, policy.AdmissionSpec{
+		Subjects: []string{corp.Issuer + "#emp-1"}, Emails: []string{"mallory@example.com"},
+	}))
 	res, err := h.app.JWTBearer.Handle(t.Context(), ports.JWTBearerCommand{Client: auth, Assertion: h.idJAG(t, corp, nil)})
 	require.NoError(t, err)
 	require.Equal(t, corp.Issuer+"#emp-1", res.Subject)
 
 	for name, edit := range map[string]func(map[string]any){
-		"another address":       func(c map[string]any) { c["email"] = "mallory@example.com" },
-		"an unverified address": func(c map[string]any) { c["email_verified"] = false },
+		"another user": func(c map[string]any) { c["sub"] = "emp-2" },
+		"another user with an address the policy lists, verified by the partner IdP": func(c map[string]any) {
+			c["sub"], c["email"], c["email_verified"] = "emp-3", "mallory@example.com", true
+		},
 	} {
 		_, err = h.app.JWTBearer.Handle(t.Context(), ports.JWTBearerCommand{Client: auth, Assertion: h.idJAG(t, corp, edit)})
 		require.Equal(t, domain.CodeInvalidGrant, domain.CodeOf(err), name)
