@@ -415,16 +415,11 @@ func ProvideSettings(cfg config.Config) (usecase.Settings, error) {
 	if err != nil {
 		return usecase.Settings{}, fmt.Errorf("resource %q: %w", cfg.Resource(), err)
 	}
-	supported := cfg.SupportedScopes()
-	introspection := ""
-	if cfg.IntrospectionSecret != "" {
-		introspection = domain.HashToken(cfg.IntrospectionSecret)
-	}
 	return usecase.Settings{
 		Issuer:            cfg.Issuer(),
 		Resource:          resource,
-		SupportedScopes:   supported,
-		DefaultScopes:     defaultScopes(cfg, supported),
+		SupportedScopes:   cfg.SupportedScopes(),
+		RequiredScopes:    cfg.RequiredScopes,
 		AccessTokenTTL:    cfg.AccessTokenTTL,
 		RefreshTokenTTL:   cfg.RefreshTokenTTL,
 		RefreshReuseGrace: cfg.RefreshReuseGrace,
@@ -434,7 +429,7 @@ func ProvideSettings(cfg config.Config) (usecase.Settings, error) {
 
 		ClientIDURLAllowIPLiteral: cfg.CIMDAllowPrivateNetwork,
 
-		IntrospectionSecretHash: introspection,
+		IntrospectionSecret: cfg.IntrospectionSecret,
 
 		MaxClients:      cfg.MaxClients,
 		UnusedClientTTL: cfg.UnusedClientTTL,
@@ -443,23 +438,6 @@ func ProvideSettings(cfg config.Config) (usecase.Settings, error) {
 		TrustedIDJAGIssuers: cfg.TrustedIDJAGIssuers,
 		IDJAGClients:        cfg.IDJAGClients,
 	}, nil
-}
-
-// defaultScopes are granted to a client that asks for none: the required
-// scopes when configured, else the OpenID basics.
-func defaultScopes(cfg config.Config, supported []string) []string {
-	if len(cfg.RequiredScopes) > 0 {
-		return cfg.RequiredScopes
-	}
-	var out []string
-	for _, s := range []string{"openid", "profile", "email"} {
-		for _, t := range supported {
-			if s == t {
-				out = append(out, s)
-			}
-		}
-	}
-	return out
 }
 
 // maxCIMDTimeout caps a client metadata document fetch below TIMEOUT_SECONDS:
