@@ -440,13 +440,10 @@ func ProvideSettings(cfg config.Config) (usecase.Settings, error) {
 	}, nil
 }
 
-// maxCIMDTimeout caps a client metadata document fetch below TIMEOUT_SECONDS:
-// the fetch holds a user's /authorize request, and a document is small.
-const maxCIMDTimeout = 5 * time.Second
-
 // ProvideCIMDFetcher builds the guarded fetcher of client metadata
 // documents and of clients' jwks_uri key sets. Its cache runs on the
-// proxy's clock.
+// proxy's clock; it cuts TIMEOUT_SECONDS to its own bound
+// (cimd.MaxTimeout).
 //
 // Every request that would start a metadata document fetch counts against
 // RATE_LIMIT_CIMD for its client address (which the HTTP API put in the
@@ -464,7 +461,7 @@ func ProvideCIMDFetcher(cfg config.Config, clock ports.Clock, roots CIMDRootCAs,
 	}
 	return cimd.New(cimd.Options{
 		AllowPrivateNetwork: cfg.CIMDAllowPrivateNetwork,
-		Timeout:             min(cfg.Timeout(), maxCIMDTimeout),
+		Timeout:             cfg.Timeout(),
 		RootCAs:             roots.Pool,
 		Now:                 clock.Now,
 		AdmitFetch:          admit,
