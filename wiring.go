@@ -434,7 +434,7 @@ func ProvideSettings(cfg config.Config) (usecase.Settings, error) {
 		MaxClients:      cfg.MaxClients,
 		UnusedClientTTL: cfg.UnusedClientTTL,
 
-		TokenEndpoint:       strings.TrimSuffix(cfg.BaseURL, "/") + "/token",
+		TokenEndpoint:       httpapi.TokenEndpoint(cfg.BaseURL),
 		TrustedIDJAGIssuers: cfg.TrustedIDJAGIssuers,
 		IDJAGClients:        cfg.IDJAGClients,
 	}, nil
@@ -573,16 +573,15 @@ func ProvideGateway(cfg config.Config, app ports.Application, settings usecase.S
 	if err != nil {
 		return nil, nil, fmt.Errorf("MCP_UPSTREAM: %w", err)
 	}
-	origins := append([]string{originOf(cfg.BaseURL)}, cfg.AllowedOrigins...)
 	metrics := tel.Gateway()
 	prop := tel.Propagator()
 	gw, err := gateway.New(app.VerifyAccessToken, logger, gateway.Options{
 		Upstream:            upstream,
 		MountPath:           cfg.MCPPath,
 		Resource:            settings.Resource,
-		ResourceMetadataURL: strings.TrimSuffix(cfg.BaseURL, "/") + "/.well-known/oauth-protected-resource" + cfg.MCPPath,
+		ResourceMetadataURL: httpapi.ResourceMetadataURL(cfg.BaseURL, cfg.MCPPath),
 		RequiredScopes:      cfg.RequiredScopes,
-		AllowedOrigins:      origins,
+		AllowedOrigins:      cfg.GatewayOrigins(),
 		UserHeader:          cfg.UserHeader,
 		EmailHeader:         cfg.EmailHeader,
 		ClientHeader:        cfg.ClientHeader,
@@ -610,13 +609,4 @@ func ProvideGateway(cfg config.Config, app ports.Application, settings usecase.S
 		return nil, nil, err
 	}
 	return gw, gw.Close, nil
-}
-
-// originOf is scheme://host[:port] of an absolute URL.
-func originOf(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return raw
-	}
-	return u.Scheme + "://" + u.Host
 }
