@@ -17,6 +17,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/google/wire"
+
 	"github.com/oidcproxy/oidcproxy/adapters/oauthhttp"
 	"github.com/oidcproxy/oidcproxy/domain"
 	"github.com/oidcproxy/oidcproxy/ports"
@@ -173,6 +175,12 @@ var (
 	_ ports.MetadataFetcher = (*Fetcher)(nil)
 	_ ports.JWKSFetcher     = (*Fetcher)(nil)
 )
+
+// ProviderSet builds the Fetcher from the Options the composition root
+// supplies, also as the fetcher of clients' jwks_uri key sets. Whether it
+// also resolves client ID metadata documents is the configuration's
+// choice, made where the Options are.
+var ProviderSet = wire.NewSet(New, wire.Bind(new(ports.JWKSFetcher), new(*Fetcher)))
 
 // New builds a Fetcher with its own guarded HTTP client.
 func New(opts Options) (*Fetcher, error) {

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/google/wire"
 	"github.com/gorilla/mux"
 
 	"github.com/oidcproxy/oidcproxy/domain"
@@ -103,6 +104,10 @@ type Server struct {
 	// gateway is Options.Gateway with its middleware, or nil.
 	gateway http.Handler
 }
+
+// ProviderSet builds the HTTP API from the Options the composition root
+// maps from its configuration.
+var ProviderSet = wire.NewSet(New)
 
 // New builds the HTTP API. Every dependency is required.
 func New(app ports.Application, jwks ports.TokenIssuer, logger *slog.Logger, opts Options) (*Server, error) {
