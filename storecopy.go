@@ -15,6 +15,7 @@ import (
 
 	"github.com/oidcproxy/oidcproxy/adapters/boltstore"
 	"github.com/oidcproxy/oidcproxy/adapters/pgstore"
+	"github.com/oidcproxy/oidcproxy/adapters/seal"
 	"github.com/oidcproxy/oidcproxy/ports"
 )
 
@@ -33,7 +34,7 @@ type StoreCopy struct {
 	// with: the copy moves them sealed, so every instance on the
 	// destination needs this same key, and the copy refuses a key that
 	// cannot open them.
-	EncryptionKey MasterKey
+	EncryptionKey seal.MasterKey
 	// DatabaseTimeout bounds connecting to a database (and its store's
 	// ordinary calls); zero is pgstore's default.
 	DatabaseTimeout time.Duration
@@ -142,7 +143,7 @@ func CopyStore(ctx context.Context, c StoreCopy) (StoreCopyResult, error) {
 	if sameStore(from, to) {
 		return res, errors.New("the source and the destination are the same store")
 	}
-	sealer, err := ProvideSealer(c.EncryptionKey)
+	sealer, err := seal.NewFromMaster(c.EncryptionKey)
 	if err != nil {
 		return res, err
 	}
@@ -252,7 +253,7 @@ func openSource(ctx context.Context, loc storeLocation, timeout time.Duration) (
 	if _, err := os.Stat(loc.raw); errors.Is(err, fs.ErrNotExist) {
 		return nil, nil, fmt.Errorf("%w: no file at %s", ErrNoSourceData, loc.raw)
 	}
-	s, err := boltstore.Open(boltstore.Options{Path: loc.raw, Timeout: 300 * time.Millisecond})
+	s, err := boltstore.Open(boltstore.Options{Path: loc.raw, Timeout: LockWait})
 	if err != nil {
 		return nil, nil, err
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/oidcproxy/oidcproxy"
 	"github.com/oidcproxy/oidcproxy/adapters/boltstore"
 	"github.com/oidcproxy/oidcproxy/adapters/pgstore"
+	"github.com/oidcproxy/oidcproxy/adapters/seal"
 	"github.com/oidcproxy/oidcproxy/ports"
 	"github.com/oidcproxy/oidcproxy/test/pgtest"
 	"github.com/oidcproxy/oidcproxy/test/storetest"
@@ -24,7 +25,7 @@ type fixedClock struct{}
 func (fixedClock) Now() time.Time { return storetest.FillTime }
 
 // newKey is a fresh encryption key.
-func newKey(t *testing.T) oidcproxy.MasterKey {
+func newKey(t *testing.T) seal.MasterKey {
 	t.Helper()
 	key := make([]byte, 32)
 	_, err := rand.Read(key)
@@ -34,9 +35,9 @@ func newKey(t *testing.T) oidcproxy.MasterKey {
 
 // filledBolt writes storetest.Fill's records, sealed with key, into a new
 // bbolt file and returns its path and what it exports.
-func filledBolt(t *testing.T, key oidcproxy.MasterKey) (string, []ports.Record) {
+func filledBolt(t *testing.T, key seal.MasterKey) (string, []ports.Record) {
 	t.Helper()
-	sealer, err := oidcproxy.ProvideSealer(key)
+	sealer, err := seal.NewFromMaster(key)
 	require.NoError(t, err)
 	path := filepath.Join(t.TempDir(), "oidcproxy.db")
 	s, err := boltstore.Open(boltstore.Options{Path: path})
@@ -105,11 +106,11 @@ func TestACopyRefusesAGrantItsKeyCannotOpenAndWritesNothing(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "oidcproxy.db")
 	s, err := boltstore.Open(boltstore.Options{Path: path})
 	require.NoError(t, err)
-	otherSealer, err := oidcproxy.ProvideSealer(other)
+	otherSealer, err := seal.NewFromMaster(other)
 	require.NoError(t, err)
 	storetest.Fill(t, s, otherSealer)
 	// Re-seal the keys with the right key, leaving the grants as they are.
-	sealer, err := oidcproxy.ProvideSealer(key)
+	sealer, err := seal.NewFromMaster(key)
 	require.NoError(t, err)
 	keys, err := s.ListKeys(t.Context())
 	require.NoError(t, err)

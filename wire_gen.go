@@ -8,18 +8,24 @@ package oidcproxy
 
 import (
 	"context"
+	"github.com/oidcproxy/oidcproxy/adapters/assertion"
+	"github.com/oidcproxy/oidcproxy/adapters/cimd"
 	"github.com/oidcproxy/oidcproxy/adapters/config"
+	"github.com/oidcproxy/oidcproxy/adapters/httpapi"
+	"github.com/oidcproxy/oidcproxy/adapters/seal"
 	"github.com/oidcproxy/oidcproxy/adapters/telemetry"
+	"github.com/oidcproxy/oidcproxy/adapters/tokens"
 	"github.com/oidcproxy/oidcproxy/ports"
+	"log/slog"
 )
 
 // Injectors from wire.go:
 
 // InitializeApp builds the production App from a validated configuration.
 // The cleanup, for after Run returns, undoes what was opened in reverse
-// order: it closes the gateway's idle backend connections, shuts the
-// telemetry providers down (flushing pending spans and metrics, within a
-// bound), and closes the store.
+// order: it closes the gateway's idle backend connections, closes the
+// store, and shuts the telemetry providers down (flushing pending spans
+// and metrics, within a bound).
 func InitializeApp(ctx context.Context, cfg config.Config) (*App, func(), error) {
 	logOutput := ProvideLogOutput()
 	options := ProvideTelemetryOptions(cfg)
@@ -47,20 +53,21 @@ func InitializeApp(ctx context.Context, cfg config.Config) (*App, func(), error)
 		cleanup()
 		return nil, nil, err
 	}
+	keyStore := ProvideKeyStore(store)
 	masterKey, err := ProvideMasterKey(cfg, logger)
 	if err != nil {
 		cleanup2()
 		cleanup()
 		return nil, nil, err
 	}
-	sealer, err := ProvideSealer(masterKey)
+	sealer, err := seal.NewFromMaster(masterKey)
 	if err != nil {
 		cleanup2()
 		cleanup()
 		return nil, nil, err
 	}
 	systemClock := _wireSystemClockValue
-	issuer, err := ProvideTokenIssuer(ctx, store, sealer, systemClock)
+	issuer, err := tokens.Open(ctx, keyStore, sealer, systemClock)
 	if err != nil {
 		cleanup2()
 		cleanup()
@@ -80,27 +87,28 @@ func InitializeApp(ctx context.Context, cfg config.Config) (*App, func(), error)
 		cleanup()
 		return nil, nil, err
 	}
-	fetcher, err := ProvideCIMDFetcher(cfg, systemClock, cimdRootCAs, limiters)
+	cimdOptions := ProvideCIMDOptions(cfg, systemClock, cimdRootCAs, limiters)
+	fetcher, err := cimd.New(cimdOptions)
 	if err != nil {
 		cleanup2()
 		cleanup()
 		return nil, nil, err
 	}
 	metadataFetcher := ProvideMetadataFetcher(cfg, fetcher)
-	jwksFetcher := ProvideJWKSFetcher(fetcher)
+	verifier := _wireVerifierValue
 	issuerKeys, err := ProvideIssuerKeys(cfg, client, systemClock)
 	if err != nil {
 		cleanup2()
 		cleanup()
 		return nil, nil, err
 	}
-	application, err := ProvideApplication(store, identityProvider, issuer, sealer, systemClock, cryptoRandom, settings, logger, telemetry, metadataFetcher, source, jwksFetcher, issuerKeys)
+	application, err := ProvideApplication(store, identityProvider, issuer, sealer, systemClock, cryptoRandom, settings, logger, telemetry, metadataFetcher, source, verifier, fetcher, issuerKeys)
 	if err != nil {
 		cleanup2()
 		cleanup()
 		return nil, nil, err
 	}
-	cookieKey, err := ProvideCookieKey(masterKey)
+	cookieKey, err := seal.NewCookieKey(masterKey)
 	if err != nil {
 		cleanup2()
 		cleanup()
@@ -118,14 +126,16 @@ func InitializeApp(ctx context.Context, cfg config.Config) (*App, func(), error)
 		cleanup()
 		return nil, nil, err
 	}
-	server, err := ProvideHTTPAPI(cfg, application, issuer, store, identityProvider, cookieKey, settings, logger, telemetry, gateway, resolver, limiters)
+	httpapiOptions := ProvideHTTPAPIOptions(cfg, store, identityProvider, cookieKey, settings, telemetry, gateway, resolver, limiters)
+	server, err := httpapi.New(application, issuer, logger, httpapiOptions)
 	if err != nil {
 		cleanup3()
 		cleanup2()
 		cleanup()
 		return nil, nil, err
 	}
-	admin, err := ProvideAdmin(store, systemClock, cryptoRandom, settings, telemetry)
+	keySets := _wireKeySetsValue
+	admin, err := ProvideAdmin(store, keySets, systemClock, cryptoRandom, settings, telemetry)
 	if err != nil {
 		cleanup3()
 		cleanup2()
@@ -144,13 +154,82 @@ var (
 	_wireSystemClockValue  = SystemClock{}
 	_wireCryptoRandomValue = CryptoRandom{}
 	_wireCIMDRootCAsValue  = CIMDRootCAs{}
+	_wireVerifierValue     = assertion.Verifier{}
+	_wireKeySetsValue      = tokens.KeySets{}
 )
 
-// InitializeTestApp builds the App with a caller-supplied clock, log output
-// and telemetry options (an in-memory span exporter), for black-box tests
-// that move time, read the logs or inspect spans.
-//
-// cimdRoots verify the test's client metadata document servers.
+// InitializeAdmin builds the operator's use cases (clients and grants)
+// for `oidcproxy clients` and `oidcproxy grants`. The cleanup closes the
+// store.
+func InitializeAdmin(ctx context.Context, cfg config.Config) (ports.Admin, func(), error) {
+	rawStore, cleanup, err := OpenCommandStore(ctx, cfg)
+	if err != nil {
+		return ports.Admin{}, nil, err
+	}
+	observer := _wireUnobservedValue
+	store := ProvideObservedStore(rawStore, observer)
+	keySets := _wireKeySetsValue
+	systemClock := _wireSystemClockValue
+	cryptoRandom := _wireCryptoRandomValue
+	settings, err := ProvideSettings(cfg)
+	if err != nil {
+		cleanup()
+		return ports.Admin{}, nil, err
+	}
+	admin, err := ProvideAdmin(store, keySets, systemClock, cryptoRandom, settings, observer)
+	if err != nil {
+		cleanup()
+		return ports.Admin{}, nil, err
+	}
+	return admin, func() {
+		cleanup()
+	}, nil
+}
+
+var (
+	_wireUnobservedValue = unobserved{}
+)
+
+// InitializeKeys builds the signing key ring's manager for `oidcproxy
+// keys`; logger receives the warning about a key file created next to
+// the store. The cleanup closes the store.
+func InitializeKeys(ctx context.Context, cfg config.Config, logger *slog.Logger) (ports.KeyManager, func(), error) {
+	rawStore, cleanup, err := OpenCommandStore(ctx, cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	observer := _wireUnobservedValue
+	store := ProvideObservedStore(rawStore, observer)
+	keyStore := ProvideKeyStore(store)
+	masterKey, err := ProvideMasterKey(cfg, logger)
+	if err != nil {
+		cleanup()
+		return nil, nil, err
+	}
+	sealer, err := seal.NewFromMaster(masterKey)
+	if err != nil {
+		cleanup()
+		return nil, nil, err
+	}
+	systemClock := _wireSystemClockValue
+	issuer, err := tokens.Open(ctx, keyStore, sealer, systemClock)
+	if err != nil {
+		cleanup()
+		return nil, nil, err
+	}
+	return issuer, func() {
+		cleanup()
+	}, nil
+}
+
+// InitializeTestApp is a seam for tests, never used in production: it
+// builds the App as InitializeApp does, but on the clock, log output and
+// telemetry options (an in-memory span exporter) a black-box test
+// supplies, to move time, read the logs or inspect spans, and with the
+// roots that verify its client metadata document servers. It is exported
+// because its callers are other packages (test/proxytest, which test/e2e
+// and test/chromium start the proxy through), which cannot import a test
+// file of this one.
 func InitializeTestApp(ctx context.Context, cfg config.Config, clock ports.Clock, logs LogOutput, tel telemetry.Options, cimdRoots CIMDRootCAs) (*App, func(), error) {
 	telemetryTelemetry, cleanup, err := ProvideTelemetry(ctx, cfg, tel)
 	if err != nil {
@@ -176,19 +255,20 @@ func InitializeTestApp(ctx context.Context, cfg config.Config, clock ports.Clock
 		cleanup()
 		return nil, nil, err
 	}
+	keyStore := ProvideKeyStore(store)
 	masterKey, err := ProvideMasterKey(cfg, logger)
 	if err != nil {
 		cleanup2()
 		cleanup()
 		return nil, nil, err
 	}
-	sealer, err := ProvideSealer(masterKey)
+	sealer, err := seal.NewFromMaster(masterKey)
 	if err != nil {
 		cleanup2()
 		cleanup()
 		return nil, nil, err
 	}
-	issuer, err := ProvideTokenIssuer(ctx, store, sealer, clock)
+	issuer, err := tokens.Open(ctx, keyStore, sealer, clock)
 	if err != nil {
 		cleanup2()
 		cleanup()
@@ -207,27 +287,28 @@ func InitializeTestApp(ctx context.Context, cfg config.Config, clock ports.Clock
 		cleanup()
 		return nil, nil, err
 	}
-	fetcher, err := ProvideCIMDFetcher(cfg, clock, cimdRoots, limiters)
+	options := ProvideCIMDOptions(cfg, clock, cimdRoots, limiters)
+	fetcher, err := cimd.New(options)
 	if err != nil {
 		cleanup2()
 		cleanup()
 		return nil, nil, err
 	}
 	metadataFetcher := ProvideMetadataFetcher(cfg, fetcher)
-	jwksFetcher := ProvideJWKSFetcher(fetcher)
+	verifier := _wireVerifierValue
 	issuerKeys, err := ProvideIssuerKeys(cfg, client, clock)
 	if err != nil {
 		cleanup2()
 		cleanup()
 		return nil, nil, err
 	}
-	application, err := ProvideApplication(store, identityProvider, issuer, sealer, clock, cryptoRandom, settings, logger, telemetryTelemetry, metadataFetcher, source, jwksFetcher, issuerKeys)
+	application, err := ProvideApplication(store, identityProvider, issuer, sealer, clock, cryptoRandom, settings, logger, telemetryTelemetry, metadataFetcher, source, verifier, fetcher, issuerKeys)
 	if err != nil {
 		cleanup2()
 		cleanup()
 		return nil, nil, err
 	}
-	cookieKey, err := ProvideCookieKey(masterKey)
+	cookieKey, err := seal.NewCookieKey(masterKey)
 	if err != nil {
 		cleanup2()
 		cleanup()
@@ -245,14 +326,16 @@ func InitializeTestApp(ctx context.Context, cfg config.Config, clock ports.Clock
 		cleanup()
 		return nil, nil, err
 	}
-	server, err := ProvideHTTPAPI(cfg, application, issuer, store, identityProvider, cookieKey, settings, logger, telemetryTelemetry, gateway, resolver, limiters)
+	httpapiOptions := ProvideHTTPAPIOptions(cfg, store, identityProvider, cookieKey, settings, telemetryTelemetry, gateway, resolver, limiters)
+	server, err := httpapi.New(application, issuer, logger, httpapiOptions)
 	if err != nil {
 		cleanup3()
 		cleanup2()
 		cleanup()
 		return nil, nil, err
 	}
-	admin, err := ProvideAdmin(store, clock, cryptoRandom, settings, telemetryTelemetry)
+	keySets := _wireKeySetsValue
+	admin, err := ProvideAdmin(store, keySets, clock, cryptoRandom, settings, telemetryTelemetry)
 	if err != nil {
 		cleanup3()
 		cleanup2()
@@ -267,8 +350,11 @@ func InitializeTestApp(ctx context.Context, cfg config.Config, clock ports.Clock
 	}, nil
 }
 
-// InitializeAppWithStore builds the App on a store the caller opened (and
-// closes): benchmarks use it to compare store options in one run.
+// InitializeAppWithStore is a seam for benchmarks, never used in
+// production: it builds the App on a store the caller opened (and
+// closes), so that the benchmarks in bench compare store options
+// (boltstore.Options NoSync and MaxBatchSize) in one run. It is exported
+// for the same reason as InitializeTestApp: bench is another package.
 func InitializeAppWithStore(ctx context.Context, cfg config.Config, clock ports.Clock, logs LogOutput, tel telemetry.Options, store RawStore) (*App, func(), error) {
 	telemetryTelemetry, cleanup, err := ProvideTelemetry(ctx, cfg, tel)
 	if err != nil {
@@ -287,17 +373,18 @@ func InitializeAppWithStore(ctx context.Context, cfg config.Config, clock ports.
 		cleanup()
 		return nil, nil, err
 	}
+	keyStore := ProvideKeyStore(portsStore)
 	masterKey, err := ProvideMasterKey(cfg, logger)
 	if err != nil {
 		cleanup()
 		return nil, nil, err
 	}
-	sealer, err := ProvideSealer(masterKey)
+	sealer, err := seal.NewFromMaster(masterKey)
 	if err != nil {
 		cleanup()
 		return nil, nil, err
 	}
-	issuer, err := ProvideTokenIssuer(ctx, portsStore, sealer, clock)
+	issuer, err := tokens.Open(ctx, keyStore, sealer, clock)
 	if err != nil {
 		cleanup()
 		return nil, nil, err
@@ -314,24 +401,25 @@ func InitializeAppWithStore(ctx context.Context, cfg config.Config, clock ports.
 		cleanup()
 		return nil, nil, err
 	}
-	fetcher, err := ProvideCIMDFetcher(cfg, clock, cimdRootCAs, limiters)
+	options := ProvideCIMDOptions(cfg, clock, cimdRootCAs, limiters)
+	fetcher, err := cimd.New(options)
 	if err != nil {
 		cleanup()
 		return nil, nil, err
 	}
 	metadataFetcher := ProvideMetadataFetcher(cfg, fetcher)
-	jwksFetcher := ProvideJWKSFetcher(fetcher)
+	verifier := _wireVerifierValue
 	issuerKeys, err := ProvideIssuerKeys(cfg, client, clock)
 	if err != nil {
 		cleanup()
 		return nil, nil, err
 	}
-	application, err := ProvideApplication(portsStore, identityProvider, issuer, sealer, clock, cryptoRandom, settings, logger, telemetryTelemetry, metadataFetcher, source, jwksFetcher, issuerKeys)
+	application, err := ProvideApplication(portsStore, identityProvider, issuer, sealer, clock, cryptoRandom, settings, logger, telemetryTelemetry, metadataFetcher, source, verifier, fetcher, issuerKeys)
 	if err != nil {
 		cleanup()
 		return nil, nil, err
 	}
-	cookieKey, err := ProvideCookieKey(masterKey)
+	cookieKey, err := seal.NewCookieKey(masterKey)
 	if err != nil {
 		cleanup()
 		return nil, nil, err
@@ -346,13 +434,15 @@ func InitializeAppWithStore(ctx context.Context, cfg config.Config, clock ports.
 		cleanup()
 		return nil, nil, err
 	}
-	server, err := ProvideHTTPAPI(cfg, application, issuer, portsStore, identityProvider, cookieKey, settings, logger, telemetryTelemetry, gateway, resolver, limiters)
+	httpapiOptions := ProvideHTTPAPIOptions(cfg, portsStore, identityProvider, cookieKey, settings, telemetryTelemetry, gateway, resolver, limiters)
+	server, err := httpapi.New(application, issuer, logger, httpapiOptions)
 	if err != nil {
 		cleanup2()
 		cleanup()
 		return nil, nil, err
 	}
-	admin, err := ProvideAdmin(portsStore, clock, cryptoRandom, settings, telemetryTelemetry)
+	keySets := _wireKeySetsValue
+	admin, err := ProvideAdmin(portsStore, keySets, clock, cryptoRandom, settings, telemetryTelemetry)
 	if err != nil {
 		cleanup2()
 		cleanup()

@@ -48,3 +48,25 @@ func IsSubset(sub, set []string) bool {
 	}
 	return true
 }
+
+// openIDBasics are what a client of an OpenID provider expects to be
+// granted without asking: who the user is, by name and address.
+var openIDBasics = []string{"openid", "profile", "email"}
+
+// DefaultScopes are the scopes granted to a client whose request names
+// none: the scopes the protected resource requires, when it requires some,
+// so that the token works there; otherwise the OpenID basics (openid,
+// profile, email) among the supported scopes, never one that is not
+// supported.
+func DefaultScopes(required, supported []string) []string {
+	if len(required) > 0 {
+		return slices.Clone(required)
+	}
+	var out []string
+	for _, s := range openIDBasics {
+		if slices.Contains(supported, s) {
+			out = append(out, s)
+		}
+	}
+	return out
+}

@@ -32,14 +32,19 @@
 //
 //	adapters/boltstore  go.etcd.io/bbolt
 //	adapters/pgstore    github.com/jackc/pgx/v5, github.com/jackc/pgxlisten
-//	adapters/httpapi    github.com/gorilla/mux
+//	adapters/httpapi    github.com/gorilla/mux, github.com/google/wire
 //	adapters/telemetry  go.opentelemetry.io/otel, go.opentelemetry.io/contrib, github.com/prometheus/client_golang,
 //	                    github.com/prometheus/otlptranslator, github.com/gorilla/mux (the router it instruments)
-//	adapters/tokens     github.com/go-jose/go-jose/v4
-//	adapters/assertion  github.com/go-jose/go-jose/v4
+//	adapters/tokens     github.com/go-jose/go-jose/v4, github.com/google/wire
+//	adapters/assertion  github.com/go-jose/go-jose/v4, github.com/google/wire
+//	adapters/seal       github.com/google/wire
+//	adapters/cimd       github.com/google/wire
 //	adapters/config     go.yaml.in/yaml/v3
 //	adapters/policyfile go.yaml.in/yaml/v3, github.com/google/cel-go
 //	adapters/gateway    github.com/go-json-experiment/json/jsontext
+//
+// github.com/google/wire is how an adapter declares its ProviderSet for
+// the composition root: declarations only, nothing that runs.
 //
 // The third-party modules an internal helper may import; one not listed
 // may import none:
@@ -92,20 +97,26 @@ type policy struct {
 var drivers = map[string][]string{
 	"boltstore": {"go.etcd.io/bbolt/..."},
 	"pgstore":   {"github.com/jackc/pgx/v5/...", "github.com/jackc/pgxlisten/..."},
-	"httpapi":   {"github.com/gorilla/mux"},
+	"httpapi":   {"github.com/gorilla/mux", wireSets},
 	"telemetry": {
 		"go.opentelemetry.io/otel/...", "go.opentelemetry.io/contrib/...",
 		"github.com/prometheus/client_golang/...", "github.com/prometheus/otlptranslator/...",
 		"github.com/gorilla/mux",
 	},
-	"tokens":     {"github.com/go-jose/go-jose/v4/..."},
-	"assertion":  {"github.com/go-jose/go-jose/v4/..."},
+	"tokens":     {"github.com/go-jose/go-jose/v4/...", wireSets},
+	"assertion":  {"github.com/go-jose/go-jose/v4/...", wireSets},
+	"seal":       {wireSets},
+	"cimd":       {wireSets},
 	"config":     {"go.yaml.in/yaml/v3/..."},
 	"policyfile": {"go.yaml.in/yaml/v3/...", "github.com/google/cel-go/..."},
 	// The streaming JSON tokenizer that reads JSON-RPC messages and filters
 	// list answers in one pass (already a dependency of the MCP SDK).
 	"gateway": {"github.com/go-json-experiment/json/jsontext"},
 }
+
+// wireSets is Wire's declaration package, in which an adapter declares the
+// ProviderSet the composition root builds it with.
+const wireSets = "github.com/google/wire"
 
 // internalModules are the third-party modules each internal helper may
 // import.
@@ -379,6 +390,8 @@ func TestTheRulesAreExactPerLayerAndPerAdapter(t *testing.T) {
 		{"pgstore drives pgx", "adapters/pgstore", []string{"github.com/jackc/pgx/v5/pgxpool", "github.com/jackc/pgxlisten"}, true},
 		{"httpapi drives no database", "adapters/httpapi", []string{"go.etcd.io/bbolt"}, false},
 		{"httpapi drives no pgx", "adapters/httpapi", []string{"github.com/jackc/pgx/v5"}, false},
+		{"an adapter with a provider set declares it with Wire", "adapters/seal", []string{"github.com/google/wire", m("ports")}, true},
+		{"an adapter without one does not", "adapters/boltstore", []string{"github.com/google/wire"}, false},
 		{"a module path is matched by its elements", "adapters/boltstore", []string{"go.etcd.io/bboltx"}, false},
 		{"adapters share the OAuth wire format", "adapters/gateway", []string{m("adapters/oauthhttp"), m("domain"), m("ports")}, true},
 		{"adapters never import each other", "adapters/gateway", []string{m("adapters/httpapi")}, false},

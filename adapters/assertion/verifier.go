@@ -13,6 +13,7 @@ import (
 	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
+	"github.com/google/wire"
 
 	"github.com/oidcproxy/oidcproxy/domain"
 	"github.com/oidcproxy/oidcproxy/ports"
@@ -40,6 +41,11 @@ var privateMembers = []string{"d", "p", "q", "dp", "dq", "qi", "oth", "k", "priv
 type Verifier struct{}
 
 var _ ports.AssertionVerifier = Verifier{}
+
+// ProviderSet provides the Verifier as the use cases' ports.AssertionVerifier.
+// The trusted issuers' key source (NewIssuers) is not in it: the
+// composition root builds one only when issuers are configured.
+var ProviderSet = wire.NewSet(wire.Value(Verifier{}), wire.Bind(new(ports.AssertionVerifier), new(Verifier)))
 
 // ParseAssertion reads token's header and claims without checking the
 // signature. Only the algorithms of domain.AssertionAlgorithms parse.

@@ -105,7 +105,10 @@ type Options struct {
 	// Timeout bounds the wait for the file lock (default DefaultTimeout).
 	Timeout time.Duration
 	// MaxBatchSize is how many writes one group commit holds at most
-	// (default DefaultMaxBatchSize).
+	// (default DefaultMaxBatchSize); 1 commits every write alone. A
+	// tuning knob for benchmarks, which production leaves at the
+	// default: BenchmarkBatchTuning in bench searches for the best cap,
+	// and the store's own benchmarks set 1 to measure what grouping buys.
 	MaxBatchSize int
 }
 
@@ -124,9 +127,6 @@ type Store struct {
 	db     *bolt.DB
 	commit *committer
 	cache  caches
-	// noBatch makes the hot paths use a plain Update per call; set only by
-	// the benchmarks (export_test.go) to measure what group commit buys.
-	noBatch bool
 }
 
 var _ ports.Store = (*Store)(nil)
@@ -349,16 +349,13 @@ func (s *Store) view(ctx context.Context, op string, fn func(*bolt.Tx) error) er
 // resets at the start of each run, so that a rejection does not roll back
 // the shared transaction. Other writes also join the group commit; when fn
 // rejects (errNoChange or a caller's error) it is rerun alone, so it still
-// gets its own rollback. The benchmark hook (noBatch) uses one plain Update
-// per call, to measure what grouping buys.
+// gets its own rollback.
 func (s *Store) write(ctx context.Context, op string, batched bool, fn func(*bolt.Tx) error) error {
 	if err := ctx.Err(); err != nil {
 		return fail(op, err)
 	}
 	var err error
 	switch {
-	case s.noBatch:
-		err = s.db.Update(fn)
 	case batched:
 		err = s.commit.do(func(tx *bolt.Tx) error {
 			if err := fn(tx); !errors.Is(err, errNoChange) {

@@ -17,6 +17,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/google/wire"
+
 	"github.com/oidcproxy/oidcproxy/adapters/oauthhttp"
 	"github.com/oidcproxy/oidcproxy/domain"
 	"github.com/oidcproxy/oidcproxy/ports"
@@ -32,6 +34,12 @@ const (
 	DefaultMaxJWKSBytes = 32 << 10
 	// DefaultTimeout bounds one fetch, from dial to the last byte.
 	DefaultTimeout = 5 * time.Second
+	// MaxTimeout caps Timeout: a fetch holds up the user's /authorize
+	// request (or a client's /token request, for a jwks_uri) while it
+	// runs, and a document or key set is a few kilobytes, so a server
+	// slower than this is not worth waiting for, whatever bound the
+	// proxy's other outbound calls have.
+	MaxTimeout = 5 * time.Second
 	// DefaultMinTTL and DefaultMaxTTL clamp the document's max-age: a
 	// floor, so that "no-cache" cannot make every request a fetch, and a
 	// ceiling, so that a changed document is seen within a day.
@@ -74,7 +82,7 @@ type Options struct {
 	// addresses and accept IP-literal hosts: for `oidcproxy dev` and tests,
 	// whose documents live on this machine. https stays mandatory.
 	AllowPrivateNetwork bool
-	// Timeout bounds each fetch.
+	// Timeout bounds each fetch; a longer one is cut to MaxTimeout.
 	Timeout time.Duration
 	// RootCAs verifies the document servers' certificates; nil means the
 	// system roots. Tests pass their httptest server's pool.
@@ -120,6 +128,7 @@ func (o *Options) defaults() {
 		}
 	}
 	setDuration(&o.Timeout, DefaultTimeout)
+	o.Timeout = min(o.Timeout, MaxTimeout)
 	setDuration(&o.MinTTL, DefaultMinTTL)
 	setDuration(&o.MaxTTL, DefaultMaxTTL)
 	setDuration(&o.DefaultTTL, DefaultTTL)
@@ -166,6 +175,12 @@ var (
 	_ ports.MetadataFetcher = (*Fetcher)(nil)
 	_ ports.JWKSFetcher     = (*Fetcher)(nil)
 )
+
+// ProviderSet builds the Fetcher from the Options the composition root
+// supplies, also as the fetcher of clients' jwks_uri key sets. Whether it
+// also resolves client ID metadata documents is the configuration's
+// choice, made where the Options are.
+var ProviderSet = wire.NewSet(New, wire.Bind(new(ports.JWKSFetcher), new(*Fetcher)))
 
 // New builds a Fetcher with its own guarded HTTP client.
 func New(opts Options) (*Fetcher, error) {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"net/url"
 	"reflect"
 	"slices"
 	"strings"
@@ -465,6 +466,16 @@ func (c Config) RedirectURL() string { return c.base() + c.RedirectPath }
 func (c Config) Resource() string { return c.base() + c.MCPPath }
 
 func (c Config) base() string { return strings.TrimRight(c.BaseURL, "/") }
+
+// GatewayOrigins returns the browser origins whose requests the gateway
+// accepts: BASE_URL's own (scheme://host[:port]), then ALLOWED_ORIGINS.
+func (c Config) GatewayOrigins() []string {
+	own := c.BaseURL
+	if u, err := url.Parse(c.BaseURL); err == nil {
+		own = u.Scheme + "://" + u.Host
+	}
+	return append([]string{own}, c.AllowedOrigins...)
+}
 
 // Timeout returns TIMEOUT_SECONDS as a duration.
 func (c Config) Timeout() time.Duration {

@@ -252,6 +252,13 @@ func TestDerivedURLsJoinTheBaseURLAndPaths(t *testing.T) {
 	require.Equal(t, "https://issuer.example.com/t", cfg.Issuer())
 }
 
+func TestTheGatewayAcceptsTheBaseURLsOriginAndTheAllowedOnes(t *testing.T) {
+	cfg := config.Config{BaseURL: "https://proxy.example.com:8443/prefix/", AllowedOrigins: []string{"https://app.example.com"}}
+	require.Equal(t, []string{"https://proxy.example.com:8443", "https://app.example.com"}, cfg.GatewayOrigins())
+	cfg.AllowedOrigins = nil
+	require.Equal(t, []string{"https://proxy.example.com:8443"}, cfg.GatewayOrigins())
+}
+
 func TestTimeoutConvertsSeconds(t *testing.T) {
 	require.Equal(t, 15*time.Second, config.Config{TimeoutSeconds: 15}.Timeout())
 }

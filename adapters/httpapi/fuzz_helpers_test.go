@@ -98,7 +98,7 @@ func newFixture(t testing.TB, opts ...func(*httpapi.Options)) *fixture {
 		Issuer:          fuzzIssuer,
 		Resource:        fuzzIssuer + "/mcp",
 		SupportedScopes: []string{"openid", "profile", "email", "offline_access"},
-		DefaultScopes:   []string{"openid"},
+		RequiredScopes:  []string{"openid"},
 		AccessTokenTTL:  time.Hour,
 		RefreshTokenTTL: 24 * time.Hour,
 		Consent:         domain.ConsentAlways,

@@ -69,7 +69,7 @@ func (s *Server) metadata() authorizationServerMetadata {
 	return authorizationServerMetadata{
 		Issuer:                            s.opts.Issuer,
 		AuthorizationEndpoint:             s.endpoint("/authorize"),
-		TokenEndpoint:                     s.endpoint("/token"),
+		TokenEndpoint:                     s.endpoint(TokenPath),
 		RegistrationEndpoint:              s.endpoint("/register"),
 		RevocationEndpoint:                s.endpoint("/revoke"),
 		IntrospectionEndpoint:             s.endpoint("/introspect"),

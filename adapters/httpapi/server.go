@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/google/wire"
 	"github.com/gorilla/mux"
 
 	"github.com/oidcproxy/oidcproxy/domain"
@@ -103,6 +104,10 @@ type Server struct {
 	// gateway is Options.Gateway with its middleware, or nil.
 	gateway http.Handler
 }
+
+// ProviderSet builds the HTTP API from the Options the composition root
+// maps from its configuration.
+var ProviderSet = wire.NewSet(New)
 
 // New builds the HTTP API. Every dependency is required.
 func New(app ports.Application, jwks ports.TokenIssuer, logger *slog.Logger, opts Options) (*Server, error) {
@@ -199,8 +204,8 @@ func (s *Server) routes() *mux.Router {
 		}
 	}
 	resourceMeta := cors(http.HandlerFunc(s.handleResourceMetadata))
-	r.Handle("/.well-known/oauth-protected-resource", resourceMeta).Methods(http.MethodGet, http.MethodHead, http.MethodOptions)
-	r.Handle("/.well-known/oauth-protected-resource"+s.opts.MCPPath, resourceMeta).Methods(http.MethodGet, http.MethodHead, http.MethodOptions)
+	r.Handle(ResourceMetadataPath, resourceMeta).Methods(http.MethodGet, http.MethodHead, http.MethodOptions)
+	r.Handle(ResourceMetadataPath+s.opts.MCPPath, resourceMeta).Methods(http.MethodGet, http.MethodHead, http.MethodOptions)
 	r.Handle("/jwks.json", cors(http.HandlerFunc(s.handleJWKS))).Methods(http.MethodGet, http.MethodHead, http.MethodOptions)
 
 	r.Handle("/register", cors(http.HandlerFunc(s.handleRegister))).Methods(http.MethodPost, http.MethodOptions)
@@ -208,7 +213,7 @@ func (s *Server) routes() *mux.Router {
 	r.HandleFunc("/consent", s.handleConsentPage).Methods(http.MethodGet)
 	r.HandleFunc("/consent", s.handleConsentDecision).Methods(http.MethodPost)
 	r.HandleFunc(s.opts.CallbackPath, s.handleCallback).Methods(http.MethodGet)
-	r.Handle("/token", cors(http.HandlerFunc(s.handleToken))).Methods(http.MethodPost, http.MethodOptions)
+	r.Handle(TokenPath, cors(http.HandlerFunc(s.handleToken))).Methods(http.MethodPost, http.MethodOptions)
 	r.Handle("/revoke", cors(http.HandlerFunc(s.handleRevoke))).Methods(http.MethodPost, http.MethodOptions)
 	r.HandleFunc("/introspect", s.handleIntrospect).Methods(http.MethodPost)
 

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
+	"github.com/google/wire"
 
 	"github.com/oidcproxy/oidcproxy/domain"
 	"github.com/oidcproxy/oidcproxy/ports"
@@ -55,6 +56,18 @@ type Issuer struct {
 const unknownKeyReloadInterval = time.Second
 
 var _ ports.TokenIssuer = (*Issuer)(nil)
+
+// ProviderSet builds the Issuer on the key store's ring, as the token
+// issuer of the use cases and the key manager of the admin listener and
+// the keys command, and the judge of the key sets operators register for
+// private_key_jwt clients.
+var ProviderSet = wire.NewSet(
+	Open,
+	wire.Bind(new(ports.TokenIssuer), new(*Issuer)),
+	wire.Bind(new(ports.KeyManager), new(*Issuer)),
+	wire.Value(KeySets{}),
+	wire.Bind(new(ports.KeySetValidator), new(KeySets)),
+)
 
 // Open loads the signing key ring from keys, generating and storing a first
 // key (private half sealed with sealer) when none may sign.

@@ -18,8 +18,6 @@ import (
 	"github.com/oidcproxy/oidcproxy/adapters/boltstore"
 	"github.com/oidcproxy/oidcproxy/adapters/config"
 	"github.com/oidcproxy/oidcproxy/adapters/httpapi"
-	"github.com/oidcproxy/oidcproxy/adapters/pgstore"
-	"github.com/oidcproxy/oidcproxy/adapters/tokens"
 	"github.com/oidcproxy/oidcproxy/ports"
 )
 
@@ -27,10 +25,6 @@ import (
 // server holds it, and through the running server's admin listener when one
 // does (bbolt allows one process per file). With DATABASE_URL, keys works on
 // the database the servers share, and backup points to pg_dump.
-
-// lockWait is how long the subcommands wait for the store's file lock
-// before asking the running server instead.
-const lockWait = 300 * time.Millisecond
 
 // adminLoad parses flags for an admin subcommand: the service's settings
 // plus the subcommand's own flags (defined by extra before parsing).
@@ -67,35 +61,10 @@ func adminURL(cfg config.Config, path string) string {
 	return "http://" + net.JoinHostPort(host, port) + path
 }
 
-// withStore runs fn on the store file, or reports (false) that a running
-// server holds it.
-func withStore(cfg config.Config, fn func(*boltstore.Store) error) (bool, error) {
-	s, err := boltstore.Open(boltstore.Options{Path: cfg.StorePath, Timeout: lockWait})
-	if errors.Is(err, boltstore.ErrLocked) {
-		return false, nil
-	}
-	if err != nil {
-		return true, err
-	}
-	defer s.Close()
-	return true, fn(s)
-}
-
-// withKeyStore runs fn on the key ring's store: the PostgreSQL database,
-// which running servers share (they pick a rotation up at their next
-// reload), or else the store file when no server holds it (false: a
-// running server does).
-func withKeyStore(ctx context.Context, cfg config.Config, fn func(ports.KeyStore) error) (bool, error) {
-	if cfg.DatabaseURL != "" {
-		s, err := pgstore.Open(ctx, pgstore.Options{URL: cfg.DatabaseURL, MaxConns: 2, Timeout: cfg.DatabaseTimeout})
-		if err != nil {
-			return true, err
-		}
-		defer s.Close()
-		return true, fn(s)
-	}
-	return withStore(cfg, func(s *boltstore.Store) error { return fn(s) })
-}
+// heldByServer reports whether err, from opening the store, says that a
+// running server holds the store file: the command then asks that server
+// instead.
+func heldByServer(err error) bool { return errors.Is(err, boltstore.ErrLocked) }
 
 func keys(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
 	const usage = `usage: oidcproxy keys list|rotate [flags]
@@ -120,35 +89,13 @@ Flags: the service's settings, see "oidcproxy serve -h".`
 		return code
 	}
 	var out []httpapi.KeyInfo
-	direct, err := withKeyStore(ctx, cfg, func(s ports.KeyStore) error {
-		logger := slog.New(slog.NewTextHandler(stderr, nil))
-		master, err := oidcproxy.ProvideMasterKey(cfg, logger)
-		if err != nil {
-			return err
-		}
-		sealer, err := oidcproxy.ProvideSealer(master)
-		if err != nil {
-			return err
-		}
-		issuer, err := tokens.Open(ctx, s, sealer, oidcproxy.SystemClock{})
-		if err != nil {
-			return err
-		}
-		if action == "rotate" {
-			k, err := issuer.Rotate(ctx, oidcproxy.MaxTokenTTL(cfg))
-			if err != nil {
-				return err
-			}
-			out = append(out, httpapi.DescribeKey(k))
-			return nil
-		}
-		ks, err := issuer.Keys(ctx)
-		for _, k := range ks {
-			out = append(out, httpapi.DescribeKey(k))
-		}
-		return err
-	})
-	if err == nil && !direct {
+	logger := slog.New(slog.NewTextHandler(stderr, nil))
+	ring, closeStore, err := oidcproxy.InitializeKeys(ctx, cfg, logger)
+	switch {
+	case err == nil:
+		out, err = keysDirect(ctx, cfg, ring, action)
+		closeStore()
+	case heldByServer(err):
 		out, err = keysViaAdmin(ctx, cfg, action)
 	}
 	if err != nil {
@@ -167,6 +114,23 @@ Flags: the service's settings, see "oidcproxy serve -h".`
 		fmt.Fprintf(stdout, "%s  %s  created %s  %s\n", k.ID, k.Algorithm, k.CreatedAt.UTC().Format(time.RFC3339), state)
 	}
 	return 0
+}
+
+// keysDirect lists or rotates on the key ring this command opened.
+func keysDirect(ctx context.Context, cfg config.Config, ring ports.KeyManager, action string) ([]httpapi.KeyInfo, error) {
+	if action == "rotate" {
+		k, err := ring.Rotate(ctx, oidcproxy.MaxTokenTTL(cfg))
+		if err != nil {
+			return nil, err
+		}
+		return []httpapi.KeyInfo{httpapi.DescribeKey(k)}, nil
+	}
+	ks, err := ring.Keys(ctx)
+	out := make([]httpapi.KeyInfo, 0, len(ks))
+	for _, k := range ks {
+		out = append(out, httpapi.DescribeKey(k))
+	}
+	return out, err
 }
 
 // keysViaAdmin asks the running server to list or rotate.
@@ -244,11 +208,12 @@ func backup(ctx context.Context, args []string, getenv func(string) string, stdo
 	}
 	defer os.Remove(tmp.Name())
 	var n int64
-	direct, err := withStore(cfg, func(s *boltstore.Store) error {
-		n, err = s.Backup(ctx, tmp)
-		return err
-	})
-	if err == nil && !direct {
+	store, closeStore, err := oidcproxy.OpenCommandStore(ctx, cfg)
+	switch {
+	case err == nil:
+		n, err = backupTo(ctx, store, tmp)
+		closeStore()
+	case heldByServer(err):
 		var body io.ReadCloser
 		if body, err = adminCall(ctx, cfg, http.MethodGet, "/backup"); err == nil {
 			n, err = io.Copy(tmp, body)
@@ -274,4 +239,13 @@ func backup(ctx context.Context, args []string, getenv func(string) string, stdo
 	}
 	fmt.Fprintf(stdout, "wrote %d bytes to %s\n", n, outPath)
 	return 0
+}
+
+// backupTo writes a consistent copy of store to w.
+func backupTo(ctx context.Context, store ports.Store, w io.Writer) (int64, error) {
+	b, ok := store.(ports.Backuper)
+	if !ok {
+		return 0, errors.New("this store cannot write a backup")
+	}
+	return b.Backup(ctx, w)
 }

@@ -18,11 +18,9 @@ import (
 	"unicode"
 
 	"github.com/oidcproxy/oidcproxy"
-	"github.com/oidcproxy/oidcproxy/adapters/boltstore"
 	"github.com/oidcproxy/oidcproxy/adapters/config"
 	"github.com/oidcproxy/oidcproxy/adapters/httpapi"
 	"github.com/oidcproxy/oidcproxy/adapters/oauthhttp"
-	"github.com/oidcproxy/oidcproxy/adapters/pgstore"
 	"github.com/oidcproxy/oidcproxy/domain"
 	"github.com/oidcproxy/oidcproxy/domain/usecase"
 	"github.com/oidcproxy/oidcproxy/ports"
@@ -242,22 +240,15 @@ type adminOp struct {
 // process may open it, and reports false when a running server holds the
 // store file (the caller then asks that server).
 func (o adminOp) direct(fn func(ports.Admin) error) (bool, error) {
-	run := func(s ports.Store) error {
-		admin, err := oidcproxy.NewAdmin(o.cfg, s)
-		if err != nil {
-			return err
-		}
-		return fn(admin)
+	admin, closeStore, err := oidcproxy.InitializeAdmin(o.ctx, o.cfg)
+	if heldByServer(err) {
+		return false, nil
 	}
-	if o.cfg.DatabaseURL != "" {
-		s, err := pgstore.Open(o.ctx, pgstore.Options{URL: o.cfg.DatabaseURL, MaxConns: 2, Timeout: o.cfg.DatabaseTimeout})
-		if err != nil {
-			return true, err
-		}
-		defer s.Close()
-		return true, run(s)
+	if err != nil {
+		return true, err
 	}
-	return withStore(o.cfg, func(s *boltstore.Store) error { return run(s) })
+	defer closeStore()
+	return true, fn(admin)
 }
 
 // audit writes the audit event of a change made on the store directly (the

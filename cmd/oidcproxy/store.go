@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 
+	"github.com/oidcproxy/oidcproxy"
 	"github.com/oidcproxy/oidcproxy/adapters/boltstore"
 )
 
@@ -39,7 +40,7 @@ Flags: the service's settings, see "oidcproxy serve -h"; STORE_PATH names the fi
 	if !ok {
 		return code
 	}
-	res, err := boltstore.Compact(boltstore.Options{Path: cfg.StorePath, Timeout: lockWait})
+	res, err := boltstore.Compact(boltstore.Options{Path: cfg.StorePath, Timeout: oidcproxy.LockWait})
 	if errors.Is(err, boltstore.ErrLocked) {
 		fmt.Fprintf(stderr, "oidcproxy store compact: %s is in use by another process, most likely a running server;\n"+
 			"compaction works offline only: stop the server, compact, start it again\n", cfg.StorePath)

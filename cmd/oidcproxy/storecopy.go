@@ -13,6 +13,7 @@ import (
 	"github.com/oidcproxy/oidcproxy"
 	"github.com/oidcproxy/oidcproxy/adapters/boltstore"
 	"github.com/oidcproxy/oidcproxy/adapters/config"
+	"github.com/oidcproxy/oidcproxy/adapters/seal"
 	"github.com/oidcproxy/oidcproxy/ports"
 )
 
@@ -92,7 +93,7 @@ func storeCopy(ctx context.Context, args []string, getenv func(string) string, s
 
 // copyKey returns the encryption key the copy checks the source with, or
 // the problem that prevents it, in words.
-func copyKey(cfg config.Config, from string) (oidcproxy.MasterKey, string) {
+func copyKey(cfg config.Config, from string) (seal.MasterKey, string) {
 	key, err := cfg.EncryptionKeyBytes()
 	switch {
 	case err != nil:
@@ -116,7 +117,7 @@ func generatedKeyFile(from string) string {
 	if strings.HasPrefix(from, "postgres://") || strings.HasPrefix(from, "postgresql://") {
 		return ""
 	}
-	path := from + ".key"
+	path := oidcproxy.KeyFile(from)
 	if _, err := os.Stat(path); err != nil {
 		return ""
 	}

@@ -57,7 +57,7 @@ func NewApplication(store ports.Store, provider ports.IdentityProvider, tokens p
 	refresh, err6 := NewRefreshToken(clients, store, provider, policies, sealer, tokens, clock, random, s.Tokens())
 	revoke, err7 := NewRevoke(clients, store, tokens, provider, sealer, clock, logger, s.Issuer)
 	verify, err8 := NewVerifyAccessToken(tokens, store, sealer, clock, s.Issuer)
-	introspect, err9 := NewIntrospect(clients, tokens, store, clock, s.Issuer, s.IntrospectionSecretHash)
+	introspect, err9 := NewIntrospect(clients, tokens, store, clock, s.Issuer, s.IntrospectionSecret)
 	sweep, err10 := NewSweepExpired(store, store, clock, s.Sweep())
 	machines, err11 := NewClientCredentials(clients, store, tokens, clock, random, policies, s.Resource, s.Tokens())
 	var (

@@ -180,7 +180,7 @@ func newHarnessWith(t *testing.T, o harnessOptions) *harness {
 	iss, err := tokens.Open(t.Context(), store, sealer, c)
 	require.NoError(t, err)
 	settings := usecase.Settings{
-		Issuer: issuer, Resource: resource, SupportedScopes: []string{"openid", "mcp"}, DefaultScopes: []string{"openid"},
+		Issuer: issuer, Resource: resource, SupportedScopes: []string{"openid", "mcp"},
 		AccessTokenTTL: time.Hour, RefreshTokenTTL: 24 * time.Hour, RefreshReuseGrace: time.Minute, Consent: domain.ConsentOff,
 	}
 	if edit != nil {

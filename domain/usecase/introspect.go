@@ -18,20 +18,27 @@ type IntrospectHandler struct {
 	clock   ports.Clock
 	issuer  string
 	// secretHash, when set, is the hash (domain.HashToken) of the secret
-	// resource servers present instead of client credentials.
+	// resource servers present instead of client credentials: a presented
+	// secret is compared as every stored secret is, by hash in constant
+	// time (domain.EqualHash).
 	secretHash string
 }
 
 var _ ports.Introspect = (*IntrospectHandler)(nil)
 
-// NewIntrospect builds RFC 7662 introspection of tokens issued by issuer;
-// secretHash may be empty (then only confidential clients may ask).
-func NewIntrospect(clients *Clients, tokens ports.TokenIssuer, grants ports.GrantStore, clock ports.Clock, issuer, secretHash string) (*IntrospectHandler, error) {
+// NewIntrospect builds RFC 7662 introspection of tokens issued by issuer.
+// secret is what resource servers may present instead of client
+// credentials; it may be empty (then only confidential clients may ask).
+func NewIntrospect(clients *Clients, tokens ports.TokenIssuer, grants ports.GrantStore, clock ports.Clock, issuer, secret string) (*IntrospectHandler, error) {
 	access, err := newAccessTokenVerifier("NewIntrospect", tokens, grants, clock, issuer)
 	if err := errors.Join(err, need("NewIntrospect", dep("clients", clients))); err != nil {
 		return nil, err
 	}
-	return &IntrospectHandler{clients: clients, access: access, grants: grants, clock: clock, issuer: issuer, secretHash: secretHash}, nil
+	h := &IntrospectHandler{clients: clients, access: access, grants: grants, clock: clock, issuer: issuer}
+	if secret != "" {
+		h.secretHash = domain.HashToken(secret)
+	}
+	return h, nil
 }
 
 // Handle authenticates the caller, then reports whether the token is

@@ -69,7 +69,7 @@ func NewJWTBearer(clients *Clients, verifier ports.AssertionVerifier, keys ports
 		allowed:        slices.Clone(s.IDJAGClients),
 		upstreamIssuer: upstreamIssuer,
 		supported:      s.SupportedScopes,
-		defaults:       s.DefaultScopes,
+		defaults:       s.Authorize().DefaultScopes,
 		accessTTL:      s.Tokens(),
 	}, nil
 }

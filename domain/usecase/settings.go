@@ -18,8 +18,10 @@ type Settings struct {
 	Resource string
 	// SupportedScopes are the scopes a client may request.
 	SupportedScopes []string
-	// DefaultScopes are granted when a client requests none.
-	DefaultScopes []string
+	// RequiredScopes are the scopes the protected MCP server requires;
+	// they decide what a client that requests none is granted
+	// (domain.DefaultScopes).
+	RequiredScopes []string
 	// AccessTokenTTL and RefreshTokenTTL bound our tokens.
 	AccessTokenTTL  time.Duration
 	RefreshTokenTTL time.Duration
@@ -39,9 +41,9 @@ type Settings struct {
 	// development and tests, which the fetcher mirrors for the addresses it
 	// connects to.
 	ClientIDURLAllowIPLiteral bool
-	// IntrospectionSecretHash, when set, is the hash (domain.HashToken) of
-	// the secret resource servers present at /introspect.
-	IntrospectionSecretHash string
+	// IntrospectionSecret, when set, is the secret resource servers present
+	// at /introspect; the use case keeps only its hash.
+	IntrospectionSecret string
 	// MaxClients bounds the clients that registered themselves at
 	// /register; zero is no bound.
 	MaxClients int
@@ -181,7 +183,7 @@ func (s Settings) Authorize() AuthorizePolicy {
 	return AuthorizePolicy{
 		Resource:        s.Resource,
 		SupportedScopes: s.SupportedScopes,
-		DefaultScopes:   s.DefaultScopes,
+		DefaultScopes:   domain.DefaultScopes(s.RequiredScopes, s.SupportedScopes),
 		Consent:         s.Consent,
 		ForwardResource: s.ForwardResource,
 	}

@@ -145,9 +145,9 @@ func TestAnUnreachableStoreIsTemporarilyUnavailableInEveryUseCase(t *testing.T) 
 	iss, err := tokens.Open(t.Context(), store, sealer, c)
 	require.NoError(t, err)
 	settings := usecase.Settings{
-		Issuer: issuer, Resource: resource, SupportedScopes: []string{"openid", "mcp"}, DefaultScopes: []string{"openid"},
+		Issuer: issuer, Resource: resource, SupportedScopes: []string{"openid", "mcp"},
 		AccessTokenTTL: time.Hour, RefreshTokenTTL: 24 * time.Hour, Consent: domain.ConsentAlways,
-		IntrospectionSecretHash: domain.HashToken(introspectionSecret),
+		IntrospectionSecret: introspectionSecret,
 	}
 	idp := newScriptedIdP()
 	app, err := usecase.NewApplication(store, idp, iss, sealer, c, random{}, nil, nil, discardLogger(), settings)

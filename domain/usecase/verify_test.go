@@ -38,7 +38,7 @@ func newFixture(t *testing.T) *fixture {
 	require.NoError(t, err)
 	settings := usecase.Settings{Issuer: issuer, Resource: resource, AccessTokenTTL: time.Hour,
 		RefreshTokenTTL: 24 * time.Hour, Consent: domain.ConsentAlways, SupportedScopes: []string{"openid", "mcp"},
-		IntrospectionSecretHash: domain.HashToken(introspectionSecret)}
+		IntrospectionSecret: introspectionSecret}
 	app, err := usecase.NewApplication(store, newScriptedIdP(), iss, sealer, c, random{}, nil, nil, discardLogger(), settings)
 	require.NoError(t, err)
 	return &fixture{app: app, store: store, tokens: iss, sealer: sealer, clock: c}

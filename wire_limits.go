@@ -1,12 +1,20 @@
 package oidcproxy
 
 import (
+	"context"
 	"errors"
+
+	"github.com/google/wire"
 
 	"github.com/oidcproxy/oidcproxy/adapters/config"
 	"github.com/oidcproxy/oidcproxy/internal/clientip"
 	"github.com/oidcproxy/oidcproxy/internal/ratelimit"
 )
+
+// limitsSet builds the abuse limits' counters and the client address
+// resolver they key on, which the HTTP API, the gateway and the CIMD
+// fetcher share.
+var limitsSet = wire.NewSet(ProvideLimiters, ProvideClientIP)
 
 // Limiters are the abuse limits' counters, one set per process: the
 // authorization server's per client address (each browser page with a
@@ -50,4 +58,22 @@ func ProvideLimiters(cfg config.Config) (Limiters, error) {
 // ProvideClientIP builds the client address resolver of TRUSTED_PROXIES.
 func ProvideClientIP(cfg config.Config) (*clientip.Resolver, error) {
 	return cfg.ClientIP()
+}
+
+// admitCIMDFetch counts a request that would start a client metadata
+// document fetch against RATE_LIMIT_CIMD for its client address, which the
+// HTTP API put in the request's context (cimd.Options.AdmitFetch); nil
+// when that limit is off.
+func (l Limiters) admitCIMDFetch() func(context.Context) error {
+	perAddress := l.CIMD
+	if perAddress == nil {
+		return nil
+	}
+	return func(ctx context.Context) error {
+		addr, _ := clientip.FromContext(ctx) // none: counted with every other unknown address
+		if ok, wait := perAddress.Allow(addr); !ok {
+			return &ratelimit.Exceeded{RetryAfter: wait}
+		}
+		return nil
+	}
 }
