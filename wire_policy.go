@@ -54,14 +54,15 @@ func PolicyAttrs(s policyfile.Summary) []any {
 }
 
 // AdmissionWarning says, for `oidcproxy check` and the start-up log, that
-// everyone with an account at a public identity provider can sign in:
-// the provider is one (Google without a hosted domain, an Entra common,
-// organizations or consumers authority) and p does not restrict
-// admission. It returns "" otherwise.
+// everyone with an account at a public identity provider can sign in: the
+// provider is one (Google without a hosted domain, an Entra common,
+// organizations or consumers authority) and p does not restrict admission,
+// or restricts it by group or role claims alone. Such claims come from the
+// account's own organisation at a shared authority (anyone can create an
+// Entra tenant and give themselves any app role), so they restrict nothing
+// unless a require condition also pins the organisation (claims.tid). It
+// returns "" otherwise.
 func AdmissionWarning(cfg config.Config, p *policy.Policy) string {
-	if p.RestrictsAdmission() {
-		return ""
-	}
 	section, err := providerSection(cfg)
 	if err != nil {
 		return ""
@@ -69,6 +70,15 @@ func AdmissionWarning(cfg config.Config, p *policy.Policy) string {
 	who := providers.OpenToEveryone(section, ProviderSettings(cfg))
 	if who == "" {
 		return ""
+	}
+	if p.RestrictsAdmission() {
+		st := p.Stats()
+		if st.Groups == 0 || st.Requires || st.Emails+st.Domains+st.Subjects+st.MachineClients > 0 || st.AdmissionConditions > 0 {
+			return ""
+		}
+		return fmt.Sprintf("provider %s signs in %s, and the access policy admits by group or role claims alone, which each account's own "+
+			"organisation sets: pin the organisation with an admission require condition (for Entra: claims.tid == \"<tenant id>\"; see docs/policy.md)",
+			cfg.Provider, who)
 	}
 	reason := "no access policy file is configured"
 	if cfg.PolicyFile != "" {

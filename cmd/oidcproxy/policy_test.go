@@ -101,6 +101,8 @@ authorization:
 func TestCheckWarnsWhenAPublicProviderAdmitsAnyone(t *testing.T) {
 	restricting := "admission:\n  allow:\n    domains: [example.com]\n"
 	toolsOnly := "authorization:\n  rules:\n    - tools: [x]\n      scopes: [write]\n"
+	rolesOnly := "group_claims: [roles]\nadmission:\n  allow:\n    groups: [MCP.User]\n"
+	rolesInOneTenant := rolesOnly + "  require: 'claims.tid == \"5f1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d\"'\n"
 	cases := []struct {
 		name     string
 		provider string
@@ -116,6 +118,9 @@ func TestCheckWarnsWhenAPublicProviderAdmitsAnyone(t *testing.T) {
 		{"azure common", "azure", azure("common"), []string{"--azure-tenant-id", "common"}, "", "anyone with a Microsoft work, school or personal account"},
 		{"azure organizations", "azure", azure("organizations"), nil, "", "anyone with a work or school account of any Microsoft Entra tenant"},
 		{"azure organizations with an admission policy", "azure", azure("organizations"), nil, restricting, ""},
+		// Anyone can make a tenant and give themselves an app role.
+		{"azure organizations admitting by roles alone", "azure", azure("organizations"), nil, rolesOnly, "admits by group or role claims alone"},
+		{"azure organizations admitting by roles of one tenant", "azure", azure("organizations"), nil, rolesInOneTenant, ""},
 		{"azure with one tenant", "azure", azure("contoso.example"), nil, "", ""},
 		{"a private IdP", "oidc", func(t *testing.T) *idp.Faulty {
 			return idp.NewFaulty(t, idp.FaultyOptions{ClientID: "c", ClientSecret: "s"})
@@ -142,7 +147,7 @@ func TestCheckWarnsWhenAPublicProviderAdmitsAnyone(t *testing.T) {
 			}
 			line := lineWith(out.String(), "WARNING: ")
 			require.Contains(t, line, tc.warning)
-			require.Contains(t, line, "OIDC_PROXY_POLICY_FILE")
+			require.Contains(t, line, "docs/policy.md")
 		})
 	}
 }

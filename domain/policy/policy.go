@@ -349,6 +349,9 @@ type Stats struct {
 	Emails, Domains, Subjects, Groups, MachineClients int
 	// AdmissionConditions counts allow.condition and require.
 	AdmissionConditions int
+	// Requires is true when admission has a require condition, which every
+	// admitted caller must meet besides an allow entry.
+	Requires bool
 	// Authorization is false when every request is allowed.
 	Authorization  bool
 	DefaultDeny    bool
@@ -396,6 +399,7 @@ func (p *Policy) computeStats(spec Spec) Stats {
 				s.AdmissionConditions++
 			}
 		}
+		s.Requires = a.Require != nil
 	}
 	if z := spec.Authorization; z != nil {
 		s.DefaultDeny = p.authz.defaultDeny
