@@ -99,6 +99,7 @@ var (
 	faultShape     = &rpcFault{rpcInvalidRequest, "Invalid Request: the body is neither a request, a notification nor a response"}
 	faultName      = &rpcFault{rpcInvalidParams, "Invalid params: the method needs params.name, a string"}
 	faultURI       = &rpcFault{rpcInvalidParams, "Invalid params: the method needs params.uri, a string"}
+	faultURIPath   = &rpcFault{rpcInvalidParams, "Invalid params: params.uri has a dot segment or a percent-encoded dot, slash or backslash, which the gateway does not pass"}
 	faultCase      = &rpcFault{rpcInvalidRequest, "Invalid Request: a member name differs from a JSON-RPC or MCP name only in case"}
 	faultDuplicate = &rpcFault{rpcParseError, "Parse error: a member name is given twice"}
 )
@@ -284,9 +285,34 @@ func (d *jsonDecoder) readMessage(body []byte) (rpcMessage, *rpcFault) {
 		if !p.hasURI {
 			return msg, faultURI
 		}
+		if !plainResourceURI(p.uri) {
+			return msg, faultURIPath
+		}
 		msg.name = p.uri
 	}
 	return msg, nil
+}
+
+// plainResourceURI reports whether a resource URI names what its bytes
+// say. Rules match resource URIs as written, while a backend may resolve
+// "docs://public/../private/payroll" (or its %2e%2e form) to a resource no
+// rule allows; the gateway refuses dot segments, as it does in its own
+// paths, and the percent-encoded forms of ".", "/" and "\" rather than
+// guess how each backend decodes them.
+func plainResourceURI(uri string) bool {
+	if hasDotSegment(uri) {
+		return false
+	}
+	for i := 0; i+2 < len(uri); i++ {
+		if uri[i] != '%' {
+			continue
+		}
+		switch hex := strings.ToLower(uri[i+1 : i+3]); hex {
+		case "2e", "2f", "5c":
+			return false
+		}
+	}
+	return true
 }
 
 // readParams reads params.name and params.uri, when they are strings, and

@@ -39,6 +39,8 @@ func TestTheGatewayReadsMethodNameAndIDOfAJSONRPCMessage(t *testing.T) {
 			gateway.Message{Kind: "request", Method: "resources/read", Name: "file:///a b", ID: "1"}},
 		{"a subscription names its URI", `{"jsonrpc":"2.0","id":1,"method":"resources/subscribe","params":{"uri":"file:///a"}}`,
 			gateway.Message{Kind: "request", Method: "resources/subscribe", Name: "file:///a", ID: "1"}},
+		{"dots inside a segment are a name", `{"jsonrpc":"2.0","id":1,"method":"resources/read","params":{"uri":"docs://public/v1..2/a.b"}}`,
+			gateway.Message{Kind: "request", Method: "resources/read", Name: "docs://public/v1..2/a.b", ID: "1"}},
 		{"other methods name nothing", `{"jsonrpc":"2.0","id":1,"method":"tools/list","params":{"name":"x","cursor":"c"}}`,
 			gateway.Message{Kind: "request", Method: "tools/list", ID: "1"}},
 		{"a notification", `{"jsonrpc":"2.0","method":"notifications/initialized"}`,
@@ -72,6 +74,13 @@ func TestTheGatewayReadsMethodNameAndIDOfAJSONRPCMessage(t *testing.T) {
 		{"a tool call whose name is not a string", `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":["delete_all"]}}`, gateway.Message{Fault: codeInvalidParams}},
 		{"a tool call whose params are not an object", `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":["delete_all"]}`, gateway.Message{Fault: codeInvalidParams}},
 		{"a read without a URI", `{"jsonrpc":"2.0","id":1,"method":"resources/read","params":{"name":"file:///a"}}`, gateway.Message{Fault: codeInvalidParams}},
+		// A rule allowing docs://public/* must not let a backend that
+		// resolves paths serve docs://private.
+		{"a URI climbing out with dot segments", `{"jsonrpc":"2.0","id":1,"method":"resources/read","params":{"uri":"docs://public/../private/payroll"}}`, gateway.Message{Fault: codeInvalidParams}},
+		{"a URI with a dot segment of its own", `{"jsonrpc":"2.0","id":1,"method":"resources/subscribe","params":{"uri":"docs://public/./x"}}`, gateway.Message{Fault: codeInvalidParams}},
+		{"a URI with encoded dots", `{"jsonrpc":"2.0","id":1,"method":"resources/read","params":{"uri":"docs://public/%2E%2e/private/payroll"}}`, gateway.Message{Fault: codeInvalidParams}},
+		{"a URI with an encoded slash", `{"jsonrpc":"2.0","id":1,"method":"resources/read","params":{"uri":"docs://public/..%2fprivate"}}`, gateway.Message{Fault: codeInvalidParams}},
+		{"a URI with a backslash climb", `{"jsonrpc":"2.0","id":1,"method":"resources/read","params":{"uri":"docs://public\\..\\private"}}`, gateway.Message{Fault: codeInvalidParams}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
