@@ -115,7 +115,7 @@ func TestStatsCountEachPart(t *testing.T) {
 	})
 	s := p.Stats()
 	want := policy.Stats{
-		Admission: true, Emails: 2, Domains: 1, Subjects: 1, Groups: 3, MachineClients: 1, AdmissionConditions: 2,
+		Admission: true, Emails: 2, Domains: 1, Subjects: 1, Groups: 3, MachineClients: 1, AdmissionConditions: 2, Requires: true,
 		Authorization: true, DefaultDeny: true, Rules: 2, RuleConditions: 1,
 	}
 	want.GroupClaims = []string{"roles", "realm_access.roles"}
