@@ -67,9 +67,12 @@ func (g *Gateway) authorize(w http.ResponseWriter, r *http.Request, access *port
 				"Header mismatch: Mcp-Method or Mcp-Name without a JSON-RPC message in the body")
 			return false
 		}
-		if r.Method == http.MethodGet && r.Header["Last-Event-Id"] != nil && mayHideAny(p) {
+		if r.Method == http.MethodGet && mayHideAny(p) {
 			// A resumed event stream may replay the answer to a list
-			// request made before; which one is not known here.
+			// request made before, and a server that breaks the rule
+			// that a standalone stream carries no responses could send
+			// one there too; which request it answers is not known
+			// here, so any list answer on it is filtered.
 			f.in = callerOf(access)
 			f.list = listFilter{ctx: r.Context(), policy: p, in: &f.in, hidden: g.observe.Hidden}
 			f.filtering = true
@@ -118,15 +121,26 @@ func mayHideAny(p *policy.Policy) bool {
 
 // callerOf is the caller as the policy sees it: the identity the upstream
 // IdP verified when the grant was made, and the token's client and scopes.
+// A machine client's grant carries no identity; it gets the machine input,
+// so "!machine" conditions and machine-client entries see it as what it is
+// instead of as a person without claims.
+//
+// The subject is the grant's, never the identity's own claim: the grant's
+// subject is the one the proxy mapped when it made the grant (a partner
+// IdP's users are qualified by their issuer), and it is what revocation by
+// user and the forwarded identity header use too. Email is never trusted
+// without email_verified here, whatever the provider: a grant made from an
+// enterprise assertion may carry another issuer's address.
 func callerOf(access *ports.VerifiedAccess) policy.Input {
 	clientID := access.Token.ClientID
 	if clientID == "" {
 		clientID = access.Grant.ClientID
 	}
-	in := policy.UserInput(access.Grant.Identity, clientID, access.Token.Scopes, false)
-	if in.Subject == "" {
-		in.Subject = access.Grant.Subject
+	if access.Grant.Machine || access.Token.Machine {
+		return policy.MachineInput(clientID, access.Token.Scopes)
 	}
+	in := policy.UserInput(access.Grant.Identity, clientID, access.Token.Scopes, false)
+	in.Subject = access.Grant.Subject
 	if in.Subject == "" {
 		in.Subject = access.Token.Subject
 	}

@@ -604,3 +604,66 @@ func TestAReloadedPolicyDecidesTheNextRequest(t *testing.T) {
 	require.Equal(t, http.StatusForbidden, res.StatusCode)
 	require.Equal(t, 1, be.Requests())
 }
+
+func TestAStandaloneStreamIsFilteredToo(t *testing.T) {
+	// A server must not answer requests on the GET stream, but a backend
+	// that does must not leak the hidden entries to the caller.
+	list := `{"jsonrpc":"2.0","id":4,"result":{"tools":[{"name":"search"},{"name":"admin_reset"}]}}`
+	be := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		_, _ = io.WriteString(w, "data: "+list+"\n\n")
+	})
+	f, _ := newPolicyFixture(t, be, gatewayPolicy)
+	res, body := f.do(t, http.MethodGet, "/mcp", tokenStaff, nil, http.Header{"Accept": {"text/event-stream"}})
+	require.Equal(t, http.StatusOK, res.StatusCode)
+	require.Equal(t, "data: "+`{"jsonrpc":"2.0","id":4,"result":{"tools":[{"name":"search"}]}}`+"\n\n", string(body))
+}
+
+func TestAMachineCallerIsDecidedAsAMachine(t *testing.T) {
+	// A rule meant for people only ("!machine") must not let a machine
+	// through because the gateway took it for a person without claims;
+	// and a machine-only rule must let it through.
+	const src = `
+authorization:
+  default: deny
+  rules:
+    - tools: ["people_*"]
+      condition: '!machine'
+    - tools: ["machine_*"]
+      condition: 'machine && client_id == "ci-1" && sub == "ci-1"'
+`
+	be := &tallyBackend{}
+	source, _ := writePolicy(t, src)
+	f := newFixture(t, be, func(o *gateway.Options) { o.Policy = source })
+	call := func(tool string) int {
+		res, _ := postRPC(t, f, tokenMachine, `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"`+tool+`"}}`, nil)
+		return res.StatusCode
+	}
+	require.Equal(t, http.StatusForbidden, call("people_search"))
+	require.Equal(t, http.StatusOK, call("machine_deploy"))
+	require.Equal(t, 1, be.Requests())
+}
+
+func TestRulesSeeTheGrantsSubjectNotAClaimOfTheIdentity(t *testing.T) {
+	// The grant's subject is the one the proxy mapped (a partner IdP's
+	// users are qualified by their issuer); an identity whose own subject
+	// claim says otherwise must not pass for that user.
+	const src = `
+authorization:
+  default: deny
+  rules:
+    - tools: ["mine"]
+      condition: 'sub == "alice"'
+`
+	be := &tallyBackend{}
+	source, _ := writePolicy(t, src)
+	f := newFixture(t, be, func(o *gateway.Options) { o.Policy = source })
+	g := grantFor("grant-partner", "partner.example|alice", "alice@partner.example", false)
+	g.Identity.Subject = "alice"
+	f.verifier.results["partner.token.sig"] = verdict{access: ports.VerifiedAccess{
+		Token: domain.AccessToken{Subject: g.Subject, ClientID: g.ClientID, GrantID: g.ID}, Grant: g,
+	}}
+	res, _ := postRPC(t, f, "partner.token.sig", `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"mine"}}`, nil)
+	require.Equal(t, http.StatusForbidden, res.StatusCode)
+	require.Equal(t, 0, be.Requests())
+}
