@@ -13,18 +13,19 @@ import (
 // too long, or not text PostgreSQL accepts.
 var errInvalidKey = errors.New("empty, overlong or non-UTF-8 key")
 
-// CreateClient stores a new client; domain.ErrAlreadyExists if the id is taken.
-func (s *Store) CreateClient(ctx context.Context, c domain.Client) error {
-	const op = "create client"
+// insertOnce runs an INSERT ... ON CONFLICT DO NOTHING of the record keyed
+// id: one statement, so a duplicate id is told by the rows it affected
+// rather than by a unique-violation error that would abort a transaction.
+func (s *Store) insertOnce(ctx context.Context, op, id, sql string, args []any) error {
 	if err := ctx.Err(); err != nil {
 		return fail(op, err)
 	}
-	if !validKey(c.ID) {
+	if !validKey(id) {
 		return fail(op, errInvalidKey)
 	}
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
-	tag, err := s.pool.Exec(ctx, sqlInsertClient, clientArgs(c)...)
+	tag, err := s.pool.Exec(ctx, sql, args...)
 	switch {
 	case err != nil:
 		return fail(op, err)
@@ -32,6 +33,11 @@ func (s *Store) CreateClient(ctx context.Context, c domain.Client) error {
 		return fail(op, domain.ErrAlreadyExists)
 	}
 	return nil
+}
+
+// CreateClient stores a new client; domain.ErrAlreadyExists if the id is taken.
+func (s *Store) CreateClient(ctx context.Context, c domain.Client) error {
+	return s.insertOnce(ctx, "create client", c.ID, sqlInsertClient, clientArgs(c))
 }
 
 // GetClient returns a client by id: from memory when the store caches (see

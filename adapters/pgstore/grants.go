@@ -301,21 +301,5 @@ func normalRefreshToken(t domain.RefreshToken) domain.RefreshToken {
 
 // CreateDirectGrant stores a new grant without a code, in one statement.
 func (s *Store) CreateDirectGrant(ctx context.Context, g domain.Grant) error {
-	const op = "create direct grant"
-	if err := ctx.Err(); err != nil {
-		return fail(op, err)
-	}
-	if !validKey(g.ID) {
-		return fail(op, errInvalidKey)
-	}
-	ctx, cancel := s.bound(ctx)
-	defer cancel()
-	tag, err := s.pool.Exec(ctx, sqlCreateDirectGrant, grantArgs(g)...)
-	switch {
-	case err != nil:
-		return fail(op, err)
-	case tag.RowsAffected() == 0:
-		return fail(op, domain.ErrAlreadyExists)
-	}
-	return nil
+	return s.insertOnce(ctx, "create direct grant", g.ID, sqlCreateDirectGrant, grantArgs(g))
 }

@@ -13,23 +13,7 @@ import (
 // CreateTransaction stores a new transaction; domain.ErrAlreadyExists on a
 // duplicate id (expired or not: the sweeper removes expired ones).
 func (s *Store) CreateTransaction(ctx context.Context, t domain.Transaction) error {
-	const op = "create transaction"
-	if err := ctx.Err(); err != nil {
-		return fail(op, err)
-	}
-	if !validKey(t.ID) {
-		return fail(op, errInvalidKey)
-	}
-	ctx, cancel := s.bound(ctx)
-	defer cancel()
-	tag, err := s.pool.Exec(ctx, sqlInsertTransaction, transactionArgs(t)...)
-	switch {
-	case err != nil:
-		return fail(op, err)
-	case tag.RowsAffected() == 0:
-		return fail(op, domain.ErrAlreadyExists)
-	}
-	return nil
+	return s.insertOnce(ctx, "create transaction", t.ID, sqlInsertTransaction, transactionArgs(t))
 }
 
 // UpdateTransaction applies fn to the stored transaction, locked, and saves
