@@ -140,12 +140,7 @@ type RevokedGrants struct {
 // adminManageRoutes adds the client and grant endpoints to mux.
 func (s *Server) adminManageRoutes(mux *http.ServeMux, admin ports.Admin) {
 	mux.HandleFunc("GET /clients", func(w http.ResponseWriter, r *http.Request) {
-		q, err := query(r, "after", "limit")
-		if err != nil {
-			s.writeAdminError(w, r, err)
-			return
-		}
-		limit, err := limitParam(q["limit"])
+		q, limit, err := pageQuery(r)
 		if err != nil {
 			s.writeAdminError(w, r, err)
 			return
@@ -193,12 +188,7 @@ func (s *Server) adminManageRoutes(mux *http.ServeMux, admin ports.Admin) {
 		writeJSON(w, http.StatusOK, DeletedClient(res))
 	})
 	mux.HandleFunc("GET /grants", func(w http.ResponseWriter, r *http.Request) {
-		q, err := query(r, "user", "client", "after", "limit")
-		if err != nil {
-			s.writeAdminError(w, r, err)
-			return
-		}
-		limit, err := limitParam(q["limit"])
+		q, limit, err := pageQuery(r, "user", "client")
 		if err != nil {
 			s.writeAdminError(w, r, err)
 			return
@@ -266,16 +256,19 @@ func query(r *http.Request, names ...string) (map[string]string, error) {
 	return out, nil
 }
 
-// limitParam parses the limit parameter; "" is the default page size.
-func limitParam(v string) (int, error) {
-	if v == "" {
-		return 0, nil
+// pageQuery reads the query of a listing: the filters named, the cursor
+// "after", and "limit", a positive number (0 when absent: the default page
+// size).
+func pageQuery(r *http.Request, filters ...string) (q map[string]string, limit int, err error) {
+	q, err = query(r, append(filters, "after", "limit")...)
+	if err != nil || q["limit"] == "" {
+		return q, 0, err
 	}
-	n, err := strconv.Atoi(v)
-	if err != nil || n < 1 {
-		return 0, domain.ErrInvalidRequest("limit must be a positive number")
+	limit, err = strconv.Atoi(q["limit"])
+	if err != nil || limit < 1 {
+		return nil, 0, domain.ErrInvalidRequest("limit must be a positive number")
 	}
-	return n, nil
+	return q, limit, nil
 }
 
 // decodeAdminJSON decodes the one JSON object of a request body into v,
