@@ -27,6 +27,7 @@
 //	go test -run '^$' -bench 'TokenAuthorizationCodePostgresReplays' -benchtime 1x -count 3 -v ./bench
 //	go test -run '^$' -bench 'TokenRefreshPostgres' -benchtime 1x -count 3 -v ./bench
 //	go test -run '^$' -bench 'ClientCredentials' -benchtime 1x -count 3 -v ./bench
+//	go test -run '^$' -bench 'RevocationPropagationPostgres' -benchtime 1000x -v ./bench
 //
 // The PostgreSQL benchmarks need the server of test/pgtest (127.0.0.1:5432)
 // with about 70 free connections (max_connections), and pgbench and psql

@@ -96,13 +96,14 @@ func (p *proxy) seedDatabase(fn func(ctx context.Context, s ports.Store) error) 
 }
 
 // startInstances opens a store per instance, as a process of its own
-// would (a pool of DATABASE_MAX_CONNS connections, DATABASE_TIMEOUT), and
-// serves an App on each instance's listener.
+// would (a pool of DATABASE_MAX_CONNS connections, DATABASE_TIMEOUT, and
+// the listening connection that keeps its caches coherent), and serves an
+// App on each instance's listener.
 func (p *proxy) startInstances() {
 	p.tb.Helper()
 	for _, ln := range append([]net.Listener{p.ln}, p.lns...) {
 		store, err := pgstore.Open(context.Background(), pgstore.Options{
-			URL: p.dbURL, MaxConns: p.cfg.DatabaseMaxConns, Timeout: p.cfg.DatabaseTimeout,
+			URL: p.dbURL, MaxConns: p.cfg.DatabaseMaxConns, Timeout: p.cfg.DatabaseTimeout, Listen: true,
 		})
 		if err != nil {
 			p.tb.Fatalf("open store: %v", err)
