@@ -51,17 +51,55 @@ func postTokenTo(client *http.Client, base string, form url.Values, start time.T
 	return a
 }
 
+// outage takes the database away and brings it back.
+type outage struct {
+	// setUp points the cluster's configuration at the database it will
+	// take away.
+	setUp func(t *testing.T, env map[string]string)
+	down  func()
+	up    func()
+}
+
 // PostgreSQL goes away in the middle of a load run on two instances, and
 // comes back: every connection breaks and new ones are refused for two
 // seconds, as in a server restart or a failover (a TCP proxy in front of
 // the machine's shared server is cut; the server itself keeps running).
-// Clients keep refreshing their sessions, and codes are sent to both
-// instances at once. While the database is gone every request that needs
-// it is answered 503 temporarily_unavailable, promptly, and readiness
-// fails; when it is back, every client gets through again without any
-// instance being restarted; no acknowledged write is lost (every refresh
-// token a client got still works) and no code issues tokens twice.
 func TestLosingPostgreSQLDuringALoadRunAnswers503AndLosesNothing(t *testing.T) {
+	var cut *pgtest.Cut
+	loseTheDatabaseDuringALoadRun(t, outage{
+		setUp: func(t *testing.T, env map[string]string) {
+			cut, env["OIDC_PROXY_DATABASE_URL"] = pgtest.NewCut(t, env["OIDC_PROXY_DATABASE_URL"])
+		},
+		down: func() { cut.Down() },
+		up:   func() { cut.Up() },
+	})
+}
+
+// The same with a real PostgreSQL server of the test's own that crashes
+// (every backend killed, nothing checkpointed) and restarts, recovering
+// from its write-ahead log: the listening connections, the prepared
+// statements and the sweeper's lock all die with it.
+func TestAPostgreSQLCrashAndRestartDuringALoadRunAnswers503AndLosesNothing(t *testing.T) {
+	var srv *pgtest.Server
+	loseTheDatabaseDuringALoadRun(t, outage{
+		setUp: func(t *testing.T, env map[string]string) {
+			srv = pgtest.NewServer(t)
+			env["OIDC_PROXY_DATABASE_URL"] = srv.URL
+		},
+		down: func() { srv.Crash() },
+		up:   func() { srv.Start() },
+	})
+}
+
+// loseTheDatabaseDuringALoadRun runs the load while the database goes
+// away and comes back. Clients keep refreshing their sessions, and codes
+// are sent to both instances at once. While the database is gone every
+// request that needs it is answered 503 temporarily_unavailable,
+// promptly, and readiness fails; when it is back, every client gets
+// through again without any instance being restarted; no acknowledged
+// write is lost (every refresh token a client got still works) and no
+// code issues tokens twice.
+func loseTheDatabaseDuringALoadRun(t *testing.T, o outage) {
 	const (
 		workers     = 6
 		codes       = 16
@@ -72,13 +110,10 @@ func TestLosingPostgreSQLDuringALoadRunAnswers503AndLosesNothing(t *testing.T) {
 		recoverIn   = 3 * time.Second
 		answerLimit = dbTimeout + 2*time.Second
 	)
-	var cut *pgtest.Cut
 	// The load comes from one address, far past the default per-address
 	// limit of /token; a refusal there would hide what the outage does.
 	c := startCluster(t, 2, withEnv("DATABASE_TIMEOUT", dbTimeout.String()), withEnv("RATE_LIMIT_TOKEN", "0"),
-		func(env map[string]string) {
-			cut, env["OIDC_PROXY_DATABASE_URL"] = pgtest.NewCut(t, env["OIDC_PROXY_DATABASE_URL"])
-		})
+		func(env map[string]string) { o.setUp(t, env) })
 	client := c.register(t, nil)
 	c.Front.roundRobin()
 	sessions := make([]string, workers)
@@ -142,7 +177,7 @@ func TestLosingPostgreSQLDuringALoadRunAnswers503AndLosesNothing(t *testing.T) {
 		}
 	})
 	time.Sleep(time.Until(start.Add(cutAt)))
-	cut.Down()
+	o.down()
 	time.Sleep(dbTimeout / 2)
 	for _, base := range c.Direct {
 		resp, err := http.Get(base + "/readyz")
@@ -151,7 +186,7 @@ func TestLosingPostgreSQLDuringALoadRunAnswers503AndLosesNothing(t *testing.T) {
 		readiness[base] = resp.StatusCode
 	}
 	time.Sleep(time.Until(start.Add(upAt)))
-	cut.Up()
+	o.up()
 	wg.Wait()
 
 	for _, base := range c.Direct {
