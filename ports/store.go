@@ -91,19 +91,33 @@ type GrantStore interface {
 	// that hangs on it). Revoking an absent grant is not an error.
 	RevokeGrant(ctx context.Context, id string) error
 
-	// RedeemCode is the single-use step of the authorization_code grant. In
-	// one atomic unit it marks the code redeemed and, if issue accepts it,
-	// stores the refresh token issue returns (nil: no refresh token).
-	//   - absent, expired, or grant gone: domain.ErrNotFound;
-	//   - already redeemed: the stored code and domain.ErrAlreadyConsumed,
-	//     nothing changes and issue is not called;
-	//   - issue returns an error: the code stays redeemed (burned), nothing
-	//     else is stored, and that error is returned.
-	// issue sees the code with RedeemedAt = now. On ErrAlreadyConsumed the
-	// live grant is returned too. A refresh token naming another grant is
-	// refused without burning the code. Of many concurrent calls for one
-	// code exactly one reaches issue.
-	RedeemCode(ctx context.Context, hash string, now time.Time, issue func(domain.AuthorizationCode, domain.Grant) (*domain.RefreshToken, error)) (domain.AuthorizationCode, domain.Grant, error)
+	// RedeemCode is the single-use step of the authorization_code grant,
+	// with replay detection. check says whether the request presenting the
+	// code holds what the code was issued for (its client, redirect URI,
+	// PKCE verifier, resource); issue builds the refresh token to store.
+	// In one atomic unit, on the live code and its grant:
+	//   - absent, expired, or grant gone: domain.ErrNotFound; nothing
+	//     changes, and neither check nor issue is called;
+	//   - not redeemed yet, check and issue accept it: the code is marked
+	//     redeemed and the refresh token issue returns (nil: none) is
+	//     stored; the code and its grant are returned;
+	//   - not redeemed yet, check or issue returns an error: the code is
+	//     burned with its grant, which is revoked (as RevokeGrant: nothing
+	//     can reach it any more), and that error is returned;
+	//   - already redeemed (a replay): issue is not called; if check
+	//     accepts the stored code, its presenter holds everything the
+	//     legitimate client holds, so the code leaked and the first
+	//     redemption may not have been the client's: the grant is revoked.
+	//     Either way the stored code and its grant (as they were) are
+	//     returned with domain.ErrAlreadyConsumed.
+	// The revocation is part of the unit that detects the replay or the
+	// burn: no failure can leave a grant alive that a replayed or burned
+	// code was issued for. issue sees the code with RedeemedAt = now. A
+	// refresh token naming another grant is refused and nothing changes.
+	// Of many concurrent calls for one code exactly one reaches issue; the
+	// others find it redeemed, or its grant revoked by one of them
+	// (ErrNotFound).
+	RedeemCode(ctx context.Context, hash string, now time.Time, check func(domain.AuthorizationCode) error, issue func(domain.AuthorizationCode, domain.Grant) (*domain.RefreshToken, error)) (domain.AuthorizationCode, domain.Grant, error)
 
 	// RotateRefreshToken is the single-use step of the refresh_token grant,
 	// with reuse detection and a retry window. In one atomic unit it reads

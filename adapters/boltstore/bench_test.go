@@ -42,7 +42,7 @@ func BenchmarkRedeemCode(b *testing.B) {
 			seedGrants(b, path, b.N, false)
 			s := openStore(b, boltstore.Options{Path: path, NoSync: mode.noSync, MaxBatchSize: mode.maxBatch})
 			runParallel(b, func(i int) error {
-				_, _, err := s.RedeemCode(b.Context(), codeHash(i), base, func(c domain.AuthorizationCode, g domain.Grant) (*domain.RefreshToken, error) {
+				_, _, err := s.RedeemCode(b.Context(), codeHash(i), base, rightful, func(c domain.AuthorizationCode, g domain.Grant) (*domain.RefreshToken, error) {
 					rt := benchToken(tokenHash(i), g.ID)
 					return &rt, nil
 				})
@@ -111,7 +111,7 @@ func seedGrants(b testing.TB, path string, n int, withTokens bool) {
 				if !withTokens {
 					continue
 				}
-				_, _, err := s.RedeemCode(b.Context(), codeHash(i), base, func(_ domain.AuthorizationCode, g domain.Grant) (*domain.RefreshToken, error) {
+				_, _, err := s.RedeemCode(b.Context(), codeHash(i), base, rightful, func(_ domain.AuthorizationCode, g domain.Grant) (*domain.RefreshToken, error) {
 					rt := benchToken(tokenHash(i), g.ID)
 					return &rt, nil
 				})

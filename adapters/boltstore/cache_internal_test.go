@@ -34,7 +34,7 @@ func TestARedemptionNeverUsesACachedGrantOlderThanTheBytesItRead(t *testing.T) {
 	}))
 
 	var issued domain.Grant
-	_, got, err := s.RedeemCode(ctx, "code", now, func(_ domain.AuthorizationCode, g domain.Grant) (*domain.RefreshToken, error) {
+	_, got, err := s.RedeemCode(ctx, "code", now, rightful, func(_ domain.AuthorizationCode, g domain.Grant) (*domain.RefreshToken, error) {
 		issued = g
 		return nil, nil
 	})

@@ -11,29 +11,36 @@ import (
 	"github.com/oidcproxy/oidcproxy/domain"
 )
 
-// issueFunc is the caller's step of RedeemCode (see ports.GrantStore).
-type issueFunc = func(domain.AuthorizationCode, domain.Grant) (*domain.RefreshToken, error)
+// checkFunc and issueFunc are the caller's steps of RedeemCode (see
+// ports.GrantStore).
+type (
+	checkFunc = func(domain.AuthorizationCode) error
+	issueFunc = func(domain.AuthorizationCode, domain.Grant) (*domain.RefreshToken, error)
+)
 
 // RedeemCode marks the code redeemed and stores the refresh token issue
 // returns, in one group-committed transaction. issue sees the code as it
-// will be stored (RedeemedAt = now). An issue error burns the code and is
-// returned as is.
+// will be stored (RedeemedAt = now). A check or issue error burns the code
+// with its grant, and a replay that check accepts revokes the grant, in
+// that same transaction.
 //
 // The single writer is what limits /token, so the work that needs no lock
 // runs before it, on the caller's goroutine: reading and decoding the code
-// and its grant (preReadCode). A code that is missing, expired or already
-// redeemed stays so, and is answered from that read alone, without
-// queueing for a write: replayed and made-up codes cost no commit. The
-// write transaction uses the read if the code and grant still hold the
-// bytes it was decoded from, and reads them again itself otherwise; either
-// read goes through the same rule (redeem).
-func (s *Store) RedeemCode(ctx context.Context, hash string, now time.Time, issue issueFunc) (domain.AuthorizationCode, domain.Grant, error) {
+// and its grant (preReadCode). A code that is missing or expired stays
+// so, and a redeemed one stays redeemed: they are answered from that read
+// alone, without queueing for a write, unless check accepts the replay
+// and the grant must go. Made-up codes and replays by someone who holds
+// the code alone cost no commit. The write transaction uses the read if
+// the code and grant still hold the bytes it was decoded from, and reads
+// them again itself otherwise; either read goes through the same rule
+// (redeem).
+func (s *Store) RedeemCode(ctx context.Context, hash string, now time.Time, check checkFunc, issue issueFunc) (domain.AuthorizationCode, domain.Grant, error) {
 	const op = "redeem code"
 	pre, err := s.preReadCode(ctx, op, hash, now)
 	if err != nil {
 		return domain.AuthorizationCode{}, domain.Grant{}, err
 	}
-	if d, err := pre.refusal(op); err != nil {
+	if d, err := pre.refusal(op, check); err != nil && d.revoke == "" {
 		return d.code, d.grant, err
 	}
 	var (
@@ -48,8 +55,8 @@ func (s *Store) RedeemCode(ctx context.Context, hash string, now time.Time, issu
 				return err
 			}
 		}
-		d, outcome = redeem(tx, r, op, now, issue)
-		return d.write(tx)
+		d, outcome = redeem(tx, r, op, now, check, issue)
+		return s.writeRedemption(tx, d)
 	})
 	if err != nil {
 		return domain.AuthorizationCode{}, domain.Grant{}, err
@@ -122,42 +129,53 @@ type redemption struct {
 	// grant, or on ErrAlreadyConsumed the stored ones; zero otherwise.
 	code  domain.AuthorizationCode
 	grant domain.Grant
-	// spend: the code is spent, also when issue refused it (burned), and
-	// spent is the code whose redemption is written, token the refresh
-	// token stored with it.
+	// spend: the code is spent, and spent is the code whose redemption is
+	// written, token the refresh token stored with it.
 	spend bool
 	spent domain.AuthorizationCode
 	token *domain.RefreshToken
+	// revoke names the grant that goes, with the code and every token
+	// issued from it: the code was burned, or replayed by a presenter
+	// check accepts. Empty: no revocation.
+	revoke string
 }
 
 // refusal is the part of the rule that a read decides alone: an absent
 // or dead code, or one whose grant is gone, is not found; a redeemed code
-// is consumed, and the caller learns which code and grant it was. A nil
-// error means the code may be redeemed.
-func (r codeRead) refusal(op string) (redemption, error) {
+// is consumed, and the caller learns which code and grant it was. A
+// replay that check accepts also revokes the grant (revoke), which only a
+// write can do. A nil error means the code may be redeemed.
+func (r codeRead) refusal(op string, check checkFunc) (redemption, error) {
 	switch {
 	case !r.found:
 		return redemption{}, fail(op, domain.ErrNotFound)
 	case r.code.Redeemed():
-		return redemption{code: r.code, grant: r.grant}, fail(op, domain.ErrAlreadyConsumed)
+		d := redemption{code: r.code, grant: r.grant}
+		if check(r.code.Clone()) == nil {
+			d.revoke = r.grant.ID
+		}
+		return d, fail(op, domain.ErrAlreadyConsumed)
 	}
 	return redemption{}, nil
 }
 
 // redeem is RedeemCode's rule, applied to a read made in tx or checked
-// against it (current). It asks issue, inside the transaction so that of
-// concurrent redemptions only the one that commits reaches it, and returns
-// the decision with the caller's answer. It only reads tx; write stores
-// the decision.
-func redeem(tx *bolt.Tx, r codeRead, op string, now time.Time, issue issueFunc) (redemption, error) {
-	if d, err := r.refusal(op); err != nil {
+// against it (current). It asks check and issue, inside the transaction so
+// that of concurrent redemptions only the one that commits reaches issue,
+// and returns the decision with the caller's answer. It only reads tx;
+// writeRedemption stores the decision.
+func redeem(tx *bolt.Tx, r codeRead, op string, now time.Time, check checkFunc, issue issueFunc) (redemption, error) {
+	if d, err := r.refusal(op, check); err != nil {
 		return d, err
+	}
+	if err := check(r.code.Clone()); err != nil {
+		return redemption{revoke: r.grant.ID}, err // the code is burned
 	}
 	c := r.code
 	c.RedeemedAt = now.UTC()
 	rt, err := issue(c.Clone(), r.grant.Clone())
 	if err != nil {
-		return redemption{spend: true, spent: c}, err // the code is burned
+		return redemption{revoke: r.grant.ID}, err // the code is burned
 	}
 	if rt != nil {
 		if err := checkKey(rt.Hash); err != nil {
@@ -173,9 +191,13 @@ func redeem(tx *bolt.Tx, r codeRead, op string, now time.Time, issue issueFunc) 
 	return redemption{code: c, grant: r.grant, spend: true, spent: c, token: rt}, nil
 }
 
-// write stores what d decided: the refresh token and the code's
-// redemption mark, or nothing (errNoChange).
-func (d redemption) write(tx *bolt.Tx) error {
+// writeRedemption stores what d decided: the grant's revocation, the
+// refresh token and the code's redemption mark, or nothing (errNoChange).
+func (s *Store) writeRedemption(tx *bolt.Tx, d redemption) error {
+	if d.revoke != "" {
+		_, err := s.deleteGrantTree(tx, d.revoke)
+		return err
+	}
 	if !d.spend {
 		return errNoChange
 	}

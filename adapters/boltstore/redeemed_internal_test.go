@@ -3,6 +3,7 @@ package boltstore
 import (
 	"bytes"
 	"encoding/binary"
+	"errors"
 	"path/filepath"
 	"testing"
 	"time"
@@ -14,6 +15,13 @@ import (
 )
 
 var markBase = time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+
+// rightful is a RedeemCode check that accepts every presenter.
+func rightful(domain.AuthorizationCode) error { return nil }
+
+// stranger is a RedeemCode check that refuses every presenter: a replay it
+// refuses changes nothing.
+func stranger(domain.AuthorizationCode) error { return errors.New("not the code's client") }
 
 func openForMarks(t *testing.T, path string) *Store {
 	t.Helper()
@@ -70,7 +78,7 @@ func TestASchemaOneRedemptionStillCountsAndTheFileMovesToTheCurrentSchema(t *tes
 		require.Equal(t, uint64(schemaVersion), binary.BigEndian.Uint64(tx.Bucket(bucketMeta).Get(metaSchema)))
 		return nil
 	}))
-	code, _, err := s.RedeemCode(t.Context(), "code-1", markBase.Add(20*time.Second), func(domain.AuthorizationCode, domain.Grant) (*domain.RefreshToken, error) {
+	code, _, err := s.RedeemCode(t.Context(), "code-1", markBase.Add(20*time.Second), stranger, func(domain.AuthorizationCode, domain.Grant) (*domain.RefreshToken, error) {
 		t.Fatal("a redeemed code reached issue")
 		return nil, nil
 	})
@@ -88,17 +96,17 @@ func TestRedemptionMarksGoWithTheirCodeAndGrant(t *testing.T) {
 
 	seedCode(t, s, "g1", "code-1")
 	at := markBase.Add(5 * time.Second)
-	_, _, err := s.RedeemCode(ctx, "code-1", at, issueNone)
+	_, _, err := s.RedeemCode(ctx, "code-1", at, rightful, issueNone)
 	require.NoError(t, err)
 	require.Len(t, childrenOf(t, s, "g1"), 2, "the code's entry and its redemption mark")
-	code, _, err := s.RedeemCode(ctx, "code-1", at.Add(time.Second), issueNone)
+	code, _, err := s.RedeemCode(ctx, "code-1", at.Add(time.Second), stranger, issueNone)
 	require.ErrorIs(t, err, domain.ErrAlreadyConsumed)
 	require.Equal(t, at, code.RedeemedAt, "the mark keeps the redemption time")
 	require.NoError(t, s.RevokeGrant(ctx, "g1"))
 	require.Empty(t, childrenOf(t, s, "g1"), "revocation removes the mark too")
 
 	seedCode(t, s, "g2", "code-2")
-	_, _, err = s.RedeemCode(ctx, "code-2", at, issueNone)
+	_, _, err = s.RedeemCode(ctx, "code-2", at, rightful, issueNone)
 	require.NoError(t, err)
 	_, err = s.Sweep(ctx, markBase.Add(2*time.Minute)) // the code expired, the grant did not
 	require.NoError(t, err)

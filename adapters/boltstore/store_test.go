@@ -3,6 +3,7 @@ package boltstore_test
 import (
 	"bufio"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -28,6 +29,13 @@ func TestBoltstorePassesTheStoreConformanceSuite(t *testing.T) {
 }
 
 var base = time.Date(2026, 1, 1, 12, 0, 0, 123456789, time.UTC)
+
+// rightful is a RedeemCode check that accepts every presenter.
+func rightful(domain.AuthorizationCode) error { return nil }
+
+// stranger is a RedeemCode check that refuses every presenter: a replay it
+// refuses changes nothing.
+func stranger(domain.AuthorizationCode) error { return errors.New("not the code's client") }
 
 // openStore opens a store in a fresh temporary directory (opts.Path is
 // filled in when empty) and closes it when the test ends.
@@ -83,7 +91,7 @@ func TestEveryRecordSurvivesARestart(t *testing.T) {
 	g2 := grant
 	g2.ID = "g2"
 	require.NoError(t, s.CreateGrant(ctx, g2, code2))
-	_, _, err = s.RedeemCode(ctx, "code-2", base, func(domain.AuthorizationCode, domain.Grant) (*domain.RefreshToken, error) {
+	_, _, err = s.RedeemCode(ctx, "code-2", base, rightful, func(domain.AuthorizationCode, domain.Grant) (*domain.RefreshToken, error) {
 		return &rt, nil
 	})
 	require.NoError(t, err)
@@ -108,13 +116,13 @@ func TestEveryRecordSurvivesARestart(t *testing.T) {
 	keys, err := s.ListKeys(ctx)
 	require.NoError(t, err)
 	require.Equal(t, []domain.SigningKey{key}, keys)
-	gotCode, _, err := s.RedeemCode(ctx, "code-2", base, func(domain.AuthorizationCode, domain.Grant) (*domain.RefreshToken, error) {
+	gotCode, _, err := s.RedeemCode(ctx, "code-2", base, stranger, func(domain.AuthorizationCode, domain.Grant) (*domain.RefreshToken, error) {
 		t.Error("a code redeemed before the restart was redeemed again")
 		return nil, nil
 	})
 	require.ErrorIs(t, err, domain.ErrAlreadyConsumed, "single use survives a restart")
 	require.Equal(t, base, gotCode.RedeemedAt)
-	_, _, err = s.RedeemCode(ctx, "code-1", base, func(domain.AuthorizationCode, domain.Grant) (*domain.RefreshToken, error) {
+	_, _, err = s.RedeemCode(ctx, "code-1", base, rightful, func(domain.AuthorizationCode, domain.Grant) (*domain.RefreshToken, error) {
 		return nil, nil
 	})
 	require.NoError(t, err)
@@ -195,7 +203,7 @@ func TestRevokedAndSweptRecordsLeaveNothingBehind(t *testing.T) {
 		g := domain.Grant{ID: id, ExpiresAt: base.Add(time.Duration(i+1) * time.Hour)}
 		code := domain.AuthorizationCode{Hash: "code-" + id, GrantID: id, ExpiresAt: base.Add(time.Minute)}
 		require.NoError(t, s.CreateGrant(ctx, g, code))
-		_, _, err := s.RedeemCode(ctx, code.Hash, base, func(domain.AuthorizationCode, domain.Grant) (*domain.RefreshToken, error) {
+		_, _, err := s.RedeemCode(ctx, code.Hash, base, rightful, func(domain.AuthorizationCode, domain.Grant) (*domain.RefreshToken, error) {
 			// Outlives its grant on purpose: the grant's sweep must take it.
 			return &domain.RefreshToken{Hash: "rt-" + id, GrantID: id, ExpiresAt: base.Add(100 * time.Hour)}, nil
 		})

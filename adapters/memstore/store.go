@@ -325,9 +325,11 @@ func (s *Store) deleteGrant(id string) int {
 }
 
 // RedeemCode marks the code redeemed and stores the refresh token issue
-// returns. issue sees the code as it will be stored (RedeemedAt = now). An
-// issue error burns the code and is returned as is.
-func (s *Store) RedeemCode(ctx context.Context, hash string, now time.Time, issue func(domain.AuthorizationCode, domain.Grant) (*domain.RefreshToken, error)) (domain.AuthorizationCode, domain.Grant, error) {
+// returns, under the store's lock. issue sees the code as it will be
+// stored (RedeemedAt = now). A check or issue error burns the code with its
+// grant; a replay that check accepts revokes the grant. See
+// ports.GrantStore for the whole contract.
+func (s *Store) RedeemCode(ctx context.Context, hash string, now time.Time, check func(domain.AuthorizationCode) error, issue func(domain.AuthorizationCode, domain.Grant) (*domain.RefreshToken, error)) (domain.AuthorizationCode, domain.Grant, error) {
 	const op = "redeem code"
 	if err := s.lock(ctx, op); err != nil {
 		return domain.AuthorizationCode{}, domain.Grant{}, err
@@ -342,12 +344,19 @@ func (s *Store) RedeemCode(ctx context.Context, hash string, now time.Time, issu
 		return domain.AuthorizationCode{}, domain.Grant{}, fail(op, domain.ErrNotFound)
 	}
 	if code.Redeemed() {
+		if check(cloneCode(code)) == nil {
+			s.deleteGrant(g.ID)
+		}
 		return cloneCode(code), cloneGrant(g), fail(op, domain.ErrAlreadyConsumed)
+	}
+	if err := check(cloneCode(code)); err != nil {
+		s.deleteGrant(g.ID)
+		return domain.AuthorizationCode{}, domain.Grant{}, err
 	}
 	code.RedeemedAt = utc(now)
 	rt, err := issue(cloneCode(code), cloneGrant(g))
 	if err != nil {
-		s.codes[hash] = code
+		s.deleteGrant(g.ID)
 		return domain.AuthorizationCode{}, domain.Grant{}, err
 	}
 	if rt != nil {

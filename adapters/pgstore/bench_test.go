@@ -43,7 +43,7 @@ func BenchmarkRedeemCode(b *testing.B) {
 			IssuedAt: benchNow, ExpiresAt: g.ExpiresAt}, nil
 	}
 	run(b, func() error {
-		_, _, err := s.RedeemCode(b.Context(), hashes[next.Add(1)-1], benchNow, issue)
+		_, _, err := s.RedeemCode(b.Context(), hashes[next.Add(1)-1], benchNow, rightful, issue)
 		return err
 	})
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "redemptions/s")
@@ -58,7 +58,7 @@ func BenchmarkRotateRefreshToken(b *testing.B) {
 			return err
 		}
 		hashes[i] = "rt-" + g.ID
-		_, _, err := s.RedeemCode(b.Context(), code.Hash, benchNow, func(c domain.AuthorizationCode, g domain.Grant) (*domain.RefreshToken, error) {
+		_, _, err := s.RedeemCode(b.Context(), code.Hash, benchNow, rightful, func(c domain.AuthorizationCode, g domain.Grant) (*domain.RefreshToken, error) {
 			return &domain.RefreshToken{Hash: hashes[i], GrantID: g.ID, ClientID: g.ClientID, Scopes: c.Scopes,
 				IssuedAt: benchNow, ExpiresAt: g.ExpiresAt}, nil
 		})

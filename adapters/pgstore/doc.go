@@ -29,15 +29,17 @@
 // trips, BEGIN pipelined with the read and the writes with COMMIT (see
 // rwTx). Concurrent callers for the same record wait for the lock and then
 // decide on the latest committed row, so exactly one reaches the callback,
-// whichever instance it runs on; a replayed code or reused refresh token
-// is recognised on the locked row, and the revocation that reuse demands
-// commits in the same transaction. Rows are always locked grant first,
-// the order RevokeGrant's cascade takes, so the two cannot deadlock.
+// whichever instance it runs on; a replayed or burned code and a reused
+// refresh token are recognised on the locked row, and the revocation they
+// demand commits in the same transaction. Rows are always locked grant
+// first, the order RevokeGrant's cascade takes, and the grant exclusively,
+// so that neither a revocation nor a waiting caller can deadlock with the
+// transaction that holds them.
 //
 // Caches and notifications (Options.Listen, which a server sets). Grants
 // and clients are kept in memory, so that the gateway's bearer check and
 // the client lookup of the token endpoint cost no round trip. Triggers
-// (migrations/0002_notify.sql) NOTIFY every change that could make a
+// (migrations/0004_notify.sql) NOTIFY every change that could make a
 // cached copy wrong, in the changing transaction, so a notification goes
 // out when and only when the change commits, whichever statement made it;
 // each store LISTENs on a connection of its own and forgets what was

@@ -114,13 +114,19 @@ func (s *Store) forgetGrant(id string) {
 
 // RedeemCode marks the code redeemed and stores the refresh token issue
 // returns, in one transaction of two round trips (see rwTx): the first
-// reads the live code and its grant and locks them, issue decides in Go,
-// the second writes and commits. Of concurrent redemptions of one code,
-// on any number of instances, the first to lock the row reaches issue;
-// the others wait, then find the code redeemed (ErrAlreadyConsumed) or
-// gone with its grant (ErrNotFound), without reaching issue. An issue
-// error commits the redemption alone: the code is burned.
-func (s *Store) RedeemCode(ctx context.Context, hash string, now time.Time, issue func(domain.AuthorizationCode, domain.Grant) (*domain.RefreshToken, error)) (domain.AuthorizationCode, domain.Grant, error) {
+// reads the live code and its grant and locks them, check and issue decide
+// in Go, the second writes and commits. Of concurrent redemptions of one
+// code, on any number of instances, the first to lock the rows reaches
+// issue; the others wait, then find the code redeemed (ErrAlreadyConsumed)
+// or gone with its grant (ErrNotFound), without reaching issue.
+//
+// A burn (check or issue refuses a code not yet redeemed) and a replay
+// that check accepts delete the grant in the second round trip, in the
+// transaction that found them: its codes and tokens go with it by the
+// foreign keys' cascade, and the grants trigger notifies the other
+// instances when it commits. A replay check refuses changes nothing, and
+// its transaction is rolled back.
+func (s *Store) RedeemCode(ctx context.Context, hash string, now time.Time, check func(domain.AuthorizationCode) error, issue func(domain.AuthorizationCode, domain.Grant) (*domain.RefreshToken, error)) (domain.AuthorizationCode, domain.Grant, error) {
 	const op = "redeem code"
 	if err := ctx.Err(); err != nil {
 		return domain.AuthorizationCode{}, domain.Grant{}, fail(op, err)
@@ -144,19 +150,30 @@ func (s *Store) RedeemCode(ctx context.Context, hash string, now time.Time, issu
 	}
 	code, grant := cr.domain(), gr.domain()
 	if code.Redeemed() {
+		if check(code.Clone()) != nil {
+			return code, grant, fail(op, domain.ErrAlreadyConsumed)
+		}
+		if err := s.revokeIn(ctx, tx, grant.ID); err != nil {
+			return domain.AuthorizationCode{}, domain.Grant{}, fail(op, err)
+		}
 		return code, grant, fail(op, domain.ErrAlreadyConsumed)
 	}
-	code.RedeemedAt = fromNS(ns(now))
-
-	b := &pgx.Batch{}
-	b.Queue(sqlRedeemCode, hash, ns(now))
-	rt, err := issue(code.Clone(), grant.Clone())
-	if err != nil {
-		if cerr := tx.commit(ctx, b); cerr != nil { // burn the code
-			return domain.AuthorizationCode{}, domain.Grant{}, fail(op, cerr)
+	if err := check(code.Clone()); err != nil {
+		if rerr := s.revokeIn(ctx, tx, grant.ID); rerr != nil {
+			return domain.AuthorizationCode{}, domain.Grant{}, fail(op, rerr)
 		}
 		return domain.AuthorizationCode{}, domain.Grant{}, err
 	}
+	code.RedeemedAt = fromNS(ns(now))
+	rt, err := issue(code.Clone(), grant.Clone())
+	if err != nil {
+		if rerr := s.revokeIn(ctx, tx, grant.ID); rerr != nil {
+			return domain.AuthorizationCode{}, domain.Grant{}, fail(op, rerr)
+		}
+		return domain.AuthorizationCode{}, domain.Grant{}, err
+	}
+	b := &pgx.Batch{}
+	b.Queue(sqlRedeemCode, hash, ns(now))
 	if rt != nil {
 		if !validKey(rt.Hash) {
 			return domain.AuthorizationCode{}, domain.Grant{}, fail(op, errInvalidKey)
@@ -170,6 +187,17 @@ func (s *Store) RedeemCode(ctx context.Context, hash string, now time.Time, issu
 		return domain.AuthorizationCode{}, domain.Grant{}, fail(op, alreadyExists(err))
 	}
 	return code, grant, nil
+}
+
+// revokeIn deletes grant id, with its codes and tokens, as the last step
+// of tx, and commits. This instance forgets the grant at once, also after
+// an error: the deletion may have committed before the answer was lost.
+func (s *Store) revokeIn(ctx context.Context, tx *rwTx, id string) error {
+	b := &pgx.Batch{}
+	b.Queue(sqlRevokeGrant, id)
+	err := tx.commit(ctx, b)
+	s.forgetGrant(id)
+	return err
 }
 
 // RotateRefreshToken applies domain.DecideRefresh to the presented token
@@ -233,10 +261,7 @@ func (s *Store) RotateRefreshToken(ctx context.Context, hash string, now time.Ti
 	b := &pgx.Batch{}
 	switch decision {
 	case domain.RefreshRevoke:
-		b.Queue(sqlRevokeGrant, g.ID)
-		err := tx.commit(ctx, b)
-		s.forgetGrant(g.ID)
-		if err != nil {
+		if err := s.revokeIn(ctx, tx, g.ID); err != nil {
 			return domain.RefreshToken{}, decision, fail(op, err)
 		}
 		return old, decision, fail(op, domain.ErrAlreadyConsumed)

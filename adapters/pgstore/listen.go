@@ -12,7 +12,7 @@ import (
 
 // The listener keeps one connection of its own (outside the pool, which
 // hands connections out per query) in LISTEN on the channel that the
-// triggers of migrations/0002_notify.sql notify. For each notification of
+// triggers of migrations/0004_notify.sql notify. For each notification of
 // this store's schema it forgets the grant or client named (the whole
 // cache when none is named) or reports a key-ring change.
 //

@@ -95,7 +95,7 @@ func TestAReuseRevocationInsideARotationReachesAnotherInstance(t *testing.T) {
 	url := pgtest.Schema(t)
 	a, b := listening(t, url), listening(t, url)
 	g := cachedGrant(t, a, b, "reused")
-	_, _, err := a.RedeemCode(t.Context(), "code-reused", benchNow, issueFor("rt-reused"))
+	_, _, err := a.RedeemCode(t.Context(), "code-reused", benchNow, rightful, issueFor("rt-reused"))
 	require.NoError(t, err)
 	rotate := func(old domain.RefreshToken, g *domain.Grant) (domain.RefreshToken, error) {
 		succ := old
@@ -114,6 +114,30 @@ func TestAReuseRevocationInsideARotationReachesAnotherInstance(t *testing.T) {
 	gone(t, b, "reused", propagation)
 }
 
+// The revocation a replayed or burned code makes inside RedeemCode is a
+// deletion of the grant like any other: the trigger notifies it, and the
+// other instances' caches forget the grant.
+func TestARevocationInsideARedemptionReachesAnotherInstance(t *testing.T) {
+	url := pgtest.Schema(t)
+	a, b := listening(t, url), listening(t, url)
+
+	cachedGrant(t, a, b, "replayed")
+	_, _, err := a.RedeemCode(t.Context(), "code-replayed", benchNow, rightful, issueFor("rt-replayed"))
+	require.NoError(t, err)
+	_, err = b.GetGrant(t.Context(), "replayed", benchNow)
+	require.NoError(t, err, "a redemption leaves the grant in place")
+	_, _, err = a.RedeemCode(t.Context(), "code-replayed", benchNow, rightful, issueFor("rt-again"))
+	require.ErrorIs(t, err, domain.ErrAlreadyConsumed)
+	took := gone(t, b, "replayed", propagation)
+	t.Logf("a replay's revocation reached the other instance in %v", took)
+
+	cachedGrant(t, a, b, "burned")
+	_, _, err = a.RedeemCode(t.Context(), "code-burned", benchNow, stranger, issueFor("rt-burned"))
+	require.Error(t, err)
+	took = gone(t, b, "burned", propagation)
+	t.Logf("a burn's revocation reached the other instance in %v", took)
+}
+
 // A rotation that changes what a grant holds (refreshed upstream tokens)
 // must reach the other instances' caches; one that only extends it is
 // not notified, and an instance holding the earlier expiry must not take
@@ -124,7 +148,7 @@ func TestGrantChangesReachOtherInstancesAndExtensionsAreReadAgain(t *testing.T) 
 	g, code := benchGrant("changed")
 	g.ExpiresAt = benchNow.Add(time.Minute)
 	require.NoError(t, a.CreateGrant(t.Context(), g, code))
-	_, _, err := a.RedeemCode(t.Context(), code.Hash, benchNow, issueFor("rt-0"))
+	_, _, err := a.RedeemCode(t.Context(), code.Hash, benchNow, rightful, issueFor("rt-0"))
 	require.NoError(t, err)
 	_, err = b.GetGrant(t.Context(), "changed", benchNow)
 	require.NoError(t, err)
@@ -165,7 +189,7 @@ func TestAnInstanceReadsItsOwnChangesWithoutTheNotification(t *testing.T) {
 	pgtest.Exec(t, url, "ALTER TABLE grants DISABLE TRIGGER grants_notify")
 	g, code := benchGrant("own")
 	require.NoError(t, a.CreateGrant(t.Context(), g, code))
-	_, _, err := a.RedeemCode(t.Context(), code.Hash, benchNow, issueFor("rt-own"))
+	_, _, err := a.RedeemCode(t.Context(), code.Hash, benchNow, rightful, issueFor("rt-own"))
 	require.NoError(t, err)
 	_, err = a.GetGrant(t.Context(), "own", benchNow)
 	require.NoError(t, err)

@@ -106,15 +106,19 @@ const (
 
 	// sqlLockCode reads a live code with its live grant and locks them:
 	// the code for the update that redeems it, the grant against deletion
-	// until the refresh token hanging on it is stored. Rows are locked in
-	// FROM order, grant first, the order RevokeGrant's cascade takes them
-	// in, so the two cannot deadlock. A concurrent redemption waits for
-	// this transaction and then re-reads the row (READ COMMITTED): it sees
-	// redeemed_ns set, or the row gone.
+	// until the refresh token hanging on it is stored, and for the deletion
+	// a burn or a replay makes. Rows are locked in FROM order, grant first,
+	// the order RevokeGrant's cascade takes them in, so the two cannot
+	// deadlock. The grant's lock is exclusive (as in sqlLockRefreshToken)
+	// so that a concurrent redemption queues on the grant holding nothing:
+	// a shared lock taken there while queueing for the code would block the
+	// deletion that the transaction it waits for is making (a deadlock).
+	// The waiter then re-reads the rows (READ COMMITTED): it sees
+	// redeemed_ns set, or the rows gone.
 	sqlLockCode = `SELECT ` + codeColsC + `, ` + grantColsG + `
 		FROM grants g JOIN codes c ON c.grant_id = g.id
 		WHERE c.hash = $1 AND c.expires_ns > $2 AND g.expires_ns > $2
-		FOR KEY SHARE OF g FOR NO KEY UPDATE OF c`
+		FOR NO KEY UPDATE OF g, c`
 	sqlRedeemCode = `UPDATE codes SET redeemed_ns = $2 WHERE hash = $1`
 
 	sqlInsertRefreshToken = `INSERT INTO refresh_tokens (` + refreshCols + `)

@@ -378,7 +378,15 @@ func (h exchangeHandler) Handle(ctx context.Context, cmd ports.ExchangeTokenComm
 		return ports.TokenResult{}, domain.ErrServerError(fmt.Errorf("database exploded near %s", cmd.Code))
 	}
 	now := time.Now()
-	_, _, err := h.store.RedeemCode(ctx, domain.HashToken(cmd.Code), now, func(c domain.AuthorizationCode, g domain.Grant) (*domain.RefreshToken, error) {
+	// A replay is refused without revoking the grant, so that the tests
+	// can go on to refresh after replaying.
+	keepOnReplay := func(c domain.AuthorizationCode) error {
+		if c.Redeemed() {
+			return errors.New("replayed")
+		}
+		return nil
+	}
+	_, _, err := h.store.RedeemCode(ctx, domain.HashToken(cmd.Code), now, keepOnReplay, func(c domain.AuthorizationCode, g domain.Grant) (*domain.RefreshToken, error) {
 		return &domain.RefreshToken{
 			Hash: domain.HashToken("rt-" + cmd.Code), GrantID: g.ID, ClientID: c.ClientID,
 			IssuedAt: now, ExpiresAt: now.Add(time.Hour),

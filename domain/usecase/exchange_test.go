@@ -1,10 +1,13 @@
 package usecase_test
 
 import (
+	"context"
+	"errors"
 	"testing"
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/oidcproxy/oidcproxy/adapters/memstore"
 	"github.com/oidcproxy/oidcproxy/domain"
 	"github.com/oidcproxy/oidcproxy/ports"
 )
@@ -82,6 +85,48 @@ func TestAReplayedCodeRevokesTheGrantOnlyForItsRightfulPresenter(t *testing.T) {
 		h := newHarness(t, nil)
 		_, err := h.exchange(t, h.register(t), "made-up")
 		require.Equal(t, domain.CodeInvalidGrant, domain.CodeOf(err))
+	})
+}
+
+// failingRevocation is the in-memory store with every separate RevokeGrant
+// failing, as after a lost connection: a revocation that a redemption
+// left to a second call would not happen.
+type failingRevocation struct{ *memstore.Store }
+
+func (failingRevocation) RevokeGrant(context.Context, string) error {
+	return errors.New("revoke grant: connection lost")
+}
+
+// The grant of a replayed or burned code is revoked by the redemption
+// that finds the replay or the burn, in the store's same atomic step: no
+// failure between two calls can leave it alive.
+func TestAReplayOrABurnRevokesTheGrantInTheRedemptionItself(t *testing.T) {
+	opts := harnessOptions{store: func(s *memstore.Store) ports.Store { return failingRevocation{s} }}
+
+	t.Run("a replay", func(t *testing.T) {
+		h := newHarnessWith(t, opts)
+		c := h.register(t)
+		code := h.code(t, c)
+		tok, err := h.exchange(t, c, code)
+		require.NoError(t, err)
+
+		_, err = h.exchange(t, c, code)
+		require.Equal(t, domain.CodeInvalidGrant, domain.CodeOf(err), "%v", err)
+		require.ErrorIs(t, err, domain.ErrAlreadyConsumed, "the audit log tells a revoking replay by this")
+		require.False(t, h.grantLive(t, tok.GrantID), "the replayed code's grant is alive")
+		require.False(t, h.live(t, tok.AccessToken))
+	})
+
+	t.Run("a burn", func(t *testing.T) {
+		h := newHarnessWith(t, opts)
+		c := h.register(t)
+		code := h.code(t, c)
+		wrong := c
+		wrong.verifier = tamper(c.verifier)
+
+		_, err := h.exchange(t, wrong, code)
+		require.Equal(t, domain.CodeInvalidGrant, domain.CodeOf(err), "%v", err)
+		require.Zero(t, h.stored(t), "the burned code's grant is still stored")
 	})
 }
 

@@ -166,6 +166,9 @@ type harnessOptions struct {
 	idp func(*scriptedIdP)
 	// opts turn on the application's optional capabilities.
 	opts []usecase.Option
+	// store, when set, wraps the in-memory store the use cases get (the
+	// harness keeps reading the store itself).
+	store func(*memstore.Store) ports.Store
 }
 
 func newHarnessWith(t *testing.T, o harnessOptions) *harness {
@@ -190,7 +193,11 @@ func newHarnessWith(t *testing.T, o harnessOptions) *harness {
 	if o.idp != nil {
 		o.idp(idp)
 	}
-	app, err := usecase.NewApplication(store, idp, iss, sealer, c, random{}, nil, o.policies, discardLogger(), settings, o.opts...)
+	var used ports.Store = store
+	if o.store != nil {
+		used = o.store(store)
+	}
+	app, err := usecase.NewApplication(used, idp, iss, sealer, c, random{}, nil, o.policies, discardLogger(), settings, o.opts...)
 	require.NoError(t, err)
 	return &harness{app: app, store: store, idp: idp, clock: c}
 }

@@ -35,9 +35,10 @@ func NewExchangeToken(clients *Clients, grants ports.GrantStore, tokens ports.To
 
 // Handle redeems the code. The store marks it redeemed and stores the
 // refresh token in one atomic step; a code presented with a wrong client,
-// redirect URI or verifier is burned, and the replay of a redeemed code with
-// valid parameters (the legitimate client's code leaked and was used first)
-// revokes the grant.
+// redirect URI or verifier is burned with its grant, and the replay of a
+// redeemed code with valid parameters (the legitimate client's code leaked
+// and was used first) revokes the grant, each in the same atomic step that
+// finds it (ports.GrantStore.RedeemCode).
 func (h *ExchangeTokenHandler) Handle(ctx context.Context, cmd ports.ExchangeTokenCommand) (ports.TokenResult, error) {
 	client, err := h.clients.authenticate(ctx, cmd.Client)
 	if err != nil {
@@ -60,15 +61,12 @@ func (h *ExchangeTokenHandler) Handle(ctx context.Context, cmd ports.ExchangeTok
 	if client.AllowsGrant(domain.GrantRefreshToken) {
 		refresh = h.random.Token()
 	}
-	var burnedGrant string
-	code, grant, err := h.grants.RedeemCode(ctx, domain.HashToken(cmd.Code), now, func(c domain.AuthorizationCode, g domain.Grant) (*domain.RefreshToken, error) {
-		burnedGrant = ""
-		if err := checkCodeUse(c, client.ID, cmd); err != nil {
-			burnedGrant = g.ID
-			return nil, err
-		}
+	// Only a presenter who proves possession of everything the legitimate
+	// client holds may kill the grant of a redeemed code; anyone else could
+	// otherwise revoke a user's tokens with a leaked code alone.
+	presenter := func(c domain.AuthorizationCode) error { return checkCodeUse(c, client.ID, cmd) }
+	code, grant, err := h.grants.RedeemCode(ctx, domain.HashToken(cmd.Code), now, presenter, func(c domain.AuthorizationCode, g domain.Grant) (*domain.RefreshToken, error) {
 		if _, err := h.access.ttl(g, now); err != nil {
-			burnedGrant = g.ID
 			return nil, err
 		}
 		if refresh == "" {
@@ -86,26 +84,15 @@ func (h *ExchangeTokenHandler) Handle(ctx context.Context, cmd ports.ExchangeTok
 	switch {
 	case err == nil:
 	case errors.Is(err, domain.ErrAlreadyConsumed):
-		// Only a presenter who proves possession of everything the
-		// legitimate client holds may kill the grant; anyone else could
-		// otherwise revoke a user's tokens with a leaked code alone.
-		if checkCodeUse(code, client.ID, cmd) == nil {
-			if rerr := h.grants.RevokeGrant(ctx, code.GrantID); rerr != nil {
-				return ports.TokenResult{}, serverError(fmt.Errorf("token: revoke grant after code replay: %w", rerr))
-			}
+		// The store revoked the grant if and only if the presenter passed
+		// the check, which is a pure function of the code it returned.
+		if presenter(code) == nil {
 			return ports.TokenResult{}, domain.ErrInvalidGrant("authorization code was already used; its tokens have been revoked").WithCause(err)
 		}
 		return ports.TokenResult{}, domain.ErrInvalidGrant("authorization code is invalid, expired or already used")
 	case errors.Is(err, domain.ErrNotFound):
 		return ports.TokenResult{}, domain.ErrInvalidGrant("authorization code is invalid, expired or already used")
 	default:
-		if burnedGrant != "" {
-			// The code is burned, so nothing can reach this grant any more;
-			// remove it now rather than wait for the sweeper.
-			if rerr := h.grants.RevokeGrant(ctx, burnedGrant); rerr != nil {
-				return ports.TokenResult{}, serverError(fmt.Errorf("token: revoke grant of burned code: %w", rerr))
-			}
-		}
 		if _, ok := domain.AsError(err); ok {
 			return ports.TokenResult{}, err
 		}

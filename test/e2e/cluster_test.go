@@ -1,11 +1,16 @@
 package e2e_test
 
 import (
+	"encoding/base64"
+	"encoding/json"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -16,6 +21,7 @@ import (
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 
 	"github.com/oidcproxy/oidcproxy"
+	"github.com/oidcproxy/oidcproxy/adapters/config"
 	"github.com/oidcproxy/oidcproxy/adapters/httpapi"
 	"github.com/oidcproxy/oidcproxy/adapters/telemetry"
 	"github.com/oidcproxy/oidcproxy/test/idp"
@@ -321,14 +327,48 @@ func jwksKids(t *testing.T, base string) []string {
 	return kids
 }
 
-// A key rotated on A signs A's next tokens; B verifies them (and still
-// the tokens the retired key signed) once it has the new key.
-//
-// How B learns of the rotation: today at its next key reload (every
-// minute, or on SIGHUP), which the test triggers at once with ReloadKeys
-// instead of waiting a minute; once rotations are announced to the
-// instances through the database, the reload becomes unnecessary and the
-// test checks the announcement's delay instead.
+// keyPropagation bounds how long a key rotated on one instance may take to
+// be published, used and accepted by the others. They hear of it through
+// the database's notification, in milliseconds; the periodic reload (a
+// minute) is only the fallback while the notification connection is down,
+// so a bound of seconds tells the two apart.
+const keyPropagation = 3 * time.Second
+
+// published polls instance i's JWKS (every millisecond, so that the
+// delays the tests log mean something) until it lists kid, and returns how
+// long that took; the test fails past keyPropagation.
+func (c *cluster) published(t *testing.T, i int, kid string) time.Duration {
+	t.Helper()
+	start := time.Now()
+	for !slices.Contains(jwksKids(t, c.Direct[i]), kid) {
+		took := time.Since(start)
+		require.Less(t, took, keyPropagation, "instance %d does not publish the key %s %v after its rotation elsewhere", i, kid, took)
+		time.Sleep(time.Millisecond)
+	}
+	return time.Since(start)
+}
+
+// tokenKid reads the key id from a JWT's header (the proxy checks the
+// signature; the test reads which key made it).
+func tokenKid(t *testing.T, token string) string {
+	t.Helper()
+	parts := strings.Split(token, ".")
+	require.Len(t, parts, 3)
+	raw, err := base64.RawURLEncoding.DecodeString(parts[0])
+	require.NoError(t, err)
+	var h struct {
+		Kid string `json:"kid"`
+	}
+	require.NoError(t, json.Unmarshal(raw, &h))
+	return h.Kid
+}
+
+// A key rotated on A is published by B, signs B's next tokens, and
+// verifies on B, within seconds and with no reload asked of B: the
+// rotation's writes to the key table notify every instance through the
+// database (migration 4's trigger), and each reloads its key ring on
+// that notification. The other way round too, and on every one of a
+// series of rotations, whose delays the test logs.
 func TestAKeyRotatedOnOneInstanceVerifiesOnTheOthers(t *testing.T) {
 	be := startBackend(t)
 	c := startCluster(t, 2, withEnv("MCP_UPSTREAM", be.URL))
@@ -339,20 +379,55 @@ func TestAKeyRotatedOnOneInstanceVerifiesOnTheOthers(t *testing.T) {
 	kid := c.rotateOn(t, 0)
 	require.Contains(t, jwksKids(t, c.Direct[0]), kid)
 	after, _ := c.login(t, client)
+	require.Equal(t, kid, tokenKid(t, after.AccessToken), "A signs with the key it rotated to")
 
-	require.NoError(t, c.Apps[1].ReloadKeys(t.Context()))
+	took := c.published(t, 1, kid)
+	t.Logf("a key rotated on A was published by B %v later", took)
 	c.Front.use(1)
 	require.Equal(t, http.StatusOK, c.gatewayStatus(t, after.AccessToken), "B verifies a token signed with the key rotated on A")
 	require.Equal(t, http.StatusOK, c.gatewayStatus(t, before.AccessToken), "and still one the retired key signed")
+	fromB, _ := c.login(t, client)
+	require.Equal(t, kid, tokenKid(t, fromB.AccessToken), "B signs with the key rotated on A")
 	require.ElementsMatch(t, jwksKids(t, c.Direct[0]), jwksKids(t, c.Direct[1]), "both publish the same key set")
 	require.Len(t, jwksKids(t, c.Direct[1]), 2)
 
-	// The other way round: B's rotation, A's verification.
+	// The other way round: B's rotation, A's verification and signing.
 	kid2 := c.rotateOn(t, 1)
 	c.Front.use(1)
 	latest, _ := c.login(t, client)
-	require.NoError(t, c.Apps[0].ReloadKeys(t.Context()))
+	took = c.published(t, 0, kid2)
+	t.Logf("a key rotated on B was published by A %v later", took)
 	c.Front.use(0)
 	require.Equal(t, http.StatusOK, c.gatewayStatus(t, latest.AccessToken))
-	require.Contains(t, jwksKids(t, c.Direct[0]), kid2)
+	fromA, _ := c.login(t, client)
+	require.Equal(t, kid2, tokenKid(t, fromA.AccessToken), "A signs with the key rotated on B")
+
+	// `oidcproxy keys rotate` on a host that runs no instance rotates on
+	// the database directly: both instances hear of it.
+	cfg, err := config.Load(nil, func(k string) string { return c.Env[k] }, oidcproxy.ProviderSections())
+	require.NoError(t, err)
+	ring, closeRing, err := oidcproxy.InitializeKeys(t.Context(), cfg, slog.New(slog.DiscardHandler))
+	require.NoError(t, err)
+	offline, err := ring.Rotate(t.Context(), oidcproxy.MaxTokenTTL(cfg))
+	closeRing()
+	require.NoError(t, err)
+	for i := range c.Direct {
+		took := c.published(t, i, offline.ID)
+		t.Logf("a key rotated on the database by the command was published by instance %d %v later", i, took)
+	}
+	c.Front.use(1)
+	offlineToken, _ := c.login(t, client)
+	require.Equal(t, offline.ID, tokenKid(t, offlineToken.AccessToken))
+
+	// A series of rotations, alternating sides: each reaches the other
+	// instance within the bound.
+	const rotations = 20
+	delays := make([]time.Duration, 0, rotations)
+	for i := range rotations {
+		from, to := i%2, (i+1)%2
+		delays = append(delays, c.published(t, to, c.rotateOn(t, from)))
+	}
+	slices.Sort(delays)
+	t.Logf("%d rotations reached the other instance in: min %v, median %v, max %v (all: %v)",
+		rotations, delays[0], delays[rotations/2], delays[rotations-1], delays)
 }

@@ -1,6 +1,7 @@
 package storetest
 
 import (
+	"errors"
 	"fmt"
 	"sync/atomic"
 	"testing"
@@ -23,7 +24,7 @@ func testCodes(t *testing.T, newStore func(*testing.T) ports.Store) {
 		requireEveryFieldSet(t, want)
 		require.NoError(t, s.CreateGrant(t.Context(), g, want))
 
-		code, grant, err := s.RedeemCode(t.Context(), "code-1", base.Add(time.Minute), noIssue(t))
+		code, grant, err := s.RedeemCode(t.Context(), "code-1", base.Add(time.Minute), stranger, noIssue(t))
 		require.ErrorIs(t, err, domain.ErrAlreadyConsumed)
 		require.Equal(t, want, code)
 		require.Equal(t, g, grant)
@@ -38,7 +39,7 @@ func testCodes(t *testing.T, newStore func(*testing.T) ports.Store) {
 		var seenCode domain.AuthorizationCode
 		var seenGrant domain.Grant
 
-		code, grant, err := s.RedeemCode(t.Context(), stored.Hash, now, func(c domain.AuthorizationCode, g domain.Grant) (*domain.RefreshToken, error) {
+		code, grant, err := s.RedeemCode(t.Context(), stored.Hash, now, rightful, func(c domain.AuthorizationCode, g domain.Grant) (*domain.RefreshToken, error) {
 			seenCode, seenGrant = c, g
 			return &rt, nil
 		})
@@ -55,46 +56,101 @@ func testCodes(t *testing.T, newStore func(*testing.T) ports.Store) {
 		require.Equal(t, rt, got)
 	})
 
-	t.Run("a redeemed code is refused with the stored code and issue is not called", func(t *testing.T) {
+	t.Run("a replay the check refuses is answered with the stored code and changes nothing", func(t *testing.T) {
 		s := newStore(t)
 		stored := seedGrant(t, s, fullGrant("g1"))
 		first := base.Add(time.Minute)
-		_, _, err := s.RedeemCode(t.Context(), stored.Hash, first, func(domain.AuthorizationCode, domain.Grant) (*domain.RefreshToken, error) {
-			return nil, nil
+		rt := liveToken("rt-1", "g1")
+		_, _, err := s.RedeemCode(t.Context(), stored.Hash, first, rightful, func(domain.AuthorizationCode, domain.Grant) (*domain.RefreshToken, error) {
+			return &rt, nil
 		})
 		require.NoError(t, err)
 
-		code, _, err := s.RedeemCode(t.Context(), stored.Hash, base.Add(2*time.Minute), noIssue(t))
+		want := stored
+		want.RedeemedAt = first
+		var checked domain.AuthorizationCode
+		code, _, err := s.RedeemCode(t.Context(), stored.Hash, base.Add(2*time.Minute), func(c domain.AuthorizationCode) error {
+			checked = c
+			return errStranger
+		}, noIssue(t))
+		require.ErrorIs(t, err, domain.ErrAlreadyConsumed)
+		require.NotErrorIs(t, err, errStranger)
+		require.Equal(t, want, code)
+		require.Equal(t, want, checked, "check sees the stored code")
+		_, err = s.GetGrant(t.Context(), "g1", first)
+		require.NoError(t, err, "the grant lives on")
+		_, err = s.GetRefreshToken(t.Context(), "rt-1", first)
+		require.NoError(t, err, "and so does its refresh token")
+	})
+
+	t.Run("a replay the check accepts has revoked the grant when RedeemCode returns", func(t *testing.T) {
+		s := newStore(t)
+		g := fullGrant("g1")
+		stored := seedGrant(t, s, g)
+		first := base.Add(time.Minute)
+		rt := liveToken("rt-1", "g1")
+		_, _, err := s.RedeemCode(t.Context(), stored.Hash, first, rightful, func(domain.AuthorizationCode, domain.Grant) (*domain.RefreshToken, error) {
+			return &rt, nil
+		})
+		require.NoError(t, err)
+
+		code, grant, err := s.RedeemCode(t.Context(), stored.Hash, base.Add(2*time.Minute), rightful, noIssue(t))
 		require.ErrorIs(t, err, domain.ErrAlreadyConsumed)
 		want := stored
 		want.RedeemedAt = first
-		require.Equal(t, want, code)
+		require.Equal(t, want, code, "the caller learns which code was replayed")
+		require.Equal(t, g, grant, "and the grant it revoked")
+		_, err = s.GetGrant(t.Context(), "g1", first)
+		require.ErrorIs(t, err, domain.ErrNotFound, "the grant is revoked")
+		_, err = s.GetRefreshToken(t.Context(), "rt-1", first)
+		require.ErrorIs(t, err, domain.ErrNotFound, "with the token issued from the code")
+		_, _, err = s.RedeemCode(t.Context(), stored.Hash, base.Add(3*time.Minute), rightful, noIssue(t))
+		require.ErrorIs(t, err, domain.ErrNotFound, "and the code")
 	})
 
 	t.Run("redeeming without a refresh token stores none", func(t *testing.T) {
 		s := newStore(t)
 		stored := seedGrant(t, s, fullGrant("g1"))
 
-		code, _, err := s.RedeemCode(t.Context(), stored.Hash, base, func(domain.AuthorizationCode, domain.Grant) (*domain.RefreshToken, error) {
+		code, _, err := s.RedeemCode(t.Context(), stored.Hash, base, rightful, func(domain.AuthorizationCode, domain.Grant) (*domain.RefreshToken, error) {
 			return nil, nil
 		})
 		require.NoError(t, err)
 		require.True(t, code.Redeemed())
 	})
 
-	t.Run("a failing issue burns the code and stores nothing else", func(t *testing.T) {
+	t.Run("a failing check burns the code with its grant before issue", func(t *testing.T) {
+		s := newStore(t)
+		stored := seedGrant(t, s, fullGrant("g1"))
+		var checked domain.AuthorizationCode
+
+		_, _, err := s.RedeemCode(t.Context(), stored.Hash, base, func(c domain.AuthorizationCode) error {
+			checked = c
+			return errStranger
+		}, noIssue(t))
+		require.ErrorIs(t, err, errStranger)
+		require.Equal(t, stored, checked, "check sees the stored code")
+
+		_, err = s.GetGrant(t.Context(), "g1", base)
+		require.ErrorIs(t, err, domain.ErrNotFound, "the grant is revoked")
+		_, _, err = s.RedeemCode(t.Context(), stored.Hash, base, rightful, noIssue(t))
+		require.ErrorIs(t, err, domain.ErrNotFound, "and its code with it")
+	})
+
+	t.Run("a failing issue burns the code with its grant and stores nothing else", func(t *testing.T) {
 		s := newStore(t)
 		stored := seedGrant(t, s, fullGrant("g1"))
 		rt := liveToken("rt-1", "g1")
 
-		_, _, err := s.RedeemCode(t.Context(), stored.Hash, base, func(domain.AuthorizationCode, domain.Grant) (*domain.RefreshToken, error) {
+		_, _, err := s.RedeemCode(t.Context(), stored.Hash, base, rightful, func(domain.AuthorizationCode, domain.Grant) (*domain.RefreshToken, error) {
 			return &rt, errSentinel
 		})
 		require.ErrorIs(t, err, errSentinel)
 
-		code, _, err := s.RedeemCode(t.Context(), stored.Hash, base, noIssue(t))
-		require.ErrorIs(t, err, domain.ErrAlreadyConsumed)
-		require.Equal(t, base, code.RedeemedAt)
+		_, err = s.GetGrant(t.Context(), "g1", base)
+		require.ErrorIs(t, err, domain.ErrNotFound, "the grant is revoked")
+		_, _, err = s.RedeemCode(t.Context(), stored.Hash, base, rightful, noIssue(t))
+		require.ErrorIs(t, err, domain.ErrNotFound, "and its code with it")
 		_, err = s.GetRefreshToken(t.Context(), "rt-1", base)
 		require.ErrorIs(t, err, domain.ErrNotFound)
 	})
@@ -104,13 +160,13 @@ func testCodes(t *testing.T, newStore func(*testing.T) ports.Store) {
 		stored := seedGrant(t, s, fullGrant("g1"))
 		stray := liveToken("rt-1", "g2")
 
-		_, _, err := s.RedeemCode(t.Context(), stored.Hash, base, func(domain.AuthorizationCode, domain.Grant) (*domain.RefreshToken, error) {
+		_, _, err := s.RedeemCode(t.Context(), stored.Hash, base, rightful, func(domain.AuthorizationCode, domain.Grant) (*domain.RefreshToken, error) {
 			return &stray, nil
 		})
 		require.Error(t, err)
 		_, err = s.GetRefreshToken(t.Context(), "rt-1", base)
 		require.ErrorIs(t, err, domain.ErrNotFound)
-		_, _, err = s.RedeemCode(t.Context(), stored.Hash, base, func(domain.AuthorizationCode, domain.Grant) (*domain.RefreshToken, error) {
+		_, _, err = s.RedeemCode(t.Context(), stored.Hash, base, rightful, func(domain.AuthorizationCode, domain.Grant) (*domain.RefreshToken, error) {
 			return nil, nil
 		})
 		require.NoError(t, err)
@@ -120,7 +176,7 @@ func testCodes(t *testing.T, newStore func(*testing.T) ports.Store) {
 		s := newStore(t)
 		seedGrant(t, s, fullGrant("g1"))
 
-		_, _, err := s.RedeemCode(t.Context(), "code-unknown", base, noIssue(t))
+		_, _, err := s.RedeemCode(t.Context(), "code-unknown", base, stranger, noIssue(t))
 		require.ErrorIs(t, err, domain.ErrNotFound)
 	})
 
@@ -130,7 +186,7 @@ func testCodes(t *testing.T, newStore func(*testing.T) ports.Store) {
 		var reached [racers]atomic.Bool
 
 		errs := race(racers, func(i int) error {
-			_, _, err := s.RedeemCode(t.Context(), stored.Hash, base, func(domain.AuthorizationCode, domain.Grant) (*domain.RefreshToken, error) {
+			_, _, err := s.RedeemCode(t.Context(), stored.Hash, base, refusesReplays, func(domain.AuthorizationCode, domain.Grant) (*domain.RefreshToken, error) {
 				reached[i].Store(true)
 				rt := liveToken(fmt.Sprintf("rt-%d", i), "g1")
 				return &rt, nil
@@ -153,6 +209,42 @@ func testCodes(t *testing.T, newStore func(*testing.T) ports.Store) {
 		}
 	})
 
+	t.Run("of 32 concurrent rightful redemptions one wins and the grant ends revoked", func(t *testing.T) {
+		s := newStore(t)
+		stored := seedGrant(t, s, fullGrant("g1"))
+		var reached [racers]atomic.Bool
+
+		errs := race(racers, func(i int) error {
+			_, _, err := s.RedeemCode(t.Context(), stored.Hash, base, rightful, func(domain.AuthorizationCode, domain.Grant) (*domain.RefreshToken, error) {
+				reached[i].Store(true)
+				rt := liveToken(fmt.Sprintf("rt-%d", i), "g1")
+				return &rt, nil
+			})
+			return err
+		})
+
+		won := winners(errs)
+		require.Len(t, won, 1)
+		replays := 0
+		for i, err := range errs {
+			_, gerr := s.GetRefreshToken(t.Context(), fmt.Sprintf("rt-%d", i), base)
+			require.ErrorIs(t, gerr, domain.ErrNotFound, "racer %d's refresh token outlived the replay", i)
+			if i == won[0] {
+				require.True(t, reached[i].Load())
+				continue
+			}
+			require.False(t, reached[i].Load(), "a loser reached issue")
+			if errors.Is(err, domain.ErrAlreadyConsumed) {
+				replays++
+				continue
+			}
+			require.ErrorIs(t, err, domain.ErrNotFound, "a loser finds the code redeemed or its grant revoked")
+		}
+		require.NotZero(t, replays, "some loser saw the redeemed code")
+		_, err := s.GetGrant(t.Context(), "g1", base)
+		require.ErrorIs(t, err, domain.ErrNotFound, "the replays revoked the grant")
+	})
+
 	t.Run("concurrent redemptions of different codes each get their own", func(t *testing.T) {
 		s := newStore(t)
 		for i := range racers {
@@ -162,7 +254,7 @@ func testCodes(t *testing.T, newStore func(*testing.T) ports.Store) {
 
 		errs := race(racers, func(i int) error {
 			id := fmt.Sprintf("g%d", i)
-			code, _, err := s.RedeemCode(t.Context(), "code-"+id, base, func(c domain.AuthorizationCode, g domain.Grant) (*domain.RefreshToken, error) {
+			code, _, err := s.RedeemCode(t.Context(), "code-"+id, base, rightful, func(c domain.AuthorizationCode, g domain.Grant) (*domain.RefreshToken, error) {
 				rt := liveToken("rt-"+id, g.ID)
 				return &rt, nil
 			})

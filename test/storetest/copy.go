@@ -34,7 +34,7 @@ var FillTime = base.Add(time.Minute)
 // signing key, authorizations in progress, a grant whose code was redeemed
 // and whose refresh tokens were rotated, retried (a withdrawn successor)
 // and rotated again, a grant with a fresh code, a grant whose code was
-// burned, a grant with nothing optional; and records that have expired by
+// redeemed without a refresh token, a grant with nothing optional; and records that have expired by
 // FillTime, which an export leaves out. Ids are chosen so that byte order
 // and a locale's order differ ("B…" before "a…").
 //
@@ -87,12 +87,13 @@ func Fill(t *testing.T, s ports.Store, sealer ports.Sealer) {
 	}
 	// g-fresh: a code not yet redeemed.
 	seedGrant(t, s, grant("g-fresh"))
-	// g-burned: a code burned by a failed check, no refresh token.
-	burned := seedGrant(t, s, grant("g-burned"))
-	_, _, err := s.RedeemCode(ctx, burned.Hash, base, func(domain.AuthorizationCode, domain.Grant) (*domain.RefreshToken, error) {
-		return nil, errSentinel
+	// g-redeemed: a code redeemed without a refresh token (its client may
+	// not refresh). A burned code leaves nothing to copy: its grant goes.
+	redeemed := seedGrant(t, s, grant("g-redeemed"))
+	_, _, err := s.RedeemCode(ctx, redeemed.Hash, base, rightful, func(domain.AuthorizationCode, domain.Grant) (*domain.RefreshToken, error) {
+		return nil, nil
 	})
-	require.ErrorIs(t, err, errSentinel)
+	require.NoError(t, err)
 	// G-bare: nothing optional set; its code's expiry passed, its grant lives.
 	bare := domain.Grant{ID: "G-bare", CreatedAt: base, ExpiresAt: base.Add(time.Hour)}
 	bareCode := domain.AuthorizationCode{Hash: "code-G-bare", GrantID: bare.ID, IssuedAt: base, ExpiresAt: FillTime}
@@ -114,8 +115,8 @@ var filledKeys = map[ports.RecordKind][]string{
 	ports.KindClient:       {"B-client", "a-client"},
 	ports.KindSigningKey:   {"B-key", "a-key"},
 	ports.KindTransaction:  {"B-tx", "a-tx"},
-	ports.KindGrant:        {"G-bare", "g-burned", "g-chain", "g-fresh", "g-short"},
-	ports.KindCode:         {"code-g-burned", "code-g-chain", "code-g-fresh", "code-g-short"},
+	ports.KindGrant:        {"G-bare", "g-chain", "g-fresh", "g-redeemed", "g-short"},
+	ports.KindCode:         {"code-g-chain", "code-g-fresh", "code-g-redeemed", "code-g-short"},
 	ports.KindRefreshToken: {"rt-1", "rt-2", "rt-3", "rt-4"},
 }
 
@@ -225,13 +226,13 @@ func RunCopy(t *testing.T, newStore func(t *testing.T) CopyStore) {
 		require.NoError(t, err)
 		ctx, now := t.Context(), FillTime
 
-		_, _, err = dst.RedeemCode(ctx, "code-g-chain", now, noIssue(t))
+		_, _, err = dst.RedeemCode(ctx, "code-g-chain", now, stranger, noIssue(t))
 		require.ErrorIs(t, err, domain.ErrAlreadyConsumed, "a redeemed code stays redeemed")
-		_, _, err = dst.RedeemCode(ctx, "code-g-burned", now, noIssue(t))
-		require.ErrorIs(t, err, domain.ErrAlreadyConsumed, "a burned code stays burned")
-		_, _, err = dst.RedeemCode(ctx, "code-G-bare", now, noIssue(t))
+		_, _, err = dst.RedeemCode(ctx, "code-g-redeemed", now, stranger, noIssue(t))
+		require.ErrorIs(t, err, domain.ErrAlreadyConsumed, "a code redeemed without a refresh token stays redeemed")
+		_, _, err = dst.RedeemCode(ctx, "code-G-bare", now, stranger, noIssue(t))
 		require.ErrorIs(t, err, domain.ErrNotFound, "an expired code is not copied")
-		code, _, err := dst.RedeemCode(ctx, "code-g-fresh", now, func(c domain.AuthorizationCode, g domain.Grant) (*domain.RefreshToken, error) {
+		code, _, err := dst.RedeemCode(ctx, "code-g-fresh", now, rightful, func(c domain.AuthorizationCode, g domain.Grant) (*domain.RefreshToken, error) {
 			return nil, nil
 		})
 		require.NoError(t, err, "a fresh code can be redeemed once")

@@ -231,7 +231,7 @@ func seedGrant(t *testing.T, s ports.Store, g domain.Grant) domain.Authorization
 func seedToken(t *testing.T, s ports.Store, g domain.Grant, rt domain.RefreshToken) {
 	t.Helper()
 	code := seedGrant(t, s, g)
-	_, _, err := s.RedeemCode(t.Context(), code.Hash, base, func(domain.AuthorizationCode, domain.Grant) (*domain.RefreshToken, error) {
+	_, _, err := s.RedeemCode(t.Context(), code.Hash, base, rightful, func(domain.AuthorizationCode, domain.Grant) (*domain.RefreshToken, error) {
 		return &rt, nil
 	})
 	require.NoError(t, err)
@@ -244,6 +244,29 @@ func noIssue(t *testing.T) func(domain.AuthorizationCode, domain.Grant) (*domain
 		return nil, errSentinel
 	}
 }
+
+// rightful is a RedeemCode check that accepts every presenter, as the use
+// case accepts one who holds everything the code was issued for: a
+// replay it accepts revokes the grant.
+func rightful(domain.AuthorizationCode) error { return nil }
+
+// stranger is a RedeemCode check that refuses every presenter, as the use
+// case refuses one who holds the code alone: a replay it refuses changes
+// nothing, and it burns a code not redeemed yet.
+func stranger(domain.AuthorizationCode) error { return errStranger }
+
+// refusesReplays is a RedeemCode check that accepts a code not redeemed
+// yet and refuses a replay, so that racers for one code leave the grant in
+// place and the winner's redemption can be inspected.
+func refusesReplays(c domain.AuthorizationCode) error {
+	if c.Redeemed() {
+		return errStranger
+	}
+	return nil
+}
+
+// errStranger is stranger's refusal.
+var errStranger = errors.New("the presenter does not hold what the code was issued for")
 
 // noRotate is a rotate callback for calls that must not reach it.
 func noRotate(t *testing.T) func(domain.RefreshToken, *domain.Grant) (domain.RefreshToken, error) {
