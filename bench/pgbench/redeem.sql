@@ -16,7 +16,7 @@ SELECT c.hash, c.grant_id, c.client_id, c.redirect_uri, c.code_challenge, c.scop
        g.sealed_upstream, g.upstream_expiry_ns, g.has_upstream_refresh, g.created_ns, g.expires_ns, g.last_used_ns, g.machine
   FROM grants g JOIN codes c ON c.grant_id = g.id
  WHERE c.hash = (SELECT 'c' || nextval('bench_code')) AND c.expires_ns > :now AND g.expires_ns > :now
-   FOR KEY SHARE OF g FOR NO KEY UPDATE OF c;
+   FOR NO KEY UPDATE OF g, c;
 \endpipeline
 \startpipeline
 UPDATE codes SET redeemed_ns = :now WHERE hash = (SELECT 'c' || currval('bench_code'));
