@@ -260,3 +260,44 @@ func TestEveryDocumentedVariableReadsTheSameWithAndWithoutTheTracker(t *testing.
 		require.False(t, got, "%s", wrong)
 	}
 }
+
+// FuzzBoundedConditionsAgreeWithTheTracker: for any rule condition the
+// checker bounds under the limit, and facts within the bounds, the program
+// without the tracker gives what the tracked one gives, and the tracker
+// never counts more than the bound (so it could not have stopped it).
+func FuzzBoundedConditionsAgreeWithTheTracker(f *testing.F) {
+	for _, tc := range costCorpus {
+		f.Add(tc.src, "file:///teams/eng-a/x", "eng-a,security,-admin", 3)
+	}
+	f.Fuzz(func(t *testing.T, src, s, list string, repeat int) {
+		c, err := policyfile.CompileRuleCondition(src, policyfile.DefaultCostLimit)
+		if err != nil || !c.Bounded() {
+			return
+		}
+		bound, err := policyfile.Estimate(src)
+		require.NoError(t, err)
+		require.LessOrEqual(t, bound, uint64(policyfile.DefaultCostLimit))
+		repeat = max(1, min(repeat, policyfile.MaxBoundedList))
+		s = strings.Repeat(s, min(repeat, policyfile.MaxBoundedString/max(1, len(s))))
+		var items []string
+		for range repeat {
+			for _, v := range strings.Split(list, ",") {
+				if len(items) < policyfile.MaxBoundedList && len(v) <= policyfile.MaxBoundedItem {
+					items = append(items, v)
+				}
+			}
+		}
+		in := &policy.Input{Subject: s, ClientID: s, Email: s, EmailVerified: true, Scopes: items,
+			Claims: map[string]any{"hd": s, "department": s, "x": 1.0, "tags": []any{s}}}
+		facts := &policy.Facts{Input: in, Groups: items, Method: s, Name: s}
+		want, cost, wantErr := c.TrackedCost(facts)
+		got, gotErr := c.EvalBounded(facts)
+		require.Equal(t, wantErr == nil, gotErr == nil, "tracked: %v, bounded: %v", wantErr, gotErr)
+		if wantErr != nil {
+			require.NotErrorIs(t, wantErr, policyfile.ErrCostLimit)
+			return
+		}
+		require.Equal(t, want, got)
+		require.LessOrEqual(t, cost, bound)
+	})
+}
