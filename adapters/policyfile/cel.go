@@ -8,6 +8,12 @@ import (
 	"sync"
 
 	"github.com/google/cel-go/cel"
+	"github.com/google/cel-go/checker"
+	celast "github.com/google/cel-go/common/ast"
+	"github.com/google/cel-go/common/operators"
+	"github.com/google/cel-go/common/overloads"
+	"github.com/google/cel-go/common/types"
+	"github.com/google/cel-go/common/types/ref"
 	"github.com/google/cel-go/ext"
 	"github.com/google/cel-go/interpreter"
 
@@ -77,10 +83,30 @@ var envs = sync.OnceValues(func() ([2]*cel.Env, error) {
 })
 
 // condition is a compiled CEL expression; it implements policy.Condition.
+//
+// Every evaluation is bounded by costLimit. Tracking the cost as the
+// expression runs costs several times the evaluation itself, so when the
+// checker can prove a bound under the limit for inputs of bounded size
+// (inputBounds), the condition also keeps a program without the tracker and
+// runs it for the inputs that are within those bounds: its cost is then
+// below the limit without counting. Any other input, and any expression
+// whose bound is over the limit or unknown (most that read claims), runs
+// with the tracker and is stopped at the limit.
 type condition struct {
 	where     string // its place in the file, for errors
-	program   cel.Program
 	costLimit uint64
+	// tracked stops at costLimit; it runs whenever bounded cannot.
+	tracked cel.Program
+	// bounded has no cost tracker; nil when the checker's bound is over
+	// costLimit. It runs only for facts within inputBounds for every
+	// variable in sized.
+	bounded cel.Program
+	sized   varSet
+	// interruptible marks an expression with a comprehension, the only
+	// place where CEL checks for cancellation: it is evaluated under the
+	// request's context. Any other expression runs a fixed number of steps
+	// and is evaluated without one, which spares a context per evaluation.
+	interruptible bool
 }
 
 var _ policy.Condition = (*condition)(nil)
@@ -102,7 +128,10 @@ func compile(where, src string, forRules bool, costLimit uint64) (*condition, er
 	if t := ast.OutputType(); !t.IsExactType(cel.BoolType) {
 		return nil, fmt.Errorf("%s: the expression gives %s, not bool (compare a claim explicitly, as in claims.admin == true)", where, t)
 	}
-	prg, err := env.Program(ast,
+	c := &condition{where: where, costLimit: costLimit}
+	sized, interruptible, counted := inspect(ast)
+	c.sized, c.interruptible = sized, interruptible
+	c.tracked, err = env.Program(ast,
 		cel.CostLimit(costLimit),
 		cel.InterruptCheckFrequency(interruptEvery),
 		cel.EvalOptions(cel.OptOptimize),
@@ -110,7 +139,16 @@ func compile(where, src string, forRules bool, costLimit uint64) (*condition, er
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", where, err)
 	}
-	return &condition{where: where, program: prg, costLimit: costLimit}, nil
+	if est, err := env.EstimateCost(ast, inputBounds{}); counted && err == nil && est.Max <= costLimit {
+		c.bounded, err = env.Program(ast,
+			cel.InterruptCheckFrequency(interruptEvery),
+			cel.EvalOptions(cel.OptOptimize),
+		)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", where, err)
+		}
+	}
+	return c, nil
 }
 
 // ErrCostLimit is wrapped by the error of a condition whose evaluation was
@@ -119,7 +157,19 @@ var ErrCostLimit = errors.New("evaluation cost limit exceeded")
 
 // Eval implements policy.Condition.
 func (c *condition) Eval(ctx context.Context, f *policy.Facts) (bool, error) {
-	out, _, err := c.program.ContextEval(ctx, activation{f})
+	prg := c.tracked
+	if c.bounded != nil && c.sized.within(f) {
+		prg = c.bounded
+	}
+	var (
+		out ref.Val
+		err error
+	)
+	if c.interruptible {
+		out, _, err = prg.ContextEval(ctx, activation{f})
+	} else {
+		out, _, err = prg.Eval(activation{f})
+	}
 	if err != nil {
 		var cancelled interpreter.EvalCancelledError
 		if errors.As(err, &cancelled) && cancelled.Cause == interpreter.CostLimitExceeded {
@@ -134,13 +184,143 @@ func (c *condition) Eval(ctx context.Context, f *policy.Facts) (bool, error) {
 	return b, nil
 }
 
+// The sizes inputBounds assumes of the variables. They are far above what
+// an identity and a request carry, so that the bounded program is the one
+// that runs; an input beyond them is evaluated with the cost tracker.
+const (
+	// maxBoundedString bounds sub, email, client_id, method and name, in
+	// bytes (CEL counts code points, never more than bytes).
+	maxBoundedString = 2048
+	// maxBoundedList bounds the number of groups and of scopes, and
+	// maxBoundedItem the length of each, in bytes.
+	maxBoundedList = 256
+	maxBoundedItem = 512
+)
+
+// varSet is a set of the variables whose sizes inputBounds bounds.
+type varSet uint8
+
+const (
+	sizedSub varSet = 1 << iota
+	sizedEmail
+	sizedClientID
+	sizedMethod
+	sizedName
+	sizedGroups
+	sizedScopes
+)
+
+// sizedVars maps each variable inputBounds bounds to its bit.
+var sizedVars = map[string]varSet{
+	varSub: sizedSub, varEmail: sizedEmail, varClientID: sizedClientID,
+	varMethod: sizedMethod, varName: sizedName, varGroups: sizedGroups, varScopes: sizedScopes,
+}
+
+// within reports whether every variable of s has, in f, a size within
+// inputBounds.
+func (s varSet) within(f *policy.Facts) bool {
+	in := f.Input
+	strs := [...]struct {
+		bit varSet
+		v   string
+	}{
+		{sizedSub, in.Subject}, {sizedEmail, in.Email}, {sizedClientID, in.ClientID},
+		{sizedMethod, f.Method}, {sizedName, f.Name},
+	}
+	for _, e := range strs {
+		if s&e.bit != 0 && len(e.v) > maxBoundedString {
+			return false
+		}
+	}
+	return (s&sizedGroups == 0 || listWithin(f.Groups)) && (s&sizedScopes == 0 || listWithin(in.Scopes))
+}
+
+func listWithin(l []string) bool {
+	if len(l) > maxBoundedList {
+		return false
+	}
+	for _, v := range l {
+		if len(v) > maxBoundedItem {
+			return false
+		}
+	}
+	return true
+}
+
+// inspect returns the bounded variables an expression names (an
+// iteration variable that shadows one counts too, which only makes the
+// check stricter), whether it has a comprehension, and whether every
+// function it calls is one whose cost the checker bounds (countedCalls).
+func inspect(a *cel.Ast) (sized varSet, comprehension, counted bool) {
+	counted = true
+	celast.PreOrderVisit(a.NativeRep().Expr(), celast.NewExprVisitor(func(e celast.Expr) {
+		switch e.Kind() {
+		case celast.IdentKind:
+			sized |= sizedVars[e.AsIdent()]
+		case celast.ComprehensionKind:
+			comprehension = true
+		case celast.CallKind:
+			counted = counted && countedCalls[e.AsCall().FunctionName()]
+		}
+	}))
+	return sized, comprehension, counted
+}
+
+// countedCalls are the functions whose cost the checker's estimate and
+// the run-time tracker compute alike, by the same formula over the sizes
+// of the arguments: CEL's operators and its core string functions. The
+// string extensions (lowerAscii, split, join...) are left out: the
+// checker underestimates some of them (join, by the length of what it
+// builds), so an expression that calls one is always tracked.
+var countedCalls = map[string]bool{
+	operators.LogicalAnd: true, operators.LogicalOr: true, operators.LogicalNot: true,
+	operators.NotStrictlyFalse: true, operators.Conditional: true,
+	operators.Equals: true, operators.NotEquals: true,
+	operators.Less: true, operators.LessEquals: true, operators.Greater: true, operators.GreaterEquals: true,
+	operators.Add: true, operators.Subtract: true, operators.Multiply: true, operators.Divide: true,
+	operators.Modulo: true, operators.Negate: true,
+	operators.Index: true, operators.OptIndex: true, operators.OptSelect: true, operators.In: true,
+	overloads.Size: true, overloads.StartsWith: true, overloads.EndsWith: true,
+	overloads.Contains: true, overloads.Matches: true,
+	"orValue": true, "hasValue": true, "value": true, "or": true,
+	"optional.of": true, "optional.none": true, "optional.ofNonZeroValue": true,
+}
+
+// inputBounds is the checker's estimator of the variables' sizes: the
+// bounds above for the variables they name, nothing for claims (whose
+// values are of any type and size), and CEL's own costs for every call.
+type inputBounds struct{}
+
+// EstimateSize implements checker.CostEstimator.
+func (inputBounds) EstimateSize(n checker.AstNode) *checker.SizeEstimate {
+	var limit uint64
+	switch path := n.Path(); {
+	case len(path) == 1 && sizedVars[path[0]]&(sizedGroups|sizedScopes) != 0:
+		limit = maxBoundedList
+	case len(path) == 1 && sizedVars[path[0]] != 0:
+		limit = maxBoundedString
+	case len(path) == 2 && sizedVars[path[0]]&(sizedGroups|sizedScopes) != 0 && path[1] == "@items":
+		limit = maxBoundedItem
+	default:
+		return nil
+	}
+	return &checker.SizeEstimate{Min: 0, Max: limit}
+}
+
+// EstimateCallCost implements checker.CostEstimator.
+func (inputBounds) EstimateCallCost(string, string, *checker.AstNode, []checker.AstNode) *checker.CallEstimate {
+	return nil
+}
+
 var (
 	noClaims = map[string]any{}
 	noList   = []string{}
 )
 
 // activation resolves a condition's variables from the facts on demand, so
-// an expression pays only for the variables it reads.
+// an expression pays only for the variables it reads. Strings and bools
+// are returned as CEL values, which CEL would otherwise convert them to
+// after boxing them in an interface: one allocation each instead of two.
 type activation struct{ f *policy.Facts }
 
 // ResolveName implements interpreter.Activation.
@@ -153,35 +333,35 @@ func (a activation) ResolveName(name string) (any, bool) {
 		}
 		return in.Claims, true
 	case varSub:
-		return in.Subject, true
+		return types.String(in.Subject), true
 	case varEmail:
 		// Only a verified address is visible: a condition such as
 		// email.endsWith("@example.com") must not admit an address
 		// anyone could type.
 		if in.EmailTrusted() {
-			return in.Email, true
+			return types.String(in.Email), true
 		}
-		return "", true
+		return types.String(""), true
 	case varEmailVerified:
-		return in.EmailTrusted(), true
+		return types.Bool(in.EmailTrusted()), true
 	case varGroups:
 		if a.f.Groups == nil {
 			return noList, true
 		}
 		return a.f.Groups, true
 	case varClientID:
-		return in.ClientID, true
+		return types.String(in.ClientID), true
 	case varMachine:
-		return in.Machine, true
+		return types.Bool(in.Machine), true
 	case varScopes:
 		if in.Scopes == nil {
 			return noList, true
 		}
 		return in.Scopes, true
 	case varMethod:
-		return a.f.Method, true
+		return types.String(a.f.Method), true
 	case varName:
-		return a.f.Name, true
+		return types.String(a.f.Name), true
 	}
 	return nil, false
 }
