@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/oidcproxy/oidcproxy/test/policytest"
 )
 
 // gatewayPolicyTarget is what per-tool authorization may cost: the gateway
@@ -21,55 +23,11 @@ import (
 // proxy's throughput.
 const gatewayPolicyTarget = 0.85
 
-// benchPolicyRules is the size of the benchmark's policy.
-const benchPolicyRules = 50
-
-// benchPolicy is a policy file of benchPolicyRules authorization rules as
-// an operator writes them: tool globs anchored at either end, exact names,
-// resources, prompts and methods, with scopes, groups and CEL conditions.
-// Five rules match the benchmark's tools/call of "search" and all hold for
-// its callers, three of them through CEL conditions evaluated on every
-// request: the policy costs what a real one costs, and every call passes.
-func benchPolicy() string {
-	var b strings.Builder
-	b.WriteString("authorization:\n  rules:\n")
-	rule := func(name, match, require string) {
-		fmt.Fprintf(&b, "    - name: %q\n      %s\n      %s\n", name, match, require)
-	}
-	for i := range benchPolicyRules - 10 {
-		switch i % 4 {
-		case 0:
-			rule(fmt.Sprint("tool family ", i), fmt.Sprintf(`tools: ["tool_%d_*"]`, i), "scopes: [mcp:admin]")
-		case 1:
-			rule(fmt.Sprint("admin suffix ", i), fmt.Sprintf(`tools: ["*_admin_%d"]`, i), "groups: [admins]")
-		case 2:
-			rule(fmt.Sprint("delete ", i), fmt.Sprintf(`tools: ["delete_%d", "drop_%d"]`, i, i),
-				`condition: 'email.endsWith("@admin.example")'`)
-		default:
-			rule(fmt.Sprint("secret resources ", i), fmt.Sprintf(`resources: ["file:///secret/%d/*"]`, i),
-				`condition: '"security" in groups'`)
-		}
-	}
-	for i := range 5 {
-		if i%2 == 0 {
-			rule(fmt.Sprint("drafts ", i), fmt.Sprintf(`prompts: ["draft_%d*"]`, i), "scopes: [mcp:write]")
-		} else {
-			rule(fmt.Sprint("completion ", i), `methods: ["completion/complete"]`, "scopes: [profile]")
-		}
-	}
-	rule("search by name", `tools: ["search"]`, "scopes: [profile]")
-	rule("s tools for verified addresses", `tools: ["s*"]`, `condition: 'email_verified && email.endsWith("@faulty.example")'`)
-	rule("ch tools from a client", `tools: ["*ch"]`, `condition: 'name == "search" && client_id != ""'`)
-	rule("ear tools need openid", `tools: ["*ear*"]`, "scopes: [openid]")
-	rule("every tool call by the unblocked", `methods: ["tools/*"]`, `condition: '!("blocked" in groups)'`)
-	return b.String()
-}
-
 // writeBenchPolicy writes benchPolicy to a file and returns its path.
 func writeBenchPolicy(tb testing.TB) string {
 	tb.Helper()
 	path := filepath.Join(tb.TempDir(), "policy.yaml")
-	if err := os.WriteFile(path, []byte(benchPolicy()), 0o600); err != nil {
+	if err := os.WriteFile(path, []byte(policytest.BenchPolicy()), 0o600); err != nil {
 		tb.Fatal(err)
 	}
 	return path
@@ -159,7 +117,7 @@ func BenchmarkGatewayPolicy(b *testing.B) {
 	if r.PerSec > 0 && g.PerSec > 0 {
 		b.ReportMetric(p.PerSec/r.PerSec, "pol/bare-req/s")
 		b.ReportMetric(p.PerSec/g.PerSec, "pol/gw-req/s")
-		logVerdict(b, fmt.Sprintf("gateway with a %d-rule policy ÷ bare throughput: %.0f ÷ %.0f req/s", benchPolicyRules, p.PerSec, r.PerSec),
+		logVerdict(b, fmt.Sprintf("gateway with a %d-rule policy ÷ bare throughput: %.0f ÷ %.0f req/s", policytest.BenchRules, p.PerSec, r.PerSec),
 			p.PerSec/r.PerSec, gatewayPolicyTarget, true)
 	}
 }
@@ -168,7 +126,7 @@ func BenchmarkGatewayPolicy(b *testing.B) {
 // gateway side once, small: the policy loads, has its 50 rules, lets the
 // benchmark's calls through and refuses one it names.
 func TestGatewayPolicyBenchHarnessWorks(t *testing.T) {
-	require.Equal(t, benchPolicyRules, strings.Count(benchPolicy(), "    - name: "))
+	require.Equal(t, policytest.BenchRules, strings.Count(policytest.BenchPolicy(), "    - name: "))
 	backend := newMCPBackend(t)
 	p, tokens := newGatewayProxyEnv(t, backend.URL, nil, map[string]string{"OIDC_PROXY_POLICY_FILE": writeBenchPolicy(t)})
 	transport := newTransport()

@@ -7,6 +7,7 @@ import (
 
 	"github.com/oidcproxy/oidcproxy/adapters/policyfile"
 	"github.com/oidcproxy/oidcproxy/domain/policy"
+	"github.com/oidcproxy/oidcproxy/test/policytest"
 )
 
 // benchPolicy is 50 rules mixing exact names and globs, every tenth with a
@@ -64,48 +65,10 @@ func BenchmarkAuthorizeWithCEL(b *testing.B) {
 	}
 }
 
-// gatewayBenchPolicy is the policy of the gateway benchmark
-// (bench.BenchmarkGatewayPolicy): 50 rules, five of which match its
-// tools/call of "search", three through CEL conditions.
-func gatewayBenchPolicy() string {
-	var b strings.Builder
-	b.WriteString("authorization:\n  rules:\n")
-	rule := func(name, match, require string) {
-		fmt.Fprintf(&b, "    - name: %q\n      %s\n      %s\n", name, match, require)
-	}
-	for i := range 40 {
-		switch i % 4 {
-		case 0:
-			rule(fmt.Sprint("tool family ", i), fmt.Sprintf(`tools: ["tool_%d_*"]`, i), "scopes: [mcp:admin]")
-		case 1:
-			rule(fmt.Sprint("admin suffix ", i), fmt.Sprintf(`tools: ["*_admin_%d"]`, i), "groups: [admins]")
-		case 2:
-			rule(fmt.Sprint("delete ", i), fmt.Sprintf(`tools: ["delete_%d", "drop_%d"]`, i, i),
-				`condition: 'email.endsWith("@admin.example")'`)
-		default:
-			rule(fmt.Sprint("secret resources ", i), fmt.Sprintf(`resources: ["file:///secret/%d/*"]`, i),
-				`condition: '"security" in groups'`)
-		}
-	}
-	for i := range 5 {
-		if i%2 == 0 {
-			rule(fmt.Sprint("drafts ", i), fmt.Sprintf(`prompts: ["draft_%d*"]`, i), "scopes: [mcp:write]")
-		} else {
-			rule(fmt.Sprint("completion ", i), `methods: ["completion/complete"]`, "scopes: [profile]")
-		}
-	}
-	rule("search by name", `tools: ["search"]`, "scopes: [profile]")
-	rule("s tools for verified addresses", `tools: ["s*"]`, `condition: 'email_verified && email.endsWith("@faulty.example")'`)
-	rule("ch tools from a client", `tools: ["*ch"]`, `condition: 'name == "search" && client_id != ""'`)
-	rule("ear tools need openid", `tools: ["*ear*"]`, "scopes: [openid]")
-	rule("every tool call by the unblocked", `methods: ["tools/*"]`, `condition: '!("blocked" in groups)'`)
-	return b.String()
-}
-
 // BenchmarkAuthorizeGatewayPolicy decides the gateway benchmark's request
 // alone: the policy's share of the gateway's cost per request.
 func BenchmarkAuthorizeGatewayPolicy(b *testing.B) {
-	p, _, err := policyfile.Parse([]byte(gatewayBenchPolicy()))
+	p, _, err := policyfile.Parse([]byte(policytest.BenchPolicy()))
 	if err != nil {
 		b.Fatal(err)
 	}
