@@ -80,6 +80,17 @@ func TestACopyFromBoltToPostgreSQLAndBackKeepsEveryFieldOfEveryRecord(t *testing
 	require.Equal(t, len(records), res.Copied.Total())
 	require.Equal(t, records, exportedBolt(t, back))
 	require.Equal(t, "bbolt file "+back, res.To)
+
+	// The assertions used on the source before the first copy are used on
+	// both copies: replayed on either, they are refused.
+	pg, err := pgstore.Open(t.Context(), pgstore.Options{URL: db})
+	require.NoError(t, err)
+	defer pg.Close()
+	storetest.RequireCopiedAssertionsRefused(t, pg)
+	bb, err := boltstore.Open(boltstore.Options{Path: back})
+	require.NoError(t, err)
+	defer bb.Close()
+	storetest.RequireCopiedAssertionsRefused(t, bb)
 }
 
 func TestACopyWithTheWrongKeyWritesNothing(t *testing.T) {

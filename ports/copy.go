@@ -31,6 +31,20 @@ type Record struct {
 	Grant        *domain.Grant
 	Code         *domain.AuthorizationCode
 	RefreshToken *domain.RefreshToken
+	// UsedAssertion is a remembered assertion id (ConsumeAssertionID),
+	// copied so that an assertion used on the source just before the copy
+	// is still refused as a replay on the destination.
+	UsedAssertion *UsedAssertion
+}
+
+// UsedAssertion is what a store keeps of a used JWT assertion (a client
+// assertion or an ID-JAG): its key, domain.AssertionReplayKey of its
+// issuer and jti (which a store cannot recover from the key, nor needs
+// to), and when it may be forgotten (domain.Assertion.ReplayExpiry: from
+// then on the assertion itself is refused).
+type UsedAssertion struct {
+	Key       string
+	ExpiresAt time.Time
 }
 
 // RecordKind names what a Record holds.
@@ -45,10 +59,11 @@ const (
 	KindGrant
 	KindCode
 	KindRefreshToken
+	KindUsedAssertion
 )
 
 // recordKinds are the kinds in export order, for iterating over them.
-var recordKinds = []RecordKind{KindClient, KindSigningKey, KindTransaction, KindGrant, KindCode, KindRefreshToken}
+var recordKinds = []RecordKind{KindClient, KindSigningKey, KindTransaction, KindGrant, KindCode, KindRefreshToken, KindUsedAssertion}
 
 // String names the kind in the singular, for messages.
 func (k RecordKind) String() string {
@@ -65,6 +80,8 @@ func (k RecordKind) String() string {
 		return "authorization code"
 	case KindRefreshToken:
 		return "refresh token"
+	case KindUsedAssertion:
+		return "used assertion id"
 	}
 	return "unknown record"
 }
@@ -95,6 +112,7 @@ func (r Record) Kind() RecordKind {
 		{r.Grant != nil, KindGrant},
 		{r.Code != nil, KindCode},
 		{r.RefreshToken != nil, KindRefreshToken},
+		{r.UsedAssertion != nil, KindUsedAssertion},
 	} {
 		if f.ok {
 			kind, set = f.kind, set+1
@@ -108,7 +126,8 @@ func (r Record) Kind() RecordKind {
 
 // Key is the record's key in its kind: the id of a client, signing key,
 // grant or transaction (the hash of its raw id), the hash of a code or
-// refresh token; "" for a malformed record.
+// refresh token, the replay key of a used assertion; "" for a malformed
+// record.
 func (r Record) Key() string {
 	switch r.Kind() {
 	case KindClient:
@@ -123,6 +142,8 @@ func (r Record) Key() string {
 		return r.Code.Hash
 	case KindRefreshToken:
 		return r.RefreshToken.Hash
+	case KindUsedAssertion:
+		return r.UsedAssertion.Key
 	}
 	return ""
 }
@@ -170,13 +191,15 @@ func (c RecordCounts) String() string {
 type Exporter interface {
 	// Export yields every record that is live at now, from one consistent
 	// snapshot of the store: clients, signing keys, transactions, grants,
-	// codes and refresh tokens, in that order, each kind ordered by its
-	// key's bytes (so two stores holding the same records export the same
-	// sequence). Expired records are left out, as are codes and refresh
-	// tokens whose grant is gone or expired: they read as not found, and
-	// the sweeper would remove them. Redeemed codes and rotated refresh
-	// tokens are included until they expire, so that a replay or a reuse
-	// is still recognised after a copy. Every field is as stored; sealed
+	// codes, refresh tokens and used assertion ids, in that order, each
+	// kind ordered by its key's bytes (so two stores holding the same
+	// records export the same sequence). Expired records are left out, as
+	// are codes and refresh tokens whose grant is gone or expired: they
+	// read as not found, and the sweeper would remove them. Redeemed codes,
+	// rotated refresh tokens and used assertion ids are included until
+	// they expire, so that a replay or a reuse is still recognised after a
+	// copy; an expired assertion id guards nothing, since the assertion
+	// itself is refused from then on. Every field is as stored; sealed
 	// values stay sealed.
 	//
 	// The first error ends the sequence: it is yielded with a zero Record.

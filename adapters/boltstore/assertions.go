@@ -46,16 +46,22 @@ func (s *Store) ConsumeAssertionID(ctx context.Context, issuer, jti string, now,
 				return err
 			}
 		}
-		at := sortableTime(expiresAt)
-		if err := b.Put([]byte(key), binary.BigEndian.AppendUint64(nil, at)); err != nil {
-			return err
-		}
-		return tx.Bucket(bucketExpiry).Put(expiryKeySorted(at, kindAssertion, key), nil)
+		return putAssertion(tx, key, expiresAt)
 	})
 	if err != nil {
 		return err
 	}
 	return outcome
+}
+
+// putAssertion stores the used assertion id key, as its expiry, with its
+// entry in the expiry index.
+func putAssertion(tx *bolt.Tx, key string, expiresAt time.Time) error {
+	at := sortableTime(expiresAt)
+	if err := tx.Bucket(bucketAssertions).Put([]byte(key), binary.BigEndian.AppendUint64(nil, at)); err != nil {
+		return err
+	}
+	return tx.Bucket(bucketExpiry).Put(expiryKeySorted(at, kindAssertion, key), nil)
 }
 
 // sweepAssertion removes the used assertion id key if it expired at now.

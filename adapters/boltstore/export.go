@@ -2,6 +2,7 @@ package boltstore
 
 import (
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -21,7 +22,7 @@ var (
 	_ ports.Importer = (*Store)(nil)
 )
 
-// exportBuckets are the entity buckets in export order (ports.Exporter).
+// exportBuckets are the record buckets in export order (ports.Exporter).
 var exportBuckets = []struct {
 	kind   ports.RecordKind
 	bucket []byte
@@ -32,6 +33,7 @@ var exportBuckets = []struct {
 	{ports.KindGrant, bucketGrants},
 	{ports.KindCode, bucketCodes},
 	{ports.KindRefreshToken, bucketRefresh},
+	{ports.KindUsedAssertion, bucketAssertions},
 }
 
 // errStopped ends the read transaction of an export whose consumer
@@ -58,7 +60,7 @@ func (s *Store) Export(ctx context.Context, now time.Time) iter.Seq2[ports.Recor
 					if err := ctx.Err(); err != nil {
 						return err
 					}
-					r, ok, err := exportRecord(tx, eb.kind, v, now, live)
+					r, ok, err := exportRecord(tx, eb.kind, k, v, now, live)
 					if err != nil {
 						return err
 					}
@@ -79,10 +81,10 @@ func (s *Store) Export(ctx context.Context, now time.Time) iter.Seq2[ports.Recor
 	}
 }
 
-// exportRecord decodes one stored record of the kind and reports whether
-// it is live at now. Grants found live are added to live, which the
-// codes and refresh tokens after them are judged by.
-func exportRecord(tx *bolt.Tx, kind ports.RecordKind, raw []byte, now time.Time, live map[string]struct{}) (ports.Record, bool, error) {
+// exportRecord decodes one stored record of the kind, under key, and
+// reports whether it is live at now. Grants found live are added to live,
+// which the codes and refresh tokens after them are judged by.
+func exportRecord(tx *bolt.Tx, kind ports.RecordKind, key, raw []byte, now time.Time, live map[string]struct{}) (ports.Record, bool, error) {
 	decode := func(v any) error {
 		if err := json.Unmarshal(raw, v); err != nil {
 			return fmt.Errorf("decode %s record: %w", kind, err)
@@ -145,6 +147,13 @@ func exportRecord(tx *bolt.Tx, kind ports.RecordKind, raw []byte, now time.Time,
 			return ports.Record{}, false, nil
 		}
 		return ports.Record{RefreshToken: &t}, true, nil
+	case ports.KindUsedAssertion:
+		// Its value is its expiry alone (see ConsumeAssertionID).
+		if len(raw) != 8 {
+			return ports.Record{}, false, fmt.Errorf("decode %s record: %d bytes, not 8", kind, len(raw))
+		}
+		u := ports.UsedAssertion{Key: string(key), ExpiresAt: timeFromSortable(binary.BigEndian.Uint64(raw))}
+		return ports.Record{UsedAssertion: &u}, !expired(now, u.ExpiresAt), nil
 	}
 	return ports.Record{}, false, fmt.Errorf("unknown record kind %d", kind)
 }
@@ -224,11 +233,13 @@ func importRecord(tx *bolt.Tx, kind ports.RecordKind, r ports.Record) error {
 		return nil
 	case ports.KindRefreshToken:
 		return insertToken(tx, *r.RefreshToken)
+	case ports.KindUsedAssertion:
+		return putAssertion(tx, r.UsedAssertion.Key, r.UsedAssertion.ExpiresAt)
 	}
 	return fmt.Errorf("unknown record kind %d", kind)
 }
 
-// holdings counts the records of every entity bucket, live or not.
+// holdings counts the records of every record bucket, live or not.
 func holdings(tx *bolt.Tx) ports.RecordCounts {
 	out := ports.RecordCounts{}
 	for _, eb := range exportBuckets {

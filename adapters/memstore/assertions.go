@@ -3,10 +3,13 @@ package memstore
 import (
 	"context"
 	"errors"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/oidcproxy/oidcproxy/domain"
+	"github.com/oidcproxy/oidcproxy/ports"
 )
 
 // assertionShards splits the used-assertion records so that consuming the
@@ -75,4 +78,57 @@ func (a *assertionIDs) sweep(now time.Time) int {
 		sh.mu.Unlock()
 	}
 	return n
+}
+
+// live lists the records unexpired at now, in key order, for an export.
+// Every shard is locked at once, so that the list is one snapshot.
+func (a *assertionIDs) live(now time.Time) []ports.UsedAssertion {
+	a.lockAll()
+	defer a.unlockAll()
+	var out []ports.UsedAssertion
+	for i := range a.shards {
+		for k, until := range a.shards[i].seen {
+			if !expired(now, until) {
+				out = append(out, ports.UsedAssertion{Key: k, ExpiresAt: until})
+			}
+		}
+	}
+	slices.SortFunc(out, func(x, y ports.UsedAssertion) int { return strings.Compare(x.Key, y.Key) })
+	return out
+}
+
+// len counts the records, expired or not.
+func (a *assertionIDs) len() int {
+	a.lockAll()
+	defer a.unlockAll()
+	n := 0
+	for i := range a.shards {
+		n += len(a.shards[i].seen)
+	}
+	return n
+}
+
+// put stores an imported record as it is.
+func (a *assertionIDs) put(u ports.UsedAssertion) {
+	sh := a.shard(u.Key)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	if sh.seen == nil {
+		sh.seen = map[string]time.Time{}
+	}
+	sh.seen[u.Key] = u.ExpiresAt.UTC()
+}
+
+// lockAll locks every shard, in index order: nothing else holds two at
+// once, so this cannot deadlock.
+func (a *assertionIDs) lockAll() {
+	for i := range a.shards {
+		a.shards[i].mu.Lock()
+	}
+}
+
+func (a *assertionIDs) unlockAll() {
+	for i := range a.shards {
+		a.shards[i].mu.Unlock()
+	}
 }

@@ -78,6 +78,9 @@ func (s *Store) snapshot(ctx context.Context, now time.Time) ([]ports.Record, er
 			out = append(out, ports.Record{RefreshToken: &t})
 		}
 	}
+	for _, u := range s.assertions.live(now) {
+		out = append(out, ports.Record{UsedAssertion: &u})
+	}
 	return out, nil
 }
 
@@ -140,6 +143,8 @@ func (s *Store) put(r ports.Record) {
 		s.putCode(*r.Code)
 	case r.RefreshToken != nil:
 		s.putToken(*r.RefreshToken)
+	case r.UsedAssertion != nil:
+		s.assertions.put(*r.UsedAssertion)
 	}
 }
 
@@ -147,11 +152,12 @@ func (s *Store) put(r ports.Record) {
 // mutex.
 func (s *Store) counts() ports.RecordCounts {
 	return ports.RecordCounts{
-		ports.KindClient:       len(s.clients),
-		ports.KindSigningKey:   len(s.keys),
-		ports.KindTransaction:  len(s.transactions),
-		ports.KindGrant:        len(s.grants),
-		ports.KindCode:         len(s.codes),
-		ports.KindRefreshToken: len(s.tokens),
+		ports.KindClient:        len(s.clients),
+		ports.KindSigningKey:    len(s.keys),
+		ports.KindTransaction:   len(s.transactions),
+		ports.KindGrant:         len(s.grants),
+		ports.KindCode:          len(s.codes),
+		ports.KindRefreshToken:  len(s.tokens),
+		ports.KindUsedAssertion: s.assertions.len(),
 	}
 }

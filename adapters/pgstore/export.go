@@ -43,6 +43,7 @@ var exportQueries = []struct {
 		WHERE c.expires_ns > $1 AND g.expires_ns > $1 ORDER BY c.hash COLLATE "C"`},
 	{ports.KindRefreshToken, `SELECT ` + refreshColsT + ` FROM refresh_tokens t JOIN grants g ON g.id = t.grant_id
 		WHERE t.expires_ns > $1 AND g.expires_ns > $1 ORDER BY t.hash COLLATE "C"`},
+	{ports.KindUsedAssertion, `SELECT key, expires_ns FROM assertion_ids WHERE expires_ns > $1 ORDER BY key COLLATE "C"`},
 }
 
 // Inserts of an import: plain INSERTs, so that a key seen twice fails the
@@ -53,6 +54,7 @@ var (
 	sqlImportKey    = insertInto("signing_keys", keyCols)
 	sqlImportGrant  = insertInto("grants", grantCols)
 	sqlImportCode   = insertInto("codes", codeCols)
+	sqlImportUsed   = insertInto("assertion_ids", "key, expires_ns")
 )
 
 // insertInto is a plain INSERT of one row of cols (a comma-separated list)
@@ -71,11 +73,19 @@ const (
 	// from writing while the import checks that the tables are empty and
 	// fills them (SHARE ROW EXCLUSIVE conflicts with every write, and with
 	// itself, so two imports take turns); reads go on.
-	sqlImportLock = `LOCK TABLE clients, signing_keys, transactions, grants, codes, refresh_tokens IN SHARE ROW EXCLUSIVE MODE`
-	sqlHoldings   = `SELECT (SELECT count(*) FROM clients), (SELECT count(*) FROM signing_keys),
+	sqlImportLock = `LOCK TABLE clients, signing_keys, transactions, grants, codes, refresh_tokens, assertion_ids
+		IN SHARE ROW EXCLUSIVE MODE`
+	// sqlHoldings counts the rows of each table, in the order of
+	// holdingKinds.
+	sqlHoldings = `SELECT (SELECT count(*) FROM clients), (SELECT count(*) FROM signing_keys),
 		(SELECT count(*) FROM transactions), (SELECT count(*) FROM grants),
-		(SELECT count(*) FROM codes), (SELECT count(*) FROM refresh_tokens)`
+		(SELECT count(*) FROM codes), (SELECT count(*) FROM refresh_tokens),
+		(SELECT count(*) FROM assertion_ids)`
 )
+
+// holdingKinds are the kinds sqlHoldings counts, in its order.
+var holdingKinds = []ports.RecordKind{ports.KindClient, ports.KindSigningKey, ports.KindTransaction,
+	ports.KindGrant, ports.KindCode, ports.KindRefreshToken, ports.KindUsedAssertion}
 
 // copyTx opens a transaction for an export or an import on a connection of
 // its own, with copyTimeout in place of the store's per-call timeouts.
@@ -194,6 +204,14 @@ func scanRecord(kind ports.RecordKind, row pgx.Row) (ports.Record, error) {
 		err := row.Scan(r.dest()...)
 		t := r.domain()
 		return ports.Record{RefreshToken: &t}, err
+	case ports.KindUsedAssertion:
+		var (
+			u         ports.UsedAssertion
+			expiresNS int64
+		)
+		err := row.Scan(&u.Key, &expiresNS)
+		u.ExpiresAt = fromNS(expiresNS)
+		return ports.Record{UsedAssertion: &u}, err
 	}
 	return ports.Record{}, fmt.Errorf("unknown record kind %d", kind)
 }
@@ -223,12 +241,16 @@ func (s *Store) Import(ctx context.Context, records iter.Seq2[ports.Record, erro
 	if _, err := tx.Exec(ctx, sqlImportLock); err != nil {
 		return nil, fail(op, err)
 	}
-	var held [6]int64
-	if err := tx.QueryRow(ctx, sqlHoldings).Scan(&held[0], &held[1], &held[2], &held[3], &held[4], &held[5]); err != nil {
+	held := make([]int64, len(holdingKinds))
+	dest := make([]any, len(held))
+	for i := range held {
+		dest[i] = &held[i]
+	}
+	if err := tx.QueryRow(ctx, sqlHoldings).Scan(dest...); err != nil {
 		return nil, fail(op, err)
 	}
 	holds := ports.RecordCounts{}
-	for i, kind := range []ports.RecordKind{ports.KindClient, ports.KindSigningKey, ports.KindTransaction, ports.KindGrant, ports.KindCode, ports.KindRefreshToken} {
+	for i, kind := range holdingKinds {
 		if held[i] > 0 {
 			holds[kind] = int(held[i])
 		}
@@ -288,6 +310,8 @@ func importStatement(r ports.Record) (string, []any) {
 		return sqlImportGrant, grantArgs(*r.Grant)
 	case r.Code != nil:
 		return sqlImportCode, codeArgs(*r.Code)
+	case r.UsedAssertion != nil:
+		return sqlImportUsed, []any{r.UsedAssertion.Key, ns(r.UsedAssertion.ExpiresAt)}
 	default:
 		return sqlInsertRefreshToken, refreshArgs(*r.RefreshToken)
 	}

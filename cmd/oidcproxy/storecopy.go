@@ -20,12 +20,12 @@ import (
 const storeCopyUsage = `usage: oidcproxy store copy --from SOURCE --to DESTINATION [flags]
 
 Copies every live record — clients, grants, authorization codes, refresh tokens (live and
-rotated, so reuse is still detected), signing keys and authorizations in progress — from
-one store into another, so that a deployment moves between a bbolt file and PostgreSQL
-without asking anyone to sign in again. SOURCE and DESTINATION are each the path of a
-bbolt file or a PostgreSQL URL (postgres://user@host:5432/database?sslmode=verify-full;
-leave the password out and set PGPASSWORD or a ~/.pgpass entry, so it stays off the
-command line).
+rotated, so reuse is still detected), signing keys, authorizations in progress and used
+assertion ids (so a client assertion or ID-JAG is still single-use) — from one store into
+another, so that a deployment moves between a bbolt file and PostgreSQL without asking
+anyone to sign in again. SOURCE and DESTINATION are each the path of a bbolt file or a
+PostgreSQL URL (postgres://user@host:5432/database?sslmode=verify-full; leave the password
+out and set PGPASSWORD or a ~/.pgpass entry, so it stays off the command line).
 
   - Offline: stop every instance first. A bbolt file held by a server is refused, and so
     is a database that instances are connected to: a copy must see every write.

@@ -34,7 +34,8 @@ var FillTime = base.Add(time.Minute)
 // signing key, authorizations in progress, a grant whose code was redeemed
 // and whose refresh tokens were rotated, retried (a withdrawn successor)
 // and rotated again, a grant with a fresh code, a grant whose code was
-// redeemed without a refresh token, a grant with nothing optional; and records that have expired by
+// redeemed without a refresh token, a grant with nothing optional; used
+// assertion ids (filledAssertions); and records that have expired by
 // FillTime, which an export leaves out. Ids are chosen so that byte order
 // and a locale's order differ ("B…" before "a…").
 //
@@ -107,6 +108,53 @@ func Fill(t *testing.T, s ports.Store, sealer ports.Sealer) {
 	shortToken := liveToken("rt-expired", "g-short")
 	shortToken.ExpiresAt = FillTime
 	seedToken(t, s, short, shortToken)
+
+	for _, a := range filledAssertions {
+		require.NoError(t, s.ConsumeAssertionID(ctx, a.issuer, a.jti, base, a.expiresAt))
+	}
+}
+
+// filledAssertions are the assertions Fill uses: two whose ids are live at
+// FillTime (a client assertion and an ID-JAG with the same jti), and one
+// whose id expires at FillTime, which an export leaves out.
+var filledAssertions = []struct {
+	issuer, jti string
+	expiresAt   time.Time
+	live        bool
+}{
+	{"https://client.example/metadata.json", "jti-1", base.Add(5 * time.Minute), true},
+	{"https://idp.example", "jti-1", base.Add(3 * time.Minute), true},
+	{"https://client.example/metadata.json", "jti-expired", FillTime, false},
+}
+
+// liveAssertionKeys are the keys of filledAssertions live at FillTime, in
+// byte order.
+func liveAssertionKeys() []string {
+	var keys []string
+	for _, a := range filledAssertions {
+		if a.live {
+			keys = append(keys, domain.AssertionReplayKey(a.issuer, a.jti))
+		}
+	}
+	slices.Sort(keys)
+	return keys
+}
+
+// RequireCopiedAssertionsRefused checks, at FillTime, that s — a copy of a
+// store Fill filled, taken at FillTime — refuses again every assertion
+// whose id was live in the source, as the source would: single use holds
+// across the copy. The assertion whose id had expired is accepted, as the
+// source would accept it (and so s is changed).
+func RequireCopiedAssertionsRefused(t testing.TB, s ports.AssertionStore) {
+	t.Helper()
+	for _, a := range filledAssertions {
+		err := s.ConsumeAssertionID(t.Context(), a.issuer, a.jti, FillTime, FillTime.Add(5*time.Minute))
+		if a.live {
+			require.ErrorIs(t, err, domain.ErrAlreadyConsumed, "the copied id of %s from %s", a.jti, a.issuer)
+		} else {
+			require.NoError(t, err, "an expired id was not copied, and guards nothing")
+		}
+	}
 }
 
 // filledKeys are the keys Fill's live records have at FillTime, by kind, in
@@ -118,6 +166,8 @@ var filledKeys = map[ports.RecordKind][]string{
 	ports.KindGrant:        {"G-bare", "g-chain", "g-fresh", "g-redeemed", "g-short"},
 	ports.KindCode:         {"code-g-chain", "code-g-fresh", "code-g-redeemed", "code-g-short"},
 	ports.KindRefreshToken: {"rt-1", "rt-2", "rt-3", "rt-4"},
+	// Hashes: their order is whatever their bytes say.
+	ports.KindUsedAssertion: liveAssertionKeys(),
 }
 
 // Exported collects everything e exports at now, failing t on an error.
@@ -176,6 +226,9 @@ func RunCopy(t *testing.T, newStore func(t *testing.T) CopyStore) {
 				requireEveryFieldSet(t, *r.Code)
 			case "rt-1":
 				requireEveryFieldSet(t, *r.RefreshToken)
+			}
+			if r.UsedAssertion != nil {
+				requireEveryFieldSet(t, *r.UsedAssertion)
 			}
 		}
 
@@ -251,6 +304,16 @@ func RunCopy(t *testing.T, newStore func(t *testing.T) CopyStore) {
 		_, err = dst.GetRefreshToken(ctx, "rt-5", now)
 		require.ErrorIs(t, err, domain.ErrNotFound)
 
+		// The assertions used on the source are used on the copy: their
+		// replays are refused there too.
+		RequireCopiedAssertionsRefused(t, dst)
+		// And their ids are swept once expired, like the store's own (an
+		// export as of before they expired still sees every stored one).
+		require.Len(t, keysByKind(Exported(t, dst, base))[ports.KindUsedAssertion], len(filledAssertions))
+		_, err = dst.Sweep(ctx, base.Add(time.Hour))
+		require.NoError(t, err)
+		require.Empty(t, keysByKind(Exported(t, dst, base))[ports.KindUsedAssertion])
+
 		// None of it touched the source.
 		_, err = src.GetRefreshToken(ctx, "rt-4", now)
 		require.NoError(t, err)
@@ -273,6 +336,7 @@ func RunCopy(t *testing.T, newStore func(t *testing.T) CopyStore) {
 		later := keysByKind(Exported(t, s, base.Add(2*time.Hour)))
 		require.NotContains(t, later[ports.KindGrant], "G-bare")
 		require.Empty(t, later[ports.KindTransaction])
+		require.Empty(t, later[ports.KindUsedAssertion])
 	})
 
 	t.Run("an empty store exports nothing and imports into another", func(t *testing.T) {
@@ -289,6 +353,9 @@ func RunCopy(t *testing.T, newStore func(t *testing.T) CopyStore) {
 		records := Exported(t, src, FillTime)
 		for name, seed := range map[string]func(s ports.Store) error{
 			"a signing key": func(s ports.Store) error { return s.PutKey(t.Context(), fullKey("k", base)) },
+			"a used assertion id": func(s ports.Store) error {
+				return s.ConsumeAssertionID(t.Context(), "https://client.example", "jti", base, base.Add(time.Minute))
+			},
 			"an expired authorization": func(s ports.Store) error {
 				tx := fullTransaction("tx")
 				tx.ExpiresAt = base
