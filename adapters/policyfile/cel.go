@@ -247,20 +247,47 @@ func listWithin(l []string) bool {
 	return true
 }
 
-// inspect returns the bounded variables an expression names (an
-// iteration variable that shadows one counts too, which only makes the
-// check stricter), whether it has a comprehension, and whether every
-// function it calls is one whose cost the checker bounds (countedCalls).
+// inspect returns the bounded variables an expression names, whether it
+// has a comprehension, and whether its cost may be left to the checker's
+// estimate (counted): every function it calls is one whose cost the
+// checker bounds (countedCalls), and no value of unbounded size can pass
+// for a bounded variable.
+//
+// The estimator (inputBounds) knows a value by its path, a variable's name
+// followed by the fields selected from it, and a selection from a value
+// without a path of its own (a conditional, orValue, a map literal) has
+// the field's name alone as its path: claims.?org.orValue({}).groups
+// would be estimated as the groups variable, though its value is any
+// claim's. So would an iteration or accumulator variable named as a
+// bounded one. An expression with such a field, index key or variable is
+// always tracked; has() only tests presence, which costs the same whatever
+// the size.
 func inspect(a *cel.Ast) (sized varSet, comprehension, counted bool) {
 	counted = true
 	celast.PreOrderVisit(a.NativeRep().Expr(), celast.NewExprVisitor(func(e celast.Expr) {
 		switch e.Kind() {
 		case celast.IdentKind:
 			sized |= sizedVars[e.AsIdent()]
+		case celast.SelectKind:
+			if sel := e.AsSelect(); !sel.IsTestOnly() && sizedVars[sel.FieldName()] != 0 {
+				counted = false
+			}
 		case celast.ComprehensionKind:
 			comprehension = true
+			c := e.AsComprehension()
+			if sizedVars[c.IterVar()] != 0 || sizedVars[c.IterVar2()] != 0 || sizedVars[c.AccuVar()] != 0 {
+				counted = false
+			}
 		case celast.CallKind:
-			counted = counted && countedCalls[e.AsCall().FunctionName()]
+			call := e.AsCall()
+			counted = counted && countedCalls[call.FunctionName()]
+			for _, arg := range call.Args() {
+				if arg.Kind() == celast.LiteralKind {
+					if key, ok := arg.AsLiteral().Value().(string); ok && sizedVars[key] != 0 {
+						counted = false // m["groups"], m[?"groups"], m.?groups
+					}
+				}
+			}
 		}
 	}))
 	return sized, comprehension, counted

@@ -269,6 +269,19 @@ func FuzzBoundedConditionsAgreeWithTheTracker(f *testing.F) {
 	for _, tc := range costCorpus {
 		f.Add(tc.src, "file:///teams/eng-a/x", "eng-a,security,-admin", 3)
 	}
+	for _, src := range []string{
+		`claims.?org.orValue({}).groups.exists(g, g == "admin")`,
+		`(has(claims.profile) ? claims.profile : {"name": ""}).name.contains("admin")`,
+	} {
+		f.Add(src, "x", "a,b", 1)
+	}
+	// Claims beyond every bound, under the names of bounded variables: a
+	// claim must never be estimated as one of them.
+	overList := make([]any, 4*policyfile.MaxBoundedList)
+	for i := range overList {
+		overList[i] = strings.Repeat("o", policyfile.MaxBoundedItem)
+	}
+	overString := strings.Repeat("o", 4*policyfile.MaxBoundedString)
 	f.Fuzz(func(t *testing.T, src, s, list string, repeat int) {
 		c, err := policyfile.CompileRuleCondition(src, policyfile.DefaultCostLimit)
 		if err != nil || !c.Bounded() {
@@ -288,7 +301,9 @@ func FuzzBoundedConditionsAgreeWithTheTracker(f *testing.F) {
 			}
 		}
 		in := &policy.Input{Subject: s, ClientID: s, Email: s, EmailVerified: true, Scopes: items,
-			Claims: map[string]any{"hd": s, "department": s, "x": 1.0, "tags": []any{s}}}
+			Claims: map[string]any{"hd": s, "department": s, "x": 1.0, "tags": []any{s},
+				"groups": overList, "org": map[string]any{"groups": overList, "name": overString},
+				"profile": map[string]any{"name": overString}}}
 		facts := &policy.Facts{Input: in, Groups: items, Method: s, Name: s}
 		want, cost, wantErr := c.TrackedCost(facts)
 		got, gotErr := c.EvalBounded(facts)
@@ -299,5 +314,41 @@ func FuzzBoundedConditionsAgreeWithTheTracker(f *testing.F) {
 		}
 		require.Equal(t, want, got)
 		require.LessOrEqual(t, cost, bound)
+	})
+}
+
+func TestAClaimCannotPassForABoundedVariable(t *testing.T) {
+	// The estimator knows a value by its path; a field selected from a
+	// value without a path of its own has the field's name alone as its
+	// path, so a claim selected as .groups would be estimated as the
+	// groups variable and run without the tracker, however large.
+	huge := make([]any, 300_000)
+	for i := range huge {
+		huge[i] = "x"
+	}
+	huge[len(huge)-1] = "admin"
+	for _, src := range []string{
+		`claims.?org.orValue({}).groups.exists(g, g == "admin")`,
+		`(machine ? claims : claims).groups.exists(g, g == "admin")`,
+		`{"groups": claims.tags}.groups.exists(g, g == "admin")`,
+		`{"groups": claims.tags}["groups"].exists(g, g == "admin")`,
+		`claims.tags.exists(groups, groups == "admin")`,
+	} {
+		t.Run(src, func(t *testing.T) {
+			c, err := policyfile.CompileRuleCondition(src, policyfile.DefaultCostLimit)
+			require.NoError(t, err)
+			require.False(t, c.Bounded(), "the expression must keep the tracker")
+
+			p := parse(t, "authorization:\n  rules:\n    - tools: [\"*\"]\n      condition: '"+src+"'\n")
+			in := &policy.Input{Subject: "u", Claims: map[string]any{"org": map[string]any{"groups": huge}, "tags": huge, "groups": huge}}
+			d := p.Authorize(t.Context(), in, policy.Call{Method: policy.MethodToolsCall, Name: "t"})
+			require.False(t, d.Allowed(), "over the limit is a refusal, never an allowance")
+			require.ErrorIs(t, d.Err, policyfile.ErrCostLimit)
+		})
+	}
+	t.Run("has() of such a field stays bounded", func(t *testing.T) {
+		c, err := policyfile.CompileRuleCondition(`has(claims.groups) && "a" in groups`, policyfile.DefaultCostLimit)
+		require.NoError(t, err)
+		require.True(t, c.Bounded())
 	})
 }
