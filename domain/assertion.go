@@ -330,9 +330,11 @@ func IDJAGSubject(iss, sub, upstreamIssuer string) string {
 	return iss + "#" + sub
 }
 
-// assertionMechanics are the claims that describe the assertion rather
-// than the user; IDJAGIdentity keeps the others.
-var assertionMechanics = []string{"iss", "sub", "aud", "exp", "iat", "nbf", "jti", "client_id", "resource", "scope", "typ"}
+// idjagSkipped are the claims of an ID-JAG IDJAGIdentity does not keep
+// among the identity's claims: those that describe the assertion rather
+// than the user, and those the Identity holds in its own fields.
+var idjagSkipped = []string{"iss", "sub", "aud", "exp", "iat", "nbf", "jti", "client_id", "resource", "scope", "typ",
+	"email", "email_verified", "name"}
 
 // IDJAGIdentity is the user an accepted ID-JAG names, as a browser login
 // would have produced it from an ID token, with its subject mapped by
@@ -341,8 +343,10 @@ var assertionMechanics = []string{"iss", "sub", "aud", "exp", "iat", "nbf", "jti
 // What else of the user counts depends on who vouches for them. An ID-JAG
 // of the upstream IdP itself carries what its ID tokens carry: the email
 // (counted verified only when email_verified is true), the name, and the
-// other user claims (auth_time, acr, amr, groups...) for identity headers
-// and the policy. Another trusted issuer vouches for its own users only:
+// small scalar user claims (auth_time, acr...) a browser login keeps too,
+// within the same bounds (KeepScalarClaims); the group claims a policy
+// names are kept by the caller, which knows the policy, with the same
+// rule as at sign-in (policy.ClaimPath.Keep). Another trusted issuer vouches for its own users only:
 // its email is kept but never counted verified, and its other claims are
 // dropped, so that a partner IdP's "groups: [admins]" or verified
 // "alice@example.com" can never satisfy an email, domain or group rule
@@ -354,15 +358,7 @@ func IDJAGIdentity(a Assertion, upstreamIssuer string) (Identity, error) {
 	id.Name, _ = a.Claims["name"].(string)
 	if a.Issuer == upstreamIssuer {
 		id.EmailVerified, _ = a.Claims["email_verified"].(bool)
-		for k, v := range a.Claims {
-			if slices.Contains(assertionMechanics, k) {
-				continue
-			}
-			if id.Claims == nil {
-				id.Claims = map[string]any{}
-			}
-			id.Claims[k] = cloneValue(v)
-		}
+		KeepScalarClaims(&id, a.Claims, idjagSkipped)
 	}
 	if err := id.Validate(); err != nil {
 		return Identity{}, err

@@ -2,6 +2,7 @@ package domain_test
 
 import (
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -213,12 +214,16 @@ func TestIDJAGIdentityKeepsTheUserClaimsAndValidatesThem(t *testing.T) {
 	a.Claims = map[string]any{
 		"iss": a.Issuer, "sub": a.Subject, "aud": "https://as.example", "jti": "jti-1", "client_id": "client-1",
 		"email": "u@example.com", "email_verified": true, "name": "U One", "groups": []any{"eng"}, "amr": []any{"mfa"},
+		"acr": "urn:mace:incommon:iap:silver", "auth_time": 1767225600.0, "nickname": strings.Repeat("n", domain.MaxKeptClaimStringLength+1),
 	}
 	id, err := domain.IDJAGIdentity(a, a.Issuer)
 	require.NoError(t, err)
+	// The claims a browser login keeps, within the same bounds: small
+	// scalars; lists (groups, amr) only through a policy's group claims,
+	// which the use case keeps.
 	require.Equal(t, domain.Identity{
 		Subject: "u-1", Issuer: "https://idp.example", Email: "u@example.com", EmailVerified: true, Name: "U One",
-		Claims: map[string]any{"email": "u@example.com", "email_verified": true, "name": "U One", "groups": []any{"eng"}, "amr": []any{"mfa"}},
+		Claims: map[string]any{"acr": "urn:mace:incommon:iap:silver", "auth_time": 1767225600.0},
 	}, id)
 
 	a.Claims["email_verified"] = "true" // not a boolean: not verified

@@ -70,8 +70,11 @@ type scriptedIdP struct {
 	refreshIdentity *domain.Identity
 	// trustEmail is the answer to TrustsEmail.
 	trustEmail bool
-	exchanges  []ports.ExchangeRequest
-	refreshes  int
+	// issuer is the answer to Issuer: the upstream's issuer identifier,
+	// "" for a provider that does not say.
+	issuer    string
+	exchanges []ports.ExchangeRequest
+	refreshes int
 	// onRefresh, when set, runs (once, outside the lock) before a refresh
 	// answers, and its error becomes the answer: a test's way to let
 	// another request act while this one waits on the IdP.
@@ -82,6 +85,7 @@ var (
 	_ ports.IdentityProvider = (*scriptedIdP)(nil)
 	_ ports.Refresher        = (*scriptedIdP)(nil)
 	_ ports.EmailVerifier    = (*scriptedIdP)(nil)
+	_ ports.IssuerIdentifier = (*scriptedIdP)(nil)
 )
 
 func newScriptedIdP() *scriptedIdP {
@@ -94,6 +98,8 @@ func newScriptedIdP() *scriptedIdP {
 func (p *scriptedIdP) Name() string { return "scripted" }
 
 func (p *scriptedIdP) TrustsEmail() bool { return p.trustEmail }
+
+func (p *scriptedIdP) Issuer() string { return p.issuer }
 
 // AuthCodeURL puts the request's state in the URL, where a browser would
 // carry it to the IdP and back.

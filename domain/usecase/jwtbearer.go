@@ -124,6 +124,9 @@ func (h *JWTBearerHandler) Handle(ctx context.Context, cmd ports.JWTBearerComman
 		return ports.TokenResult{}, err
 	}
 	identity, err := domain.IDJAGIdentity(a, h.upstreamIssuer)
+	if err == nil && h.admit != nil && a.Issuer == h.upstreamIssuer {
+		err = keepGroupClaims(&identity, h.admit.Policy().GroupClaims(), a.Claims)
+	}
 	if err != nil {
 		return ports.TokenResult{}, domain.ErrInvalidGrant("the assertion's user claims cannot be used here").WithCause(err)
 	}
@@ -213,4 +216,22 @@ func assertionProblem(err error) string {
 		return "the assertion is not acceptable: " + e.Reason
 	}
 	return "the assertion is not acceptable"
+}
+
+// keepGroupClaims copies into id.Claims each group claim the policy names,
+// with the rule a sign-in applies (policy.ClaimPath.Keep): whole, or the
+// identity is refused.
+func keepGroupClaims(id *domain.Identity, paths []policy.ClaimPath, all map[string]any) error {
+	for _, path := range paths {
+		if id.Claims == nil {
+			id.Claims = map[string]any{}
+		}
+		if err := path.Keep(id.Claims, all); err != nil {
+			return err
+		}
+	}
+	if len(id.Claims) == 0 {
+		id.Claims = nil
+	}
+	return nil
 }

@@ -2,6 +2,7 @@ package usecase_test
 
 import (
 	"net/http"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -182,6 +183,52 @@ func TestTheAdmissionPolicyDecidesWhichEnterpriseUsersGetTokens(t *testing.T) {
 		require.Equal(t, domain.CodeInvalidGrant, domain.CodeOf(err), name)
 		require.ErrorContains(t, err, "access policy", name)
 	}
+}
+
+func TestAnUpstreamIDJAGKeepsWhatASignInKeeps(t *testing.T) {
+	// The enterprise IdP is the upstream one: its ID-JAG's group claim
+	// admits, as an ID token's would, within the same bounds.
+	corp := idp.NewFaulty(t, idp.FaultyOptions{Subject: "emp-1", Email: "alice@example.com"})
+	keys, err := assertion.NewIssuers(assertion.IssuerOptions{Issuers: []string{corp.Issuer}, Client: &http.Client{Timeout: 5 * time.Second}})
+	require.NoError(t, err)
+	h := newHarnessWith(t, harnessOptions{
+		settings: func(s *usecase.Settings) {
+			s.TrustedIDJAGIssuers, s.IDJAGClients = []string{corp.Issuer}, []string{"agent"}
+		},
+		opts:     []usecase.Option{usecase.WithClientAssertions(assertion.Verifier{}, nil), usecase.WithIDJAG(keys)},
+		policies: admitting(t, policy.AdmissionSpec{Groups: []string{"eng"}}),
+		idp:      func(p *scriptedIdP) { p.issuer = corp.Issuer },
+	})
+	h.clock.Set(time.Now())
+	auth := h.machineClient(t, "agent", "")
+
+	res, err := h.app.JWTBearer.Handle(t.Context(), ports.JWTBearerCommand{Client: auth, Assertion: h.idJAG(t, corp, func(c map[string]any) {
+		c["groups"] = []any{"eng", 42.0}
+		c["profile"] = map[string]any{"bio": "x"}
+		c["bio"] = strings.Repeat("b", domain.MaxKeptClaimStringLength+1)
+		c["acr"] = "silver"
+	})})
+	require.NoError(t, err)
+	require.Equal(t, "emp-1", res.Subject, "the upstream's user keeps their subject")
+	g, err := h.store.GetGrant(t.Context(), res.GrantID, time.Now())
+	require.NoError(t, err)
+	require.Equal(t, map[string]any{"groups": []any{"eng"}, "acr": "silver"}, g.Identity.Claims,
+		"the group claim whole (strings only), small scalars, and nothing large")
+
+	_, err = h.app.JWTBearer.Handle(t.Context(), ports.JWTBearerCommand{Client: auth, Assertion: h.idJAG(t, corp, func(c map[string]any) {
+		c["groups"] = []any{"ops"}
+	})})
+	require.Equal(t, domain.CodeInvalidGrant, domain.CodeOf(err))
+	require.ErrorContains(t, err, "access policy")
+
+	tooMany := make([]any, policy.MaxGroupValues+1)
+	for i := range tooMany {
+		tooMany[i] = "eng"
+	}
+	_, err = h.app.JWTBearer.Handle(t.Context(), ports.JWTBearerCommand{Client: auth, Assertion: h.idJAG(t, corp, func(c map[string]any) {
+		c["groups"] = tooMany
+	})})
+	require.Equal(t, domain.CodeInvalidGrant, domain.CodeOf(err), "a group claim that cannot be kept whole refuses the user, as at sign-in")
 }
 
 func TestAnIDJAGIsConsumedOnlyOnceItIsAccepted(t *testing.T) {

@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
-	"sort"
 	"strings"
 	"sync/atomic"
 
@@ -22,14 +21,9 @@ import (
 	"github.com/oidcproxy/oidcproxy/ports"
 )
 
-// Bounds of Identity.Claims: the map is stored with every grant and may be
-// forwarded in identity headers, so it keeps only small scalar claims.
-const (
-	maxClaims          = 32
-	maxClaimNameLen    = 64
-	maxClaimStringLen  = 256
-	maxDescriptionEcho = 200 // of the IdP's error_description, in private causes only
-)
+// maxDescriptionEcho bounds the IdP's error_description kept, in private
+// causes only.
+const maxDescriptionEcho = 200
 
 // protocolClaims are ID-token claims that describe the token rather than the
 // user; they are checked, not kept.
@@ -224,7 +218,7 @@ func (p *Provider) addUserInfo(ctx context.Context, tok *oauth2.Token, id *domai
 	if id.Name == "" {
 		id.Name, _ = all["name"].(string)
 	}
-	keepClaims(id, all)
+	domain.KeepScalarClaims(id, all, protocolClaims)
 	if !p.settings.UserinfoClaims {
 		return nil
 	}
@@ -476,39 +470,8 @@ func identityFrom(subject, issuer string, all map[string]any) domain.Identity {
 	case string: // AWS Cognito and others send "true"
 		id.EmailVerified = v == "true"
 	}
-	keepClaims(&id, all)
+	domain.KeepScalarClaims(&id, all, protocolClaims)
 	return id
-}
-
-// keepClaims adds the small scalar claims of all that id does not hold yet,
-// up to maxClaims.
-func keepClaims(id *domain.Identity, all map[string]any) {
-	names := make([]string, 0, len(all))
-	for k := range all {
-		names = append(names, k)
-	}
-	sort.Strings(names) // deterministic choice when there are too many
-	for _, k := range names {
-		if len(id.Claims) >= maxClaims {
-			break
-		}
-		if _, dup := id.Claims[k]; dup || len(k) > maxClaimNameLen || slices.Contains(protocolClaims, k) {
-			continue
-		}
-		switch v := all[k].(type) {
-		case string:
-			if len(v) > maxClaimStringLen {
-				continue
-			}
-		case bool, float64:
-		default: // objects, arrays, null: possibly large, never needed
-			continue
-		}
-		if id.Claims == nil {
-			id.Claims = make(map[string]any)
-		}
-		id.Claims[k] = all[k]
-	}
 }
 
 // subjectOf returns the sub of an ID token oidcproxy verified earlier (it
