@@ -183,16 +183,7 @@ func testCodes(t *testing.T, newStore func(*testing.T) ports.Store) {
 	t.Run("of 32 concurrent redemptions exactly one reaches issue", func(t *testing.T) {
 		s := newStore(t)
 		stored := seedGrant(t, s, fullGrant("g1"))
-		var reached [racers]atomic.Bool
-
-		errs := race(racers, func(i int) error {
-			_, _, err := s.RedeemCode(t.Context(), stored.Hash, base, refusesReplays, func(domain.AuthorizationCode, domain.Grant) (*domain.RefreshToken, error) {
-				reached[i].Store(true)
-				rt := liveToken(fmt.Sprintf("rt-%d", i), "g1")
-				return &rt, nil
-			})
-			return err
-		})
+		errs, reached := raceRedemptions(t, s, stored.Hash, refusesReplays)
 
 		won := winners(errs)
 		require.Len(t, won, 1)
@@ -212,16 +203,7 @@ func testCodes(t *testing.T, newStore func(*testing.T) ports.Store) {
 	t.Run("of 32 concurrent rightful redemptions one wins and the grant ends revoked", func(t *testing.T) {
 		s := newStore(t)
 		stored := seedGrant(t, s, fullGrant("g1"))
-		var reached [racers]atomic.Bool
-
-		errs := race(racers, func(i int) error {
-			_, _, err := s.RedeemCode(t.Context(), stored.Hash, base, rightful, func(domain.AuthorizationCode, domain.Grant) (*domain.RefreshToken, error) {
-				reached[i].Store(true)
-				rt := liveToken(fmt.Sprintf("rt-%d", i), "g1")
-				return &rt, nil
-			})
-			return err
-		})
+		errs, reached := raceRedemptions(t, s, stored.Hash, rightful)
 
 		won := winners(errs)
 		require.Len(t, won, 1)
@@ -271,4 +253,21 @@ func testCodes(t *testing.T, newStore func(*testing.T) ports.Store) {
 			require.Equal(t, id, rt.GrantID)
 		}
 	})
+}
+
+// raceRedemptions has racers goroutines redeem the code of grant g1 at
+// once, each issuing its own refresh token rt-<i>, and returns each one's
+// error and whether it reached issue.
+func raceRedemptions(t *testing.T, s ports.Store, hash string, check func(domain.AuthorizationCode) error) ([]error, *[racers]atomic.Bool) {
+	t.Helper()
+	var reached [racers]atomic.Bool
+	errs := race(racers, func(i int) error {
+		_, _, err := s.RedeemCode(t.Context(), hash, base, check, func(domain.AuthorizationCode, domain.Grant) (*domain.RefreshToken, error) {
+			reached[i].Store(true)
+			rt := liveToken(fmt.Sprintf("rt-%d", i), "g1")
+			return &rt, nil
+		})
+		return err
+	})
+	return errs, &reached
 }
