@@ -188,32 +188,18 @@ func (d *jsonDecoder) readMessage(body []byte) (rpcMessage, *rpcFault) {
 		switch k {
 		case "jsonrpc":
 			version = true
-			if dec.PeekKind() != '"' {
-				badVersion = true
-				if err := skipValue(dec); err != nil {
-					return msg, faultParse
-				}
-				continue
-			}
-			v, err := dec.ReadToken()
+			v, isString, err := readString(dec)
 			if err != nil {
 				return msg, faultParse
 			}
-			badVersion = v.String() != "2.0"
+			badVersion = !isString || v != "2.0"
 		case "method":
 			hasMethod = true
-			if dec.PeekKind() != '"' {
-				methodBad = true
-				if err := skipValue(dec); err != nil {
-					return msg, faultParse
-				}
-				continue
-			}
-			v, err := dec.ReadToken()
+			v, isString, err := readString(dec)
 			if err != nil {
 				return msg, faultParse
 			}
-			msg.method = v.String()
+			methodBad, msg.method = !isString, v
 		case "id":
 			v, err := dec.ReadValue()
 			if err != nil {
@@ -345,20 +331,35 @@ func readParams(dec *jsontext.Decoder, p *params) (variant bool, err error) {
 		default:
 			variant = variant || caseVariant(k, paramNames)
 		}
-		if dst == nil || dec.PeekKind() != '"' {
+		if dst == nil {
 			if err := skipValue(dec); err != nil {
 				return false, err
 			}
 			continue
 		}
-		v, err := dec.ReadToken()
+		v, isString, err := readString(dec)
 		if err != nil {
 			return false, err
 		}
-		*dst, *ok = v.String(), true
+		if isString {
+			*dst, *ok = v, true
+		}
 	}
 	_, err = dec.ReadToken()
 	return variant, err
+}
+
+// readString reads the next value: its text when it is a string
+// (isString), and skips it otherwise.
+func readString(dec *jsontext.Decoder) (v string, isString bool, err error) {
+	if dec.PeekKind() != '"' {
+		return "", false, skipValue(dec)
+	}
+	t, err := dec.ReadToken()
+	if err != nil {
+		return "", false, err
+	}
+	return t.String(), true, nil
 }
 
 // errRepeated is a member the gateway reads given twice.

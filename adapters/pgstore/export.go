@@ -90,9 +90,7 @@ var holdingKinds = []ports.RecordKind{ports.KindClient, ports.KindSigningKey, po
 // copyTx opens a transaction for an export or an import on a connection of
 // its own, with copyTimeout in place of the store's per-call timeouts.
 func (s *Store) copyTx(ctx context.Context, opts pgx.TxOptions) (pgx.Tx, func(), error) {
-	acquireCtx, cancel := s.bound(ctx)
-	conn, err := s.pool.Acquire(acquireCtx)
-	cancel()
+	conn, err := s.acquire(ctx)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -67,9 +67,7 @@ func (s *Store) SweepUnusedClients(ctx context.Context, createdBefore time.Time)
 	if err := ctx.Err(); err != nil {
 		return 0, fail(op, err)
 	}
-	acquireCtx, cancel := s.bound(ctx)
-	conn, err := s.pool.Acquire(acquireCtx)
-	cancel()
+	conn, err := s.acquire(ctx)
 	if err != nil {
 		return 0, fail(op, err)
 	}

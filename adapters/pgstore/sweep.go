@@ -29,9 +29,7 @@ func (s *Store) Sweep(ctx context.Context, now time.Time) (int, error) {
 	if err := ctx.Err(); err != nil {
 		return 0, fail(op, err)
 	}
-	acquireCtx, cancel := s.bound(ctx)
-	conn, err := s.pool.Acquire(acquireCtx)
-	cancel()
+	conn, err := s.acquire(ctx)
 	if err != nil {
 		return 0, fail(op, err)
 	}
@@ -118,4 +116,13 @@ func (s *Store) sweepGrants(ctx context.Context, conn *pgxpool.Conn, now time.Ti
 	err = conn.QueryRow(ctx, sqlSweepGrants, ns(now), sweepBatch).Scan(&ids, &removed)
 	s.forgetGrants(ids, err)
 	return len(ids), removed, err
+}
+
+// acquire takes a connection of the pool for work that runs longer than
+// one store call (a sweep, a copy), waiting for it no longer than the
+// store's timeout; the work itself is bounded by ctx and its own limits.
+func (s *Store) acquire(ctx context.Context) (*pgxpool.Conn, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
+	return s.pool.Acquire(ctx)
 }
