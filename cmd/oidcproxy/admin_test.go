@@ -42,10 +42,17 @@ func serveEnv(t *testing.T, configURL, storePath string) map[string]string {
 // serveUntil runs `oidcproxy serve` until the returned stop is called.
 func serveUntil(t *testing.T, env map[string]string) (stop func()) {
 	t.Helper()
+	stop, _ = serveLogged(t, env)
+	return stop
+}
+
+// serveLogged is serveUntil that also returns what serve logs.
+func serveLogged(t *testing.T, env map[string]string) (stop func(), logs *syncBuffer) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	var errOut syncBuffer
+	errOut := &syncBuffer{}
 	done := make(chan int, 1)
-	go func() { done <- run(ctx, []string{"serve"}, envOf(env), &syncBuffer{}, &errOut) }()
+	go func() { done <- run(ctx, []string{"serve"}, envOf(env), &syncBuffer{}, errOut) }()
 	base := env["OIDC_PROXY_BASE_URL"]
 	require.Eventually(t, func() bool {
 		resp, err := http.Get(base + "/healthz")
@@ -70,7 +77,7 @@ func serveUntil(t *testing.T, env map[string]string) (stop func()) {
 		}
 	}
 	t.Cleanup(stop)
-	return stop
+	return stop, errOut
 }
 
 func TestKeysListAndRotateOnAStoppedStore(t *testing.T) {

@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"net/http"
 	"os"
@@ -182,27 +181,7 @@ func TestSIGHUPReloadsThePolicyAndAnInvalidFileKeepsTheOneInForce(t *testing.T) 
 	path := writePolicy(t, "admission:\n  allow:\n    domains: [corp.example]\n")
 	env["OIDC_PROXY_POLICY_FILE"] = path
 
-	ctx, cancel := context.WithCancel(context.Background())
-	var errOut syncBuffer
-	done := make(chan int, 1)
-	go func() { done <- run(ctx, []string{"serve"}, envOf(env), &syncBuffer{}, &errOut) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case code := <-done:
-			require.Equal(t, 0, code, errOut.String())
-		case <-time.After(20 * time.Second):
-			t.Error("serve did not stop")
-		}
-	})
-	require.Eventually(t, func() bool {
-		resp, err := http.Get(base + "/healthz")
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == http.StatusOK
-	}, 10*time.Second, 20*time.Millisecond, "serve did not start: %s", errOut.String())
+	_, errOut := serveLogged(t, env)
 	hangUp := func() { require.NoError(t, syscall.Kill(os.Getpid(), syscall.SIGHUP)) }
 
 	require.True(t, admitted(t, base, "bob", "bob-pw"), "bob, by his domain")
