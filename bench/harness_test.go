@@ -321,7 +321,7 @@ func (p *proxy) seedGrant(ctx context.Context, s ports.Store, cred credential) e
 	if cred.RefreshToken == "" {
 		return nil
 	}
-	_, _, err := s.RedeemCode(ctx, code.Hash, now, func(domain.AuthorizationCode) error { return nil }, func(c domain.AuthorizationCode, g domain.Grant) (*domain.RefreshToken, error) {
+	_, _, err := s.RedeemCode(ctx, code.Hash, now, domain.CodeUseFuncs{CheckFunc: func(domain.AuthorizationCode) error { return nil }, IssueFunc: func(c domain.AuthorizationCode, g domain.Grant) (*domain.RefreshToken, error) {
 		return &domain.RefreshToken{
 			Hash:      domain.HashToken(cred.RefreshToken),
 			GrantID:   g.ID,
@@ -330,7 +330,8 @@ func (p *proxy) seedGrant(ctx context.Context, s ports.Store, cred credential) e
 			IssuedAt:  now,
 			ExpiresAt: g.ExpiresAt,
 		}, nil
-	})
+	}})
+
 	if err != nil {
 		return fmt.Errorf("redeem code: %w", err)
 	}

@@ -36,6 +36,15 @@ const (
 	replayRetry
 )
 
+// replayEvery is how often a client's request is a replay when replays
+// are mixed in: every 4th, after three good ones (25 %).
+const replayEvery = 4
+
+// answeredPerGood is how many requests a client with replays mixed in
+// sends per good one: its good/s times this is its answered/s, replays
+// (each a correct 400) included.
+const answeredPerGood = float64(replayEvery) / (replayEvery - 1)
+
 // stolenVerifier is the replaying attacker's own PKCE verifier.
 var stolenVerifier = randomToken()
 
@@ -148,7 +157,7 @@ func (s *tokenSide) run(ctx context.Context, n int) (sliceResult, error) {
 			defer func() { lat.merge(local) }()
 			last := -1
 			for count := 1; ; count++ {
-				if s.replay != nil && count%4 == 0 && last >= 0 {
+				if s.replay != nil && count%replayEvery == 0 && last >= 0 {
 					res, err := postToken(ctx, s.client, s.p.TokenURLs[(last+1)%len(s.p.TokenURLs)], s.replay[last])
 					switch {
 					case err != nil:

@@ -92,9 +92,10 @@ type GrantStore interface {
 	RevokeGrant(ctx context.Context, id string) error
 
 	// RedeemCode is the single-use step of the authorization_code grant,
-	// with replay detection. check says whether the request presenting the
-	// code holds what the code was issued for (its client, redirect URI,
-	// PKCE verifier, resource); issue builds the refresh token to store.
+	// with replay detection. use.Check says whether the request presenting
+	// the code holds what the code was issued for (its client, redirect
+	// URI, PKCE verifier, resource); use.Issue builds the refresh token to
+	// store. Below, check and issue are those two.
 	// In one atomic unit, on the live code and its grant:
 	//   - absent, expired, or grant gone: domain.ErrNotFound; nothing
 	//     changes, and neither check nor issue is called;
@@ -117,7 +118,10 @@ type GrantStore interface {
 	// Of many concurrent calls for one code exactly one reaches issue; the
 	// others find it redeemed, or its grant revoked by one of them
 	// (ErrNotFound).
-	RedeemCode(ctx context.Context, hash string, now time.Time, check func(domain.AuthorizationCode) error, issue func(domain.AuthorizationCode, domain.Grant) (*domain.RefreshToken, error)) (domain.AuthorizationCode, domain.Grant, error)
+	//
+	// A store may decide a domain.CodeRedemption from its CodeClaim in the
+	// statement that claims the code, with the same outcome.
+	RedeemCode(ctx context.Context, hash string, now time.Time, use domain.CodeUse) (domain.AuthorizationCode, domain.Grant, error)
 
 	// RotateRefreshToken is the single-use step of the refresh_token grant,
 	// with reuse detection and a retry window. In one atomic unit it reads

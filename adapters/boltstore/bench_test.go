@@ -42,10 +42,11 @@ func BenchmarkRedeemCode(b *testing.B) {
 			seedGrants(b, path, b.N, false)
 			s := openStore(b, boltstore.Options{Path: path, NoSync: mode.noSync, MaxBatchSize: mode.maxBatch})
 			runParallel(b, func(i int) error {
-				_, _, err := s.RedeemCode(b.Context(), codeHash(i), base, rightful, func(c domain.AuthorizationCode, g domain.Grant) (*domain.RefreshToken, error) {
+				_, _, err := s.RedeemCode(b.Context(), codeHash(i), base, domain.CodeUseFuncs{CheckFunc: rightful, IssueFunc: func(c domain.AuthorizationCode, g domain.Grant) (*domain.RefreshToken, error) {
 					rt := benchToken(tokenHash(i), g.ID)
 					return &rt, nil
-				})
+				}})
+
 				return err
 			})
 		})
@@ -111,10 +112,11 @@ func seedGrants(b testing.TB, path string, n int, withTokens bool) {
 				if !withTokens {
 					continue
 				}
-				_, _, err := s.RedeemCode(b.Context(), codeHash(i), base, rightful, func(_ domain.AuthorizationCode, g domain.Grant) (*domain.RefreshToken, error) {
+				_, _, err := s.RedeemCode(b.Context(), codeHash(i), base, domain.CodeUseFuncs{CheckFunc: rightful, IssueFunc: func(_ domain.AuthorizationCode, g domain.Grant) (*domain.RefreshToken, error) {
 					rt := benchToken(tokenHash(i), g.ID)
 					return &rt, nil
-				})
+				}})
+
 				if err != nil {
 					errs <- err
 					return

@@ -34,10 +34,11 @@ func TestARedemptionNeverUsesACachedGrantOlderThanTheBytesItRead(t *testing.T) {
 	}))
 
 	var issued domain.Grant
-	_, got, err := s.RedeemCode(ctx, "code", now, rightful, func(_ domain.AuthorizationCode, g domain.Grant) (*domain.RefreshToken, error) {
+	_, got, err := s.RedeemCode(ctx, "code", now, domain.CodeUseFuncs{CheckFunc: rightful, IssueFunc: func(_ domain.AuthorizationCode, g domain.Grant) (*domain.RefreshToken, error) {
 		issued = g
 		return nil, nil
-	})
+	}})
+
 	require.NoError(t, err)
 	require.Equal(t, changed.Scopes, issued.Scopes, "issue saw a grant older than the stored one")
 	require.Equal(t, changed.Scopes, got.Scopes, "RedeemCode returned a grant older than the stored one")

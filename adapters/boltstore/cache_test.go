@@ -23,9 +23,10 @@ func TestRepeatedGrantReadsSeeEveryChangeAndRevocation(t *testing.T) {
 	now := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
 	g := domain.Grant{ID: "g1", ClientID: "c", Subject: "alice", Scopes: []string{"mcp"}, CreatedAt: now, ExpiresAt: now.Add(time.Hour)}
 	require.NoError(t, s.CreateGrant(ctx, g, domain.AuthorizationCode{Hash: "code", ClientID: "c", GrantID: "g1", IssuedAt: now, ExpiresAt: now.Add(time.Minute)}))
-	_, _, err = s.RedeemCode(ctx, "code", now, rightful, func(domain.AuthorizationCode, domain.Grant) (*domain.RefreshToken, error) {
+	_, _, err = s.RedeemCode(ctx, "code", now, domain.CodeUseFuncs{CheckFunc: rightful, IssueFunc: func(domain.AuthorizationCode, domain.Grant) (*domain.RefreshToken, error) {
 		return &domain.RefreshToken{Hash: "rt", GrantID: "g1", ClientID: "c", IssuedAt: now, ExpiresAt: now.Add(time.Hour)}, nil
-	})
+	}})
+
 	require.NoError(t, err)
 
 	first, err := s.GetGrant(ctx, "g1", now)

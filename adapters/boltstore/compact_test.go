@@ -120,10 +120,11 @@ func TestCompactShrinksAFileGrownByAFloodAndKeepsEveryRecord(t *testing.T) {
 		require.NoError(t, err)
 		require.Equal(t, floodClient(i).Name, c.Name)
 	}
-	_, gotGrant, err := s.RedeemCode(ctx, codeHash(1), base, rightful, func(_ domain.AuthorizationCode, g domain.Grant) (*domain.RefreshToken, error) {
+	_, gotGrant, err := s.RedeemCode(ctx, codeHash(1), base, domain.CodeUseFuncs{CheckFunc: rightful, IssueFunc: func(_ domain.AuthorizationCode, g domain.Grant) (*domain.RefreshToken, error) {
 		rt := benchToken(tokenHash(1), g.ID)
 		return &rt, nil
-	})
+	}})
+
 	require.NoError(t, err, "the compacted store takes writes")
 	require.Equal(t, g.Subject, gotGrant.Subject)
 	keys, err := s.ListKeys(ctx)

@@ -75,9 +75,10 @@ func TestEveryGrantWriteKeepsTheOwnerIndexExact(t *testing.T) {
 	// A redemption stores a refresh token; a rotation rewrites the grant,
 	// here with a new subject (a rotate callback may change any field but
 	// the id).
-	_, _, err := s.RedeemCode(ctx, "code-g0", markBase, rightful, func(c domain.AuthorizationCode, g domain.Grant) (*domain.RefreshToken, error) {
+	_, _, err := s.RedeemCode(ctx, "code-g0", markBase, domain.CodeUseFuncs{CheckFunc: rightful, IssueFunc: func(c domain.AuthorizationCode, g domain.Grant) (*domain.RefreshToken, error) {
 		return &domain.RefreshToken{Hash: "rt-0", GrantID: g.ID, ClientID: "c", IssuedAt: markBase, ExpiresAt: markBase.Add(time.Hour)}, nil
-	})
+	}})
+
 	require.NoError(t, err)
 	rotate := func(old domain.RefreshToken, g *domain.Grant) (domain.RefreshToken, error) {
 		g.Subject = "alice-renamed"

@@ -11,13 +11,6 @@ import (
 	"github.com/oidcproxy/oidcproxy/domain"
 )
 
-// checkFunc and issueFunc are the caller's steps of RedeemCode (see
-// ports.GrantStore).
-type (
-	checkFunc = func(domain.AuthorizationCode) error
-	issueFunc = func(domain.AuthorizationCode, domain.Grant) (*domain.RefreshToken, error)
-)
-
 // RedeemCode marks the code redeemed and stores the refresh token issue
 // returns, in one group-committed transaction. issue sees the code as it
 // will be stored (RedeemedAt = now). A check or issue error burns the code
@@ -34,13 +27,13 @@ type (
 // the code and grant still hold the bytes it was decoded from, and reads
 // them again itself otherwise; either read goes through the same rule
 // (redeem).
-func (s *Store) RedeemCode(ctx context.Context, hash string, now time.Time, check checkFunc, issue issueFunc) (domain.AuthorizationCode, domain.Grant, error) {
+func (s *Store) RedeemCode(ctx context.Context, hash string, now time.Time, use domain.CodeUse) (domain.AuthorizationCode, domain.Grant, error) {
 	const op = "redeem code"
 	pre, err := s.preReadCode(ctx, op, hash, now)
 	if err != nil {
 		return domain.AuthorizationCode{}, domain.Grant{}, err
 	}
-	if d, err := pre.refusal(op, check); err != nil && d.revoke == "" {
+	if d, err := pre.refusal(op, use); err != nil && d.revoke == "" {
 		return d.code, d.grant, err
 	}
 	var (
@@ -55,7 +48,7 @@ func (s *Store) RedeemCode(ctx context.Context, hash string, now time.Time, chec
 				return err
 			}
 		}
-		d, outcome = redeem(tx, r, op, now, check, issue)
+		d, outcome = redeem(tx, r, op, now, use)
 		return s.writeRedemption(tx, d)
 	})
 	if err != nil {
@@ -145,13 +138,13 @@ type redemption struct {
 // is consumed, and the caller learns which code and grant it was. A
 // replay that check accepts also revokes the grant (revoke), which only a
 // write can do. A nil error means the code may be redeemed.
-func (r codeRead) refusal(op string, check checkFunc) (redemption, error) {
+func (r codeRead) refusal(op string, use domain.CodeUse) (redemption, error) {
 	switch {
 	case !r.found:
 		return redemption{}, fail(op, domain.ErrNotFound)
 	case r.code.Redeemed():
 		d := redemption{code: r.code, grant: r.grant}
-		if check(r.code.Clone()) == nil {
+		if use.Check(r.code.Clone()) == nil {
 			d.revoke = r.grant.ID
 		}
 		return d, fail(op, domain.ErrAlreadyConsumed)
@@ -164,16 +157,16 @@ func (r codeRead) refusal(op string, check checkFunc) (redemption, error) {
 // that of concurrent redemptions only the one that commits reaches issue,
 // and returns the decision with the caller's answer. It only reads tx;
 // writeRedemption stores the decision.
-func redeem(tx *bolt.Tx, r codeRead, op string, now time.Time, check checkFunc, issue issueFunc) (redemption, error) {
-	if d, err := r.refusal(op, check); err != nil {
+func redeem(tx *bolt.Tx, r codeRead, op string, now time.Time, use domain.CodeUse) (redemption, error) {
+	if d, err := r.refusal(op, use); err != nil {
 		return d, err
 	}
-	if err := check(r.code.Clone()); err != nil {
+	if err := use.Check(r.code.Clone()); err != nil {
 		return redemption{revoke: r.grant.ID}, err // the code is burned
 	}
 	c := r.code
 	c.RedeemedAt = now.UTC()
-	rt, err := issue(c.Clone(), r.grant.Clone())
+	rt, err := use.Issue(c.Clone(), r.grant.Clone())
 	if err != nil {
 		return redemption{revoke: r.grant.ID}, err // the code is burned
 	}

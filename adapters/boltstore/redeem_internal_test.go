@@ -25,7 +25,7 @@ func TestAnOvertakenPreReadIsDecidedFromTheTransactionsOwnRead(t *testing.T) {
 		{
 			name: "another call redeemed the code",
 			overtake: func(t *testing.T, s *Store) {
-				_, _, err := s.RedeemCode(t.Context(), "code-1", markBase, rightful, func(domain.AuthorizationCode, domain.Grant) (*domain.RefreshToken, error) { return nil, nil })
+				_, _, err := s.RedeemCode(t.Context(), "code-1", markBase, domain.CodeUseFuncs{CheckFunc: rightful, IssueFunc: func(domain.AuthorizationCode, domain.Grant) (*domain.RefreshToken, error) { return nil, nil }})
 				require.NoError(t, err)
 			},
 			want: domain.ErrAlreadyConsumed,
@@ -43,7 +43,7 @@ func TestAnOvertakenPreReadIsDecidedFromTheTransactionsOwnRead(t *testing.T) {
 			seedCode(t, s, "g1", "code-1")
 			pre, err := s.preReadCode(t.Context(), "redeem code", "code-1", markBase)
 			require.NoError(t, err)
-			d, err := pre.refusal("redeem code", stranger)
+			d, err := pre.refusal("redeem code", domain.CodeUseFuncs{CheckFunc: stranger})
 			require.NoError(t, err, "the pre-read finds a redeemable code")
 			require.False(t, d.spend)
 
@@ -53,10 +53,11 @@ func TestAnOvertakenPreReadIsDecidedFromTheTransactionsOwnRead(t *testing.T) {
 				require.False(t, pre.current(tx), "the pre-read no longer holds")
 				r, err := readCode(tx, "code-1", markBase)
 				require.NoError(t, err)
-				d, err := redeem(tx, r, "redeem code", markBase, stranger, func(domain.AuthorizationCode, domain.Grant) (*domain.RefreshToken, error) {
+				d, err := redeem(tx, r, "redeem code", markBase, domain.CodeUseFuncs{CheckFunc: stranger, IssueFunc: func(domain.AuthorizationCode, domain.Grant) (*domain.RefreshToken, error) {
 					t.Error("issue was asked for a code that can no longer be redeemed")
 					return nil, nil
-				})
+				}})
+
 				require.ErrorIs(t, err, tt.want)
 				require.ErrorIs(t, s.writeRedemption(tx, d), errNoChange, "nothing is written")
 				return nil
@@ -75,18 +76,20 @@ func TestAPreReadThatStillHoldsIsDecidedAndWritten(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, s.db.Update(func(tx *bolt.Tx) error {
 		require.True(t, pre.current(tx))
-		d, err := redeem(tx, pre, "redeem code", markBase, rightful, func(_ domain.AuthorizationCode, g domain.Grant) (*domain.RefreshToken, error) {
+		d, err := redeem(tx, pre, "redeem code", markBase, domain.CodeUseFuncs{CheckFunc: rightful, IssueFunc: func(_ domain.AuthorizationCode, g domain.Grant) (*domain.RefreshToken, error) {
 			return &domain.RefreshToken{Hash: "rt", GrantID: g.ID, ClientID: "c", IssuedAt: markBase, ExpiresAt: markBase.Add(time.Minute)}, nil
-		})
+		}})
+
 		require.NoError(t, err)
 		require.Equal(t, markBase, d.code.RedeemedAt)
 		require.Equal(t, "g1", d.grant.ID)
 		return s.writeRedemption(tx, d)
 	}))
-	_, _, err = s.RedeemCode(t.Context(), "code-1", markBase, stranger, func(domain.AuthorizationCode, domain.Grant) (*domain.RefreshToken, error) {
+	_, _, err = s.RedeemCode(t.Context(), "code-1", markBase, domain.CodeUseFuncs{CheckFunc: stranger, IssueFunc: func(domain.AuthorizationCode, domain.Grant) (*domain.RefreshToken, error) {
 		t.Error("a redeemed code reached issue")
 		return nil, nil
-	})
+	}})
+
 	require.ErrorIs(t, err, domain.ErrAlreadyConsumed)
 	_, err = s.GetRefreshToken(t.Context(), "rt", markBase)
 	require.NoError(t, err)

@@ -78,10 +78,11 @@ func TestASchemaOneRedemptionStillCountsAndTheFileMovesToTheCurrentSchema(t *tes
 		require.Equal(t, uint64(schemaVersion), binary.BigEndian.Uint64(tx.Bucket(bucketMeta).Get(metaSchema)))
 		return nil
 	}))
-	code, _, err := s.RedeemCode(t.Context(), "code-1", markBase.Add(20*time.Second), stranger, func(domain.AuthorizationCode, domain.Grant) (*domain.RefreshToken, error) {
+	code, _, err := s.RedeemCode(t.Context(), "code-1", markBase.Add(20*time.Second), domain.CodeUseFuncs{CheckFunc: stranger, IssueFunc: func(domain.AuthorizationCode, domain.Grant) (*domain.RefreshToken, error) {
 		t.Fatal("a redeemed code reached issue")
 		return nil, nil
-	})
+	}})
+
 	require.ErrorIs(t, err, domain.ErrAlreadyConsumed)
 	require.Equal(t, redeemedAt, code.RedeemedAt)
 }
@@ -96,17 +97,17 @@ func TestRedemptionMarksGoWithTheirCodeAndGrant(t *testing.T) {
 
 	seedCode(t, s, "g1", "code-1")
 	at := markBase.Add(5 * time.Second)
-	_, _, err := s.RedeemCode(ctx, "code-1", at, rightful, issueNone)
+	_, _, err := s.RedeemCode(ctx, "code-1", at, domain.CodeUseFuncs{CheckFunc: rightful, IssueFunc: issueNone})
 	require.NoError(t, err)
 	require.Len(t, childrenOf(t, s, "g1"), 2, "the code's entry and its redemption mark")
-	code, _, err := s.RedeemCode(ctx, "code-1", at.Add(time.Second), stranger, issueNone)
+	code, _, err := s.RedeemCode(ctx, "code-1", at.Add(time.Second), domain.CodeUseFuncs{CheckFunc: stranger, IssueFunc: issueNone})
 	require.ErrorIs(t, err, domain.ErrAlreadyConsumed)
 	require.Equal(t, at, code.RedeemedAt, "the mark keeps the redemption time")
 	require.NoError(t, s.RevokeGrant(ctx, "g1"))
 	require.Empty(t, childrenOf(t, s, "g1"), "revocation removes the mark too")
 
 	seedCode(t, s, "g2", "code-2")
-	_, _, err = s.RedeemCode(ctx, "code-2", at, rightful, issueNone)
+	_, _, err = s.RedeemCode(ctx, "code-2", at, domain.CodeUseFuncs{CheckFunc: rightful, IssueFunc: issueNone})
 	require.NoError(t, err)
 	_, err = s.Sweep(ctx, markBase.Add(2*time.Minute)) // the code expired, the grant did not
 	require.NoError(t, err)

@@ -91,9 +91,10 @@ func TestEveryRecordSurvivesARestart(t *testing.T) {
 	g2 := grant
 	g2.ID = "g2"
 	require.NoError(t, s.CreateGrant(ctx, g2, code2))
-	_, _, err = s.RedeemCode(ctx, "code-2", base, rightful, func(domain.AuthorizationCode, domain.Grant) (*domain.RefreshToken, error) {
+	_, _, err = s.RedeemCode(ctx, "code-2", base, domain.CodeUseFuncs{CheckFunc: rightful, IssueFunc: func(domain.AuthorizationCode, domain.Grant) (*domain.RefreshToken, error) {
 		return &rt, nil
-	})
+	}})
+
 	require.NoError(t, err)
 	require.NoError(t, s.PutKey(ctx, key))
 	require.NoError(t, s.Close())
@@ -116,15 +117,17 @@ func TestEveryRecordSurvivesARestart(t *testing.T) {
 	keys, err := s.ListKeys(ctx)
 	require.NoError(t, err)
 	require.Equal(t, []domain.SigningKey{key}, keys)
-	gotCode, _, err := s.RedeemCode(ctx, "code-2", base, stranger, func(domain.AuthorizationCode, domain.Grant) (*domain.RefreshToken, error) {
+	gotCode, _, err := s.RedeemCode(ctx, "code-2", base, domain.CodeUseFuncs{CheckFunc: stranger, IssueFunc: func(domain.AuthorizationCode, domain.Grant) (*domain.RefreshToken, error) {
 		t.Error("a code redeemed before the restart was redeemed again")
 		return nil, nil
-	})
+	}})
+
 	require.ErrorIs(t, err, domain.ErrAlreadyConsumed, "single use survives a restart")
 	require.Equal(t, base, gotCode.RedeemedAt)
-	_, _, err = s.RedeemCode(ctx, "code-1", base, rightful, func(domain.AuthorizationCode, domain.Grant) (*domain.RefreshToken, error) {
+	_, _, err = s.RedeemCode(ctx, "code-1", base, domain.CodeUseFuncs{CheckFunc: rightful, IssueFunc: func(domain.AuthorizationCode, domain.Grant) (*domain.RefreshToken, error) {
 		return nil, nil
-	})
+	}})
+
 	require.NoError(t, err)
 	n, err := s.Sweep(ctx, base.Add(2*time.Hour))
 	require.NoError(t, err)
@@ -203,10 +206,11 @@ func TestRevokedAndSweptRecordsLeaveNothingBehind(t *testing.T) {
 		g := domain.Grant{ID: id, ExpiresAt: base.Add(time.Duration(i+1) * time.Hour)}
 		code := domain.AuthorizationCode{Hash: "code-" + id, GrantID: id, ExpiresAt: base.Add(time.Minute)}
 		require.NoError(t, s.CreateGrant(ctx, g, code))
-		_, _, err := s.RedeemCode(ctx, code.Hash, base, rightful, func(domain.AuthorizationCode, domain.Grant) (*domain.RefreshToken, error) {
-			// Outlives its grant on purpose: the grant's sweep must take it.
+		_, _, err := s.RedeemCode(ctx, code.Hash, base, domain.CodeUseFuncs{CheckFunc: rightful, IssueFunc: func(domain.AuthorizationCode, domain.Grant) (*domain.RefreshToken, error) {
+
 			return &domain.RefreshToken{Hash: "rt-" + id, GrantID: id, ExpiresAt: base.Add(100 * time.Hour)}, nil
-		})
+		}})
+
 		require.NoError(t, err)
 		_, _, err = s.RotateRefreshToken(ctx, "rt-"+id, base, domain.RefreshUse{}, func(old domain.RefreshToken, g *domain.Grant) (domain.RefreshToken, error) {
 			return domain.RefreshToken{Hash: "rt2-" + id, GrantID: id, ExpiresAt: base.Add(100 * time.Hour)}, nil

@@ -329,7 +329,7 @@ func (s *Store) deleteGrant(id string) int {
 // stored (RedeemedAt = now). A check or issue error burns the code with its
 // grant; a replay that check accepts revokes the grant. See
 // ports.GrantStore for the whole contract.
-func (s *Store) RedeemCode(ctx context.Context, hash string, now time.Time, check func(domain.AuthorizationCode) error, issue func(domain.AuthorizationCode, domain.Grant) (*domain.RefreshToken, error)) (domain.AuthorizationCode, domain.Grant, error) {
+func (s *Store) RedeemCode(ctx context.Context, hash string, now time.Time, use domain.CodeUse) (domain.AuthorizationCode, domain.Grant, error) {
 	const op = "redeem code"
 	if err := s.lock(ctx, op); err != nil {
 		return domain.AuthorizationCode{}, domain.Grant{}, err
@@ -344,17 +344,17 @@ func (s *Store) RedeemCode(ctx context.Context, hash string, now time.Time, chec
 		return domain.AuthorizationCode{}, domain.Grant{}, fail(op, domain.ErrNotFound)
 	}
 	if code.Redeemed() {
-		if check(cloneCode(code)) == nil {
+		if use.Check(cloneCode(code)) == nil {
 			s.deleteGrant(g.ID)
 		}
 		return cloneCode(code), cloneGrant(g), fail(op, domain.ErrAlreadyConsumed)
 	}
-	if err := check(cloneCode(code)); err != nil {
+	if err := use.Check(cloneCode(code)); err != nil {
 		s.deleteGrant(g.ID)
 		return domain.AuthorizationCode{}, domain.Grant{}, err
 	}
 	code.RedeemedAt = utc(now)
-	rt, err := issue(cloneCode(code), cloneGrant(g))
+	rt, err := use.Issue(cloneCode(code), cloneGrant(g))
 	if err != nil {
 		s.deleteGrant(g.ID)
 		return domain.AuthorizationCode{}, domain.Grant{}, err

@@ -29,6 +29,8 @@ const benchClients = 50
 //
 //	go test -run '^$' -bench 'RedeemCode|RotateRefreshToken' -benchtime 5000x ./adapters/pgstore
 
+// BenchmarkRedeemCode redeems codes as the token endpoint does, with a
+// domain.CodeRedemption: one statement each (sqlClaimCode).
 func BenchmarkRedeemCode(b *testing.B) {
 	s := benchStore(b)
 	hashes := make([]string, b.N)
@@ -38,12 +40,9 @@ func BenchmarkRedeemCode(b *testing.B) {
 		return s.CreateGrant(b.Context(), g, code)
 	})
 	var next atomic.Int64
-	issue := func(c domain.AuthorizationCode, g domain.Grant) (*domain.RefreshToken, error) {
-		return &domain.RefreshToken{Hash: "rt-" + c.Hash, GrantID: g.ID, ClientID: g.ClientID, Scopes: c.Scopes,
-			IssuedAt: benchNow, ExpiresAt: g.ExpiresAt}, nil
-	}
 	run(b, func() error {
-		_, _, err := s.RedeemCode(b.Context(), hashes[next.Add(1)-1], benchNow, rightful, issue)
+		hash := hashes[next.Add(1)-1]
+		_, _, err := s.RedeemCode(b.Context(), hash, benchNow, benchRedemption("rt-"+hash))
 		return err
 	})
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "redemptions/s")
@@ -58,10 +57,11 @@ func BenchmarkRotateRefreshToken(b *testing.B) {
 			return err
 		}
 		hashes[i] = "rt-" + g.ID
-		_, _, err := s.RedeemCode(b.Context(), code.Hash, benchNow, rightful, func(c domain.AuthorizationCode, g domain.Grant) (*domain.RefreshToken, error) {
+		_, _, err := s.RedeemCode(b.Context(), code.Hash, benchNow, domain.CodeUseFuncs{CheckFunc: rightful, IssueFunc: func(c domain.AuthorizationCode, g domain.Grant) (*domain.RefreshToken, error) {
 			return &domain.RefreshToken{Hash: hashes[i], GrantID: g.ID, ClientID: g.ClientID, Scopes: c.Scopes,
 				IssuedAt: benchNow, ExpiresAt: g.ExpiresAt}, nil
-		})
+		}})
+
 		return err
 	})
 	var next atomic.Int64
@@ -89,6 +89,17 @@ func benchStore(b *testing.B) *pgstore.Store {
 }
 
 // benchGrant is a grant shaped like a real one, with its code.
+// benchVerifier is the PKCE verifier of every benchGrant code.
+const benchVerifier = "dBjftJeZ4CVP-mJ92K9m4l7DhoVbxNuVH8tX2O2KAnw"
+
+// benchRedemption is the rightful token request for a benchGrant's code,
+// storing a refresh token under refreshHash.
+func benchRedemption(refreshHash string) domain.CodeRedemption {
+	return domain.CodeRedemption{ClientID: "client", RedirectURI: "http://127.0.0.1:5555/callback",
+		Verifier: benchVerifier, Resources: []string{"https://mcp.example.com/mcp"},
+		RefreshHash: refreshHash, RefreshTTL: 24 * time.Hour, Now: benchNow}
+}
+
 func benchGrant(id string) (domain.Grant, domain.AuthorizationCode) {
 	g := domain.Grant{
 		ID: id, ClientID: "client", Subject: "subject-" + id,
@@ -100,7 +111,7 @@ func benchGrant(id string) (domain.Grant, domain.AuthorizationCode) {
 	}
 	code := domain.AuthorizationCode{
 		Hash: "code-" + id, GrantID: id, ClientID: "client", RedirectURI: "http://127.0.0.1:5555/callback",
-		CodeChallenge: "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM", Scopes: []string{"openid", "email"},
+		CodeChallenge: domain.S256Challenge(benchVerifier), Scopes: []string{"openid", "email"},
 		Resource: "https://mcp.example.com/mcp", IssuedAt: benchNow, ExpiresAt: benchNow.Add(domain.CodeTTL),
 	}
 	return g, code

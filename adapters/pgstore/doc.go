@@ -21,8 +21,13 @@
 // Atomicity and isolation. Simple operations are one statement each
 // (CreateGrant inserts the grant and its code in one; ConsumeTransaction
 // is a DELETE … RETURNING, whose row lock lets exactly one of concurrent
-// consumers have the row). The operations whose decision runs a caller's
-// callback — RedeemCode, RotateRefreshToken, UpdateTransaction,
+// consumers have the row). A token request's redemption of a code
+// (RedeemCode with a domain.CodeRedemption) is one statement too in the
+// usual cases, a redemption or a replay (sqlClaimCode): the request's
+// rule is a condition of the UPDATE that claims the code, whose row lock
+// lets exactly one of concurrent claims match, and the refresh token is
+// inserted by the same statement. The operations whose decision runs a
+// caller's callback — RedeemCode otherwise, RotateRefreshToken, UpdateTransaction,
 // ReplaceTransaction — are a READ COMMITTED transaction that locks the rows
 // it reads (SELECT … FOR UPDATE and its weaker modes), lets the callback
 // decide on the locked rows, and writes and commits: two network round

@@ -1,6 +1,13 @@
 package pgstore
 
-import "github.com/jackc/pgx/v5/pgconn"
+import (
+	"context"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/oidcproxy/oidcproxy/domain"
+)
 
 // WithListenerDial returns opts whose listening connection is made by
 // dial, so that a test can cut it apart from the pool.
@@ -11,3 +18,14 @@ func WithListenerDial(opts Options, dial pgconn.DialFunc) Options {
 
 // SweepLockKey is the sweep's advisory lock key for a schema.
 var SweepLockKey = sweepLockKey
+
+// Claim runs the one-statement redemption alone, without falling back to
+// the locking transaction; decided is false where only that can decide.
+func (s *Store) Claim(ctx context.Context, hash string, now time.Time, use domain.CodeRedemption) (decided bool, err error) {
+	c, ok := use.Claim()
+	if !ok {
+		return false, nil
+	}
+	_, _, decided, err = s.claim(ctx, hash, now, use, c)
+	return decided, err
+}

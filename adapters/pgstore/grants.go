@@ -112,21 +112,12 @@ func (s *Store) forgetGrant(id string) {
 	}
 }
 
-// RedeemCode marks the code redeemed and stores the refresh token issue
-// returns, in one transaction of two round trips (see rwTx): the first
-// reads the live code and its grant and locks them, check and issue decide
-// in Go, the second writes and commits. Of concurrent redemptions of one
-// code, on any number of instances, the first to lock the rows reaches
-// issue; the others wait, then find the code redeemed (ErrAlreadyConsumed)
-// or gone with its grant (ErrNotFound), without reaching issue.
-//
-// A burn (check or issue refuses a code not yet redeemed) and a replay
-// that check accepts delete the grant in the second round trip, in the
-// transaction that found them: its codes and tokens go with it by the
-// foreign keys' cascade, and the grants trigger notifies the other
-// instances when it commits. A replay check refuses changes nothing, and
-// its transaction is rolled back.
-func (s *Store) RedeemCode(ctx context.Context, hash string, now time.Time, check func(domain.AuthorizationCode) error, issue func(domain.AuthorizationCode, domain.Grant) (*domain.RefreshToken, error)) (domain.AuthorizationCode, domain.Grant, error) {
+// RedeemCode marks the code redeemed and stores the refresh token
+// use.Issue returns. A domain.CodeRedemption (a token request) is decided
+// in one statement, one round trip and one commit in the usual cases
+// (claim); any other use, and the rare cases a claim leaves open, go
+// through redeemLocked. Both hold the contract of ports.GrantStore.
+func (s *Store) RedeemCode(ctx context.Context, hash string, now time.Time, use domain.CodeUse) (domain.AuthorizationCode, domain.Grant, error) {
 	const op = "redeem code"
 	if err := ctx.Err(); err != nil {
 		return domain.AuthorizationCode{}, domain.Grant{}, fail(op, err)
@@ -136,6 +127,114 @@ func (s *Store) RedeemCode(ctx context.Context, hash string, now time.Time, chec
 	}
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
+	if r, ok := use.(domain.CodeRedemption); ok {
+		if c, ok := r.Claim(); ok {
+			code, grant, done, err := s.claim(ctx, hash, now, r, c)
+			if done {
+				return code, grant, err
+			}
+		}
+	}
+	return s.redeemLocked(ctx, hash, now, use)
+}
+
+// claim runs sqlClaimCode and answers from its row; done is false when
+// only redeemLocked can decide, and then nothing has changed.
+//
+// A claimed code is checked again in Go: the statement's conditions are
+// CodeRedemption's rule as its CodeClaim states it, and should the two
+// ever disagree, the rule in Go wins and the code is burned as the
+// contract says, by a second statement (the refresh token the claim
+// stored is deleted with the grant, and its value was never returned). A
+// replay the statement revoked is answered as one; a replay it left alone
+// is refused without a change if the rule refuses it too, and is left to
+// redeemLocked otherwise.
+func (s *Store) claim(ctx context.Context, hash string, now time.Time, use domain.CodeRedemption, c domain.CodeClaim) (code domain.AuthorizationCode, grant domain.Grant, done bool, err error) {
+	const op = "redeem code"
+	if use.RefreshHash != "" && !validKey(use.RefreshHash) {
+		return domain.AuthorizationCode{}, domain.Grant{}, true, fail(op, errInvalidKey)
+	}
+	var (
+		claimed, revoked bool
+		cr               codeRow
+		gr               grantRow
+		tokenExpiryNS    *int64
+	)
+	dest := append(append([]any{&claimed, &revoked}, cr.dest()...), gr.dest()...)
+	err = s.pool.QueryRow(ctx, sqlClaimCode, hash, ns(now), c.ClientID, c.RedirectURI, c.Challenge, c.Resources,
+		use.RefreshHash, ns(now.Add(use.RefreshTTL))).Scan(append(dest, &tokenExpiryNS)...)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		return domain.AuthorizationCode{}, domain.Grant{}, true, fail(op, domain.ErrNotFound)
+	case err != nil:
+		return domain.AuthorizationCode{}, domain.Grant{}, true, fail(op, alreadyExists(err))
+	}
+	code, grant = cr.domain(), gr.domain()
+	switch {
+	case claimed:
+		if err := checkClaim(use, code, grant, tokenExpiryNS); err != nil {
+			if rerr := s.revoke(ctx, grant.ID); rerr != nil {
+				return domain.AuthorizationCode{}, domain.Grant{}, true, fail(op, rerr)
+			}
+			return domain.AuthorizationCode{}, domain.Grant{}, true, err
+		}
+		return code, grant, true, nil
+	case revoked:
+		s.forgetGrant(grant.ID)
+		return code, grant, true, fail(op, domain.ErrAlreadyConsumed)
+	case code.Redeemed() && use.Check(code.Clone()) != nil:
+		return code, grant, true, fail(op, domain.ErrAlreadyConsumed)
+	}
+	return domain.AuthorizationCode{}, domain.Grant{}, false, nil
+}
+
+// checkClaim applies use's rule in Go to the code and grant a claim
+// returned and to the expiry of the token it stored (nil: none), and
+// returns the error that must burn the code when they disagree.
+func checkClaim(use domain.CodeRedemption, code domain.AuthorizationCode, grant domain.Grant, tokenExpiryNS *int64) error {
+	if err := use.Check(code.Clone()); err != nil {
+		return err
+	}
+	rt, err := use.Issue(code.Clone(), grant.Clone())
+	if err != nil {
+		return err
+	}
+	if (rt == nil) != (tokenExpiryNS == nil) || rt != nil && ns(rt.ExpiresAt) != *tokenExpiryNS {
+		return errClaimDiffers
+	}
+	return nil
+}
+
+// errClaimDiffers is a claim whose stored refresh token is not the one
+// domain.CodeRedemption.Issue builds: sqlClaimCode and the rule in Go
+// have drifted apart.
+var errClaimDiffers = errors.New("redeem code: the stored refresh token differs from the one the redemption issues")
+
+// revoke deletes grant id, with its codes and tokens, in one statement;
+// this instance forgets it at once, also after an error (the deletion
+// may have committed before the answer was lost).
+func (s *Store) revoke(ctx context.Context, id string) error {
+	_, err := s.pool.Exec(ctx, sqlRevokeGrant, id)
+	s.forgetGrant(id)
+	return err
+}
+
+// redeemLocked is RedeemCode in a transaction of two round trips (see
+// rwTx): the first reads the live code and its grant and locks them,
+// use.Check and use.Issue decide in Go, the second writes and commits. Of
+// concurrent redemptions of one code, on any number of instances, the
+// first to lock the rows reaches Issue; the others wait, then find the
+// code redeemed (ErrAlreadyConsumed) or gone with its grant (ErrNotFound),
+// without reaching Issue.
+//
+// A burn (Check or Issue refuses a code not yet redeemed) and a replay
+// that Check accepts delete the grant in the second round trip, in the
+// transaction that found them: its codes and tokens go with it by the
+// foreign keys' cascade, and the grants trigger notifies the other
+// instances when it commits. A replay Check refuses changes nothing, and
+// its transaction is rolled back.
+func (s *Store) redeemLocked(ctx context.Context, hash string, now time.Time, use domain.CodeUse) (domain.AuthorizationCode, domain.Grant, error) {
+	const op = "redeem code"
 	var (
 		cr codeRow
 		gr grantRow
@@ -150,7 +249,7 @@ func (s *Store) RedeemCode(ctx context.Context, hash string, now time.Time, chec
 	}
 	code, grant := cr.domain(), gr.domain()
 	if code.Redeemed() {
-		if check(code.Clone()) != nil {
+		if use.Check(code.Clone()) != nil {
 			return code, grant, fail(op, domain.ErrAlreadyConsumed)
 		}
 		if err := s.revokeIn(ctx, tx, grant.ID); err != nil {
@@ -158,14 +257,14 @@ func (s *Store) RedeemCode(ctx context.Context, hash string, now time.Time, chec
 		}
 		return code, grant, fail(op, domain.ErrAlreadyConsumed)
 	}
-	if err := check(code.Clone()); err != nil {
+	if err := use.Check(code.Clone()); err != nil {
 		if rerr := s.revokeIn(ctx, tx, grant.ID); rerr != nil {
 			return domain.AuthorizationCode{}, domain.Grant{}, fail(op, rerr)
 		}
 		return domain.AuthorizationCode{}, domain.Grant{}, err
 	}
 	code.RedeemedAt = fromNS(ns(now))
-	rt, err := issue(code.Clone(), grant.Clone())
+	rt, err := use.Issue(code.Clone(), grant.Clone())
 	if err != nil {
 		if rerr := s.revokeIn(ctx, tx, grant.ID); rerr != nil {
 			return domain.AuthorizationCode{}, domain.Grant{}, fail(op, rerr)

@@ -28,7 +28,7 @@ func TestRevocationRacingRedemptionAndRotationNeverDeadlocks(t *testing.T) {
 		require.NoError(t, s.CreateGrant(t.Context(), redeemable, code))
 		rotatable, code2 := benchGrant(fmt.Sprintf("t%d", i))
 		require.NoError(t, s.CreateGrant(t.Context(), rotatable, code2))
-		_, _, err := s.RedeemCode(t.Context(), code2.Hash, benchNow, rightful, issueFor("rt-"+rotatable.ID))
+		_, _, err := s.RedeemCode(t.Context(), code2.Hash, benchNow, domain.CodeUseFuncs{CheckFunc: rightful, IssueFunc: issueFor("rt-" + rotatable.ID)})
 		require.NoError(t, err)
 	}
 
@@ -39,7 +39,7 @@ func TestRevocationRacingRedemptionAndRotationNeverDeadlocks(t *testing.T) {
 		start := make(chan struct{})
 		wg.Go(func() {
 			<-start
-			_, _, errs[0] = s.RedeemCode(t.Context(), fmt.Sprintf("code-r%d", i), benchNow, rightful, issueFor(fmt.Sprintf("rt-r%d", i)))
+			_, _, errs[0] = s.RedeemCode(t.Context(), fmt.Sprintf("code-r%d", i), benchNow, domain.CodeUseFuncs{CheckFunc: rightful, IssueFunc: issueFor(fmt.Sprintf("rt-r%d", i))})
 		})
 		wg.Go(func() { <-start; errs[1] = s.RevokeGrant(t.Context(), fmt.Sprintf("r%d", i)) })
 		wg.Go(func() {
@@ -92,7 +92,7 @@ func TestReplaysQueuedBehindARevokingReplayDoNotDeadlock(t *testing.T) {
 	ctx := t.Context()
 	g, code := benchGrant("replayed")
 	require.NoError(t, s.CreateGrant(ctx, g, code))
-	_, _, err := s.RedeemCode(ctx, code.Hash, benchNow, rightful, issueFor("rt-replayed"))
+	_, _, err := s.RedeemCode(ctx, code.Hash, benchNow, domain.CodeUseFuncs{CheckFunc: rightful, IssueFunc: issueFor("rt-replayed")})
 	require.NoError(t, err)
 
 	watcher, err := pgx.Connect(ctx, url)
@@ -112,16 +112,19 @@ func TestReplaysQueuedBehindARevokingReplayDoNotDeadlock(t *testing.T) {
 	noIssue := func(domain.AuthorizationCode, domain.Grant) (*domain.RefreshToken, error) {
 		return nil, errors.New("a replay reached issue")
 	}
-	_, _, err = s.RedeemCode(ctx, code.Hash, benchNow, func(domain.AuthorizationCode) error {
+	_, _, err = s.RedeemCode(ctx, code.Hash, benchNow, domain.CodeUseFuncs{CheckFunc: func(domain.AuthorizationCode) error {
 		for i := range queued {
-			wg.Go(func() { _, _, errs[i] = s.RedeemCode(ctx, code.Hash, benchNow, rightful, noIssue) })
+			wg.Go(func() {
+				_, _, errs[i] = s.RedeemCode(ctx, code.Hash, benchNow, domain.CodeUseFuncs{CheckFunc: rightful, IssueFunc: noIssue})
+			})
 		}
 		deadline := time.Now().Add(5 * time.Second)
 		for waiting() < queued && time.Now().Before(deadline) {
 			time.Sleep(10 * time.Millisecond)
 		}
 		return nil
-	}, noIssue)
+	}, IssueFunc: noIssue})
+
 	require.ErrorIs(t, err, domain.ErrAlreadyConsumed, "the first replay revokes")
 	wg.Wait()
 	for i, err := range errs {

@@ -119,6 +119,66 @@ const (
 		FROM grants g JOIN codes c ON c.grant_id = g.id
 		WHERE c.hash = $1 AND c.expires_ns > $2 AND g.expires_ns > $2
 		FOR NO KEY UPDATE OF g, c`
+	// sqlClaimCode decides a token request (domain.CodeRedemption) for a
+	// code in one statement, one round trip and at most one commit, when
+	// the request meets the code's domain.CodeClaim (parameters $3 to $6):
+	//   - a live code not yet redeemed, whose grant is live and its
+	//     upstream session not ended (what Issue requires): the UPDATE
+	//     marks it redeemed, and the INSERT stores the refresh token
+	//     CodeRedemption.Issue builds ($7 its hash, none when empty,
+	//     expiring at the earlier of $8 and the grant's expiry). Of
+	//     concurrent claims exactly one matches: a claim that waited for
+	//     the row lock re-checks redeemed_ns on the winner's version
+	//     (READ COMMITTED) and matches nothing. The row: claimed.
+	//   - a live code redeemed before: a replay by a presenter holding
+	//     everything the client holds, so the DELETE revokes the grant
+	//     (its codes and tokens go by the cascade, the trigger notifies)
+	//     in this same statement. The row: revoked, with the code and
+	//     grant as they were.
+	// Any other row is the live code and its grant as the statement's
+	// snapshot saw them, changed by nothing; no row means there is no live
+	// code. The caller decides a replay the request does not meet (it
+	// changes nothing) and leaves the rest to the locking transaction
+	// (sqlLockCode): a code not yet redeemed that the request does not
+	// meet, which it burns, or one redeemed by a concurrent claim after
+	// this statement's snapshot was taken.
+	//
+	// Locks are taken grant first, as everywhere in the store: the first
+	// CTE locks the grant, and the UPDATE then the code it joins it with.
+	// The grant's lock is the one sqlLockCode takes, so that the claim
+	// and the locking transaction for the same code queue on the grant
+	// holding nothing: a weaker lock there would let the claim go on to
+	// wait for the code while holding up the transaction's deletion of
+	// the grant (a deadlock).
+	sqlClaimCode = `WITH live AS (
+		SELECT * FROM grants
+		 WHERE id = (SELECT grant_id FROM codes WHERE hash = $1) AND expires_ns > $2
+		   AND (has_upstream_refresh OR upstream_expiry_ns IS NULL OR upstream_expiry_ns > $2)
+		   FOR NO KEY UPDATE
+	), claimed AS (
+		UPDATE codes c SET redeemed_ns = $2
+		  FROM live g
+		 WHERE c.hash = $1 AND c.redeemed_ns IS NULL AND c.expires_ns > $2 AND g.id = c.grant_id
+		   AND c.client_id = $3 AND c.redirect_uri = $4 AND c.code_challenge = $5 AND c.resource = ALL($6::text[])
+		RETURNING c.hash, c.grant_id, c.client_id AS code_client_id, c.redirect_uri, c.code_challenge,
+		          c.scopes AS code_scopes, c.resource AS code_resource, c.issued_ns, c.expires_ns AS code_expires_ns,
+		          c.redeemed_ns, ` + grantColsG + `
+	), token AS (
+		INSERT INTO refresh_tokens (` + refreshCols + `)
+		SELECT $7, grant_id, $3, code_scopes, $2, LEAST($8, expires_ns), NULL, '' FROM claimed WHERE $7 <> ''
+		RETURNING expires_ns
+	), revoked AS (
+		DELETE FROM grants g USING codes c
+		 WHERE c.hash = $1 AND c.redeemed_ns IS NOT NULL AND c.expires_ns > $2
+		   AND g.id = c.grant_id AND g.expires_ns > $2
+		   AND c.client_id = $3 AND c.redirect_uri = $4 AND c.code_challenge = $5 AND c.resource = ALL($6::text[])
+		RETURNING g.id
+	)
+	SELECT true, false, claimed.*, token.expires_ns FROM claimed LEFT JOIN token ON true
+	UNION ALL
+	SELECT false, EXISTS (SELECT FROM revoked), ` + codeColsC + `, ` + grantColsG + `, NULL
+	  FROM grants g JOIN codes c ON c.grant_id = g.id
+	 WHERE c.hash = $1 AND c.expires_ns > $2 AND g.expires_ns > $2 AND NOT EXISTS (SELECT FROM claimed)`
 	sqlRedeemCode = `UPDATE codes SET redeemed_ns = $2 WHERE hash = $1`
 
 	sqlInsertRefreshToken = `INSERT INTO refresh_tokens (` + refreshCols + `)

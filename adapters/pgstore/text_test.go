@@ -29,7 +29,7 @@ func TestHostileBytesRoundTripOrReadAsNotFound(t *testing.T) {
 	for _, id := range []string{"c\x00", "c\xff", ""} {
 		_, err := s.GetClient(t.Context(), id)
 		require.ErrorIs(t, err, domain.ErrNotFound, "%q", id)
-		_, _, err = s.RedeemCode(t.Context(), id, at, stranger, nil)
+		_, _, err = s.RedeemCode(t.Context(), id, at, domain.CodeUseFuncs{CheckFunc: stranger, IssueFunc: nil})
 		require.ErrorIs(t, err, domain.ErrNotFound, "%q", id)
 		_, err = s.GetRefreshToken(t.Context(), id, at)
 		require.ErrorIs(t, err, domain.ErrNotFound, "%q", id)

@@ -386,12 +386,13 @@ func (h exchangeHandler) Handle(ctx context.Context, cmd ports.ExchangeTokenComm
 		}
 		return nil
 	}
-	_, _, err := h.store.RedeemCode(ctx, domain.HashToken(cmd.Code), now, keepOnReplay, func(c domain.AuthorizationCode, g domain.Grant) (*domain.RefreshToken, error) {
+	_, _, err := h.store.RedeemCode(ctx, domain.HashToken(cmd.Code), now, domain.CodeUseFuncs{CheckFunc: keepOnReplay, IssueFunc: func(c domain.AuthorizationCode, g domain.Grant) (*domain.RefreshToken, error) {
 		return &domain.RefreshToken{
 			Hash: domain.HashToken("rt-" + cmd.Code), GrantID: g.ID, ClientID: c.ClientID,
 			IssuedAt: now, ExpiresAt: now.Add(time.Hour),
 		}, nil
-	})
+	}})
+
 	switch {
 	case errors.Is(err, domain.ErrAlreadyConsumed):
 		return ports.TokenResult{}, domain.ErrInvalidGrant("authorization code was already used")

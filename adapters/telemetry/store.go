@@ -200,12 +200,10 @@ func (s *store) RevokeGrant(ctx context.Context, id string) error {
 
 // RedeemCode implements ports.GrantStore; a redeemed code presented again
 // is counted as a replay.
-func (s *store) RedeemCode(ctx context.Context, hash string, now time.Time, check func(domain.AuthorizationCode) error,
-	issue func(domain.AuthorizationCode, domain.Grant) (*domain.RefreshToken, error),
-) (domain.AuthorizationCode, domain.Grant, error) {
+func (s *store) RedeemCode(ctx context.Context, hash string, now time.Time, use domain.CodeUse) (domain.AuthorizationCode, domain.Grant, error) {
 	var g domain.Grant
 	c, err := call(ctx, s, "RedeemCode", func(ctx context.Context) (c domain.AuthorizationCode, err error) {
-		c, g, err = s.next.RedeemCode(ctx, hash, now, check, issue)
+		c, g, err = s.next.RedeemCode(ctx, hash, now, use)
 		s.detected(ctx, err, "authorization_code.replay_detected", s.inst.codeReplay)
 		return c, err
 	})

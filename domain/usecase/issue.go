@@ -22,14 +22,11 @@ type accessTokens struct {
 // refresh token to renew the upstream session with.
 func (a accessTokens) ttl(g domain.Grant, now time.Time) (time.Duration, error) {
 	ttl := a.policy.AccessTokenTTL
+	if g.UpstreamSessionEnded(now) {
+		return 0, domain.ErrUpstreamSessionEnded()
+	}
 	if !g.HasUpstreamRefresh && !g.UpstreamExpiry.IsZero() {
-		remaining := g.UpstreamExpiry.Sub(now)
-		if remaining <= 0 {
-			return 0, domain.ErrInvalidGrant("the upstream session has expired; sign in again")
-		}
-		if remaining < ttl {
-			ttl = remaining
-		}
+		ttl = min(ttl, g.UpstreamExpiry.Sub(now))
 	}
 	return ttl, nil
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"time"
 
 	"github.com/oidcproxy/oidcproxy/domain"
 	"github.com/oidcproxy/oidcproxy/ports"
@@ -61,32 +60,18 @@ func (h *ExchangeTokenHandler) Handle(ctx context.Context, cmd ports.ExchangeTok
 	if client.AllowsGrant(domain.GrantRefreshToken) {
 		refresh = h.random.Token()
 	}
-	// Only a presenter who proves possession of everything the legitimate
-	// client holds may kill the grant of a redeemed code; anyone else could
-	// otherwise revoke a user's tokens with a leaked code alone.
-	presenter := func(c domain.AuthorizationCode) error { return checkCodeUse(c, client.ID, cmd) }
-	code, grant, err := h.grants.RedeemCode(ctx, domain.HashToken(cmd.Code), now, presenter, func(c domain.AuthorizationCode, g domain.Grant) (*domain.RefreshToken, error) {
-		if _, err := h.access.ttl(g, now); err != nil {
-			return nil, err
-		}
-		if refresh == "" {
-			return nil, nil
-		}
-		return &domain.RefreshToken{
-			Hash:      domain.HashToken(refresh),
-			GrantID:   g.ID,
-			ClientID:  client.ID,
-			Scopes:    c.Scopes,
-			IssuedAt:  now,
-			ExpiresAt: minTime(now.Add(h.policy.RefreshTokenTTL), g.ExpiresAt),
-		}, nil
-	})
+	use := domain.CodeRedemption{ClientID: client.ID, RedirectURI: cmd.RedirectURI, Verifier: cmd.CodeVerifier,
+		Resources: cmd.Resource, RefreshTTL: h.policy.RefreshTokenTTL, Now: now}
+	if refresh != "" {
+		use.RefreshHash = domain.HashToken(refresh)
+	}
+	code, grant, err := h.grants.RedeemCode(ctx, domain.HashToken(cmd.Code), now, use)
 	switch {
 	case err == nil:
 	case errors.Is(err, domain.ErrAlreadyConsumed):
 		// The store revoked the grant if and only if the presenter passed
 		// the check, which is a pure function of the code it returned.
-		if presenter(code) == nil {
+		if use.Check(code) == nil {
 			return ports.TokenResult{}, domain.ErrInvalidGrant("authorization code was already used; its tokens have been revoked").WithCause(err)
 		}
 		return ports.TokenResult{}, domain.ErrInvalidGrant("authorization code is invalid, expired or already used")
@@ -113,29 +98,4 @@ func (h *ExchangeTokenHandler) Handle(ctx context.Context, cmd ports.ExchangeTok
 		Subject:      grant.Subject,
 		GrantID:      grant.ID,
 	}, nil
-}
-
-// checkCodeUse verifies that the token request matches what the code was
-// issued for.
-func checkCodeUse(c domain.AuthorizationCode, clientID string, cmd ports.ExchangeTokenCommand) error {
-	if c.ClientID != clientID {
-		return domain.ErrInvalidGrant("authorization code was issued to another client")
-	}
-	if c.RedirectURI != cmd.RedirectURI {
-		return domain.ErrInvalidGrant("redirect_uri does not match the authorization request")
-	}
-	if !domain.VerifyPKCE(c.CodeChallenge, cmd.CodeVerifier) {
-		return domain.ErrInvalidGrant("PKCE verification failed")
-	}
-	if _, err := domain.CheckResource(c.Resource, cmd.Resource); err != nil {
-		return err
-	}
-	return nil
-}
-
-func minTime(a, b time.Time) time.Time {
-	if b.Before(a) {
-		return b
-	}
-	return a
 }

@@ -110,11 +110,11 @@ func (o *outage) RevokeGrant(ctx context.Context, id string) error {
 	return o.Store.RevokeGrant(ctx, id)
 }
 
-func (o *outage) RedeemCode(ctx context.Context, hash string, now time.Time, check func(domain.AuthorizationCode) error, issue func(domain.AuthorizationCode, domain.Grant) (*domain.RefreshToken, error)) (domain.AuthorizationCode, domain.Grant, error) {
+func (o *outage) RedeemCode(ctx context.Context, hash string, now time.Time, use domain.CodeUse) (domain.AuthorizationCode, domain.Grant, error) {
 	if err := o.err("redeem code"); err != nil {
 		return domain.AuthorizationCode{}, domain.Grant{}, err
 	}
-	return o.Store.RedeemCode(ctx, hash, now, check, issue)
+	return o.Store.RedeemCode(ctx, hash, now, use)
 }
 
 func (o *outage) RotateRefreshToken(ctx context.Context, hash string, now time.Time, use domain.RefreshUse, rotate func(domain.RefreshToken, *domain.Grant) (domain.RefreshToken, error)) (domain.RefreshToken, domain.RefreshDecision, error) {

@@ -41,7 +41,7 @@ func listGrants(t *testing.T, s ports.Store, filter ports.GrantFilter, after str
 func requireGone(t *testing.T, s ports.Store, id string, tokens ...string) {
 	t.Helper()
 	requireRevoked(t, s, id, tokens...)
-	_, _, err := s.RedeemCode(t.Context(), "code-"+id, base, stranger, noIssue(t))
+	_, _, err := s.RedeemCode(t.Context(), "code-"+id, base, domain.CodeUseFuncs{CheckFunc: stranger, IssueFunc: noIssue(t)})
 	require.ErrorIs(t, err, domain.ErrNotFound, "code of grant %s", id)
 }
 

@@ -24,7 +24,7 @@ func testCodes(t *testing.T, newStore func(*testing.T) ports.Store) {
 		requireEveryFieldSet(t, want)
 		require.NoError(t, s.CreateGrant(t.Context(), g, want))
 
-		code, grant, err := s.RedeemCode(t.Context(), "code-1", base.Add(time.Minute), stranger, noIssue(t))
+		code, grant, err := s.RedeemCode(t.Context(), "code-1", base.Add(time.Minute), domain.CodeUseFuncs{CheckFunc: stranger, IssueFunc: noIssue(t)})
 		require.ErrorIs(t, err, domain.ErrAlreadyConsumed)
 		require.Equal(t, want, code)
 		require.Equal(t, g, grant)
@@ -39,10 +39,11 @@ func testCodes(t *testing.T, newStore func(*testing.T) ports.Store) {
 		var seenCode domain.AuthorizationCode
 		var seenGrant domain.Grant
 
-		code, grant, err := s.RedeemCode(t.Context(), stored.Hash, now, rightful, func(c domain.AuthorizationCode, g domain.Grant) (*domain.RefreshToken, error) {
+		code, grant, err := s.RedeemCode(t.Context(), stored.Hash, now, domain.CodeUseFuncs{CheckFunc: rightful, IssueFunc: func(c domain.AuthorizationCode, g domain.Grant) (*domain.RefreshToken, error) {
 			seenCode, seenGrant = c, g
 			return &rt, nil
-		})
+		}})
+
 		require.NoError(t, err)
 
 		want := stored
@@ -61,18 +62,20 @@ func testCodes(t *testing.T, newStore func(*testing.T) ports.Store) {
 		stored := seedGrant(t, s, fullGrant("g1"))
 		first := base.Add(time.Minute)
 		rt := liveToken("rt-1", "g1")
-		_, _, err := s.RedeemCode(t.Context(), stored.Hash, first, rightful, func(domain.AuthorizationCode, domain.Grant) (*domain.RefreshToken, error) {
+		_, _, err := s.RedeemCode(t.Context(), stored.Hash, first, domain.CodeUseFuncs{CheckFunc: rightful, IssueFunc: func(domain.AuthorizationCode, domain.Grant) (*domain.RefreshToken, error) {
 			return &rt, nil
-		})
+		}})
+
 		require.NoError(t, err)
 
 		want := stored
 		want.RedeemedAt = first
 		var checked domain.AuthorizationCode
-		code, _, err := s.RedeemCode(t.Context(), stored.Hash, base.Add(2*time.Minute), func(c domain.AuthorizationCode) error {
+		code, _, err := s.RedeemCode(t.Context(), stored.Hash, base.Add(2*time.Minute), domain.CodeUseFuncs{CheckFunc: func(c domain.AuthorizationCode) error {
 			checked = c
 			return errStranger
-		}, noIssue(t))
+		}, IssueFunc: noIssue(t)})
+
 		require.ErrorIs(t, err, domain.ErrAlreadyConsumed)
 		require.NotErrorIs(t, err, errStranger)
 		require.Equal(t, want, code)
@@ -89,12 +92,13 @@ func testCodes(t *testing.T, newStore func(*testing.T) ports.Store) {
 		stored := seedGrant(t, s, g)
 		first := base.Add(time.Minute)
 		rt := liveToken("rt-1", "g1")
-		_, _, err := s.RedeemCode(t.Context(), stored.Hash, first, rightful, func(domain.AuthorizationCode, domain.Grant) (*domain.RefreshToken, error) {
+		_, _, err := s.RedeemCode(t.Context(), stored.Hash, first, domain.CodeUseFuncs{CheckFunc: rightful, IssueFunc: func(domain.AuthorizationCode, domain.Grant) (*domain.RefreshToken, error) {
 			return &rt, nil
-		})
+		}})
+
 		require.NoError(t, err)
 
-		code, grant, err := s.RedeemCode(t.Context(), stored.Hash, base.Add(2*time.Minute), rightful, noIssue(t))
+		code, grant, err := s.RedeemCode(t.Context(), stored.Hash, base.Add(2*time.Minute), domain.CodeUseFuncs{CheckFunc: rightful, IssueFunc: noIssue(t)})
 		require.ErrorIs(t, err, domain.ErrAlreadyConsumed)
 		want := stored
 		want.RedeemedAt = first
@@ -104,7 +108,7 @@ func testCodes(t *testing.T, newStore func(*testing.T) ports.Store) {
 		require.ErrorIs(t, err, domain.ErrNotFound, "the grant is revoked")
 		_, err = s.GetRefreshToken(t.Context(), "rt-1", first)
 		require.ErrorIs(t, err, domain.ErrNotFound, "with the token issued from the code")
-		_, _, err = s.RedeemCode(t.Context(), stored.Hash, base.Add(3*time.Minute), rightful, noIssue(t))
+		_, _, err = s.RedeemCode(t.Context(), stored.Hash, base.Add(3*time.Minute), domain.CodeUseFuncs{CheckFunc: rightful, IssueFunc: noIssue(t)})
 		require.ErrorIs(t, err, domain.ErrNotFound, "and the code")
 	})
 
@@ -112,9 +116,10 @@ func testCodes(t *testing.T, newStore func(*testing.T) ports.Store) {
 		s := newStore(t)
 		stored := seedGrant(t, s, fullGrant("g1"))
 
-		code, _, err := s.RedeemCode(t.Context(), stored.Hash, base, rightful, func(domain.AuthorizationCode, domain.Grant) (*domain.RefreshToken, error) {
+		code, _, err := s.RedeemCode(t.Context(), stored.Hash, base, domain.CodeUseFuncs{CheckFunc: rightful, IssueFunc: func(domain.AuthorizationCode, domain.Grant) (*domain.RefreshToken, error) {
 			return nil, nil
-		})
+		}})
+
 		require.NoError(t, err)
 		require.True(t, code.Redeemed())
 	})
@@ -124,16 +129,17 @@ func testCodes(t *testing.T, newStore func(*testing.T) ports.Store) {
 		stored := seedGrant(t, s, fullGrant("g1"))
 		var checked domain.AuthorizationCode
 
-		_, _, err := s.RedeemCode(t.Context(), stored.Hash, base, func(c domain.AuthorizationCode) error {
+		_, _, err := s.RedeemCode(t.Context(), stored.Hash, base, domain.CodeUseFuncs{CheckFunc: func(c domain.AuthorizationCode) error {
 			checked = c
 			return errStranger
-		}, noIssue(t))
+		}, IssueFunc: noIssue(t)})
+
 		require.ErrorIs(t, err, errStranger)
 		require.Equal(t, stored, checked, "check sees the stored code")
 
 		_, err = s.GetGrant(t.Context(), "g1", base)
 		require.ErrorIs(t, err, domain.ErrNotFound, "the grant is revoked")
-		_, _, err = s.RedeemCode(t.Context(), stored.Hash, base, rightful, noIssue(t))
+		_, _, err = s.RedeemCode(t.Context(), stored.Hash, base, domain.CodeUseFuncs{CheckFunc: rightful, IssueFunc: noIssue(t)})
 		require.ErrorIs(t, err, domain.ErrNotFound, "and its code with it")
 	})
 
@@ -142,14 +148,15 @@ func testCodes(t *testing.T, newStore func(*testing.T) ports.Store) {
 		stored := seedGrant(t, s, fullGrant("g1"))
 		rt := liveToken("rt-1", "g1")
 
-		_, _, err := s.RedeemCode(t.Context(), stored.Hash, base, rightful, func(domain.AuthorizationCode, domain.Grant) (*domain.RefreshToken, error) {
+		_, _, err := s.RedeemCode(t.Context(), stored.Hash, base, domain.CodeUseFuncs{CheckFunc: rightful, IssueFunc: func(domain.AuthorizationCode, domain.Grant) (*domain.RefreshToken, error) {
 			return &rt, errSentinel
-		})
+		}})
+
 		require.ErrorIs(t, err, errSentinel)
 
 		_, err = s.GetGrant(t.Context(), "g1", base)
 		require.ErrorIs(t, err, domain.ErrNotFound, "the grant is revoked")
-		_, _, err = s.RedeemCode(t.Context(), stored.Hash, base, rightful, noIssue(t))
+		_, _, err = s.RedeemCode(t.Context(), stored.Hash, base, domain.CodeUseFuncs{CheckFunc: rightful, IssueFunc: noIssue(t)})
 		require.ErrorIs(t, err, domain.ErrNotFound, "and its code with it")
 		_, err = s.GetRefreshToken(t.Context(), "rt-1", base)
 		require.ErrorIs(t, err, domain.ErrNotFound)
@@ -160,15 +167,17 @@ func testCodes(t *testing.T, newStore func(*testing.T) ports.Store) {
 		stored := seedGrant(t, s, fullGrant("g1"))
 		stray := liveToken("rt-1", "g2")
 
-		_, _, err := s.RedeemCode(t.Context(), stored.Hash, base, rightful, func(domain.AuthorizationCode, domain.Grant) (*domain.RefreshToken, error) {
+		_, _, err := s.RedeemCode(t.Context(), stored.Hash, base, domain.CodeUseFuncs{CheckFunc: rightful, IssueFunc: func(domain.AuthorizationCode, domain.Grant) (*domain.RefreshToken, error) {
 			return &stray, nil
-		})
+		}})
+
 		require.Error(t, err)
 		_, err = s.GetRefreshToken(t.Context(), "rt-1", base)
 		require.ErrorIs(t, err, domain.ErrNotFound)
-		_, _, err = s.RedeemCode(t.Context(), stored.Hash, base, rightful, func(domain.AuthorizationCode, domain.Grant) (*domain.RefreshToken, error) {
+		_, _, err = s.RedeemCode(t.Context(), stored.Hash, base, domain.CodeUseFuncs{CheckFunc: rightful, IssueFunc: func(domain.AuthorizationCode, domain.Grant) (*domain.RefreshToken, error) {
 			return nil, nil
-		})
+		}})
+
 		require.NoError(t, err)
 	})
 
@@ -176,7 +185,7 @@ func testCodes(t *testing.T, newStore func(*testing.T) ports.Store) {
 		s := newStore(t)
 		seedGrant(t, s, fullGrant("g1"))
 
-		_, _, err := s.RedeemCode(t.Context(), "code-unknown", base, stranger, noIssue(t))
+		_, _, err := s.RedeemCode(t.Context(), "code-unknown", base, domain.CodeUseFuncs{CheckFunc: stranger, IssueFunc: noIssue(t)})
 		require.ErrorIs(t, err, domain.ErrNotFound)
 	})
 
@@ -236,10 +245,11 @@ func testCodes(t *testing.T, newStore func(*testing.T) ports.Store) {
 
 		errs := race(racers, func(i int) error {
 			id := fmt.Sprintf("g%d", i)
-			code, _, err := s.RedeemCode(t.Context(), "code-"+id, base, rightful, func(c domain.AuthorizationCode, g domain.Grant) (*domain.RefreshToken, error) {
+			code, _, err := s.RedeemCode(t.Context(), "code-"+id, base, domain.CodeUseFuncs{CheckFunc: rightful, IssueFunc: func(c domain.AuthorizationCode, g domain.Grant) (*domain.RefreshToken, error) {
 				rt := liveToken("rt-"+id, g.ID)
 				return &rt, nil
-			})
+			}})
+
 			got[i] = code
 			return err
 		})
@@ -262,11 +272,12 @@ func raceRedemptions(t *testing.T, s ports.Store, hash string, check func(domain
 	t.Helper()
 	var reached [racers]atomic.Bool
 	errs := race(racers, func(i int) error {
-		_, _, err := s.RedeemCode(t.Context(), hash, base, check, func(domain.AuthorizationCode, domain.Grant) (*domain.RefreshToken, error) {
+		_, _, err := s.RedeemCode(t.Context(), hash, base, domain.CodeUseFuncs{CheckFunc: check, IssueFunc: func(domain.AuthorizationCode, domain.Grant) (*domain.RefreshToken, error) {
 			reached[i].Store(true)
 			rt := liveToken(fmt.Sprintf("rt-%d", i), "g1")
 			return &rt, nil
-		})
+		}})
+
 		return err
 	})
 	return errs, &reached

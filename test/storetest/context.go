@@ -74,7 +74,7 @@ func testContext(t *testing.T, newStore func(*testing.T) ports.Store) {
 			},
 			"RevokeGrant": func(ctx context.Context) error { return s.RevokeGrant(ctx, "g1") },
 			"RedeemCode": func(ctx context.Context) error {
-				_, _, err := s.RedeemCode(ctx, "code-2", base, stranger, noIssue(t))
+				_, _, err := s.RedeemCode(ctx, "code-2", base, domain.CodeUseFuncs{CheckFunc: stranger, IssueFunc: noIssue(t)})
 				return err
 			},
 			"RotateRefreshToken": func(ctx context.Context) error {

@@ -56,16 +56,17 @@ func testCopies(t *testing.T, newStore func(*testing.T) ports.Store) {
 		seedGrant(t, s, fullGrant("g1"))
 		rt := liveToken("rt-1", "g1")
 
-		_, _, err := s.RedeemCode(t.Context(), "code-g1", base, rightful, func(c domain.AuthorizationCode, g domain.Grant) (*domain.RefreshToken, error) {
+		_, _, err := s.RedeemCode(t.Context(), "code-g1", base, domain.CodeUseFuncs{CheckFunc: rightful, IssueFunc: func(c domain.AuthorizationCode, g domain.Grant) (*domain.RefreshToken, error) {
 			c.Scopes[0] = "admin"
 			g.Scopes[0] = "admin"
 			g.Identity.Claims["groups"].([]any)[0] = "root"
 			return &rt, nil
-		})
+		}})
+
 		require.NoError(t, err)
 		rt.Scopes[0] = "admin" // after the store took it
 
-		code, grant, err := s.RedeemCode(t.Context(), "code-g1", base, stranger, noIssue(t))
+		code, grant, err := s.RedeemCode(t.Context(), "code-g1", base, domain.CodeUseFuncs{CheckFunc: stranger, IssueFunc: noIssue(t)})
 		require.ErrorIs(t, err, domain.ErrAlreadyConsumed)
 		require.Equal(t, freshCode("code-g1", "g1").Scopes, code.Scopes)
 		require.Equal(t, fullGrant("g1"), grant)

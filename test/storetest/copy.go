@@ -91,9 +91,10 @@ func Fill(t *testing.T, s ports.Store, sealer ports.Sealer) {
 	// g-redeemed: a code redeemed without a refresh token (its client may
 	// not refresh). A burned code leaves nothing to copy: its grant goes.
 	redeemed := seedGrant(t, s, grant("g-redeemed"))
-	_, _, err := s.RedeemCode(ctx, redeemed.Hash, base, rightful, func(domain.AuthorizationCode, domain.Grant) (*domain.RefreshToken, error) {
+	_, _, err := s.RedeemCode(ctx, redeemed.Hash, base, domain.CodeUseFuncs{CheckFunc: rightful, IssueFunc: func(domain.AuthorizationCode, domain.Grant) (*domain.RefreshToken, error) {
 		return nil, nil
-	})
+	}})
+
 	require.NoError(t, err)
 	// G-bare: nothing optional set; its code's expiry passed, its grant lives.
 	bare := domain.Grant{ID: "G-bare", CreatedAt: base, ExpiresAt: base.Add(time.Hour)}
@@ -279,15 +280,16 @@ func RunCopy(t *testing.T, newStore func(t *testing.T) CopyStore) {
 		require.NoError(t, err)
 		ctx, now := t.Context(), FillTime
 
-		_, _, err = dst.RedeemCode(ctx, "code-g-chain", now, stranger, noIssue(t))
+		_, _, err = dst.RedeemCode(ctx, "code-g-chain", now, domain.CodeUseFuncs{CheckFunc: stranger, IssueFunc: noIssue(t)})
 		require.ErrorIs(t, err, domain.ErrAlreadyConsumed, "a redeemed code stays redeemed")
-		_, _, err = dst.RedeemCode(ctx, "code-g-redeemed", now, stranger, noIssue(t))
+		_, _, err = dst.RedeemCode(ctx, "code-g-redeemed", now, domain.CodeUseFuncs{CheckFunc: stranger, IssueFunc: noIssue(t)})
 		require.ErrorIs(t, err, domain.ErrAlreadyConsumed, "a code redeemed without a refresh token stays redeemed")
-		_, _, err = dst.RedeemCode(ctx, "code-G-bare", now, stranger, noIssue(t))
+		_, _, err = dst.RedeemCode(ctx, "code-G-bare", now, domain.CodeUseFuncs{CheckFunc: stranger, IssueFunc: noIssue(t)})
 		require.ErrorIs(t, err, domain.ErrNotFound, "an expired code is not copied")
-		code, _, err := dst.RedeemCode(ctx, "code-g-fresh", now, rightful, func(c domain.AuthorizationCode, g domain.Grant) (*domain.RefreshToken, error) {
+		code, _, err := dst.RedeemCode(ctx, "code-g-fresh", now, domain.CodeUseFuncs{CheckFunc: rightful, IssueFunc: func(c domain.AuthorizationCode, g domain.Grant) (*domain.RefreshToken, error) {
 			return nil, nil
-		})
+		}})
+
 		require.NoError(t, err, "a fresh code can be redeemed once")
 		require.Equal(t, now, code.RedeemedAt)
 

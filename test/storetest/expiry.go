@@ -48,7 +48,7 @@ func testExpiry(t *testing.T, newStore func(*testing.T) ports.Store) {
 		require.ErrorIs(t, err, domain.ErrNotFound)
 		_, _, err = s.RotateRefreshToken(t.Context(), "rt-1", at, strict("g1"), noRotate(t))
 		require.ErrorIs(t, err, domain.ErrNotFound)
-		_, _, err = s.RedeemCode(t.Context(), "code-2", at, stranger, noIssue(t))
+		_, _, err = s.RedeemCode(t.Context(), "code-2", at, domain.CodeUseFuncs{CheckFunc: stranger, IssueFunc: noIssue(t)})
 		require.ErrorIs(t, err, domain.ErrNotFound)
 
 		_, err = s.GetGrant(t.Context(), "g1", at.Add(-ns))
@@ -62,12 +62,13 @@ func testExpiry(t *testing.T, newStore func(*testing.T) ports.Store) {
 		code := seedGrant(t, s, fullGrant("g1"))
 		at := code.ExpiresAt
 
-		_, _, err := s.RedeemCode(t.Context(), code.Hash, at, stranger, noIssue(t))
+		_, _, err := s.RedeemCode(t.Context(), code.Hash, at, domain.CodeUseFuncs{CheckFunc: stranger, IssueFunc: noIssue(t)})
 		require.ErrorIs(t, err, domain.ErrNotFound)
 
-		_, _, err = s.RedeemCode(t.Context(), code.Hash, at.Add(-ns), rightful, func(domain.AuthorizationCode, domain.Grant) (*domain.RefreshToken, error) {
+		_, _, err = s.RedeemCode(t.Context(), code.Hash, at.Add(-ns), domain.CodeUseFuncs{CheckFunc: rightful, IssueFunc: func(domain.AuthorizationCode, domain.Grant) (*domain.RefreshToken, error) {
 			return nil, nil
-		})
+		}})
+
 		require.NoError(t, err)
 	})
 
@@ -123,11 +124,11 @@ func testSweep(t *testing.T, newStore func(*testing.T) ports.Store) {
 		require.ErrorIs(t, s.UpdateTransaction(ctx, "t1", base, noop), domain.ErrNotFound)
 		_, err = s.GetGrant(ctx, "gA", base)
 		require.ErrorIs(t, err, domain.ErrNotFound)
-		_, _, err = s.RedeemCode(ctx, "code-gA", base, stranger, noIssue(t))
+		_, _, err = s.RedeemCode(ctx, "code-gA", base, domain.CodeUseFuncs{CheckFunc: stranger, IssueFunc: noIssue(t)})
 		require.ErrorIs(t, err, domain.ErrNotFound)
 		_, err = s.GetRefreshToken(ctx, "rt-A", base)
 		require.ErrorIs(t, err, domain.ErrNotFound)
-		_, _, err = s.RedeemCode(ctx, "code-gB", base, stranger, noIssue(t))
+		_, _, err = s.RedeemCode(ctx, "code-gB", base, domain.CodeUseFuncs{CheckFunc: stranger, IssueFunc: noIssue(t)})
 		require.ErrorIs(t, err, domain.ErrNotFound)
 
 		require.NoError(t, s.UpdateTransaction(ctx, "t2", now, noop))
@@ -137,9 +138,10 @@ func testSweep(t *testing.T, newStore func(*testing.T) ports.Store) {
 		require.NoError(t, err)
 		_, err = s.GetGrant(ctx, "gC", now)
 		require.NoError(t, err)
-		_, _, err = s.RedeemCode(ctx, "code-C", now, rightful, func(domain.AuthorizationCode, domain.Grant) (*domain.RefreshToken, error) {
+		_, _, err = s.RedeemCode(ctx, "code-C", now, domain.CodeUseFuncs{CheckFunc: rightful, IssueFunc: func(domain.AuthorizationCode, domain.Grant) (*domain.RefreshToken, error) {
 			return nil, nil
-		})
+		}})
+
 		require.NoError(t, err)
 		_, err = s.GetClient(ctx, "c1")
 		require.NoError(t, err)

@@ -35,7 +35,7 @@ func testGrants(t *testing.T, newStore func(*testing.T) ports.Store) {
 		got, err := s.GetGrant(t.Context(), "g1", base)
 		require.NoError(t, err)
 		require.Equal(t, first, got)
-		_, _, err = s.RedeemCode(t.Context(), "code-2", base, stranger, noIssue(t))
+		_, _, err = s.RedeemCode(t.Context(), "code-2", base, domain.CodeUseFuncs{CheckFunc: stranger, IssueFunc: noIssue(t)})
 		require.ErrorIs(t, err, domain.ErrNotFound)
 	})
 
@@ -81,7 +81,7 @@ func testGrants(t *testing.T, newStore func(*testing.T) ports.Store) {
 
 		_, err = s.GetGrant(t.Context(), "g1", base)
 		require.ErrorIs(t, err, domain.ErrNotFound)
-		_, _, err = s.RedeemCode(t.Context(), "code-g1", base, stranger, noIssue(t))
+		_, _, err = s.RedeemCode(t.Context(), "code-g1", base, domain.CodeUseFuncs{CheckFunc: stranger, IssueFunc: noIssue(t)})
 		require.ErrorIs(t, err, domain.ErrNotFound)
 		for _, hash := range []string{"rt-1", "rt-2"} {
 			_, err = s.GetRefreshToken(t.Context(), hash, base)
@@ -107,7 +107,7 @@ func testGrants(t *testing.T, newStore func(*testing.T) ports.Store) {
 		require.NoError(t, s.CreateGrant(t.Context(), fullGrant("g1"), freshCode("code-new", "g1")))
 		_, err := s.GetRefreshToken(t.Context(), "rt-1", base)
 		require.ErrorIs(t, err, domain.ErrNotFound)
-		_, _, err = s.RedeemCode(t.Context(), "code-g1", base, stranger, noIssue(t))
+		_, _, err = s.RedeemCode(t.Context(), "code-g1", base, domain.CodeUseFuncs{CheckFunc: stranger, IssueFunc: noIssue(t)})
 		require.ErrorIs(t, err, domain.ErrNotFound)
 	})
 
@@ -124,9 +124,10 @@ func testGrants(t *testing.T, newStore func(*testing.T) ports.Store) {
 		won := winners(errs)
 		require.Len(t, won, 1)
 		for i, err := range errs {
-			_, _, rerr := s.RedeemCode(t.Context(), fmt.Sprintf("code-%d", i), base, rightful, func(domain.AuthorizationCode, domain.Grant) (*domain.RefreshToken, error) {
+			_, _, rerr := s.RedeemCode(t.Context(), fmt.Sprintf("code-%d", i), base, domain.CodeUseFuncs{CheckFunc: rightful, IssueFunc: func(domain.AuthorizationCode, domain.Grant) (*domain.RefreshToken, error) {
 				return nil, nil
-			})
+			}})
+
 			if i == won[0] {
 				require.NoError(t, rerr)
 				continue

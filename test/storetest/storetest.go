@@ -33,6 +33,7 @@ func Run(t *testing.T, newStore func(t *testing.T) ports.Store) {
 	t.Run("DirectGrants", func(t *testing.T) { testDirectGrants(t, newStore) })
 	t.Run("Assertions", func(t *testing.T) { testAssertions(t, newStore) })
 	t.Run("Codes", func(t *testing.T) { testCodes(t, newStore) })
+	t.Run("Redemptions", func(t *testing.T) { testRedemptions(t, newStore) })
 	t.Run("RefreshTokens", func(t *testing.T) { testRefreshTokens(t, newStore) })
 	t.Run("RefreshRetries", func(t *testing.T) { testRefreshRetries(t, newStore) })
 	t.Run("Keys", func(t *testing.T) { testKeys(t, newStore) })
@@ -231,9 +232,10 @@ func seedGrant(t *testing.T, s ports.Store, g domain.Grant) domain.Authorization
 func seedToken(t *testing.T, s ports.Store, g domain.Grant, rt domain.RefreshToken) {
 	t.Helper()
 	code := seedGrant(t, s, g)
-	_, _, err := s.RedeemCode(t.Context(), code.Hash, base, rightful, func(domain.AuthorizationCode, domain.Grant) (*domain.RefreshToken, error) {
+	_, _, err := s.RedeemCode(t.Context(), code.Hash, base, domain.CodeUseFuncs{CheckFunc: rightful, IssueFunc: func(domain.AuthorizationCode, domain.Grant) (*domain.RefreshToken, error) {
 		return &rt, nil
-	})
+	}})
+
 	require.NoError(t, err)
 }
 

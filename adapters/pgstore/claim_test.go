@@ -1,0 +1,133 @@
+package pgstore_test
+
+import (
+	"fmt"
+	"sync"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/oidcproxy/oidcproxy/domain"
+	"github.com/oidcproxy/oidcproxy/test/pgtest"
+)
+
+// The usual outcomes of a token request are decided by the one statement
+// that claims the code, without the locking transaction: a redemption, a
+// replay by the rightful client (which revokes) and a replay by anyone
+// else (which changes nothing). A request that does not meet a code not
+// yet redeemed is left to the transaction, which burns it, and the claim
+// has changed nothing before.
+func TestTheClaimStatementDecidesTheUsualRedemptions(t *testing.T) {
+	s := openStore(t, pgtest.Schema(t))
+	g, code := benchGrant("g1")
+	require.NoError(t, s.CreateGrant(t.Context(), g, code))
+
+	wrong := benchRedemption("rt-wrong")
+	wrong.Verifier += "-wrong"
+	decided, err := s.Claim(t.Context(), code.Hash, benchNow, wrong)
+	require.NoError(t, err)
+	require.False(t, decided, "a mismatch on a code not yet redeemed is the transaction's to burn")
+	_, err = s.GetRefreshToken(t.Context(), "rt-wrong", benchNow)
+	require.ErrorIs(t, err, domain.ErrNotFound)
+
+	decided, err = s.Claim(t.Context(), code.Hash, benchNow, benchRedemption("rt-1"))
+	require.NoError(t, err)
+	require.True(t, decided, "the rightful request redeems in the statement")
+	_, err = s.GetRefreshToken(t.Context(), "rt-1", benchNow)
+	require.NoError(t, err)
+
+	decided, err = s.Claim(t.Context(), code.Hash, benchNow, wrong)
+	require.True(t, decided)
+	require.ErrorIs(t, err, domain.ErrAlreadyConsumed, "a replay with a wrong verifier is refused")
+	_, err = s.GetGrant(t.Context(), g.ID, benchNow)
+	require.NoError(t, err, "and changes nothing")
+
+	decided, err = s.Claim(t.Context(), code.Hash, benchNow, benchRedemption("rt-2"))
+	require.True(t, decided)
+	require.ErrorIs(t, err, domain.ErrAlreadyConsumed)
+	_, err = s.GetGrant(t.Context(), g.ID, benchNow)
+	require.ErrorIs(t, err, domain.ErrNotFound, "the rightful client's replay revokes the grant")
+
+	decided, err = s.Claim(t.Context(), code.Hash, benchNow, benchRedemption("rt-3"))
+	require.True(t, decided)
+	require.ErrorIs(t, err, domain.ErrNotFound, "the code went with its grant")
+}
+
+// Token requests racing revocations of their grants never deadlock and
+// never leave a refresh token on a revoked grant: the claim locks the
+// grant before the code, the order the revocation's cascade takes.
+func TestClaimsRacingRevocationsNeverDeadlock(t *testing.T) {
+	s := openStore(t, pgtest.Schema(t))
+	const rounds = 40
+	for i := range rounds {
+		g, code := benchGrant(fmt.Sprintf("g%d", i))
+		require.NoError(t, s.CreateGrant(t.Context(), g, code))
+	}
+	for i := range rounds {
+		id := fmt.Sprintf("g%d", i)
+		var wg sync.WaitGroup
+		var redeemErr, revokeErr error
+		start := make(chan struct{})
+		wg.Go(func() {
+			<-start
+			_, _, redeemErr = s.RedeemCode(t.Context(), "code-"+id, benchNow, benchRedemption("rt-"+id))
+		})
+		wg.Go(func() { <-start; revokeErr = s.RevokeGrant(t.Context(), id) })
+		close(start)
+		wg.Wait()
+		require.NoError(t, revokeErr, "round %d", i)
+		if redeemErr != nil {
+			require.ErrorIs(t, redeemErr, domain.ErrNotFound, "round %d", i)
+		}
+		_, err := s.GetRefreshToken(t.Context(), "rt-"+id, benchNow)
+		require.ErrorIs(t, err, domain.ErrNotFound, "round %d: no token outlives its grant", i)
+	}
+}
+
+// A rightful token request racing one with a wrong verifier for the same
+// code never deadlocks: the claim and the locking transaction that burns
+// the code queue on the grant. Whichever locks it first decides: the
+// rightful request redeems (and the burn finds a redeemed code it may not
+// touch), or the burn revokes the grant (and the rightful request finds
+// nothing).
+func TestClaimsRacingBurnsNeverDeadlock(t *testing.T) {
+	s := openStore(t, pgtest.Schema(t))
+	const rounds = 60
+	for i := range rounds {
+		g, code := benchGrant(fmt.Sprintf("g%d", i))
+		require.NoError(t, s.CreateGrant(t.Context(), g, code))
+	}
+	for i := range rounds {
+		id := fmt.Sprintf("g%d", i)
+		wrong := benchRedemption("rt-wrong-" + id)
+		wrong.Verifier += "-wrong"
+		var wg sync.WaitGroup
+		var rightErr, wrongErr error
+		start := make(chan struct{})
+		wg.Go(func() {
+			<-start
+			_, _, rightErr = s.RedeemCode(t.Context(), "code-"+id, benchNow, benchRedemption("rt-"+id))
+		})
+		wg.Go(func() {
+			<-start
+			_, _, wrongErr = s.RedeemCode(t.Context(), "code-"+id, benchNow, wrong)
+		})
+		close(start)
+		wg.Wait()
+		_, err := s.GetRefreshToken(t.Context(), "rt-"+id, benchNow)
+		if rightErr == nil {
+			require.ErrorIs(t, wrongErr, domain.ErrAlreadyConsumed, "round %d", i)
+			require.NoError(t, err, "round %d: the redemption stands", i)
+			continue
+		}
+		require.ErrorIs(t, rightErr, domain.ErrNotFound, "round %d", i)
+		require.Equal(t, wrong.Check(code(i)), wrongErr, "round %d: the burn", i)
+		require.ErrorIs(t, err, domain.ErrNotFound, "round %d", i)
+	}
+}
+
+// code is benchGrant's code of grant g<i>.
+func code(i int) domain.AuthorizationCode {
+	_, c := benchGrant(fmt.Sprintf("g%d", i))
+	return c
+}
