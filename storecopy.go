@@ -219,19 +219,37 @@ func sameStore(a, b storeLocation) bool {
 
 // noInstances refuses a database that instances are connected to. A bbolt
 // file needs no such check: opening it takes its lock.
+//
+// Sessions are counted again for up to sessionsSettle before the copy is
+// refused: the server ends a session after its client's goodbye, not with
+// it, so an instance (or an oidcproxy command) that has just exited is
+// still listed for a moment.
 func noInstances(ctx context.Context, loc storeLocation, timeout time.Duration) error {
 	if !loc.database {
 		return nil
 	}
-	n, err := pgstore.Sessions(ctx, pgstore.Options{URL: loc.copyURL(), Timeout: timeout}, loc.instanceName)
-	if err != nil {
-		return err
+	deadline := time.Now().Add(sessionsSettle)
+	for {
+		n, err := pgstore.Sessions(ctx, pgstore.Options{URL: loc.copyURL(), Timeout: timeout}, loc.instanceName)
+		switch {
+		case err != nil:
+			return err
+		case n == 0:
+			return nil
+		case time.Now().After(deadline):
+			return fmt.Errorf("%w: %d connection(s) named %q are open to the %s", ErrInstancesRunning, n, loc.instanceName, loc)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(sessionsSettle / 10):
+		}
 	}
-	if n > 0 {
-		return fmt.Errorf("%w: %d connection(s) named %q are open to the %s", ErrInstancesRunning, n, loc.instanceName, loc)
-	}
-	return nil
 }
+
+// sessionsSettle is how long noInstances waits for sessions of processes
+// that have just exited to end.
+const sessionsSettle = 2 * time.Second
 
 // openSource opens the source store: a bbolt file that must exist (and
 // that no server holds), or a database that must hold oidcproxy's schema.
