@@ -115,3 +115,71 @@ func DecideRefresh(presented, successor RefreshToken, use RefreshUse, now time.T
 	}
 	return RefreshRetry
 }
+
+// Rotator builds, for a rotation or a retry of a refresh token, the token
+// that replaces it and the grant's new state (ports.GrantStore's
+// RotateRefreshToken). It decides nothing: a store may ask it before it
+// knows whether the presentation rotates at all.
+type Rotator interface {
+	Rotate(presented RefreshToken, g *Grant) (RefreshToken, error)
+}
+
+// RotateFunc is a Rotator made of a function, for callers whose rotation
+// is not a refresh_token request's (a migration, a test).
+type RotateFunc func(presented RefreshToken, g *Grant) (RefreshToken, error)
+
+// Rotate implements Rotator.
+func (f RotateFunc) Rotate(presented RefreshToken, g *Grant) (RefreshToken, error) {
+	return f(presented, g)
+}
+
+// Rotation is the Rotator of a refresh_token request. The grant's expiry
+// slides to TTL from now (an active session lives on, an idle one dies)
+// and records its use; the new token, stored under SuccessorHash, keeps
+// the presented one's scopes and expires with the grant. Renewed and
+// Identity, when set, also write what a refresh at the IdP returned.
+// A Rotation without them changes the grant's expiry and last use only
+// (Plain), which a store can write in the statement that rotates.
+type Rotation struct {
+	ClientID      string
+	SuccessorHash string
+	TTL           time.Duration
+	Now           time.Time
+	// Renewed holds the upstream tokens (SealedUpstream, UpstreamExpiry,
+	// HasUpstreamRefresh) of a refresh at the IdP, nil for none.
+	Renewed *Grant
+	// Identity is the IdP's current word on who the user is (their groups
+	// above all), from that refresh's ID token; nil for none.
+	Identity *Identity
+	// After, when set, receives the grant's new state.
+	After *Grant
+}
+
+// Rotate implements Rotator.
+func (r Rotation) Rotate(presented RefreshToken, g *Grant) (RefreshToken, error) {
+	if r.Renewed != nil {
+		g.SealedUpstream = r.Renewed.SealedUpstream
+		g.UpstreamExpiry = r.Renewed.UpstreamExpiry
+		g.HasUpstreamRefresh = r.Renewed.HasUpstreamRefresh
+	}
+	if r.Identity != nil {
+		g.Identity = r.Identity.Clone()
+	}
+	g.ExpiresAt = r.Now.Add(r.TTL)
+	g.LastUsedAt = r.Now
+	if r.After != nil {
+		*r.After = g.Clone()
+	}
+	return RefreshToken{
+		Hash:      r.SuccessorHash,
+		GrantID:   g.ID,
+		ClientID:  r.ClientID,
+		Scopes:    presented.Scopes,
+		IssuedAt:  r.Now,
+		ExpiresAt: g.ExpiresAt,
+	}, nil
+}
+
+// Plain reports whether the rotation changes the grant in nothing but
+// its expiry and last use.
+func (r Rotation) Plain() bool { return r.Renewed == nil && r.Identity == nil }

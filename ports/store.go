@@ -146,16 +146,18 @@ type GrantStore interface {
 	//   - rotate returns an error: nothing changes and the error is
 	//     returned.
 	// The decision is returned in every case but ErrNotFound; on success
-	// with the new token. rotate builds the new token and the grant's new
-	// state the same way for a rotation and a retry, so a store may call it
+	// with the new token. rotate (rotate.Rotate below) builds the new token
+	// and the grant's new state the same way for a rotation and a retry, so
+	// a store may call it
 	// before deciding (and discard its result on RefreshRevoke or
 	// RefreshRefuse): a SQL store can then apply the whole rule in one
-	// conditional statement. A new token with an empty or taken hash, or a
+	// conditional statement (a domain.Rotation that is Plain states its
+	// whole effect as values for one). A new token with an empty or taken hash, or a
 	// rotate that changes the grant's id, is refused and nothing changes.
 	// Of many concurrent calls for one token, each sees the state the
 	// previous one committed: with a retry window they may all succeed,
 	// but every successor but the last ends withdrawn.
-	RotateRefreshToken(ctx context.Context, hash string, now time.Time, use domain.RefreshUse, rotate func(domain.RefreshToken, *domain.Grant) (domain.RefreshToken, error)) (domain.RefreshToken, domain.RefreshDecision, error)
+	RotateRefreshToken(ctx context.Context, hash string, now time.Time, use domain.RefreshUse, rotate domain.Rotator) (domain.RefreshToken, domain.RefreshDecision, error)
 	// GetRefreshToken returns a refresh token record (live or rotated) whose
 	// grant still exists.
 	GetRefreshToken(ctx context.Context, hash string, now time.Time) (domain.RefreshToken, error)

@@ -62,9 +62,10 @@ func BenchmarkRotateRefreshToken(b *testing.B) {
 			seedGrants(b, path, b.N, true)
 			s := openStore(b, boltstore.Options{Path: path, NoSync: mode.noSync, MaxBatchSize: mode.maxBatch})
 			runParallel(b, func(i int) error {
-				_, _, err := s.RotateRefreshToken(b.Context(), tokenHash(i), base, domain.RefreshUse{ClientID: domain.HashToken("client")}, func(old domain.RefreshToken, g *domain.Grant) (domain.RefreshToken, error) {
+				_, _, err := s.RotateRefreshToken(b.Context(), tokenHash(i), base, domain.RefreshUse{ClientID: domain.HashToken("client")}, domain.RotateFunc(func(old domain.RefreshToken, g *domain.Grant) (domain.RefreshToken, error) {
 					return benchToken("next-"+old.Hash, g.ID), nil
-				})
+				}))
+
 				return err
 			})
 		})

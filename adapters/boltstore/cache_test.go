@@ -37,10 +37,11 @@ func TestRepeatedGrantReadsSeeEveryChangeAndRevocation(t *testing.T) {
 	require.Equal(t, []string{"mcp"}, again.Scopes, "callers never share the cached value")
 
 	later := now.Add(2 * time.Hour)
-	_, _, err = s.RotateRefreshToken(ctx, "rt", now, domain.RefreshUse{ClientID: "c"}, func(_ domain.RefreshToken, gr *domain.Grant) (domain.RefreshToken, error) {
+	_, _, err = s.RotateRefreshToken(ctx, "rt", now, domain.RefreshUse{ClientID: "c"}, domain.RotateFunc(func(_ domain.RefreshToken, gr *domain.Grant) (domain.RefreshToken, error) {
 		gr.ExpiresAt = later
 		return domain.RefreshToken{Hash: "rt2", GrantID: "g1", ClientID: "c", IssuedAt: now, ExpiresAt: later}, nil
-	})
+	}))
+
 	require.NoError(t, err)
 	rewritten, err := s.GetGrant(ctx, "g1", now)
 	require.NoError(t, err)

@@ -89,7 +89,7 @@ func (s *Store) RevokeGrant(ctx context.Context, id string) error {
 // changed in between; a token that is missing or expired is answered
 // from the read alone. The successor is read inside the transaction: the
 // decision depends on it, and it is read only for a rotated token.
-func (s *Store) RotateRefreshToken(ctx context.Context, hash string, now time.Time, use domain.RefreshUse, rotate func(domain.RefreshToken, *domain.Grant) (domain.RefreshToken, error)) (domain.RefreshToken, domain.RefreshDecision, error) {
+func (s *Store) RotateRefreshToken(ctx context.Context, hash string, now time.Time, use domain.RefreshUse, rotate domain.Rotator) (domain.RefreshToken, domain.RefreshDecision, error) {
 	const op = "rotate refresh token"
 	var pre tokenRead
 	epoch := s.cache.grants.Epoch()
@@ -145,7 +145,7 @@ func (s *Store) RotateRefreshToken(ctx context.Context, hash string, now time.Ti
 			return errNoChange
 		}
 		next := g.Clone() // rotate changes this copy; g keeps the stored expiry
-		succ, err := rotate(old.Clone(), &next)
+		succ, err := rotate.Rotate(old.Clone(), &next)
 		if err != nil {
 			outcome = err
 			return errNoChange

@@ -84,7 +84,7 @@ func TestEveryGrantWriteKeepsTheOwnerIndexExact(t *testing.T) {
 		g.Subject = "alice-renamed"
 		return domain.RefreshToken{Hash: "rt-0b", GrantID: g.ID, ClientID: "c", IssuedAt: markBase, ExpiresAt: markBase.Add(time.Hour)}, nil
 	}
-	_, _, err = s.RotateRefreshToken(ctx, "rt-0", markBase, domain.RefreshUse{ClientID: "c"}, rotate)
+	_, _, err = s.RotateRefreshToken(ctx, "rt-0", markBase, domain.RefreshUse{ClientID: "c"}, domain.RotateFunc(rotate))
 	require.NoError(t, err)
 	requireOwnerIndexExact(t, s, "RotateRefreshToken")
 	got, err := s.ListGrants(ctx, ports.GrantFilter{Subject: "alice"}, ports.Page{Limit: 10}, markBase)
@@ -92,7 +92,7 @@ func TestEveryGrantWriteKeepsTheOwnerIndexExact(t *testing.T) {
 	require.Len(t, got, 1, "g0 moved to its new subject")
 
 	// Reuse of the rotated token revokes the grant.
-	_, _, err = s.RotateRefreshToken(ctx, "rt-0", markBase.Add(time.Second), domain.RefreshUse{ClientID: "c"}, rotate)
+	_, _, err = s.RotateRefreshToken(ctx, "rt-0", markBase.Add(time.Second), domain.RefreshUse{ClientID: "c"}, domain.RotateFunc(rotate))
 	require.ErrorIs(t, err, domain.ErrAlreadyConsumed)
 	requireOwnerIndexExact(t, s, "reuse detection")
 

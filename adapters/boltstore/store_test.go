@@ -212,9 +212,10 @@ func TestRevokedAndSweptRecordsLeaveNothingBehind(t *testing.T) {
 		}})
 
 		require.NoError(t, err)
-		_, _, err = s.RotateRefreshToken(ctx, "rt-"+id, base, domain.RefreshUse{}, func(old domain.RefreshToken, g *domain.Grant) (domain.RefreshToken, error) {
+		_, _, err = s.RotateRefreshToken(ctx, "rt-"+id, base, domain.RefreshUse{}, domain.RotateFunc(func(old domain.RefreshToken, g *domain.Grant) (domain.RefreshToken, error) {
 			return domain.RefreshToken{Hash: "rt2-" + id, GrantID: id, ExpiresAt: base.Add(100 * time.Hour)}, nil
-		})
+		}))
+
 		require.NoError(t, err)
 		require.NoError(t, s.CreateTransaction(ctx, domain.Transaction{ID: "t-" + id, ExpiresAt: base.Add(time.Minute)}))
 		if i%2 == 0 {

@@ -380,7 +380,7 @@ func (s *Store) RedeemCode(ctx context.Context, hash string, now time.Time, use 
 // the token rotate returns (a retry withdraws the unused successor), a
 // reuse revokes the grant, a foreign client changes nothing. See
 // ports.GrantStore for the whole contract.
-func (s *Store) RotateRefreshToken(ctx context.Context, hash string, now time.Time, use domain.RefreshUse, rotate func(domain.RefreshToken, *domain.Grant) (domain.RefreshToken, error)) (domain.RefreshToken, domain.RefreshDecision, error) {
+func (s *Store) RotateRefreshToken(ctx context.Context, hash string, now time.Time, use domain.RefreshUse, rotate domain.Rotator) (domain.RefreshToken, domain.RefreshDecision, error) {
 	const op = "rotate refresh token"
 	if err := s.lock(ctx, op); err != nil {
 		return domain.RefreshToken{}, 0, err
@@ -407,7 +407,7 @@ func (s *Store) RotateRefreshToken(ctx context.Context, hash string, now time.Ti
 		return cloneToken(old), decision, fail(op, domain.ErrWrongClient)
 	}
 	next := cloneGrant(g)
-	succ, err := rotate(cloneToken(old), &next)
+	succ, err := rotate.Rotate(cloneToken(old), &next)
 	if err != nil {
 		return domain.RefreshToken{}, decision, err
 	}

@@ -26,9 +26,13 @@
 // usual cases, a redemption or a replay (sqlClaimCode): the request's
 // rule is a condition of the UPDATE that claims the code, whose row lock
 // lets exactly one of concurrent claims match, and the refresh token is
-// inserted by the same statement. The operations whose decision runs a
-// caller's callback — RedeemCode otherwise, RotateRefreshToken, UpdateTransaction,
-// ReplaceTransaction — are a READ COMMITTED transaction that locks the rows
+// inserted by the same statement. So is a refresh_token request's usual
+// rotation (RotateRefreshToken with a plain domain.Rotation: a live token
+// presented by its client; sqlRotatePlain). The operations whose decision
+// runs a caller's callback — RedeemCode and RotateRefreshToken otherwise
+// (a burn, a retry, a reuse, a rotation that renews the upstream session),
+// UpdateTransaction, ReplaceTransaction — are a READ COMMITTED transaction
+// that locks the rows
 // it reads (SELECT … FOR UPDATE and its weaker modes), lets the callback
 // decide on the locked rows, and writes and commits: two network round
 // trips, BEGIN pipelined with the read and the writes with COMMIT (see

@@ -29,3 +29,10 @@ func (s *Store) Claim(ctx context.Context, hash string, now time.Time, use domai
 	_, _, decided, err = s.claim(ctx, hash, now, use, c)
 	return decided, err
 }
+
+// RotatePlain runs the one-statement rotation alone, without falling back
+// to the locking transaction; decided is false where only that can decide.
+func (s *Store) RotatePlain(ctx context.Context, hash string, now time.Time, r domain.Rotation) (decided bool, err error) {
+	_, decided, err = s.rotatePlain(ctx, hash, now, r)
+	return decided, err
+}

@@ -300,7 +300,9 @@ func (s *Store) revokeIn(ctx context.Context, tx *rwTx, id string) error {
 }
 
 // RotateRefreshToken applies domain.DecideRefresh to the presented token
-// and its successor, in one transaction of two round trips (see rwTx) with
+// and its successor. A plain domain.Rotation's usual case, RefreshRotate,
+// is one statement (rotatePlain); everything else, and every other
+// rotate, is one transaction of two round trips (see rwTx) with
 // the grant and the token locked from the first. Only a rotated token that
 // may still be a retry (domain.RefreshToken.Retryable) costs a third round
 // trip, to read and lock the successor it names: that is the rare path of a
@@ -320,7 +322,7 @@ func (s *Store) revokeIn(ctx context.Context, tx *rwTx, id string) error {
 // A rotate error changes nothing and is returned as is. Of concurrent
 // callers presenting one token, each locks it in turn and decides on what
 // the previous one committed, as the contract requires.
-func (s *Store) RotateRefreshToken(ctx context.Context, hash string, now time.Time, use domain.RefreshUse, rotate func(domain.RefreshToken, *domain.Grant) (domain.RefreshToken, error)) (domain.RefreshToken, domain.RefreshDecision, error) {
+func (s *Store) RotateRefreshToken(ctx context.Context, hash string, now time.Time, use domain.RefreshUse, rotate domain.Rotator) (domain.RefreshToken, domain.RefreshDecision, error) {
 	const op = "rotate refresh token"
 	if err := ctx.Err(); err != nil {
 		return domain.RefreshToken{}, 0, fail(op, err)
@@ -330,6 +332,12 @@ func (s *Store) RotateRefreshToken(ctx context.Context, hash string, now time.Ti
 	}
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
+	if r, ok := rotate.(domain.Rotation); ok && r.Plain() && r.Now.Equal(now) {
+		t, done, err := s.rotatePlain(ctx, hash, now, r)
+		if done {
+			return t, domain.RefreshRotate, err
+		}
+	}
 	var (
 		gr grantRow
 		tr refreshRow
@@ -369,7 +377,7 @@ func (s *Store) RotateRefreshToken(ctx context.Context, hash string, now time.Ti
 	}
 
 	next := g.Clone()
-	succ, err := rotate(old.Clone(), &next)
+	succ, err := rotate.Rotate(old.Clone(), &next)
 	if err != nil {
 		return domain.RefreshToken{}, decision, err
 	}
@@ -393,6 +401,36 @@ func (s *Store) RotateRefreshToken(ctx context.Context, hash string, now time.Ti
 		return domain.RefreshToken{}, decision, fail(op, alreadyExists(err))
 	}
 	return normalRefreshToken(succ), decision, nil
+}
+
+// rotatePlain rotates by sqlRotatePlain, the usual case decided in one
+// statement: a live token, not rotated yet, presented by its client
+// (domain.DecideRefresh's RefreshRotate). done is false when the statement
+// changed nothing, and the locking transaction must decide.
+func (s *Store) rotatePlain(ctx context.Context, hash string, now time.Time, r domain.Rotation) (t domain.RefreshToken, done bool, err error) {
+	const op = "rotate refresh token"
+	if !validKey(r.SuccessorHash) {
+		return domain.RefreshToken{}, true, fail(op, errInvalidKey)
+	}
+	var (
+		tr refreshRow
+		gr grantRow
+	)
+	err = s.pool.QueryRow(ctx, sqlRotatePlain, hash, ns(now), r.SuccessorHash, r.ClientID, ns(now.Add(r.TTL))).
+		Scan(append(tr.dest(), gr.dest()...)...)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		return domain.RefreshToken{}, false, nil
+	case err != nil:
+		return domain.RefreshToken{}, true, fail(op, alreadyExists(err))
+	}
+	g := gr.domain()
+	s.forgetGrant(g.ID)
+	succ, err := r.Rotate(tr.domain(), &g)
+	if err != nil {
+		return domain.RefreshToken{}, true, err
+	}
+	return normalRefreshToken(succ), true, nil
 }
 
 // GetRefreshToken returns a refresh token (live or rotated) whose grant is live.

@@ -103,12 +103,12 @@ func TestAReuseRevocationInsideARotationReachesAnotherInstance(t *testing.T) {
 		return succ, nil
 	}
 	use := domain.RefreshUse{ClientID: g.ClientID}
-	_, _, err = a.RotateRefreshToken(t.Context(), "rt-reused", benchNow, use, rotate)
+	_, _, err = a.RotateRefreshToken(t.Context(), "rt-reused", benchNow, use, domain.RotateFunc(rotate))
 	require.NoError(t, err)
 	_, err = b.GetGrant(t.Context(), "reused", benchNow)
 	require.NoError(t, err, "a rotation that only extends the grant leaves it in place")
 
-	_, decision, err := a.RotateRefreshToken(t.Context(), "rt-reused", benchNow, use, rotate)
+	_, decision, err := a.RotateRefreshToken(t.Context(), "rt-reused", benchNow, use, domain.RotateFunc(rotate))
 	require.ErrorIs(t, err, domain.ErrAlreadyConsumed)
 	require.Equal(t, domain.RefreshRevoke, decision)
 	gone(t, b, "reused", propagation)
@@ -156,13 +156,14 @@ func TestGrantChangesReachOtherInstancesAndExtensionsAreReadAgain(t *testing.T) 
 	rotate := func(change func(*domain.Grant)) {
 		t.Helper()
 		rotation++
-		_, _, err := a.RotateRefreshToken(t.Context(), fmt.Sprintf("rt-%d", rotation-1), benchNow, domain.RefreshUse{ClientID: g.ClientID},
+		_, _, err := a.RotateRefreshToken(t.Context(), fmt.Sprintf("rt-%d", rotation-1), benchNow, domain.RefreshUse{ClientID: g.ClientID}, domain.RotateFunc(
 			func(old domain.RefreshToken, g *domain.Grant) (domain.RefreshToken, error) {
 				change(g)
 				succ := old
 				succ.Hash = fmt.Sprintf("rt-%d", rotation)
 				return succ, nil
-			})
+			}))
+
 		require.NoError(t, err)
 	}
 
@@ -195,13 +196,14 @@ func TestAnInstanceReadsItsOwnChangesWithoutTheNotification(t *testing.T) {
 	require.NoError(t, err)
 
 	fresh := bytes.Repeat([]byte{9}, 32)
-	_, _, err = a.RotateRefreshToken(t.Context(), "rt-own", benchNow, domain.RefreshUse{ClientID: g.ClientID},
+	_, _, err = a.RotateRefreshToken(t.Context(), "rt-own", benchNow, domain.RefreshUse{ClientID: g.ClientID}, domain.RotateFunc(
 		func(old domain.RefreshToken, g *domain.Grant) (domain.RefreshToken, error) {
 			g.SealedUpstream = fresh
 			succ := old
 			succ.Hash = "rt-own-next"
 			return succ, nil
-		})
+		}))
+
 	require.NoError(t, err)
 	got, err := a.GetGrant(t.Context(), "own", benchNow)
 	require.NoError(t, err)

@@ -44,12 +44,13 @@ func TestRevocationRacingRedemptionAndRotationNeverDeadlocks(t *testing.T) {
 		wg.Go(func() { <-start; errs[1] = s.RevokeGrant(t.Context(), fmt.Sprintf("r%d", i)) })
 		wg.Go(func() {
 			<-start
-			_, _, errs[2] = s.RotateRefreshToken(t.Context(), fmt.Sprintf("rt-t%d", i), benchNow, domain.RefreshUse{ClientID: "client"}, func(old domain.RefreshToken, g *domain.Grant) (domain.RefreshToken, error) {
+			_, _, errs[2] = s.RotateRefreshToken(t.Context(), fmt.Sprintf("rt-t%d", i), benchNow, domain.RefreshUse{ClientID: "client"}, domain.RotateFunc(func(old domain.RefreshToken, g *domain.Grant) (domain.RefreshToken, error) {
 				g.ExpiresAt = benchNow.Add(time.Hour)
 				next := old
 				next.Hash = "next-" + old.Hash
 				return next, nil
-			})
+			}))
+
 		})
 		wg.Go(func() { <-start; errs[3] = s.RevokeGrant(t.Context(), fmt.Sprintf("t%d", i)) })
 		close(start)

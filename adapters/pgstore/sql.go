@@ -1,8 +1,8 @@
 package pgstore
 
 // Every statement of the store, in one place so that their shapes (and
-// bench/pgbench/redeem.sql, which mirrors the redemption) can be read
-// together. All are parameterised; pgx prepares each once per connection
+// bench/pgbench/redeem.sql and rotate.sql, which mirror the redemption and
+// the rotation) can be read together. All are parameterised; pgx prepares each once per connection
 // and reuses it. Column lists match the dest methods in records.go.
 
 const (
@@ -193,6 +193,35 @@ const (
 		FROM grants g JOIN refresh_tokens t ON t.grant_id = g.id
 		WHERE t.hash = $1 AND t.expires_ns > $2 AND g.expires_ns > $2
 		FOR NO KEY UPDATE OF g FOR UPDATE OF t`
+	// sqlRotatePlain rotates a live refresh token presented by its client
+	// in one statement, one round trip and one commit, for a
+	// domain.Rotation that is Plain: every value it writes is the
+	// rotation's ($3 the successor's hash, $4 the client, $5 the grant's
+	// new expiry, the successor's too, $2 now). It locks the grant, then
+	// marks the token rotated only if it is not yet (of concurrent
+	// rotations exactly one matches: a waiter re-checks rotated_ns on the
+	// winner's version), inserts the successor and slides the grant's
+	// expiry. The row: the presented token as rotated and the grant as it
+	// was. No row: the token is not live, not the presenter's, rotated
+	// already, or its grant gone; the locking transaction decides those.
+	// Locks are taken as sqlLockRefreshToken takes them, grant first.
+	sqlRotatePlain = `WITH live AS (
+		SELECT * FROM grants
+		 WHERE id = (SELECT grant_id FROM refresh_tokens WHERE hash = $1) AND expires_ns > $2
+		   FOR NO KEY UPDATE
+	), rotated AS (
+		UPDATE refresh_tokens t SET rotated_ns = $2, successor_hash = $3
+		  FROM live g
+		 WHERE t.hash = $1 AND t.grant_id = g.id AND t.rotated_ns IS NULL AND t.expires_ns > $2 AND t.client_id = $4
+		RETURNING t.hash, t.grant_id, t.client_id AS token_client_id, t.scopes AS token_scopes, t.issued_ns,
+		          t.expires_ns AS token_expires_ns, t.rotated_ns, t.successor_hash, ` + grantColsG + `
+	), successor AS (
+		INSERT INTO refresh_tokens (` + refreshCols + `)
+		SELECT $3, grant_id, $4, token_scopes, $2, $5, NULL, '' FROM rotated
+	), saved AS (
+		UPDATE grants SET expires_ns = $5, last_used_ns = $2 WHERE id = (SELECT grant_id FROM rotated)
+	)
+	SELECT * FROM rotated`
 	sqlRotateRefreshToken = `UPDATE refresh_tokens SET rotated_ns = $2, successor_hash = $3 WHERE hash = $1`
 	// sqlLockSuccessor reads and locks the successor a rotated token names,
 	// when its second use may be a retry; the presented token is locked

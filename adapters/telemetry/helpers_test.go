@@ -428,12 +428,13 @@ type refreshHandler struct{ store ports.Store }
 
 func (h refreshHandler) Handle(ctx context.Context, cmd ports.RefreshTokenCommand) (ports.TokenResult, error) {
 	now := time.Now()
-	next, _, err := h.store.RotateRefreshToken(ctx, domain.HashToken(cmd.RefreshToken), now, domain.RefreshUse{ClientID: cmd.Client.ClientID}, func(old domain.RefreshToken, g *domain.Grant) (domain.RefreshToken, error) {
+	next, _, err := h.store.RotateRefreshToken(ctx, domain.HashToken(cmd.RefreshToken), now, domain.RefreshUse{ClientID: cmd.Client.ClientID}, domain.RotateFunc(func(old domain.RefreshToken, g *domain.Grant) (domain.RefreshToken, error) {
 		return domain.RefreshToken{
 			Hash: domain.HashToken(cmd.RefreshToken + "-next"), GrantID: g.ID, ClientID: old.ClientID,
 			IssuedAt: now, ExpiresAt: now.Add(time.Hour),
 		}, nil
-	})
+	}))
+
 	switch {
 	case errors.Is(err, domain.ErrAlreadyConsumed):
 		return ports.TokenResult{}, domain.ErrInvalidGrant("refresh token was already used; the grant has been revoked")

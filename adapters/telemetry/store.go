@@ -213,9 +213,7 @@ func (s *store) RedeemCode(ctx context.Context, hash string, now time.Time, use 
 // RotateRefreshToken implements ports.GrantStore; a rotated token
 // presented again is counted as reuse (the store has revoked the grant),
 // and a retry within the grace window is marked on the span.
-func (s *store) RotateRefreshToken(ctx context.Context, hash string, now time.Time, use domain.RefreshUse,
-	rotate func(domain.RefreshToken, *domain.Grant) (domain.RefreshToken, error),
-) (domain.RefreshToken, domain.RefreshDecision, error) {
+func (s *store) RotateRefreshToken(ctx context.Context, hash string, now time.Time, use domain.RefreshUse, rotate domain.Rotator) (domain.RefreshToken, domain.RefreshDecision, error) {
 	var decision domain.RefreshDecision
 	t, err := call(ctx, s, "RotateRefreshToken", func(ctx context.Context) (domain.RefreshToken, error) {
 		var (

@@ -135,30 +135,9 @@ func (h *RefreshTokenHandler) Handle(ctx context.Context, cmd ports.RefreshToken
 
 	successor := h.random.Token()
 	var after domain.Grant
-	_, decision, err := h.grants.RotateRefreshToken(ctx, hash, now, use, func(t domain.RefreshToken, g *domain.Grant) (domain.RefreshToken, error) {
-		if renewed != nil {
-			g.SealedUpstream = renewed.SealedUpstream
-			g.UpstreamExpiry = renewed.UpstreamExpiry
-			g.HasUpstreamRefresh = renewed.HasUpstreamRefresh
-		}
-		if identity != nil {
-			// The IdP's current word on who the user is (their groups
-			// above all): the next refresh is decided on it.
-			g.Identity = identity.Clone()
-		}
-		// Sliding expiry: an active session lives on, an idle one dies.
-		g.ExpiresAt = now.Add(h.policy.RefreshTokenTTL)
-		g.LastUsedAt = now
-		after = *g
-		return domain.RefreshToken{
-			Hash:      domain.HashToken(successor),
-			GrantID:   g.ID,
-			ClientID:  client.ID,
-			Scopes:    t.Scopes,
-			IssuedAt:  now,
-			ExpiresAt: g.ExpiresAt,
-		}, nil
-	})
+	rotation := domain.Rotation{ClientID: client.ID, SuccessorHash: domain.HashToken(successor),
+		TTL: h.policy.RefreshTokenTTL, Now: now, Renewed: renewed, Identity: identity, After: &after}
+	_, decision, err := h.grants.RotateRefreshToken(ctx, hash, now, use, rotation)
 	switch {
 	case err == nil:
 	case errors.Is(err, domain.ErrAlreadyConsumed):

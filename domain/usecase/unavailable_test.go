@@ -117,7 +117,7 @@ func (o *outage) RedeemCode(ctx context.Context, hash string, now time.Time, use
 	return o.Store.RedeemCode(ctx, hash, now, use)
 }
 
-func (o *outage) RotateRefreshToken(ctx context.Context, hash string, now time.Time, use domain.RefreshUse, rotate func(domain.RefreshToken, *domain.Grant) (domain.RefreshToken, error)) (domain.RefreshToken, domain.RefreshDecision, error) {
+func (o *outage) RotateRefreshToken(ctx context.Context, hash string, now time.Time, use domain.RefreshUse, rotate domain.Rotator) (domain.RefreshToken, domain.RefreshDecision, error) {
 	if err := o.err("rotate refresh token"); err != nil {
 		return domain.RefreshToken{}, 0, err
 	}

@@ -297,10 +297,11 @@ func testGrantAdmin(t *testing.T, newStore func(*testing.T) ports.Store) {
 		// A rotation rewrites g1; the grant keeps its place in the
 		// listings, with the use recorded.
 		used := base.Add(time.Minute)
-		_, _, err := s.RotateRefreshToken(t.Context(), "rt-1", used, strict("g1"), func(old domain.RefreshToken, g *domain.Grant) (domain.RefreshToken, error) {
+		_, _, err := s.RotateRefreshToken(t.Context(), "rt-1", used, strict("g1"), domain.RotateFunc(func(old domain.RefreshToken, g *domain.Grant) (domain.RefreshToken, error) {
 			g.LastUsedAt = used
 			return liveToken("rt-1b", g.ID), nil
-		})
+		}))
+
 		require.NoError(t, err)
 		got, err := s.ListGrants(t.Context(), ports.GrantFilter{Subject: "alice", ClientID: "c1"}, ports.Page{Limit: 10}, base)
 		require.NoError(t, err)
@@ -308,7 +309,7 @@ func testGrantAdmin(t *testing.T, newStore func(*testing.T) ports.Store) {
 		require.Equal(t, used, got[0].LastUsedAt)
 
 		// Reuse of the rotated token revokes g1; a sweep removes g4.
-		_, _, err = s.RotateRefreshToken(t.Context(), "rt-1", used.Add(time.Second), strict("g1"), discarded(t, s))
+		_, _, err = s.RotateRefreshToken(t.Context(), "rt-1", used.Add(time.Second), strict("g1"), domain.RotateFunc(discarded(t, s)))
 		require.ErrorIs(t, err, domain.ErrAlreadyConsumed)
 		_, err = s.Sweep(t.Context(), base)
 		require.NoError(t, err)

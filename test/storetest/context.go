@@ -78,7 +78,7 @@ func testContext(t *testing.T, newStore func(*testing.T) ports.Store) {
 				return err
 			},
 			"RotateRefreshToken": func(ctx context.Context) error {
-				_, _, err := s.RotateRefreshToken(ctx, "rt-1", base, strict("g1"), noRotate(t))
+				_, _, err := s.RotateRefreshToken(ctx, "rt-1", base, strict("g1"), domain.RotateFunc(noRotate(t)))
 				return err
 			},
 			"GetRefreshToken": func(ctx context.Context) error {

@@ -71,10 +71,11 @@ func testCopies(t *testing.T, newStore func(*testing.T) ports.Store) {
 		require.Equal(t, freshCode("code-g1", "g1").Scopes, code.Scopes)
 		require.Equal(t, fullGrant("g1"), grant)
 
-		_, _, err = s.RotateRefreshToken(t.Context(), "rt-1", base, strict("g1"), func(old domain.RefreshToken, g *domain.Grant) (domain.RefreshToken, error) {
+		_, _, err = s.RotateRefreshToken(t.Context(), "rt-1", base, strict("g1"), domain.RotateFunc(func(old domain.RefreshToken, g *domain.Grant) (domain.RefreshToken, error) {
 			old.Scopes[0] = "admin"
 			return old, errSentinel
-		})
+		}))
+
 		require.ErrorIs(t, err, errSentinel)
 		stored, err := s.GetRefreshToken(t.Context(), "rt-1", base)
 		require.NoError(t, err)

@@ -83,7 +83,7 @@ func Fill(t *testing.T, s ports.Store, sealer ports.Sealer) {
 	seedToken(t, s, grant("g-chain"), liveToken("rt-1", "g-chain"))
 	use := within("g-chain", time.Hour)
 	for i, step := range []struct{ presented, next string }{{"rt-1", "rt-2"}, {"rt-1", "rt-3"}, {"rt-3", "rt-4"}} {
-		_, _, err := s.RotateRefreshToken(ctx, step.presented, base.Add(time.Duration(i+1)*time.Second), use, successor(step.next))
+		_, _, err := s.RotateRefreshToken(ctx, step.presented, base.Add(time.Duration(i+1)*time.Second), use, domain.RotateFunc(successor(step.next)))
 		require.NoError(t, err)
 	}
 	// g-fresh: a code not yet redeemed.
@@ -294,11 +294,11 @@ func RunCopy(t *testing.T, newStore func(t *testing.T) CopyStore) {
 		require.Equal(t, now, code.RedeemedAt)
 
 		// rt-4 is the live end of g-chain's chain: it rotates.
-		_, decision, err := dst.RotateRefreshToken(ctx, "rt-4", now, within("g-chain", 0), successor("rt-5"))
+		_, decision, err := dst.RotateRefreshToken(ctx, "rt-4", now, within("g-chain", 0), domain.RotateFunc(successor("rt-5")))
 		require.NoError(t, err)
 		require.Equal(t, domain.RefreshRotate, decision)
 		// The withdrawn rt-2 is reuse: the grant goes, with everything on it.
-		_, decision, err = dst.RotateRefreshToken(ctx, "rt-2", now, within("g-chain", time.Hour), discarded(t, dst))
+		_, decision, err = dst.RotateRefreshToken(ctx, "rt-2", now, within("g-chain", time.Hour), domain.RotateFunc(discarded(t, dst)))
 		require.ErrorIs(t, err, domain.ErrAlreadyConsumed)
 		require.Equal(t, domain.RefreshRevoke, decision)
 		_, err = dst.GetGrant(ctx, "g-chain", now)

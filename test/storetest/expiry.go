@@ -46,7 +46,7 @@ func testExpiry(t *testing.T, newStore func(*testing.T) ports.Store) {
 		require.ErrorIs(t, err, domain.ErrNotFound)
 		_, err = s.GetRefreshToken(t.Context(), "rt-1", at)
 		require.ErrorIs(t, err, domain.ErrNotFound)
-		_, _, err = s.RotateRefreshToken(t.Context(), "rt-1", at, strict("g1"), noRotate(t))
+		_, _, err = s.RotateRefreshToken(t.Context(), "rt-1", at, strict("g1"), domain.RotateFunc(noRotate(t)))
 		require.ErrorIs(t, err, domain.ErrNotFound)
 		_, _, err = s.RedeemCode(t.Context(), "code-2", at, domain.CodeUseFuncs{CheckFunc: stranger, IssueFunc: noIssue(t)})
 		require.ErrorIs(t, err, domain.ErrNotFound)
@@ -80,10 +80,10 @@ func testExpiry(t *testing.T, newStore func(*testing.T) ports.Store) {
 
 		_, err := s.GetRefreshToken(t.Context(), "rt-1", at)
 		require.ErrorIs(t, err, domain.ErrNotFound)
-		_, _, err = s.RotateRefreshToken(t.Context(), "rt-1", at, strict("g1"), noRotate(t))
+		_, _, err = s.RotateRefreshToken(t.Context(), "rt-1", at, strict("g1"), domain.RotateFunc(noRotate(t)))
 		require.ErrorIs(t, err, domain.ErrNotFound)
 
-		_, _, err = s.RotateRefreshToken(t.Context(), "rt-1", at.Add(-ns), strict("g1"), successor("rt-2"))
+		_, _, err = s.RotateRefreshToken(t.Context(), "rt-1", at.Add(-ns), strict("g1"), domain.RotateFunc(successor("rt-2")))
 		require.NoError(t, err)
 	})
 }

@@ -72,7 +72,7 @@ func testGrants(t *testing.T, newStore func(*testing.T) ports.Store) {
 	t.Run("revoking a grant makes it and its codes and refresh tokens unreadable", func(t *testing.T) {
 		s := newStore(t)
 		seedToken(t, s, fullGrant("g1"), liveToken("rt-1", "g1"))
-		_, _, err := s.RotateRefreshToken(t.Context(), "rt-1", base, strict("g1"), successor("rt-2"))
+		_, _, err := s.RotateRefreshToken(t.Context(), "rt-1", base, strict("g1"), domain.RotateFunc(successor("rt-2")))
 		require.NoError(t, err)
 		kept := fullGrant("g2")
 		seedToken(t, s, kept, liveToken("rt-3", "g2"))
@@ -86,7 +86,7 @@ func testGrants(t *testing.T, newStore func(*testing.T) ports.Store) {
 		for _, hash := range []string{"rt-1", "rt-2"} {
 			_, err = s.GetRefreshToken(t.Context(), hash, base)
 			require.ErrorIs(t, err, domain.ErrNotFound, hash)
-			_, _, err = s.RotateRefreshToken(t.Context(), hash, base, strict("g1"), noRotate(t))
+			_, _, err = s.RotateRefreshToken(t.Context(), hash, base, strict("g1"), domain.RotateFunc(noRotate(t)))
 			require.ErrorIs(t, err, domain.ErrNotFound, hash)
 		}
 

@@ -26,7 +26,7 @@ func testRefreshRetries(t *testing.T, newStore func(*testing.T) ports.Store) {
 		t.Helper()
 		s := newStore(t)
 		seedToken(t, s, fullGrant("g1"), liveToken("rt-1", "g1"))
-		_, decision, err := s.RotateRefreshToken(t.Context(), "rt-1", base, within("g1", grace), successor("rt-2"))
+		_, decision, err := s.RotateRefreshToken(t.Context(), "rt-1", base, within("g1", grace), domain.RotateFunc(successor("rt-2")))
 		require.NoError(t, err)
 		require.Equal(t, domain.RefreshRotate, decision)
 		return s
@@ -42,11 +42,12 @@ func testRefreshRetries(t *testing.T, newStore func(*testing.T) ports.Store) {
 		s := rotated(t)
 		at := base.Add(10 * time.Second)
 		var seen domain.RefreshToken
-		next, decision, err := s.RotateRefreshToken(t.Context(), "rt-1", at, within("g1", grace), func(old domain.RefreshToken, g *domain.Grant) (domain.RefreshToken, error) {
+		next, decision, err := s.RotateRefreshToken(t.Context(), "rt-1", at, within("g1", grace), domain.RotateFunc(func(old domain.RefreshToken, g *domain.Grant) (domain.RefreshToken, error) {
 			seen = old
 			g.SealedUpstream = []byte("saved by the retry")
 			return successor("rt-3")(old, g)
-		})
+		}))
+
 		require.NoError(t, err)
 		require.Equal(t, domain.RefreshRetry, decision)
 		require.Equal(t, "rt-3", next.Hash)
@@ -64,7 +65,7 @@ func testRefreshRetries(t *testing.T, newStore func(*testing.T) ports.Store) {
 		require.Equal(t, []byte("saved by the retry"), g.SealedUpstream)
 
 		// The new successor is an ordinary live token.
-		_, decision, err = s.RotateRefreshToken(t.Context(), "rt-3", at, within("g1", grace), successor("rt-4"))
+		_, decision, err = s.RotateRefreshToken(t.Context(), "rt-3", at, within("g1", grace), domain.RotateFunc(successor("rt-4")))
 		require.NoError(t, err)
 		require.Equal(t, domain.RefreshRotate, decision)
 	})
@@ -73,10 +74,10 @@ func testRefreshRetries(t *testing.T, newStore func(*testing.T) ports.Store) {
 		// Whoever retried second replaced the other's successor; when that
 		// other one uses it, one of the two cannot be the client.
 		s := rotated(t)
-		_, _, err := s.RotateRefreshToken(t.Context(), "rt-1", base.Add(time.Second), within("g1", grace), successor("rt-3"))
+		_, _, err := s.RotateRefreshToken(t.Context(), "rt-1", base.Add(time.Second), within("g1", grace), domain.RotateFunc(successor("rt-3")))
 		require.NoError(t, err)
 
-		got, decision, err := s.RotateRefreshToken(t.Context(), "rt-2", base.Add(2*time.Second), within("g1", grace), discarded(t, s))
+		got, decision, err := s.RotateRefreshToken(t.Context(), "rt-2", base.Add(2*time.Second), within("g1", grace), domain.RotateFunc(discarded(t, s)))
 		require.ErrorIs(t, err, domain.ErrAlreadyConsumed)
 		require.Equal(t, domain.RefreshRevoke, decision)
 		require.Equal(t, "rt-2", got.Hash)
@@ -85,10 +86,10 @@ func testRefreshRetries(t *testing.T, newStore func(*testing.T) ports.Store) {
 
 	t.Run("a retry after the successor was used revokes the grant", func(t *testing.T) {
 		s := rotated(t)
-		_, _, err := s.RotateRefreshToken(t.Context(), "rt-2", base.Add(time.Second), within("g1", grace), successor("rt-3"))
+		_, _, err := s.RotateRefreshToken(t.Context(), "rt-2", base.Add(time.Second), within("g1", grace), domain.RotateFunc(successor("rt-3")))
 		require.NoError(t, err)
 
-		_, decision, err := s.RotateRefreshToken(t.Context(), "rt-1", base.Add(2*time.Second), within("g1", grace), discarded(t, s))
+		_, decision, err := s.RotateRefreshToken(t.Context(), "rt-1", base.Add(2*time.Second), within("g1", grace), domain.RotateFunc(discarded(t, s)))
 		require.ErrorIs(t, err, domain.ErrAlreadyConsumed)
 		require.Equal(t, domain.RefreshRevoke, decision)
 		requireRevoked(t, s, "g1", "rt-1", "rt-2", "rt-3")
@@ -96,7 +97,7 @@ func testRefreshRetries(t *testing.T, newStore func(*testing.T) ports.Store) {
 
 	t.Run("a retry at the end of the window revokes the grant", func(t *testing.T) {
 		s := rotated(t)
-		_, decision, err := s.RotateRefreshToken(t.Context(), "rt-1", base.Add(grace), within("g1", grace), discarded(t, s))
+		_, decision, err := s.RotateRefreshToken(t.Context(), "rt-1", base.Add(grace), within("g1", grace), domain.RotateFunc(discarded(t, s)))
 		require.ErrorIs(t, err, domain.ErrAlreadyConsumed)
 		require.Equal(t, domain.RefreshRevoke, decision)
 		requireRevoked(t, s, "g1", "rt-1", "rt-2")
@@ -104,9 +105,9 @@ func testRefreshRetries(t *testing.T, newStore func(*testing.T) ports.Store) {
 
 	t.Run("retries do not extend the window", func(t *testing.T) {
 		s := rotated(t)
-		_, _, err := s.RotateRefreshToken(t.Context(), "rt-1", base.Add(grace-time.Second), within("g1", grace), successor("rt-3"))
+		_, _, err := s.RotateRefreshToken(t.Context(), "rt-1", base.Add(grace-time.Second), within("g1", grace), domain.RotateFunc(successor("rt-3")))
 		require.NoError(t, err)
-		_, decision, err := s.RotateRefreshToken(t.Context(), "rt-1", base.Add(grace), within("g1", grace), discarded(t, s))
+		_, decision, err := s.RotateRefreshToken(t.Context(), "rt-1", base.Add(grace), within("g1", grace), domain.RotateFunc(discarded(t, s)))
 		require.ErrorIs(t, err, domain.ErrAlreadyConsumed)
 		require.Equal(t, domain.RefreshRevoke, decision)
 		requireRevoked(t, s, "g1", "rt-1", "rt-3")
@@ -115,7 +116,7 @@ func testRefreshRetries(t *testing.T, newStore func(*testing.T) ports.Store) {
 	t.Run("a retry by another client revokes the grant", func(t *testing.T) {
 		s := rotated(t)
 		other := domain.RefreshUse{ClientID: "client-other", Grace: grace}
-		_, decision, err := s.RotateRefreshToken(t.Context(), "rt-1", base.Add(time.Second), other, discarded(t, s))
+		_, decision, err := s.RotateRefreshToken(t.Context(), "rt-1", base.Add(time.Second), other, domain.RotateFunc(discarded(t, s)))
 		require.ErrorIs(t, err, domain.ErrAlreadyConsumed)
 		require.Equal(t, domain.RefreshRevoke, decision)
 		requireRevoked(t, s, "g1", "rt-1", "rt-2")
@@ -126,7 +127,7 @@ func testRefreshRetries(t *testing.T, newStore func(*testing.T) ports.Store) {
 		old := liveToken("rt-1", "g1")
 		seedToken(t, s, fullGrant("g1"), old)
 		other := domain.RefreshUse{ClientID: "client-other", Grace: grace}
-		got, decision, err := s.RotateRefreshToken(t.Context(), "rt-1", base, other, discarded(t, s))
+		got, decision, err := s.RotateRefreshToken(t.Context(), "rt-1", base, other, domain.RotateFunc(discarded(t, s)))
 		require.ErrorIs(t, err, domain.ErrWrongClient)
 		require.Equal(t, domain.RefreshRefuse, decision)
 		require.Equal(t, old, got)
@@ -138,13 +139,14 @@ func testRefreshRetries(t *testing.T, newStore func(*testing.T) ports.Store) {
 	t.Run("a retry whose successor has expired revokes the grant", func(t *testing.T) {
 		s := newStore(t)
 		seedToken(t, s, fullGrant("g1"), liveToken("rt-1", "g1"))
-		_, _, err := s.RotateRefreshToken(t.Context(), "rt-1", base, within("g1", time.Hour), func(old domain.RefreshToken, g *domain.Grant) (domain.RefreshToken, error) {
+		_, _, err := s.RotateRefreshToken(t.Context(), "rt-1", base, within("g1", time.Hour), domain.RotateFunc(func(old domain.RefreshToken, g *domain.Grant) (domain.RefreshToken, error) {
 			next := liveToken("rt-2", g.ID)
 			next.ExpiresAt = base.Add(time.Minute)
 			return next, nil
-		})
+		}))
+
 		require.NoError(t, err)
-		_, decision, err := s.RotateRefreshToken(t.Context(), "rt-1", base.Add(time.Minute), within("g1", time.Hour), discarded(t, s))
+		_, decision, err := s.RotateRefreshToken(t.Context(), "rt-1", base.Add(time.Minute), within("g1", time.Hour), domain.RotateFunc(discarded(t, s)))
 		require.ErrorIs(t, err, domain.ErrAlreadyConsumed)
 		require.Equal(t, domain.RefreshRevoke, decision)
 		requireRevoked(t, s, "g1", "rt-1")
@@ -153,9 +155,10 @@ func testRefreshRetries(t *testing.T, newStore func(*testing.T) ports.Store) {
 	t.Run("a failing rotate on a retry changes nothing", func(t *testing.T) {
 		s := rotated(t)
 		before1, before2 := get(t, s, "rt-1"), get(t, s, "rt-2")
-		_, decision, err := s.RotateRefreshToken(t.Context(), "rt-1", base.Add(time.Second), within("g1", grace), func(old domain.RefreshToken, g *domain.Grant) (domain.RefreshToken, error) {
+		_, decision, err := s.RotateRefreshToken(t.Context(), "rt-1", base.Add(time.Second), within("g1", grace), domain.RotateFunc(func(old domain.RefreshToken, g *domain.Grant) (domain.RefreshToken, error) {
 			return liveToken("rt-3", g.ID), errSentinel
-		})
+		}))
+
 		require.ErrorIs(t, err, errSentinel)
 		require.Equal(t, domain.RefreshRetry, decision)
 		require.Equal(t, before1, get(t, s, "rt-1"))
@@ -174,7 +177,7 @@ func testRefreshRetries(t *testing.T, newStore func(*testing.T) ports.Store) {
 		decisions := make([]domain.RefreshDecision, racers)
 
 		errs := race(racers, func(i int) error {
-			_, d, err := s.RotateRefreshToken(t.Context(), "rt-1", base, within("g1", grace), successor(fmt.Sprintf("next-%d", i)))
+			_, d, err := s.RotateRefreshToken(t.Context(), "rt-1", base, within("g1", grace), domain.RotateFunc(successor(fmt.Sprintf("next-%d", i))))
 			decisions[i] = d
 			return err
 		})

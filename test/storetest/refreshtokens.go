@@ -37,18 +37,18 @@ func testRefreshTokens(t *testing.T, newStore func(*testing.T) ports.Store) {
 		var seenToken domain.RefreshToken
 		var seenGrant domain.Grant
 
-		got, decision, err := s.RotateRefreshToken(t.Context(), "rt-1", now, strict("g1"), func(rt domain.RefreshToken, gr *domain.Grant) (domain.RefreshToken, error) {
+		got, decision, err := s.RotateRefreshToken(t.Context(), "rt-1", now, strict("g1"), domain.RotateFunc(func(rt domain.RefreshToken, gr *domain.Grant) (domain.RefreshToken, error) {
 			seenToken, seenGrant = rt, *gr
-			// A refresh that also refreshed upstream reseals the tokens,
-			// and keeps the identity the IdP's new ID token names.
+
 			gr.SealedUpstream = []byte("resealed")
 			gr.UpstreamExpiry = now.Add(time.Hour)
 			gr.HasUpstreamRefresh = false
-			// The refresh use case records the use.
+
 			gr.LastUsedAt = now
 			gr.Identity = renewedIdentity()
 			return next, nil
-		})
+		}))
+
 		require.NoError(t, err)
 		require.Equal(t, domain.RefreshRotate, decision)
 		require.Equal(t, next, got)
@@ -81,12 +81,13 @@ func testRefreshTokens(t *testing.T, newStore func(*testing.T) ports.Store) {
 		g := fullGrant("g1")
 		seedToken(t, s, g, liveToken("rt-1", "g1"))
 
-		_, _, err := s.RotateRefreshToken(t.Context(), "rt-1", base, strict("g1"), func(rt domain.RefreshToken, gr *domain.Grant) (domain.RefreshToken, error) {
+		_, _, err := s.RotateRefreshToken(t.Context(), "rt-1", base, strict("g1"), domain.RotateFunc(func(rt domain.RefreshToken, gr *domain.Grant) (domain.RefreshToken, error) {
 			gr.ExpiresAt = g.ExpiresAt.Add(24 * time.Hour)
 			next := liveToken("rt-2", gr.ID)
 			next.ExpiresAt = gr.ExpiresAt
 			return next, nil
-		})
+		}))
+
 		require.NoError(t, err)
 
 		later := g.ExpiresAt.Add(time.Hour)
@@ -109,10 +110,10 @@ func testRefreshTokens(t *testing.T, newStore func(*testing.T) ports.Store) {
 	t.Run("without a retry window, reusing a rotated token revokes the grant", func(t *testing.T) {
 		s := newStore(t)
 		seedToken(t, s, fullGrant("g1"), liveToken("rt-1", "g1"))
-		_, _, err := s.RotateRefreshToken(t.Context(), "rt-1", base, strict("g1"), successor("rt-2"))
+		_, _, err := s.RotateRefreshToken(t.Context(), "rt-1", base, strict("g1"), domain.RotateFunc(successor("rt-2")))
 		require.NoError(t, err)
 
-		got, decision, err := s.RotateRefreshToken(t.Context(), "rt-1", base.Add(time.Second), strict("g1"), discarded(t, s))
+		got, decision, err := s.RotateRefreshToken(t.Context(), "rt-1", base.Add(time.Second), strict("g1"), domain.RotateFunc(discarded(t, s)))
 		require.ErrorIs(t, err, domain.ErrAlreadyConsumed)
 		require.Equal(t, domain.RefreshRevoke, decision)
 		require.Equal(t, "rt-1", got.Hash)
@@ -127,11 +128,12 @@ func testRefreshTokens(t *testing.T, newStore func(*testing.T) ports.Store) {
 		old := liveToken("rt-1", "g1")
 		seedToken(t, s, g, old)
 
-		_, _, err := s.RotateRefreshToken(t.Context(), "rt-1", base, strict("g1"), func(rt domain.RefreshToken, gr *domain.Grant) (domain.RefreshToken, error) {
+		_, _, err := s.RotateRefreshToken(t.Context(), "rt-1", base, strict("g1"), domain.RotateFunc(func(rt domain.RefreshToken, gr *domain.Grant) (domain.RefreshToken, error) {
 			gr.SealedUpstream = []byte("changed before failing")
 			gr.Scopes[0] = "changed"
 			return liveToken("rt-2", "g1"), errSentinel
-		})
+		}))
+
 		require.ErrorIs(t, err, errSentinel)
 
 		got, err := s.GetRefreshToken(t.Context(), "rt-1", base)
@@ -143,7 +145,7 @@ func testRefreshTokens(t *testing.T, newStore func(*testing.T) ports.Store) {
 		require.NoError(t, err)
 		require.Equal(t, g, gotGrant)
 
-		_, _, err = s.RotateRefreshToken(t.Context(), "rt-1", base, strict("g1"), successor("rt-3"))
+		_, _, err = s.RotateRefreshToken(t.Context(), "rt-1", base, strict("g1"), domain.RotateFunc(successor("rt-3")))
 		require.NoError(t, err, "a later rotation still works")
 	})
 
@@ -152,9 +154,10 @@ func testRefreshTokens(t *testing.T, newStore func(*testing.T) ports.Store) {
 		old := liveToken("rt-1", "g1")
 		seedToken(t, s, fullGrant("g1"), old)
 
-		_, _, err := s.RotateRefreshToken(t.Context(), "rt-1", base, strict("g1"), func(domain.RefreshToken, *domain.Grant) (domain.RefreshToken, error) {
+		_, _, err := s.RotateRefreshToken(t.Context(), "rt-1", base, strict("g1"), domain.RotateFunc(func(domain.RefreshToken, *domain.Grant) (domain.RefreshToken, error) {
 			return liveToken("rt-2", "g2"), nil
-		})
+		}))
+
 		require.Error(t, err)
 		got, err := s.GetRefreshToken(t.Context(), "rt-1", base)
 		require.NoError(t, err)
@@ -167,7 +170,7 @@ func testRefreshTokens(t *testing.T, newStore func(*testing.T) ports.Store) {
 
 		_, err := s.GetRefreshToken(t.Context(), "rt-unknown", base)
 		require.ErrorIs(t, err, domain.ErrNotFound)
-		_, _, err = s.RotateRefreshToken(t.Context(), "rt-unknown", base, strict("g1"), noRotate(t))
+		_, _, err = s.RotateRefreshToken(t.Context(), "rt-unknown", base, strict("g1"), domain.RotateFunc(noRotate(t)))
 		require.ErrorIs(t, err, domain.ErrNotFound)
 	})
 
@@ -182,7 +185,7 @@ func testRefreshTokens(t *testing.T, newStore func(*testing.T) ports.Store) {
 		seedToken(t, s, fullGrant("g1"), liveToken("rt-1", "g1"))
 
 		errs := race(racers, func(i int) error {
-			_, _, err := s.RotateRefreshToken(t.Context(), "rt-1", base, strict("g1"), successor(fmt.Sprintf("next-%d", i)))
+			_, _, err := s.RotateRefreshToken(t.Context(), "rt-1", base, strict("g1"), domain.RotateFunc(successor(fmt.Sprintf("next-%d", i))))
 			return err
 		})
 
@@ -215,7 +218,7 @@ func testRefreshTokens(t *testing.T, newStore func(*testing.T) ports.Store) {
 
 		errs := race(racers, func(i int) error {
 			id := fmt.Sprintf("g%d", i)
-			next, _, err := s.RotateRefreshToken(t.Context(), "rt-"+id, base, strict(id), successor("next-"+id))
+			next, _, err := s.RotateRefreshToken(t.Context(), "rt-"+id, base, strict(id), domain.RotateFunc(successor("next-"+id)))
 			got[i] = next
 			return err
 		})

@@ -36,6 +36,7 @@ func Run(t *testing.T, newStore func(t *testing.T) ports.Store) {
 	t.Run("Redemptions", func(t *testing.T) { testRedemptions(t, newStore) })
 	t.Run("RefreshTokens", func(t *testing.T) { testRefreshTokens(t, newStore) })
 	t.Run("RefreshRetries", func(t *testing.T) { testRefreshRetries(t, newStore) })
+	t.Run("Rotations", func(t *testing.T) { testRotations(t, newStore) })
 	t.Run("Keys", func(t *testing.T) { testKeys(t, newStore) })
 	t.Run("Expiry", func(t *testing.T) { testExpiry(t, newStore) })
 	t.Run("Sweep", func(t *testing.T) { testSweep(t, newStore) })
