@@ -7,6 +7,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/oidcproxy/oidcproxy/adapters/pgstore"
 	"github.com/oidcproxy/oidcproxy/domain"
 	"github.com/oidcproxy/oidcproxy/test/pgtest"
 )
@@ -59,22 +60,13 @@ func TestTheClaimStatementDecidesTheUsualRedemptions(t *testing.T) {
 func TestClaimsRacingRevocationsNeverDeadlock(t *testing.T) {
 	s := openStore(t, pgtest.Schema(t))
 	const rounds = 40
-	for i := range rounds {
-		g, code := benchGrant(fmt.Sprintf("g%d", i))
-		require.NoError(t, s.CreateGrant(t.Context(), g, code))
-	}
+	seedGrants(t, s, rounds)
 	for i := range rounds {
 		id := fmt.Sprintf("g%d", i)
-		var wg sync.WaitGroup
 		var redeemErr, revokeErr error
-		start := make(chan struct{})
-		wg.Go(func() {
-			<-start
+		together(func() {
 			_, _, redeemErr = s.RedeemCode(t.Context(), "code-"+id, benchNow, benchRedemption("rt-"+id))
-		})
-		wg.Go(func() { <-start; revokeErr = s.RevokeGrant(t.Context(), id) })
-		close(start)
-		wg.Wait()
+		}, func() { revokeErr = s.RevokeGrant(t.Context(), id) })
 		require.NoError(t, revokeErr, "round %d", i)
 		if redeemErr != nil {
 			require.ErrorIs(t, redeemErr, domain.ErrNotFound, "round %d", i)
@@ -93,27 +85,17 @@ func TestClaimsRacingRevocationsNeverDeadlock(t *testing.T) {
 func TestClaimsRacingBurnsNeverDeadlock(t *testing.T) {
 	s := openStore(t, pgtest.Schema(t))
 	const rounds = 60
-	for i := range rounds {
-		g, code := benchGrant(fmt.Sprintf("g%d", i))
-		require.NoError(t, s.CreateGrant(t.Context(), g, code))
-	}
+	seedGrants(t, s, rounds)
 	for i := range rounds {
 		id := fmt.Sprintf("g%d", i)
 		wrong := benchRedemption("rt-wrong-" + id)
 		wrong.Verifier += "-wrong"
-		var wg sync.WaitGroup
 		var rightErr, wrongErr error
-		start := make(chan struct{})
-		wg.Go(func() {
-			<-start
+		together(func() {
 			_, _, rightErr = s.RedeemCode(t.Context(), "code-"+id, benchNow, benchRedemption("rt-"+id))
-		})
-		wg.Go(func() {
-			<-start
+		}, func() {
 			_, _, wrongErr = s.RedeemCode(t.Context(), "code-"+id, benchNow, wrong)
 		})
-		close(start)
-		wg.Wait()
 		_, err := s.GetRefreshToken(t.Context(), "rt-"+id, benchNow)
 		if rightErr == nil {
 			require.ErrorIs(t, wrongErr, domain.ErrAlreadyConsumed, "round %d", i)
@@ -130,4 +112,25 @@ func TestClaimsRacingBurnsNeverDeadlock(t *testing.T) {
 func code(i int) domain.AuthorizationCode {
 	_, c := benchGrant(fmt.Sprintf("g%d", i))
 	return c
+}
+
+// seedGrants stores n benchGrants, g0 to g<n-1>, with their codes.
+func seedGrants(t *testing.T, s *pgstore.Store, n int) {
+	t.Helper()
+	for i := range n {
+		g, code := benchGrant(fmt.Sprintf("g%d", i))
+		require.NoError(t, s.CreateGrant(t.Context(), g, code))
+	}
+}
+
+// together runs fns on goroutines of their own, released at once, and
+// returns when all have.
+func together(fns ...func()) {
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for _, fn := range fns {
+		wg.Go(func() { <-start; fn() })
+	}
+	close(start)
+	wg.Wait()
 }

@@ -3,7 +3,6 @@ package pgstore_test
 import (
 	"errors"
 	"fmt"
-	"sync"
 	"testing"
 	"time"
 
@@ -75,23 +74,15 @@ func TestPlainRotationsRacingRevocationsAndRetriesNeverDeadlock(t *testing.T) {
 	retry := domain.RefreshUse{ClientID: "client", Grace: time.Minute}
 	for i := range rounds {
 		errs := make([]error, 4)
-		var wg sync.WaitGroup
-		start := make(chan struct{})
-		wg.Go(func() {
-			<-start
+		together(func() {
 			_, _, errs[0] = s.RotateRefreshToken(t.Context(), fmt.Sprintf("rt-r%d", i), benchNow, retry, benchRotation(fmt.Sprintf("rt-r%d-1", i)))
-		})
-		wg.Go(func() { <-start; errs[1] = s.RevokeGrant(t.Context(), fmt.Sprintf("r%d", i)) })
-		wg.Go(func() {
-			<-start
+		}, func() {
+			errs[1] = s.RevokeGrant(t.Context(), fmt.Sprintf("r%d", i))
+		}, func() {
 			_, _, errs[2] = s.RotateRefreshToken(t.Context(), fmt.Sprintf("rt-q%d-1", i), benchNow, retry, benchRotation(fmt.Sprintf("rt-q%d-2", i)))
-		})
-		wg.Go(func() {
-			<-start
+		}, func() {
 			_, _, errs[3] = s.RotateRefreshToken(t.Context(), fmt.Sprintf("rt-q%d", i), benchNow, retry, benchRotation(fmt.Sprintf("rt-q%d-3", i)))
 		})
-		close(start)
-		wg.Wait()
 		for j, err := range errs {
 			if err != nil && !errors.Is(err, domain.ErrNotFound) && !errors.Is(err, domain.ErrAlreadyConsumed) {
 				t.Fatalf("round %d call %d: %v", i, j, err)

@@ -20,10 +20,15 @@ const verifier = "dBjftJeZ4CVP-mJ92K9m4l7DhoVbxNuVH8tX2O2KAnw-redemptions"
 // that claims the code: every outcome must be the one the rule decides,
 // and the stored refresh token the one its Issue builds.
 func testRedemptions(t *testing.T, newStore func(*testing.T) ports.Store) {
-	t.Run("the rightful request redeems the code and stores the token Issue builds", func(t *testing.T) {
+	// seeded is a new store holding g1 and its fresh code.
+	seeded := func(t *testing.T) (ports.Store, domain.AuthorizationCode) {
+		t.Helper()
 		s := newStore(t)
+		return s, redemptionCode(t, s, fullGrant("g1"))
+	}
+	t.Run("the rightful request redeems the code and stores the token Issue builds", func(t *testing.T) {
+		s, code := seeded(t)
 		g := fullGrant("g1")
-		code := redemptionCode(t, s, g)
 		use := rightfulUse(code, "rt-1", time.Hour)
 
 		got, grant, err := s.RedeemCode(t.Context(), code.Hash, use.Now, use)
@@ -42,9 +47,8 @@ func testRedemptions(t *testing.T, newStore func(*testing.T) ports.Store) {
 	})
 
 	t.Run("the refresh token expires with the grant at the latest", func(t *testing.T) {
-		s := newStore(t)
+		s, code := seeded(t)
 		g := fullGrant("g1")
-		code := redemptionCode(t, s, g)
 		use := rightfulUse(code, "rt-1", 90*24*time.Hour)
 
 		_, _, err := s.RedeemCode(t.Context(), code.Hash, use.Now, use)
@@ -55,9 +59,7 @@ func testRedemptions(t *testing.T, newStore func(*testing.T) ports.Store) {
 	})
 
 	t.Run("a client without refresh tokens gets none", func(t *testing.T) {
-		s := newStore(t)
-		g := fullGrant("g1")
-		code := redemptionCode(t, s, g)
+		s, code := seeded(t)
 		use := rightfulUse(code, "", time.Hour)
 
 		_, _, err := s.RedeemCode(t.Context(), code.Hash, use.Now, use)
@@ -67,8 +69,7 @@ func testRedemptions(t *testing.T, newStore func(*testing.T) ports.Store) {
 	})
 
 	t.Run("a resource named differently but canonically the same is accepted", func(t *testing.T) {
-		s := newStore(t)
-		code := redemptionCode(t, s, fullGrant("g1"))
+		s, code := seeded(t)
 		use := rightfulUse(code, "rt-1", time.Hour)
 		use.Resources = []string{"HTTPS://MCP.example.com/mcp/", code.Resource}
 
@@ -86,8 +87,7 @@ func testRedemptions(t *testing.T, newStore func(*testing.T) ports.Store) {
 	}
 	for name, spoil := range burns {
 		t.Run("a request with "+name+" burns the code with its grant", func(t *testing.T) {
-			s := newStore(t)
-			code := redemptionCode(t, s, fullGrant("g1"))
+			s, code := seeded(t)
 			use := rightfulUse(code, "rt-1", time.Hour)
 			spoil(&use)
 
@@ -115,8 +115,7 @@ func testRedemptions(t *testing.T, newStore func(*testing.T) ports.Store) {
 	})
 
 	t.Run("a replay of the rightful request revokes the grant", func(t *testing.T) {
-		s := newStore(t)
-		code := redemptionCode(t, s, fullGrant("g1"))
+		s, code := seeded(t)
 		use := rightfulUse(code, "rt-1", time.Hour)
 		_, _, err := s.RedeemCode(t.Context(), code.Hash, use.Now, use)
 		require.NoError(t, err)
@@ -132,8 +131,7 @@ func testRedemptions(t *testing.T, newStore func(*testing.T) ports.Store) {
 	})
 
 	t.Run("a replay with a wrong verifier changes nothing", func(t *testing.T) {
-		s := newStore(t)
-		code := redemptionCode(t, s, fullGrant("g1"))
+		s, code := seeded(t)
 		use := rightfulUse(code, "rt-1", time.Hour)
 		_, _, err := s.RedeemCode(t.Context(), code.Hash, use.Now, use)
 		require.NoError(t, err)
@@ -147,8 +145,7 @@ func testRedemptions(t *testing.T, newStore func(*testing.T) ports.Store) {
 	})
 
 	t.Run("an expired or unknown code is not found and changes nothing", func(t *testing.T) {
-		s := newStore(t)
-		code := redemptionCode(t, s, fullGrant("g1"))
+		s, code := seeded(t)
 		use := rightfulUse(code, "rt-1", time.Hour)
 		use.Now = code.ExpiresAt
 
@@ -161,8 +158,7 @@ func testRedemptions(t *testing.T, newStore func(*testing.T) ports.Store) {
 	})
 
 	t.Run("of concurrent rightful requests one redeems and the replays revoke", func(t *testing.T) {
-		s := newStore(t)
-		code := redemptionCode(t, s, fullGrant("g1"))
+		s, code := seeded(t)
 		now := base.Add(time.Second)
 
 		errs := race(racers, func(i int) error {
@@ -181,8 +177,7 @@ func testRedemptions(t *testing.T, newStore func(*testing.T) ports.Store) {
 	})
 
 	t.Run("a rightful request racing wrong verifiers either redeems and keeps its token or finds the code burned", func(t *testing.T) {
-		s := newStore(t)
-		code := redemptionCode(t, s, fullGrant("g1"))
+		s, code := seeded(t)
 		now := base.Add(time.Second)
 
 		errs := race(racers, func(i int) error {
