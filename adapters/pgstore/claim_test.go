@@ -1,10 +1,13 @@
 package pgstore_test
 
 import (
+	"context"
 	"fmt"
 	"sync"
 	"testing"
+	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/require"
 
 	"github.com/oidcproxy/oidcproxy/adapters/pgstore"
@@ -133,4 +136,58 @@ func together(fns ...func()) {
 	}
 	close(start)
 	wg.Wait()
+}
+
+// A request the single statements refuse writes nothing: no lock, no
+// transaction id, so its commit waits for no WAL flush. Whoever holds a
+// redeemed code or a rotated token (or makes one up) cannot make the
+// database flush for each try; only a request that changes something
+// gets a transaction id.
+func TestRefusedRequestsWriteNothing(t *testing.T) {
+	url := pgtest.Schema(t)
+	s := openStore(t, url)
+	g, code := benchGrant("g1")
+	require.NoError(t, s.CreateGrant(t.Context(), g, code))
+	conn, err := pgx.Connect(t.Context(), url)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = conn.Close(context.Background()) })
+
+	// writes runs statement with args in a transaction it rolls back, and
+	// reports whether the transaction got an id.
+	writes := func(statement string, args ...any) bool {
+		t.Helper()
+		tx, err := conn.Begin(t.Context())
+		require.NoError(t, err)
+		defer func() { _ = tx.Rollback(t.Context()) }()
+		rows, err := tx.Query(t.Context(), statement, args...)
+		require.NoError(t, err)
+		rows.Close()
+		require.NoError(t, rows.Err())
+		var xid *string
+		require.NoError(t, tx.QueryRow(t.Context(), "SELECT pg_current_xact_id_if_assigned()::text").Scan(&xid))
+		return xid != nil
+	}
+	r := benchRedemption("rt-1")
+	c, ok := r.Claim()
+	require.True(t, ok)
+	claim := func(hash, challenge string) bool {
+		return writes(pgstore.ClaimCodeStatement, hash, pgstore.NS(benchNow), c.ClientID, c.RedirectURI, challenge,
+			c.Resources, "rt-x", pgstore.NS(benchNow.Add(time.Hour)))
+	}
+	require.True(t, claim(code.Hash, c.Challenge), "a claim writes (the test can tell)")
+	require.False(t, claim(code.Hash, "another-challenge"), "a mismatch on a fresh code writes nothing")
+	require.False(t, claim("code-made-up", c.Challenge), "a made-up code writes nothing")
+
+	_, _, err = s.RedeemCode(t.Context(), code.Hash, benchNow, r)
+	require.NoError(t, err)
+	require.False(t, claim(code.Hash, "another-challenge"), "a stolen replay writes nothing")
+
+	rotate := func(hash, client string) bool {
+		return writes(pgstore.RotatePlainStatement, hash, pgstore.NS(benchNow), "rt-next", client, pgstore.NS(benchNow.Add(time.Hour)))
+	}
+	require.True(t, rotate("rt-1", "client"), "a rotation writes")
+	require.False(t, rotate("rt-1", "client-other"), "another client's presentation writes nothing")
+	_, _, err = s.RotateRefreshToken(t.Context(), "rt-1", benchNow, domain.RefreshUse{ClientID: "client"}, benchRotation("rt-2"))
+	require.NoError(t, err)
+	require.False(t, rotate("rt-1", "client"), "a rotated token's presentation writes nothing in the statement")
 }

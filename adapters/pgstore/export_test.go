@@ -36,3 +36,12 @@ func (s *Store) RotatePlain(ctx context.Context, hash string, now time.Time, r d
 	_, decided, err = s.rotatePlain(ctx, hash, now, r)
 	return decided, err
 }
+
+// The statements a test runs by hand, to see what they write.
+const (
+	ClaimCodeStatement   = sqlClaimCode
+	RotatePlainStatement = sqlRotatePlain
+)
+
+// NS is the stored form of a time.
+var NS = ns

@@ -144,7 +144,10 @@ const (
 	// this statement's snapshot was taken.
 	//
 	// Locks are taken grant first, as everywhere in the store: the first
-	// CTE locks the grant, and the UPDATE then the code it joins it with.
+	// CTE locks the grant of a code the request may claim (as the snapshot
+	// shows it: anything else takes no lock, so a refused replay or a
+	// made-up request writes nothing and costs no WAL flush), and the
+	// UPDATE then the code it joins it with.
 	// The grant's lock is the one sqlLockCode takes, so that the claim
 	// and the locking transaction for the same code queue on the grant
 	// holding nothing: a weaker lock there would let the claim go on to
@@ -152,7 +155,10 @@ const (
 	// the grant (a deadlock).
 	sqlClaimCode = `WITH live AS (
 		SELECT * FROM grants
-		 WHERE id = (SELECT grant_id FROM codes WHERE hash = $1) AND expires_ns > $2
+		 WHERE id = (SELECT grant_id FROM codes
+		              WHERE hash = $1 AND redeemed_ns IS NULL AND client_id = $3 AND redirect_uri = $4
+		                AND code_challenge = $5 AND resource = ALL($6::text[]))
+		   AND expires_ns > $2
 		   AND (has_upstream_refresh OR upstream_expiry_ns IS NULL OR upstream_expiry_ns > $2)
 		   FOR NO KEY UPDATE
 	), claimed AS (
@@ -204,10 +210,12 @@ const (
 	// expiry. The row: the presented token as rotated and the grant as it
 	// was. No row: the token is not live, not the presenter's, rotated
 	// already, or its grant gone; the locking transaction decides those.
-	// Locks are taken as sqlLockRefreshToken takes them, grant first.
+	// Locks are taken as sqlLockRefreshToken takes them, grant first, and
+	// only for a token the snapshot shows the request may rotate.
 	sqlRotatePlain = `WITH live AS (
 		SELECT * FROM grants
-		 WHERE id = (SELECT grant_id FROM refresh_tokens WHERE hash = $1) AND expires_ns > $2
+		 WHERE id = (SELECT grant_id FROM refresh_tokens WHERE hash = $1 AND rotated_ns IS NULL AND client_id = $4)
+		   AND expires_ns > $2
 		   FOR NO KEY UPDATE
 	), rotated AS (
 		UPDATE refresh_tokens t SET rotated_ns = $2, successor_hash = $3
