@@ -2,6 +2,7 @@ package pgstore_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"testing"
@@ -190,4 +191,40 @@ func TestRefusedRequestsWriteNothing(t *testing.T) {
 	_, _, err = s.RotateRefreshToken(t.Context(), "rt-1", benchNow, domain.RefreshUse{ClientID: "client"}, benchRotation("rt-2"))
 	require.NoError(t, err)
 	require.False(t, rotate("rt-1", "client"), "a rotated token's presentation writes nothing in the statement")
+}
+
+// The single statements run at READ COMMITTED whatever the server's
+// default: on a database whose sessions default to SERIALIZABLE, the
+// losers of concurrent claims of one code still find it redeemed (and
+// revoke its grant, as replays), instead of failing with a serialization
+// error that would leave the grant alive.
+func TestClaimsStayReadCommittedOnAStricterServer(t *testing.T) {
+	url := pgtest.Database(t)
+	pgtest.Exec(t, url, `DO $$ BEGIN
+		EXECUTE format('ALTER DATABASE %I SET default_transaction_isolation = %L', current_database(), 'serializable');
+	END $$`)
+	s := openStore(t, url)
+	g, code := benchGrant("g1")
+	require.NoError(t, s.CreateGrant(t.Context(), g, code))
+
+	errs := make([]error, 16)
+	fns := make([]func(), len(errs))
+	for i := range fns {
+		fns[i] = func() {
+			_, _, errs[i] = s.RedeemCode(t.Context(), code.Hash, benchNow, benchRedemption(fmt.Sprintf("rt-%d", i)))
+		}
+	}
+	together(fns...)
+	won := 0
+	for _, err := range errs {
+		switch {
+		case err == nil:
+			won++
+		case !errors.Is(err, domain.ErrAlreadyConsumed) && !errors.Is(err, domain.ErrNotFound):
+			t.Fatalf("a loser got %v", err)
+		}
+	}
+	require.Equal(t, 1, won)
+	_, err := s.GetGrant(t.Context(), g.ID, benchNow)
+	require.ErrorIs(t, err, domain.ErrNotFound, "the replays revoked the grant")
 }

@@ -127,8 +127,8 @@ func (s *Store) RedeemCode(ctx context.Context, hash string, now time.Time, use 
 	}
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
-	if r, ok := use.(domain.CodeRedemption); ok {
-		if c, ok := r.Claim(); ok {
+	if r, ok := use.(domain.CodeRedemption); ok && r.Now.Equal(now) {
+		if c, ok := r.Claim(); ok && claimable(c) {
 			code, grant, done, err := s.claim(ctx, hash, now, r, c)
 			if done {
 				return code, grant, err
@@ -154,6 +154,9 @@ func (s *Store) claim(ctx context.Context, hash string, now time.Time, use domai
 	if use.RefreshHash != "" && !validKey(use.RefreshHash) {
 		return domain.AuthorizationCode{}, domain.Grant{}, true, fail(op, errInvalidKey)
 	}
+	// A statement whose answer is lost may have committed a revocation;
+	// this instance then learns of it from the notification, since the
+	// grant's id is not known here.
 	var (
 		claimed, revoked bool
 		cr               codeRow
@@ -186,6 +189,21 @@ func (s *Store) claim(ctx context.Context, hash string, now time.Time, use domai
 		return code, grant, true, fail(op, domain.ErrAlreadyConsumed)
 	}
 	return domain.AuthorizationCode{}, domain.Grant{}, false, nil
+}
+
+// claimable reports whether every value of c can be a parameter: text
+// PostgreSQL refuses (invalid UTF-8, NUL) fails the whole statement,
+// while the rule in Go simply refuses it (redeemLocked burns the code).
+func claimable(c domain.CodeClaim) bool {
+	if !validKey(c.ClientID) || !validText(c.RedirectURI) {
+		return false
+	}
+	for _, r := range c.Resources {
+		if !validText(r) {
+			return false
+		}
+	}
+	return true
 }
 
 // checkClaim applies use's rule in Go to the code and grant a claim
@@ -332,10 +350,13 @@ func (s *Store) RotateRefreshToken(ctx context.Context, hash string, now time.Ti
 	}
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
-	if r, ok := rotate.(domain.Rotation); ok && r.Plain() && r.Now.Equal(now) {
+	if r, ok := rotate.(domain.Rotation); ok && r.Plain() && r.Now.Equal(now) && r.ClientID == use.ClientID && validKey(r.SuccessorHash) {
 		t, done, err := s.rotatePlain(ctx, hash, now, r)
-		if done {
-			return t, domain.RefreshRotate, err
+		switch {
+		case done && err != nil:
+			return domain.RefreshToken{}, 0, err // nothing was decided
+		case done:
+			return t, domain.RefreshRotate, nil
 		}
 	}
 	var (
@@ -409,9 +430,6 @@ func (s *Store) RotateRefreshToken(ctx context.Context, hash string, now time.Ti
 // changed nothing, and the locking transaction must decide.
 func (s *Store) rotatePlain(ctx context.Context, hash string, now time.Time, r domain.Rotation) (t domain.RefreshToken, done bool, err error) {
 	const op = "rotate refresh token"
-	if !validKey(r.SuccessorHash) {
-		return domain.RefreshToken{}, true, fail(op, errInvalidKey)
-	}
 	var (
 		tr refreshRow
 		gr grantRow

@@ -156,7 +156,7 @@ const (
 	sqlClaimCode = `WITH live AS (
 		SELECT * FROM grants
 		 WHERE id = (SELECT grant_id FROM codes
-		              WHERE hash = $1 AND redeemed_ns IS NULL AND client_id = $3 AND redirect_uri = $4
+		              WHERE hash = $1 AND redeemed_ns IS NULL AND expires_ns > $2 AND client_id = $3 AND redirect_uri = $4
 		                AND code_challenge = $5 AND resource = ALL($6::text[]))
 		   AND expires_ns > $2
 		   AND (has_upstream_refresh OR upstream_expiry_ns IS NULL OR upstream_expiry_ns > $2)
@@ -214,7 +214,8 @@ const (
 	// only for a token the snapshot shows the request may rotate.
 	sqlRotatePlain = `WITH live AS (
 		SELECT * FROM grants
-		 WHERE id = (SELECT grant_id FROM refresh_tokens WHERE hash = $1 AND rotated_ns IS NULL AND client_id = $4)
+		 WHERE id = (SELECT grant_id FROM refresh_tokens
+		              WHERE hash = $1 AND rotated_ns IS NULL AND expires_ns > $2 AND client_id = $4)
 		   AND expires_ns > $2
 		   FOR NO KEY UPDATE
 	), rotated AS (

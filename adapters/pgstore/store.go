@@ -239,6 +239,13 @@ func poolConfig(opts Options) (*pgxpool.Config, target, error) {
 			cc.RuntimeParams[k] = v
 		}
 	}
+	// Every statement outside rwTx is a transaction of its own at the
+	// session's default level, and the single-statement redemption and
+	// rotation rely on READ COMMITTED as rwTx does (sqlBegin): a waiter
+	// re-reads the row it waited for and matches nothing, where a stricter
+	// level would fail it with a serialization error. So it is set here,
+	// whatever the server's or the URL's default.
+	cc.RuntimeParams["default_transaction_isolation"] = "read committed"
 	return cfg, t, nil
 }
 

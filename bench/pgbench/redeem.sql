@@ -12,7 +12,7 @@
 WITH k AS MATERIALIZED (SELECT nextval('bench_code') AS n), live AS (
 	SELECT * FROM grants
 	 WHERE id = (SELECT grant_id FROM codes
-	              WHERE hash = (SELECT 'c' || n FROM k) AND redeemed_ns IS NULL AND client_id = 'client' AND redirect_uri = 'http://127.0.0.1:5555/callback'
+	              WHERE hash = (SELECT 'c' || n FROM k) AND redeemed_ns IS NULL AND expires_ns > :now AND client_id = 'client' AND redirect_uri = 'http://127.0.0.1:5555/callback'
 	                AND code_challenge = 'E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM' AND resource = ALL('{https://mcp.example.com/mcp}'::text[]))
 	   AND expires_ns > :now
 	   AND (has_upstream_refresh OR upstream_expiry_ns IS NULL OR upstream_expiry_ns > :now)

@@ -10,7 +10,8 @@
 \set now 1767225700000000000
 WITH k AS MATERIALIZED (SELECT nextval('bench_rotation') AS n), live AS (
 	SELECT * FROM grants
-	 WHERE id = (SELECT grant_id FROM refresh_tokens WHERE hash = (SELECT 't' || n FROM k) AND rotated_ns IS NULL AND client_id = 'client')
+	 WHERE id = (SELECT grant_id FROM refresh_tokens
+	              WHERE hash = (SELECT 't' || n FROM k) AND rotated_ns IS NULL AND expires_ns > :now AND client_id = 'client')
 	   AND expires_ns > :now
 	   FOR NO KEY UPDATE
 ), rotated AS (

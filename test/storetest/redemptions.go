@@ -84,6 +84,11 @@ func testRedemptions(t *testing.T, newStore func(*testing.T) ports.Store) {
 		"a malformed verifier": func(u *domain.CodeRedemption) { u.Verifier = "short" },
 		"another resource":     func(u *domain.CodeRedemption) { u.Resources = []string{"https://other.example.com/mcp"} },
 		"a malformed resource": func(u *domain.CodeRedemption) { u.Resources = []string{"not a url"} },
+		// Text a SQL database cannot take as a parameter must be refused
+		// like any other mismatch, not fail the store.
+		"a redirect URI of invalid UTF-8": func(u *domain.CodeRedemption) { u.RedirectURI += "\xff" },
+		"a redirect URI with a NUL":       func(u *domain.CodeRedemption) { u.RedirectURI += "\x00" },
+		"a resource of invalid UTF-8":     func(u *domain.CodeRedemption) { u.Resources = []string{"https://mcp.example.com/mcp?\xff"} },
 	}
 	for name, spoil := range burns {
 		t.Run("a request with "+name+" burns the code with its grant", func(t *testing.T) {
