@@ -171,11 +171,13 @@ func TestRefusedRequestsWriteNothing(t *testing.T) {
 	r := benchRedemption("rt-1")
 	c, ok := r.Claim()
 	require.True(t, ok)
-	claim := func(hash, challenge string) bool {
-		return writes(pgstore.ClaimCodeStatement, hash, pgstore.NS(benchNow), c.ClientID, c.RedirectURI, challenge,
-			c.Resources, "rt-x", pgstore.NS(benchNow.Add(time.Hour)))
+	claimAt := func(now time.Time, hash, challenge string) bool {
+		return writes(pgstore.ClaimCodeStatement, hash, pgstore.NS(now), c.ClientID, c.RedirectURI, challenge,
+			c.Resources, "rt-x", pgstore.NS(now.Add(time.Hour)))
 	}
+	claim := func(hash, challenge string) bool { return claimAt(benchNow, hash, challenge) }
 	require.True(t, claim(code.Hash, c.Challenge), "a claim writes (the test can tell)")
+	require.False(t, claimAt(code.ExpiresAt, code.Hash, c.Challenge), "an expired code writes nothing")
 	require.False(t, claim(code.Hash, "another-challenge"), "a mismatch on a fresh code writes nothing")
 	require.False(t, claim("code-made-up", c.Challenge), "a made-up code writes nothing")
 

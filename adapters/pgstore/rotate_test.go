@@ -90,3 +90,20 @@ func TestPlainRotationsRacingRevocationsAndRetriesNeverDeadlock(t *testing.T) {
 		}
 	}
 }
+
+// The presenter is the RefreshUse's client: a Rotation naming another
+// client does not let the single statement rotate a token its presenter
+// does not hold; the rule refuses it.
+func TestTheRotationStatementDecidesForThePresenterOnly(t *testing.T) {
+	s := openStore(t, pgtest.Schema(t))
+	g, code := benchGrant("g1")
+	require.NoError(t, s.CreateGrant(t.Context(), g, code))
+	_, _, err := s.RedeemCode(t.Context(), code.Hash, benchNow, benchRedemption("rt-1"))
+	require.NoError(t, err)
+
+	_, decision, err := s.RotateRefreshToken(t.Context(), "rt-1", benchNow, domain.RefreshUse{ClientID: "client-other"}, benchRotation("rt-2"))
+	require.ErrorIs(t, err, domain.ErrWrongClient)
+	require.Equal(t, domain.RefreshRefuse, decision)
+	_, err = s.GetRefreshToken(t.Context(), "rt-2", benchNow)
+	require.ErrorIs(t, err, domain.ErrNotFound, "nothing was rotated")
+}
