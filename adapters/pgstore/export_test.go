@@ -45,3 +45,36 @@ const (
 
 // NS is the stored form of a time.
 var NS = ns
+
+// Batcher is a batcher of a test's own statement, one batch in flight at
+// a time.
+type Batcher struct{ b *batcher }
+
+// NewBatcher returns a batcher of sql on the store's pool.
+func (s *Store) NewBatcher(sql string) Batcher {
+	return Batcher{newBatcher(s.pool, sql, s.timeout, 1, maxBatch)}
+}
+
+// QueryRow is queryRow.
+func (b Batcher) QueryRow(ctx context.Context, key string, args []any, dest ...any) (bool, error) {
+	return b.b.queryRow(ctx, key, args, dest...)
+}
+
+// Hold takes every slot, so that calls queue, until release.
+func (b Batcher) Hold() (release func()) {
+	for range cap(b.b.slots) {
+		b.b.slots <- struct{}{}
+	}
+	return func() {
+		for range cap(b.b.slots) {
+			<-b.b.slots
+		}
+	}
+}
+
+// Pending is how many calls wait for a batch.
+func (b Batcher) Pending() int {
+	b.b.mu.Lock()
+	defer b.b.mu.Unlock()
+	return len(b.b.pending)
+}

@@ -164,13 +164,13 @@ func (s *Store) claim(ctx context.Context, hash string, now time.Time, use domai
 		tokenExpiryNS    *int64
 	)
 	dest := append(append([]any{&claimed, &revoked}, cr.dest()...), gr.dest()...)
-	err = s.pool.QueryRow(ctx, sqlClaimCode, hash, ns(now), c.ClientID, c.RedirectURI, c.Challenge, c.Resources,
-		use.RefreshHash, ns(now.Add(use.RefreshTTL))).Scan(append(dest, &tokenExpiryNS)...)
+	found, err := s.claims.queryRow(ctx, hash, []any{hash, ns(now), c.ClientID, c.RedirectURI, c.Challenge, c.Resources,
+		use.RefreshHash, ns(now.Add(use.RefreshTTL))}, append(dest, &tokenExpiryNS)...)
 	switch {
-	case errors.Is(err, pgx.ErrNoRows):
-		return domain.AuthorizationCode{}, domain.Grant{}, true, fail(op, domain.ErrNotFound)
 	case err != nil:
 		return domain.AuthorizationCode{}, domain.Grant{}, true, fail(op, alreadyExists(err))
+	case !found:
+		return domain.AuthorizationCode{}, domain.Grant{}, true, fail(op, domain.ErrNotFound)
 	}
 	code, grant = cr.domain(), gr.domain()
 	switch {
@@ -434,13 +434,13 @@ func (s *Store) rotatePlain(ctx context.Context, hash string, now time.Time, r d
 		tr refreshRow
 		gr grantRow
 	)
-	err = s.pool.QueryRow(ctx, sqlRotatePlain, hash, ns(now), r.SuccessorHash, r.ClientID, ns(now.Add(r.TTL))).
-		Scan(append(tr.dest(), gr.dest()...)...)
+	found, err := s.rotations.queryRow(ctx, hash, []any{hash, ns(now), r.SuccessorHash, r.ClientID, ns(now.Add(r.TTL))},
+		append(tr.dest(), gr.dest()...)...)
 	switch {
-	case errors.Is(err, pgx.ErrNoRows):
-		return domain.RefreshToken{}, false, nil
 	case err != nil:
 		return domain.RefreshToken{}, true, fail(op, alreadyExists(err))
+	case !found:
+		return domain.RefreshToken{}, false, nil
 	}
 	g := gr.domain()
 	s.forgetGrant(g.ID)

@@ -110,6 +110,9 @@ type Store struct {
 	cache *caches
 	// listener runs while the store is open; nil without Options.Listen.
 	listener *listener
+	// claims and rotations group concurrent redemptions' claims and plain
+	// rotations into batches of one round trip and one commit.
+	claims, rotations *batcher
 }
 
 var _ ports.Store = (*Store)(nil)
@@ -136,6 +139,8 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		return nil, err
 	}
 	s := &Store{pool: pool, timeout: opts.Timeout}
+	s.claims = newBatcher(pool, sqlClaimCode, opts.Timeout, batchSlots(opts.MaxConns), maxBatch)
+	s.rotations = newBatcher(pool, sqlRotatePlain, opts.Timeout, batchSlots(opts.MaxConns), maxBatch)
 	if s.schema, err = tableSchema(ctx, pool, opts.Timeout); err != nil {
 		pool.Close()
 		return nil, connectionError(err, target)
