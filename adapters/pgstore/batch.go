@@ -87,6 +87,12 @@ func (b *batcher) queryRow(ctx context.Context, key string, args []any, dest ...
 	select {
 	case <-c.done:
 	case b.slots <- struct{}{}:
+		if ctx.Err() != nil && b.withdraw(c) {
+			// The slot and the end came together: a call that has ended
+			// leads no batch, whose deadline would be its own.
+			<-b.slots
+			return false, ctx.Err()
+		}
 		batch := b.take(c)
 		if batch != nil {
 			b.run(batch)

@@ -144,7 +144,9 @@ func TestCallsWithOneKeyNeverShareABatch(t *testing.T) {
 	}
 	xids := transactions(t, url)
 	require.NotEqual(t, xids["x1"], xids["x2"], "the second call of a key waits for the next batch")
-	require.Equal(t, xids["x1"], xids["y"], "the first batch carries everything else")
+	// Whichever call of the key leads the first batch, that batch carries
+	// the other key's call too.
+	require.Contains(t, []string{xids["x1"], xids["x2"]}, xids["y"])
 }
 
 func TestACallWithdrawnBeforeItsBatchIsNeverRun(t *testing.T) {

@@ -28,7 +28,11 @@
 // lets exactly one of concurrent claims match, and the refresh token is
 // inserted by the same statement. So is a refresh_token request's usual
 // rotation (RotateRefreshToken with a plain domain.Rotation: a live token
-// presented by its client; sqlRotatePlain). The operations whose decision
+// presented by its client; sqlRotatePlain). Concurrent claims, and
+// concurrent plain rotations, are sent in pipelined batches (batcher):
+// one round trip and one commit for every statement queued while the
+// batches in flight committed, each statement deciding for its own
+// request as it would alone. The operations whose decision
 // runs a caller's callback — RedeemCode and RotateRefreshToken otherwise
 // (a burn, a retry, a reuse, a rotation that renews the upstream session),
 // UpdateTransaction, ReplaceTransaction — are a READ COMMITTED transaction
