@@ -40,7 +40,9 @@
 // alike. The token benchmarks slice by count (tokenSlices slices of
 // tokenSliceRequests good requests per side and iteration: -benchtime 1x
 // is 8,000 per side), because each request spends a credential seeded
-// before the timer; the gateway benchmarks slice by time. They report
+// before the timer; the gateway benchmarks slice by time. The token sides
+// of the PostgreSQL benchmarks warm up when built and again just before
+// the timer (warmAgain), so that the first slice is not the only cold one. They report
 // each side's throughput, p50 and p99, and, where it helps, its process
 // CPU µs per request.
 //
@@ -86,8 +88,11 @@
 //     synchronous_commit or fsync is off), clients alternating between
 //     them; pgbench running bench/pgbench/redeem.sql, the same statements
 //     without the App, 50 clients, on a database of its own (its slices
-//     are pgbench runs of 1,000 transactions, timed by pgbench without
-//     connection set-up); and one App on bbolt (fsync) beside them.
+//     are pgbench runs of 5,000 transactions, timed by pgbench without
+//     connection set-up; one statement and one commit per transaction,
+//     where the Apps send concurrent statements in pipelined batches with
+//     one commit, see adapters/pgstore/batch.go); and one App on bbolt
+//     (fsync) beside them.
 //   - BenchmarkTokenAuthorizationCodePostgresReplays: the two Apps clean,
 //     with stolen-code replays and with client-retry replays, each replay
 //     sent to the other instance than the exchange it replays.
