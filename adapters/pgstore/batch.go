@@ -33,10 +33,13 @@ import (
 // committed transaction. The batch adds only that they commit together.
 // Two calls with one key (one code, one refresh token) never share a
 // batch, so that a statement never finds its own request's twin already
-// written in its transaction.
+// written in its transaction; and a batch takes no call whose key is in
+// a batch in flight, except its leader, so that two batches never wait
+// for each other's locks (their leaders' twins at most wait for the batch
+// that has them, as they would alone).
 //
 // A batch whose statement fails with an error of the server (a deadlock
-// between two batches, a unique violation) was rolled back whole, so its
+// with another transaction, a unique violation) was rolled back whole, so its
 // calls run again, each alone, and get their own answers. Any other
 // failure (the connection lost, the deadline passed) may have come after
 // the commit, so every call of the batch gets it as it is: an answer that
@@ -53,6 +56,8 @@ type batcher struct {
 
 	mu      sync.Mutex
 	pending []*batchCall
+	// inFlight counts the calls of each key in the batches running.
+	inFlight map[string]int
 }
 
 // batchCall is one execution of a batcher's statement: its arguments,
@@ -71,7 +76,7 @@ type batchCall struct {
 // newBatcher returns a batcher of sql on pool with slots batches in flight
 // at most, of max statements each.
 func newBatcher(pool *pgxpool.Pool, sql string, timeout time.Duration, slots, max int) *batcher {
-	return &batcher{pool: pool, sql: sql, timeout: timeout, max: max, slots: make(chan struct{}, slots)}
+	return &batcher{pool: pool, sql: sql, timeout: timeout, max: max, slots: make(chan struct{}, slots), inFlight: map[string]int{}}
 }
 
 // queryRow runs the statement with args, alone or in a batch, and scans
@@ -87,17 +92,7 @@ func (b *batcher) queryRow(ctx context.Context, key string, args []any, dest ...
 	select {
 	case <-c.done:
 	case b.slots <- struct{}{}:
-		if ctx.Err() != nil && b.withdraw(c) {
-			// The slot and the end came together: a call that has ended
-			// leads no batch, whose deadline would be its own.
-			<-b.slots
-			return false, ctx.Err()
-		}
-		batch := b.take(c)
-		if batch != nil {
-			b.run(batch)
-		}
-		<-b.slots
+		b.lead(c)
 		<-c.done
 	case <-ctx.Done():
 		if b.withdraw(c) {
@@ -108,10 +103,30 @@ func (b *batcher) queryRow(ctx context.Context, key string, args []any, dest ...
 	return c.found, c.err
 }
 
-// take removes the calls of the next batch from the queue: lead first,
-// then the others in the order they came, one per key, up to max, none
-// whose context has ended (its caller withdraws it). It returns nil when
-// another batch has taken lead already.
+// lead runs the batch c leads, when c is still queued (another batch may
+// have taken it), and gives the slot back whatever happens.
+func (b *batcher) lead(c *batchCall) {
+	defer func() { <-b.slots }()
+	if c.ctx.Err() != nil && b.withdraw(c) {
+		// The slot and the end came together: a call that has ended
+		// leads no batch.
+		c.err = c.ctx.Err()
+		close(c.done)
+		return
+	}
+	if batch := b.take(c); batch != nil {
+		b.run(batch)
+	}
+}
+
+// take removes the calls of the next batch from the queue and marks their
+// keys in flight: lead first, then the others in the order they came, up
+// to max. It leaves a call for a later batch when its key is in this
+// batch or in one in flight (so that two batches never wait for each
+// other's locks), when its context has ended (its caller withdraws it),
+// or when little of its time is left (it leads a batch of its own, whose
+// deadline is its own). A lead with little time left goes alone. take
+// returns nil when another batch has taken lead already.
 func (b *batcher) take(lead *batchCall) []*batchCall {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -120,11 +135,13 @@ func (b *batcher) take(lead *batchCall) []*batchCall {
 		return nil
 	}
 	batch := []*batchCall{lead}
+	alone := b.late(lead)
 	rest := b.pending[:0]
 	for j, c := range b.pending {
 		switch {
 		case j == i:
-		case len(batch) < b.max && c.ctx.Err() == nil && !slices.ContainsFunc(batch, func(in *batchCall) bool { return in.key == c.key }):
+		case !alone && len(batch) < b.max && c.ctx.Err() == nil && !b.late(c) && b.inFlight[c.key] == 0 &&
+			!slices.ContainsFunc(batch, func(in *batchCall) bool { return in.key == c.key }):
 			batch = append(batch, c)
 		default:
 			rest = append(rest, c)
@@ -132,7 +149,29 @@ func (b *batcher) take(lead *batchCall) []*batchCall {
 	}
 	clear(b.pending[len(rest):])
 	b.pending = rest
+	for _, c := range batch {
+		b.inFlight[c.key]++
+	}
 	return batch
+}
+
+// late reports whether less than half of the batcher's timeout is left
+// to c: a batch runs until the earliest deadline of its calls, and one
+// call that waited long must not cut the others' time short.
+func (b *batcher) late(c *batchCall) bool {
+	d, ok := c.ctx.Deadline()
+	return ok && time.Until(d) < b.timeout/2
+}
+
+// landed unmarks the keys of a batch that has ended.
+func (b *batcher) landed(batch []*batchCall) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, c := range batch {
+		if b.inFlight[c.key]--; b.inFlight[c.key] <= 0 {
+			delete(b.inFlight, c.key)
+		}
+	}
 }
 
 // withdraw removes c from the queue and reports whether it was still
@@ -148,22 +187,36 @@ func (b *batcher) withdraw(c *batchCall) bool {
 	return true
 }
 
+// errBatchAborted is the outcome of the calls of a batch whose run ended
+// in a panic: whether it committed is not known.
+var errBatchAborted = errors.New("statement batch aborted")
+
 // run executes batch and closes every call's done channel. It runs until
 // the earliest deadline of its calls, and is not cancelled with any one
 // of them: a client that goes away does not take the others' answers
 // with it.
 func (b *batcher) run(batch []*batchCall) {
 	defer func() {
+		r := recover()
+		if r != nil {
+			for _, c := range batch {
+				c.found, c.err = false, errBatchAborted
+			}
+		}
+		b.landed(batch)
 		for _, c := range batch {
 			close(c.done)
 		}
+		if r != nil {
+			panic(r)
+		}
 	}()
-	ctx, cancel := b.context(batch)
-	defer cancel()
 	if len(batch) == 1 {
-		b.single(ctx, batch[0])
+		b.single(batch[0])
 		return
 	}
+	ctx, cancel := batchContext(batch[0].ctx, batch, b.timeout)
+	defer cancel()
 	err := b.pool.AcquireFunc(ctx, func(conn *pgxpool.Conn) error {
 		var pb pgx.Batch
 		for _, c := range batch {
@@ -186,7 +239,7 @@ func (b *batcher) run(batch []*batchCall) {
 	case err == nil:
 	case rolledBack(err):
 		for _, c := range batch {
-			b.single(ctx, c)
+			b.single(c)
 		}
 	default:
 		for _, c := range batch {
@@ -195,26 +248,29 @@ func (b *batcher) run(batch []*batchCall) {
 	}
 }
 
-// single runs c's statement alone, in a transaction of its own.
-func (b *batcher) single(ctx context.Context, c *batchCall) {
+// single runs c's statement alone, in a transaction of its own, until
+// c's own deadline.
+func (b *batcher) single(c *batchCall) {
+	ctx, cancel := batchContext(c.ctx, []*batchCall{c}, b.timeout)
+	defer cancel()
 	c.found, c.err = scanRow(b.pool.QueryRow(ctx, b.sql, c.args...), c.dest)
 }
 
-// context is the batch's context: the values of its first call's (the
-// leader's: its trace), without its cancellation, and the earliest
-// deadline of the calls', or the batcher's timeout if none has one.
-func (b *batcher) context(batch []*batchCall) (context.Context, context.CancelFunc) {
+// batchContext is the context statements of calls run in: the values of
+// base (the leader's context: its trace), without its cancellation, and
+// the earliest deadline of the calls', or timeout if none has one.
+func batchContext(base context.Context, calls []*batchCall, timeout time.Duration) (context.Context, context.CancelFunc) {
 	var deadline time.Time
-	for _, c := range batch {
+	for _, c := range calls {
 		if d, ok := c.ctx.Deadline(); ok && (deadline.IsZero() || d.Before(deadline)) {
 			deadline = d
 		}
 	}
-	base := context.WithoutCancel(batch[0].ctx)
+	detached := context.WithoutCancel(base)
 	if deadline.IsZero() {
-		return context.WithTimeout(base, b.timeout)
+		return context.WithTimeout(detached, timeout)
 	}
-	return context.WithDeadline(base, deadline)
+	return context.WithDeadline(detached, deadline)
 }
 
 // scanRow scans row into dest: found is false, without an error, when the
@@ -237,7 +293,16 @@ func scanRow(row pgx.Row, dest []any) (found bool, err error) {
 // whether the commit happened.
 func rolledBack(err error) bool {
 	var pgErr *pgconn.PgError
-	return errors.As(err, &pgErr) && pgErr.Severity == "ERROR"
+	if !errors.As(err, &pgErr) {
+		return false
+	}
+	// Severity is in the server's language (lc_messages); the unlocalized
+	// one is sent by every supported server, the other is the fallback.
+	severity := pgErr.SeverityUnlocalized
+	if severity == "" {
+		severity = pgErr.Severity
+	}
+	return severity == "ERROR"
 }
 
 // maxBatch bounds the statements of one batch: more than the requests

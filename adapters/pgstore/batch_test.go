@@ -37,7 +37,7 @@ func probeBatcher(t *testing.T) (pgstore.Batcher, string) {
 	url := pgtest.Schema(t)
 	s := openStore(t, url)
 	pgtest.Exec(t, url, `CREATE TABLE probe (k text PRIMARY KEY, v int NOT NULL CHECK (v > 0))`)
-	return s.NewBatcher(probeInsert), url
+	return s.NewBatcher(probeInsert, 1), url
 }
 
 // runHeld sends calls while the batcher's slots are held, waits until
@@ -172,4 +172,126 @@ func TestACallWithdrawnBeforeItsBatchIsNeverRun(t *testing.T) {
 	xids := transactions(t, url)
 	require.NotContains(t, xids, "gone")
 	require.Contains(t, xids, "next")
+}
+
+// send starts c on b and waits until the batcher has queued it as the
+// want-th pending call: calls sent one after another this way lead in
+// that order, since blocked senders on a channel are woken first come,
+// first served.
+func send(t *testing.T, wg *sync.WaitGroup, b pgstore.Batcher, want int, c *probeCall, args ...any) {
+	t.Helper()
+	if c.ctx == nil {
+		c.ctx = t.Context()
+	}
+	if c.batchKey == "" {
+		c.batchKey = c.key
+	}
+	if args == nil {
+		args = []any{c.key, c.v}
+	}
+	wg.Go(func() {
+		c.found, c.err = b.QueryRow(c.ctx, c.batchKey, args, new(string))
+	})
+	require.Eventually(t, func() bool { return b.Pending() == want }, 5*time.Second, time.Millisecond)
+}
+
+func TestACallWithLittleTimeLeftDoesNotCutTheOthersShort(t *testing.T) {
+	b, url := probeBatcher(t)
+	// Another transaction inserts "a" and keeps it uncommitted for a
+	// while: the batch's insert of "a" waits for it.
+	conn, err := pgx.Connect(t.Context(), url)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = conn.Close(context.Background()) })
+	tx, err := conn.Begin(t.Context())
+	require.NoError(t, err)
+	_, err = tx.Exec(t.Context(), `INSERT INTO probe VALUES ('a', 1)`)
+	require.NoError(t, err)
+
+	short, cancel := context.WithTimeout(t.Context(), 200*time.Millisecond)
+	defer cancel()
+	lead, late, a, c := &probeCall{key: "lead", v: 1}, &probeCall{key: "late", v: 1, ctx: short},
+		&probeCall{key: "b", v: 1}, &probeCall{key: "c", v: 1}
+	a.key, a.batchKey = "a", "a"
+	release := b.Hold()
+	var wg sync.WaitGroup
+	for i, c := range []*probeCall{lead, late, a, c} {
+		send(t, &wg, b, i+1, c)
+	}
+	release()
+	time.Sleep(400 * time.Millisecond) // past the late call's deadline
+	require.NoError(t, tx.Rollback(t.Context()))
+	wg.Wait()
+
+	require.ErrorIs(t, late.err, context.DeadlineExceeded, "the call whose time ran out fails alone")
+	for _, c := range []*probeCall{lead, a, c} {
+		require.NoError(t, c.err, "%s: the batch ran on its own calls' time", c.key)
+		require.True(t, c.found, c.key)
+	}
+	require.NotContains(t, transactions(t, url), "late")
+}
+
+// lockProbe locks the probe_locks row $1 and sleeps $2 seconds holding
+// it: a statement that holds one lock while it waits for nothing.
+const lockProbe = `WITH locked AS MATERIALIZED (SELECT k FROM probe_locks WHERE k = $1 FOR UPDATE)
+	SELECT k FROM locked WHERE pg_sleep($2)::text = ''`
+
+func TestTwoBatchesNeverWaitForEachOthersLocks(t *testing.T) {
+	url := pgtest.Database(t)
+	// PostgreSQL breaks a deadlock after deadlock_timeout, and the batcher
+	// would then run the calls again alone: with a timeout longer than the
+	// calls' deadline, a deadlock fails the calls instead.
+	pgtest.Exec(t, url, `ALTER DATABASE `+pgx.Identifier{currentDatabase(t, url)}.Sanitize()+` SET deadlock_timeout = '1min'`)
+	s := openStore(t, url)
+	pgtest.Exec(t, url, `CREATE TABLE probe_locks (k text PRIMARY KEY); INSERT INTO probe_locks VALUES ('x'), ('y')`)
+	b := s.NewBatcher(lockProbe, 2)
+	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Second)
+	defer cancel()
+	release := b.Hold()
+	var wg sync.WaitGroup
+	// The first batch locks x, then y; the second would lock y, then x.
+	xa, ya := &probeCall{key: "x", ctx: ctx}, &probeCall{key: "y", ctx: ctx}
+	send(t, &wg, b, 1, xa, "x", 0.3)
+	send(t, &wg, b, 2, ya, "y", 0.0)
+	release()
+	require.Eventually(t, func() bool { return b.Pending() == 0 }, 5*time.Second, time.Millisecond)
+	yb, xb := &probeCall{key: "y", ctx: ctx}, &probeCall{key: "x", ctx: ctx}
+	send(t, &wg, b, 1, yb, "y", 0.3)
+	send(t, &wg, b, 2, xb, "x", 0.0)
+	release()
+	wg.Wait()
+
+	for _, c := range []*probeCall{xa, ya, yb, xb} {
+		require.NoError(t, c.err, "%s: the batches must not deadlock", c.key)
+		require.True(t, c.found, c.key)
+	}
+}
+
+// currentDatabase is the name of the database url points at.
+func currentDatabase(t *testing.T, url string) string {
+	t.Helper()
+	conn, err := pgx.Connect(t.Context(), url)
+	require.NoError(t, err)
+	defer conn.Close(context.Background())
+	var name string
+	require.NoError(t, conn.QueryRow(t.Context(), "SELECT current_database()").Scan(&name))
+	return name
+}
+
+func TestOnlyAnErrorOfSeverityErrorMeansTheBatchWasRolledBack(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		err  error
+		want bool
+	}{
+		{"an ERROR", &pgconn.PgError{Severity: "ERROR", SeverityUnlocalized: "ERROR", Code: "40P01"}, true},
+		{"an ERROR in the server's language", &pgconn.PgError{Severity: "FEHLER", SeverityUnlocalized: "ERROR", Code: "23505"}, true},
+		{"an ERROR from a server that sends no unlocalized severity", &pgconn.PgError{Severity: "ERROR"}, true},
+		{"wrapped", fmt.Errorf("batch: %w", &pgconn.PgError{SeverityUnlocalized: "ERROR"}), true},
+		{"a FATAL error ends the session: the commit is unknown", &pgconn.PgError{Severity: "FATAL", SeverityUnlocalized: "FATAL", Code: "57P01"}, false},
+		{"a localized FATAL", &pgconn.PgError{Severity: "ERROR", SeverityUnlocalized: "FATAL"}, false},
+		{"a lost connection", errors.New("unexpected EOF"), false},
+		{"a deadline", context.DeadlineExceeded, false},
+	} {
+		require.Equal(t, c.want, pgstore.RolledBack(c.err), c.name)
+	}
 }

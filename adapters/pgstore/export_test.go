@@ -46,13 +46,13 @@ const (
 // NS is the stored form of a time.
 var NS = ns
 
-// Batcher is a batcher of a test's own statement, one batch in flight at
-// a time.
+// Batcher is a batcher of a test's own statement.
 type Batcher struct{ b *batcher }
 
-// NewBatcher returns a batcher of sql on the store's pool.
-func (s *Store) NewBatcher(sql string) Batcher {
-	return Batcher{newBatcher(s.pool, sql, s.timeout, 1, maxBatch)}
+// NewBatcher returns a batcher of sql on the store's pool with slots
+// batches in flight at most.
+func (s *Store) NewBatcher(sql string, slots int) Batcher {
+	return Batcher{newBatcher(s.pool, sql, s.timeout, slots, maxBatch)}
 }
 
 // QueryRow is queryRow.
@@ -60,16 +60,13 @@ func (b Batcher) QueryRow(ctx context.Context, key string, args []any, dest ...a
 	return b.b.queryRow(ctx, key, args, dest...)
 }
 
-// Hold takes every slot, so that calls queue, until release.
+// Hold takes every slot, so that calls queue; each call of release gives
+// one back.
 func (b Batcher) Hold() (release func()) {
 	for range cap(b.b.slots) {
 		b.b.slots <- struct{}{}
 	}
-	return func() {
-		for range cap(b.b.slots) {
-			<-b.b.slots
-		}
-	}
+	return func() { <-b.b.slots }
 }
 
 // Pending is how many calls wait for a batch.
@@ -78,3 +75,6 @@ func (b Batcher) Pending() int {
 	defer b.b.mu.Unlock()
 	return len(b.b.pending)
 }
+
+// RolledBack is rolledBack.
+var RolledBack = rolledBack
