@@ -70,16 +70,18 @@ func (s *Store) DeleteClient(ctx context.Context, id string) (int, error) {
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
 	var revoked []string
-	err := pgx.BeginTxFunc(ctx, s.pool, pgx.TxOptions{IsoLevel: pgx.ReadCommitted}, func(tx pgx.Tx) error {
-		tag, err := tx.Exec(ctx, sqlDeleteClient, id)
-		if err != nil {
+	err := againOnDeadlock(ctx, func() error {
+		return pgx.BeginTxFunc(ctx, s.pool, pgx.TxOptions{IsoLevel: pgx.ReadCommitted}, func(tx pgx.Tx) error {
+			tag, err := tx.Exec(ctx, sqlDeleteClient, id)
+			if err != nil {
+				return err
+			}
+			if tag.RowsAffected() == 0 {
+				return domain.ErrNotFound
+			}
+			revoked, err = revokeGrants(ctx, tx, ports.GrantFilter{ClientID: id})
 			return err
-		}
-		if tag.RowsAffected() == 0 {
-			return domain.ErrNotFound
-		}
-		revoked, err = revokeGrants(ctx, tx, ports.GrantFilter{ClientID: id})
-		return err
+		})
 	})
 	if s.cache != nil {
 		s.cache.clients.Forget(id)
@@ -142,7 +144,11 @@ func (s *Store) RevokeGrants(ctx context.Context, filter ports.GrantFilter) (int
 	}
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
-	revoked, err := revokeGrants(ctx, s.pool, filter)
+	var revoked []string
+	err := againOnDeadlock(ctx, func() (err error) {
+		revoked, err = revokeGrants(ctx, s.pool, filter)
+		return err
+	})
 	s.forgetGrants(revoked, err)
 	if err != nil {
 		return 0, fail(op, err)

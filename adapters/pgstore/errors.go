@@ -20,6 +20,7 @@ import (
 // SQLSTATE codes the store acts on.
 const (
 	codeUniqueViolation = "23505"
+	codeDeadlock        = "40P01"
 	codeInvalidPassword = "28P01"
 	codeInvalidAuth     = "28000"
 	codeUnknownDatabase = "3D000"
@@ -179,4 +180,23 @@ func scrub(text, password string) string {
 	}
 	text = urlPassword.ReplaceAllString(text, "${1}xxxxx@")
 	return kvPassword.ReplaceAllString(text, "${1}xxxxx")
+}
+
+// deadlockAttempts bounds how often againOnDeadlock runs its function.
+const deadlockAttempts = 3
+
+// againOnDeadlock runs fn, and again (deadlockAttempts times in all)
+// while PostgreSQL breaks a deadlock by aborting fn's transaction, of
+// which nothing was then committed. A revocation of several grants locks
+// them in the order its scan meets them, which a batch of redemptions
+// holding two of them in the other order can cross (see batcher); the
+// operator who asked for it should not see that.
+func againOnDeadlock(ctx context.Context, fn func() error) error {
+	var err error
+	for range deadlockAttempts {
+		if err = fn(); pgCode(err) != codeDeadlock || ctx.Err() != nil {
+			return err
+		}
+	}
+	return err
 }
