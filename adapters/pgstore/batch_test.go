@@ -175,9 +175,10 @@ func TestACallWithdrawnBeforeItsBatchIsNeverRun(t *testing.T) {
 }
 
 // send starts c on b and waits until the batcher has queued it as the
-// want-th pending call: calls sent one after another this way lead in
+// want-th pending call, and a little more, for its goroutine to block on
+// the batch slots: calls sent one after another this way usually lead in
 // that order, since blocked senders on a channel are woken first come,
-// first served.
+// first served. The tests that use it hold whichever call leads.
 func send(t *testing.T, wg *sync.WaitGroup, b pgstore.Batcher, want int, c *probeCall, args ...any) {
 	t.Helper()
 	if c.ctx == nil {
@@ -193,6 +194,7 @@ func send(t *testing.T, wg *sync.WaitGroup, b pgstore.Batcher, want int, c *prob
 		c.found, c.err = b.QueryRow(c.ctx, c.batchKey, args, new(string))
 	})
 	require.Eventually(t, func() bool { return b.Pending() == want }, 5*time.Second, time.Millisecond)
+	time.Sleep(20 * time.Millisecond)
 }
 
 func TestACallWithLittleTimeLeftDoesNotCutTheOthersShort(t *testing.T) {
@@ -222,12 +224,20 @@ func TestACallWithLittleTimeLeftDoesNotCutTheOthersShort(t *testing.T) {
 	require.NoError(t, tx.Rollback(t.Context()))
 	wg.Wait()
 
-	require.ErrorIs(t, late.err, context.DeadlineExceeded, "the call whose time ran out fails alone")
 	for _, c := range []*probeCall{lead, a, c} {
 		require.NoError(t, c.err, "%s: the batch ran on its own calls' time", c.key)
 		require.True(t, c.found, c.key)
 	}
-	require.NotContains(t, transactions(t, url), "late")
+	xids := transactions(t, url)
+	if late.err == nil {
+		// The late call got the slot first (a loaded machine may wake it
+		// before the lead) and went alone, within its time.
+		require.True(t, late.found)
+		require.NotEqual(t, xids["lead"], xids["late"], "a late call leads a batch of its own")
+		return
+	}
+	require.ErrorIs(t, late.err, context.DeadlineExceeded, "the call whose time ran out fails alone")
+	require.NotContains(t, xids, "late")
 }
 
 // lockProbe locks the probe_locks row $1 and sleeps $2 seconds holding
