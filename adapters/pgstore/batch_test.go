@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -303,5 +304,50 @@ func TestOnlyAnErrorOfSeverityErrorMeansTheBatchWasRolledBack(t *testing.T) {
 		{"a deadline", context.DeadlineExceeded, false},
 	} {
 		require.Equal(t, c.want, pgstore.RolledBack(c.err), c.name)
+	}
+}
+
+// panicky is a scan target that panics, as a defect in a row's decoding
+// would.
+type panicky struct{}
+
+func (*panicky) Scan(any) error { panic("decoding defect") }
+
+func TestABatchThatPanicsAnswersEveryCallAndGivesItsSlotBack(t *testing.T) {
+	b, _ := probeBatcher(t)
+	release := b.Hold()
+	var (
+		wg       sync.WaitGroup
+		panicked = make([]any, 2)
+		errs     = make([]error, 2)
+	)
+	dests := []any{new(string), new(panicky)}
+	for i, key := range []string{"fine", "defect"} {
+		wg.Go(func() {
+			defer func() { panicked[i] = recover() }()
+			_, errs[i] = b.QueryRow(t.Context(), key, []any{key, 1}, dests[i])
+		})
+		require.Eventually(t, func() bool { return b.Pending() == i+1 }, 5*time.Second, time.Millisecond)
+	}
+	release()
+	wg.Wait()
+
+	leader := slices.IndexFunc(panicked, func(p any) bool { return p != nil })
+	require.GreaterOrEqual(t, leader, 0, "the panic reaches the goroutine that ran the batch")
+	require.Equal(t, "decoding defect", panicked[leader])
+	other := 1 - leader
+	require.Nil(t, panicked[other])
+	require.ErrorIs(t, errs[other], pgstore.ErrBatchAborted, "the other call gets an error, not an empty answer")
+
+	done := make(chan error, 1)
+	go func() {
+		_, err := b.QueryRow(t.Context(), "after", []any{"after", 1}, new(string))
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		require.NoError(t, err, "the slot was given back")
+	case <-time.After(5 * time.Second):
+		t.Fatal("the slot leaked: a later call never ran")
 	}
 }

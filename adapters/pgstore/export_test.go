@@ -78,3 +78,6 @@ func (b Batcher) Pending() int {
 
 // RolledBack is rolledBack.
 var RolledBack = rolledBack
+
+// ErrBatchAborted is errBatchAborted.
+var ErrBatchAborted = errBatchAborted
