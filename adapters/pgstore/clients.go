@@ -41,7 +41,8 @@ func (s *Store) CreateClient(ctx context.Context, c domain.Client) error {
 }
 
 // GetClient returns a client by id: from memory when the store caches (see
-// cache.go), else from the database.
+// cache.go), else from the database, in one read for all the callers that
+// miss it at once (reads).
 func (s *Store) GetClient(ctx context.Context, id string) (domain.Client, error) {
 	const op = "get client"
 	if err := ctx.Err(); err != nil {
@@ -51,25 +52,36 @@ func (s *Store) GetClient(ctx context.Context, id string) (domain.Client, error)
 		return domain.Client{}, fail(op, domain.ErrNotFound)
 	}
 	if s.cache == nil {
-		return s.readClient(ctx, op, id)
+		c, err := s.readClient(ctx, id)
+		if err != nil {
+			return domain.Client{}, fail(op, err)
+		}
+		return c, nil
 	}
 	if c, ok := s.cache.client(id); ok {
 		return c, nil
 	}
 	epoch := s.cache.clients.Epoch()
-	c, err := s.readClient(ctx, op, id)
-	if err == nil {
-		s.cache.fillClient(epoch, c)
+	c, err := s.clientReads.do(ctx, id, epoch, func(ctx context.Context) (domain.Client, error) {
+		c, err := s.readClient(ctx, id)
+		if err == nil {
+			s.cache.fillClient(epoch, c)
+		}
+		return c, err
+	})
+	if err != nil {
+		return domain.Client{}, fail(op, err)
 	}
-	return c, err
+	return c.Clone(), nil
 }
 
-func (s *Store) readClient(ctx context.Context, op, id string) (domain.Client, error) {
+// readClient reads client id from the database.
+func (s *Store) readClient(ctx context.Context, id string) (domain.Client, error) {
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
 	var r clientRow
 	if err := s.pool.QueryRow(ctx, sqlGetClient, id).Scan(r.dest()...); err != nil {
-		return domain.Client{}, fail(op, notFound(err))
+		return domain.Client{}, notFound(err)
 	}
 	return r.domain(), nil
 }

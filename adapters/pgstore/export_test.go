@@ -7,6 +7,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/oidcproxy/oidcproxy/domain"
+	"github.com/oidcproxy/oidcproxy/internal/gencache"
 )
 
 // WithListenerDial returns opts whose listening connection is made by
@@ -81,3 +82,29 @@ var RolledBack = rolledBack
 
 // ErrBatchAborted is errBatchAborted.
 var ErrBatchAborted = errBatchAborted
+
+// Reads is a reads of strings, for a test's own read function.
+type Reads struct{ r *reads[string] }
+
+// NewReads returns an empty Reads.
+func NewReads() Reads { return Reads{&reads[string]{}} }
+
+// Do is reads.do.
+func (r Reads) Do(ctx context.Context, id string, epoch uint64, read func(context.Context) (string, error)) (string, error) {
+	return r.r.do(ctx, id, gencache.Epoch(epoch), read)
+}
+
+// Waiting is how many callers joined a read of id in flight.
+func (r Reads) Waiting(id string) int { return r.r.waiting(id) }
+
+// ErrReadAborted is errReadAborted.
+var ErrReadAborted = errReadAborted
+
+// WaitingReads is how many callers joined the store's read of client or
+// grant id in flight.
+func (s *Store) WaitingReads(id string) int {
+	return s.clientReads.waiting(id) + s.grantReads.waiting(id)
+}
+
+// PoolAcquires is how many times the store took a connection of its pool.
+func (s *Store) PoolAcquires() int64 { return s.pool.Stat().AcquireCount() }

@@ -47,7 +47,8 @@ func (s *Store) CreateGrant(ctx context.Context, g domain.Grant, code domain.Aut
 }
 
 // GetGrant returns a live grant: from memory when the store caches (see
-// cache.go), else from the database.
+// cache.go), else from the database, in one read for all the callers that
+// miss it at once (reads).
 func (s *Store) GetGrant(ctx context.Context, id string, now time.Time) (domain.Grant, error) {
 	const op = "get grant"
 	if err := ctx.Err(); err != nil {
@@ -57,25 +58,43 @@ func (s *Store) GetGrant(ctx context.Context, id string, now time.Time) (domain.
 		return domain.Grant{}, fail(op, domain.ErrNotFound)
 	}
 	if s.cache == nil {
-		return s.readGrant(ctx, op, id, now)
+		g, err := s.readGrant(ctx, id, now)
+		if err != nil {
+			return domain.Grant{}, fail(op, err)
+		}
+		return g, nil
 	}
 	if g, ok := s.cache.grant(id, now); ok {
 		return g, nil
 	}
 	epoch := s.cache.grants.Epoch()
-	g, err := s.readGrant(ctx, op, id, now)
-	if err == nil {
-		s.cache.fillGrant(epoch, g)
+	g, err := s.grantReads.do(ctx, id, epoch, func(ctx context.Context) (domain.Grant, error) {
+		g, err := s.readGrant(ctx, id, now)
+		if err == nil {
+			s.cache.fillGrant(epoch, g)
+		}
+		return g, err
+	})
+	switch {
+	case err != nil:
+		return domain.Grant{}, fail(op, err)
+	case g.Expired(now):
+		// The read was for the now of the caller that led it, which
+		// may be earlier than this caller's. (A later one can only have
+		// found gone a grant that was about to expire for this caller:
+		// refused a moment early, never served late.)
+		return domain.Grant{}, fail(op, domain.ErrNotFound)
 	}
-	return g, err
+	return grantCopy(g), nil
 }
 
-func (s *Store) readGrant(ctx context.Context, op, id string, now time.Time) (domain.Grant, error) {
+// readGrant reads grant id from the database if it is live at now.
+func (s *Store) readGrant(ctx context.Context, id string, now time.Time) (domain.Grant, error) {
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
 	var r grantRow
 	if err := s.pool.QueryRow(ctx, sqlGetGrant, id, ns(now)).Scan(r.dest()...); err != nil {
-		return domain.Grant{}, fail(op, notFound(err))
+		return domain.Grant{}, notFound(err)
 	}
 	return r.domain(), nil
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/oidcproxy/oidcproxy/domain"
 	"github.com/oidcproxy/oidcproxy/ports"
 )
 
@@ -113,6 +114,10 @@ type Store struct {
 	// claims and rotations group concurrent redemptions' claims and plain
 	// rotations into batches of one round trip and one commit.
 	claims, rotations *batcher
+	// clientReads and grantReads coalesce the cache's concurrent misses
+	// of one record into one read.
+	clientReads reads[domain.Client]
+	grantReads  reads[domain.Grant]
 }
 
 var _ ports.Store = (*Store)(nil)
