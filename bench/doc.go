@@ -55,6 +55,11 @@
 //	  go test -run '^$' -bench 'TokenAuthorizationCode' -benchtime 1x ./bench
 //	go tool pprof -top -cum /tmp/prof/BenchmarkTokenAuthorizationCode_fsync_*.cpu
 //
+// OIDCPROXY_BENCH_SLICES=1 logs every slice of the interleaved benchmarks
+// (with -v): its side, when it began, its duration and its p50, p99 and
+// maximum latency. A run's p99 is often made by one or two slices; this
+// shows which, and which side ran just before them.
+//
 // OIDCPROXY_BENCH_TUNE=1 enables BenchmarkBatchTuning, a grid of the
 // store's group-commit cap (boltstore.Options MaxBatchSize) under the
 // authorization_code load.

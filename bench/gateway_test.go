@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/pprof"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -464,14 +465,17 @@ func runSides(b *testing.B, rounds int, sides []side, beforeTimed func()) []side
 		beforeTimed()
 	}
 	b.ResetTimer()
+	start := time.Now()
 	for iter := range b.N {
 		for round := range rounds {
 			for k := range sides {
 				i := (iter*rounds + round + k) % len(sides)
 				seq++
 				stop := profileSlice(b, sides[i].name, seq)
+				began := time.Since(start)
 				r, err := sides[i].slice(ctx)
 				stop()
+				logSlice(b, seq, sides[i].name, began, r)
 				results[i] = append(results[i], r)
 				if err != nil {
 					b.Fatalf("%s: %v", sides[i].name, err)
@@ -485,6 +489,23 @@ func runSides(b *testing.B, rounds int, sides []side, beforeTimed func()) []side
 		stats[i] = mergeSlices(results[i])
 	}
 	return stats
+}
+
+// slicesEnv names the variable that makes runSides log every slice.
+const slicesEnv = "OIDCPROXY_BENCH_SLICES"
+
+// logSlice logs one slice when slicesEnv is set: its side, when it began
+// after the first, how long it took and its latencies. A p99 over a whole
+// run can hide that a few slices made it; this shows which, and what ran
+// just before them.
+func logSlice(b *testing.B, seq int, name string, began time.Duration, r sliceResult) {
+	b.Helper()
+	if os.Getenv(slicesEnv) == "" {
+		return
+	}
+	l := latencies{all: slices.Clone(r.latencies)}
+	b.Logf("slice %d %s: at +%.3f s, %.3f s, %d requests, p50 %.1f ms, p99 %.1f ms, max %.1f ms",
+		seq, name, began.Seconds(), r.elapsed.Seconds(), r.requests, l.quantile(0.50), l.quantile(0.99), l.quantile(1))
 }
 
 // profileSlice starts a CPU profile of one slice when profileEnv is set
