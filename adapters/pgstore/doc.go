@@ -59,7 +59,9 @@
 // changed (listen.go), and forgets its own changes when they commit. A
 // cached record is served only while that connection is up, and for at
 // most Options.CacheTTL: a lost notification can never keep a revoked
-// grant usable longer (cache.go). The same notifications tell
+// grant usable longer (cache.go). Requests that miss one record together
+// (as all those in flight do when a hot client or grant ages out) share
+// one read of it (reads.go). The same notifications tell
 // KeyRingChanges' reader that the signing key ring changed.
 //
 // Sweeping. One instance sweeps at a time, under an advisory lock of the
