@@ -17,8 +17,9 @@ import (
 //
 //   - the listener is connected (caches.live). Every change that could
 //     make a cached grant or client wrong is notified by a trigger in the
-//     changing transaction (migrations/0004_notify.sql); the listener
-//     forgets the record on arrival, within milliseconds of the commit.
+//     changing transaction (migrations/0004_notify.sql and 0007); the
+//     listener forgets the record on arrival, within milliseconds of the
+//     commit.
 //     While the listener is disconnected nothing is served from memory or
 //     put into it, and the caches are emptied when it is lost and again
 //     when it is back: a notification missed in between cannot leave a

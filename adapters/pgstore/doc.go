@@ -52,9 +52,10 @@
 // Caches and notifications (Options.Listen, which a server sets). Grants
 // and clients are kept in memory, so that the gateway's bearer check and
 // the client lookup of the token endpoint cost no round trip. Triggers
-// (migrations/0004_notify.sql) NOTIFY every change that could make a
-// cached copy wrong, in the changing transaction, so a notification goes
-// out when and only when the change commits, whichever statement made it;
+// (migrations/0004_notify.sql, and 0007 for updates of a grant) NOTIFY
+// every change that could make a cached copy wrong, in the changing
+// transaction, so a notification goes out when and only when the change
+// commits, whichever statement made it;
 // each store LISTENs on a connection of its own and forgets what was
 // changed (listen.go), and forgets its own changes when they commit. A
 // cached record is served only while that connection is up, and for at

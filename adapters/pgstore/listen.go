@@ -12,9 +12,9 @@ import (
 
 // The listener keeps one connection of its own (outside the pool, which
 // hands connections out per query) in LISTEN on the channel that the
-// triggers of migrations/0004_notify.sql notify. For each notification of
-// this store's schema it forgets the grant or client named (the whole
-// cache when none is named) or reports a key-ring change.
+// triggers of migrations/0004_notify.sql (and 0007) notify. For each
+// notification of this store's schema it forgets the grant or client
+// named (the whole cache when none is named) or reports a key-ring change.
 //
 // It is a plain pgconn connection with WaitForNotification rather than
 // github.com/jackc/pgxlisten, because what this needs most is exactly what

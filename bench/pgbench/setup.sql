@@ -13,13 +13,20 @@ DROP SEQUENCE IF EXISTS bench_code;
 CREATE SEQUENCE bench_code;
 DROP SEQUENCE IF EXISTS bench_rotation;
 CREATE SEQUENCE bench_rotation;
--- Expiries far ahead, in nanoseconds like every time column.
+-- Expiries far ahead, in nanoseconds like every time column, but for the
+-- grants': a day after their creation, as the App's are (created with the
+-- refresh-token lifetime), so that a rotation (rotate.sql: :now plus a day)
+-- extends its grant as it does in the App. A grant expiring later would be
+-- shortened by every rotation, which notifies the other instances (0004's
+-- trigger), and notifying commits take turns on one lock of the server:
+-- seeded that way, rotate.sql measured about half the rotations the App's
+-- statement costs.
 INSERT INTO grants (id, client_id, subject, identity, scopes, resource, sealed_upstream,
                     upstream_expiry_ns, has_upstream_refresh, created_ns, expires_ns)
 SELECT 'g' || n, 'client', 'subject-' || n,
        '{"sub":"subject","iss":"https://idp.example.com","email":"user@example.com","claims":{"groups":["a","b"]}}',
        '{openid,email,offline_access}', 'https://mcp.example.com/mcp', decode(repeat('ab', 200), 'hex'),
-       4102444800000000000, true, 1767225600000000000, 4102444800000000000
+       4102444800000000000, true, 1767225600000000000, 1767312000000000000
 FROM generate_series(1, :codes) AS n;
 INSERT INTO codes (hash, grant_id, client_id, redirect_uri, code_challenge, scopes, resource,
                    issued_ns, expires_ns, redeemed_ns)
