@@ -1,6 +1,7 @@
 package e2e_test
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -11,8 +12,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/require"
 
+	"github.com/oidcproxy/oidcproxy/domain"
 	"github.com/oidcproxy/oidcproxy/test/pgtest"
 )
 
@@ -127,6 +130,8 @@ func loseTheDatabaseDuringALoadRun(t *testing.T, o outage) {
 		f := newFlow(t, client)
 		unredeemed = append(unredeemed, pending{c.authorize(t, f).Query().Get("code"), f.Verifier})
 	}
+	require.True(t, codeStored(t, c.Env["OIDC_PROXY_DATABASE_URL"], unredeemed[0].code),
+		"codeStored finds a code the instances stored (else its check at the end could not fail)")
 
 	httpClient := &http.Client{Timeout: 10 * time.Second}
 	start := time.Now()
@@ -228,7 +233,9 @@ func loseTheDatabaseDuringALoadRun(t *testing.T, o outage) {
 	require.Positive(t, unavailable, "the clients saw the database go")
 
 	// No code issued tokens twice; the refresh tokens of codes whose other
-	// request never reached the database (503) stay good.
+	// request was answered 503 stay good, unless that request was a replay
+	// that revoked the grant (see codeStored).
+	exchanged := map[string]string{} // refresh token → the code it came from
 	for i, pair := range codeRuns {
 		ok := 0
 		for _, a := range pair {
@@ -248,6 +255,7 @@ func loseTheDatabaseDuringALoadRun(t *testing.T, o outage) {
 		for j, a := range pair {
 			if a.Status == http.StatusOK && pair[1-j].Status == http.StatusServiceUnavailable {
 				acked = append(acked, a.Refresh)
+				exchanged[a.Refresh] = unredeemed[i].code
 			}
 		}
 	}
@@ -255,6 +263,32 @@ func loseTheDatabaseDuringALoadRun(t *testing.T, o outage) {
 	// Every refresh token a client was given is in the database.
 	for i, rt := range acked {
 		a := postTokenTo(httpClient, c.Direct[i%2], refreshForm(client, rt), start)
+		if code, ok := exchanged[rt]; ok && a.Status == http.StatusBadRequest && a.Error == "invalid_grant" {
+			require.False(t, codeStored(t, c.Env["OIDC_PROXY_DATABASE_URL"], code),
+				"acknowledged refresh token %d is refused while its grant is still stored: a lost write", i)
+			continue
+		}
 		require.Equal(t, http.StatusOK, a.Status, "acknowledged refresh token %d: %q", i, a.Error)
 	}
+}
+
+// codeStored reports whether an authorization code is still in the
+// database, and with it its grant (deleting a grant deletes its codes).
+//
+// A 503 does not say that a request never reached the database: the
+// database may go after the request's statement committed and before its
+// answer arrived, and the instance cannot know which (it answers 503 for
+// an unknown outcome). When that request was the second of a code's
+// concurrent pair, it was a replay with everything the client holds, and
+// it revoked the grant, as it must: the first request's refresh token is
+// then rightly refused. A lost write looks otherwise: the grant and its
+// redeemed code are still there, without the token.
+func codeStored(t *testing.T, dbURL, code string) bool {
+	t.Helper()
+	conn, err := pgx.Connect(t.Context(), dbURL)
+	require.NoError(t, err)
+	defer conn.Close(context.Background())
+	var stored bool
+	require.NoError(t, conn.QueryRow(t.Context(), "SELECT EXISTS (SELECT FROM codes WHERE hash = $1)", domain.HashToken(code)).Scan(&stored))
+	return stored
 }
