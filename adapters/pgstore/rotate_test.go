@@ -8,6 +8,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/oidcproxy/oidcproxy/adapters/pgstore"
 	"github.com/oidcproxy/oidcproxy/domain"
 	"github.com/oidcproxy/oidcproxy/test/pgtest"
 )
@@ -18,15 +19,22 @@ func benchRotation(successor string) domain.Rotation {
 	return domain.Rotation{ClientID: "client", SuccessorHash: successor, TTL: 24 * time.Hour, Now: benchNow}
 }
 
+// redeemedGrant stores benchGrant(id) and redeems its code, so that the
+// grant's live refresh token is refresh.
+func redeemedGrant(t *testing.T, s *pgstore.Store, id, refresh string) {
+	t.Helper()
+	g, code := benchGrant(id)
+	require.NoError(t, s.CreateGrant(t.Context(), g, code))
+	_, _, err := s.RedeemCode(t.Context(), code.Hash, benchNow, benchRedemption(refresh))
+	require.NoError(t, err)
+}
+
 // The usual refresh, a live token presented by its client, is decided by
 // the one statement that rotates it; anything else is left to the locking
 // transaction, and the statement changed nothing.
 func TestTheRotationStatementDecidesTheUsualRefresh(t *testing.T) {
 	s := openStore(t, pgtest.Schema(t))
-	g, code := benchGrant("g1")
-	require.NoError(t, s.CreateGrant(t.Context(), g, code))
-	_, _, err := s.RedeemCode(t.Context(), code.Hash, benchNow, benchRedemption("rt-1"))
-	require.NoError(t, err)
+	redeemedGrant(t, s, "g1", "rt-1")
 
 	other := benchRotation("rt-other")
 	other.ClientID = "client-other"
@@ -60,10 +68,7 @@ func TestPlainRotationsRacingRevocationsAndRetriesNeverDeadlock(t *testing.T) {
 	const rounds = 40
 	for i := range rounds {
 		for _, id := range []string{fmt.Sprintf("r%d", i), fmt.Sprintf("q%d", i)} {
-			g, code := benchGrant(id)
-			require.NoError(t, s.CreateGrant(t.Context(), g, code))
-			_, _, err := s.RedeemCode(t.Context(), code.Hash, benchNow, benchRedemption("rt-"+id))
-			require.NoError(t, err)
+			redeemedGrant(t, s, id, "rt-"+id)
 		}
 		// q<i>'s first token is rotated already: presenting it again
 		// within the window is a retry, through the transaction.
@@ -96,10 +101,7 @@ func TestPlainRotationsRacingRevocationsAndRetriesNeverDeadlock(t *testing.T) {
 // does not hold; the rule refuses it.
 func TestTheRotationStatementDecidesForThePresenterOnly(t *testing.T) {
 	s := openStore(t, pgtest.Schema(t))
-	g, code := benchGrant("g1")
-	require.NoError(t, s.CreateGrant(t.Context(), g, code))
-	_, _, err := s.RedeemCode(t.Context(), code.Hash, benchNow, benchRedemption("rt-1"))
-	require.NoError(t, err)
+	redeemedGrant(t, s, "g1", "rt-1")
 
 	_, decision, err := s.RotateRefreshToken(t.Context(), "rt-1", benchNow, domain.RefreshUse{ClientID: "client-other"}, benchRotation("rt-2"))
 	require.ErrorIs(t, err, domain.ErrWrongClient)
